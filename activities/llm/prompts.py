@@ -1,0 +1,73 @@
+"""Prompt templates kept as data in contracts/, validated when a worker starts."""
+
+from __future__ import annotations
+
+import hashlib
+import string
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from models.errors import describe_validation_error
+
+DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "contracts" / "prompts.toml"
+
+
+class PromptTemplate(BaseModel):
+    version: str = Field(min_length=1)
+    system: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+
+    @property
+    def digest(self) -> str:
+        text = f"{self.version}\0{self.system}\0{self.user}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    system: str
+    user: str
+    prompt_hash: str
+
+
+class PromptError(ValueError):
+    """A prompt file is invalid, a prompt id is unknown, or a variable is missing."""
+
+
+class PromptBook:
+    def __init__(self, templates: dict[str, PromptTemplate]) -> None:
+        self._templates = templates
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_PROMPTS) -> PromptBook:
+        """Fail fast, naming the file and field, rather than on the first call."""
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise PromptError(f"{path}: {err}") from err
+        templates: dict[str, PromptTemplate] = {}
+        for prompt_id, fields in raw.items():
+            try:
+                templates[prompt_id] = PromptTemplate.model_validate(fields)
+            except ValidationError as err:
+                raise PromptError(
+                    f"{path} [{prompt_id}]: {describe_validation_error(err)}"
+                ) from err
+        return cls(templates)
+
+    def ids(self) -> set[str]:
+        return set(self._templates)
+
+    def render(self, prompt_id: str, variables: dict[str, str]) -> RenderedPrompt:
+        template = self._templates.get(prompt_id)
+        if template is None:
+            raise PromptError(f"unknown prompt {prompt_id!r}")
+        try:
+            system = string.Template(template.system).substitute(variables)
+            user = string.Template(template.user).substitute(variables)
+        except KeyError as err:
+            raise PromptError(f"prompt {prompt_id!r} needs variable {err.args[0]!r}") from err
+        return RenderedPrompt(system=system, user=user, prompt_hash=template.digest)

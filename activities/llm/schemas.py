@@ -1,0 +1,11 @@
+"""Output models a call may name; the gateway validates model output against them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from models.research import Draft, RefinedQueries, ResearchPlan, ReviewVerdict
+
+OUTPUT_MODELS: dict[str, type[BaseModel]] = {
+    model.__name__: model for model in (ResearchPlan, RefinedQueries, Draft, ReviewVerdict)
+}

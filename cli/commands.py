@@ -1,0 +1,232 @@
+"""The client's commands: each takes a connected client and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from cli.render import progress_line, report_text, ui_link
+from infra.settings import KeelSettings, TemporalSettings
+from models.documents import IngestRequest, IngestResult
+from models.llm import ModelChoice
+from models.research import ResearchInput, ResearchProgress, ResearchReport
+from workflows.ingest import IngestWorkflow
+from workflows.research import ResearchWorkflow
+from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+PROGRESS_POLL_SECONDS = 0.5
+
+
+class Context:
+    def __init__(self, client: Client, temporal: TemporalSettings, keel: KeelSettings) -> None:
+        self.client = client
+        self.temporal = temporal
+        self.keel = keel
+
+    def link(self, workflow_id: str, run_id: str | None) -> str:
+        return ui_link(self.keel.ui_url, self.temporal.namespace, workflow_id, run_id)
+
+
+def err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInput:
+    model = ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
+    return ResearchInput(
+        question=args.question,
+        namespace=args.corpus,
+        model=model,
+        llm_task_queue=keel.llm_task_queue,
+        max_refinements=args.max_refinements,
+        max_revisions=args.max_revisions,
+    )
+
+
+async def _start(
+    ctx: Context, args: argparse.Namespace
+) -> tuple[WorkflowHandle[ResearchWorkflow, ResearchReport], bool]:
+    """Start a run, or find the one this request id already started."""
+    workflow_id = f"research-{args.request_id or uuid.uuid4().hex[:12]}"
+    try:
+        handle = await ctx.client.start_workflow(
+            ResearchWorkflow.run,
+            research_input(args, ctx.keel),
+            id=workflow_id,
+            task_queue=ctx.keel.task_queue,
+            # The same request id never starts a second run, running or finished.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=args.question[:200],
+            # Visible in the Web UI list before a worker picks the run up.
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(RESEARCH_STATUS, "queued")]
+            ),
+        )
+        return handle, False
+    except WorkflowAlreadyStartedError:
+        handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id)
+        description = await handle.describe()
+        return ctx.client.get_workflow_handle_for(
+            ResearchWorkflow.run, workflow_id, run_id=description.run_id
+        ), True
+
+
+async def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
+    handle, existing = await _start(ctx, args)
+    if existing:
+        err(f"request {args.request_id!r} was already submitted; this is its run")
+    print(json.dumps({"workflow_id": handle.id, "run_id": handle.result_run_id or handle.run_id}))
+    err(f"Web UI: {ctx.link(handle.id, handle.result_run_id or handle.run_id)}")
+    return EXIT_OK
+
+
+async def _progress(handle: WorkflowHandle[ResearchWorkflow, ResearchReport]) -> ResearchProgress:
+    return await handle.query(ResearchWorkflow.progress, rpc_timeout=timedelta(seconds=5))
+
+
+async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
+    handle, existing = await _start(ctx, args)
+    run_id = handle.result_run_id or handle.run_id
+    if existing:
+        err(f"request {args.request_id!r} was already submitted; showing its run")
+    err(f"workflow {handle.id} run {run_id}")
+    err(f"Web UI: {ctx.link(handle.id, run_id)}")
+    result = asyncio.ensure_future(handle.result())
+    last = ""
+    while not result.done():
+        await asyncio.wait([result], timeout=PROGRESS_POLL_SECONDS)
+        if result.done():
+            break
+        try:
+            line = progress_line(await _progress(handle))
+        except RPCError:
+            continue  # no worker has picked the run up yet
+        if line != last:
+            err(line)
+            last = line
+    try:
+        report = result.result()
+    except WorkflowFailureError as failure:
+        err(f"research failed: {failure.cause}")
+        err(f"Web UI: {ctx.link(handle.id, run_id)}")
+        return EXIT_FAILED
+    print(report.model_dump_json(indent=2) if args.json else report_text(report))
+    if not args.json:
+        print(f"Web UI: {ctx.link(handle.id, run_id)}")
+    return EXIT_OK
+
+
+async def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, args.workflow_id)
+    description = await handle.describe()
+    status = description.status.name if description.status else "UNKNOWN"
+    out: dict[str, object] = {"workflow_id": handle.id, "run_id": description.run_id}
+    out["status"] = status
+    try:
+        out["progress"] = (await _progress(handle)).model_dump(mode="json")
+    except RPCError as error:
+        out["progress"] = None
+        err(f"progress query not answered ({error.message}); is a worker running?")
+    print(json.dumps(out, indent=2))
+    err(f"Web UI: {ctx.link(handle.id, description.run_id)}")
+    return EXIT_OK
+
+
+async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
+    handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, args.workflow_id)
+    try:
+        report = await handle.result()
+    except WorkflowFailureError as failure:
+        err(f"research failed: {failure.cause}")
+        return EXIT_FAILED
+    print(report.model_dump_json(indent=2) if args.json else report_text(report))
+    return EXIT_OK
+
+
+async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    query = 'WorkflowType = "ResearchWorkflow"'
+    if args.status:
+        query += f' AND ResearchStatus = "{args.status}"'
+    rows = []
+    async for wf in ctx.client.list_workflows(query, limit=args.limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            {
+                "workflow_id": wf.id,
+                "run_id": wf.run_id,
+                "status": wf.status.name if wf.status else "UNKNOWN",
+                "node": attrs.get(RESEARCH_NODE),
+                "research_status": attrs.get(RESEARCH_STATUS),
+                "started": wf.start_time.isoformat(),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(
+                f"{r['workflow_id']:<40} {r['status']:<11} {r['research_status'] or '-':<10}"
+                f" {r['node'] or '-':<15} {r['started']}"
+            )
+        err(f"{len(rows)} run(s)")
+    return EXIT_OK
+
+
+async def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
+    handle = ctx.client.get_workflow_handle(args.workflow_id)
+    description = await handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        status = description.status.name if description.status else "UNKNOWN"
+        err(f"{args.workflow_id} is not running ({status})")
+        return EXIT_FAILED
+    await handle.cancel()
+    err(f"cancellation requested for {args.workflow_id}")
+    return EXIT_OK
+
+
+async def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
+    folder: Path = args.path  # resolved and checked before connecting
+    workflow_id = f"ingest-{args.corpus}-{uuid.uuid4().hex[:8]}"
+    try:
+        result: IngestResult = await ctx.client.execute_workflow(
+            IngestWorkflow.run,
+            IngestRequest(path=str(folder), namespace=args.corpus),
+            id=workflow_id,
+            task_queue=ctx.keel.task_queue,
+        )
+    except WorkflowFailureError as failure:
+        err(f"ingest failed: {failure.cause}")
+        return EXIT_FAILED
+    print(result.model_dump_json())
+    for skipped in result.skipped:
+        err(f"skipped {skipped}")
+    return EXIT_OK
+
+
+def is_not_found(error: RPCError) -> bool:
+    return error.status == RPCStatusCode.NOT_FOUND

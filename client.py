@@ -1,0 +1,144 @@
+"""Start, watch and inspect research runs.
+
+python client.py research "How do idempotency keys make retries safe?"
+python client.py ingest corpus/demo --corpus demo
+python client.py status research-<id>
+python client.py flows research --mermaid
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import pydantic
+from temporalio.service import RPCError
+
+from cli import commands
+from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
+from graphs.research import FLOWS
+from infra.settings import KeelSettings, TemporalSettings
+from infra.temporal import connect
+
+Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
+
+
+def _research_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("question")
+    p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
+    p.add_argument("--corpus", default="demo", help="document namespace to search")
+    p.add_argument("--provider", choices=["local", "scripted"], default="local")
+    p.add_argument("--model", help="model name; for the scripted provider, the script name")
+    p.add_argument("--max-refinements", type=int, default=2)
+    p.add_argument("--max-revisions", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="client.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--address", help="Temporal frontend (TEMPORAL_ADDRESS)")
+    parser.add_argument("--temporal-namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("research", help="run a research flow, show progress, print the report")
+    _research_args(p)
+    p.set_defaults(run=commands.cmd_research)
+    p = sub.add_parser("start", help="start a research flow and return at once")
+    _research_args(p)
+    p.set_defaults(run=commands.cmd_start)
+    for name, fn, text in (
+        ("status", commands.cmd_status, "current node, iteration, evidence and usage"),
+        ("result", commands.cmd_result, "wait for a run and print its report"),
+        ("cancel", commands.cmd_cancel, "cancel a running flow"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("workflow_id")
+        if name == "result":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(run=fn)
+    p = sub.add_parser("list", help="recent research runs")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--status", choices=["queued", "running", "delivered", "failed"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=commands.cmd_list)
+    p = sub.add_parser("ingest", help="ingest a folder of .md/.txt files (read by the worker)")
+    p.add_argument("path")
+    p.add_argument("--corpus", default="demo", help="document namespace")
+    p.set_defaults(run=commands.cmd_ingest)
+    p = sub.add_parser("flows", help="print a flow's transition table")
+    p.add_argument("name", nargs="?", default="research", choices=sorted(FLOWS))
+    p.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
+    p.set_defaults(run=None)
+    return parser
+
+
+def print_flow(name: str, mermaid: bool) -> int:
+    flow = FLOWS[name]
+    if mermaid:
+        print(flow.to_mermaid(), end="")
+        return EXIT_OK
+    for edge in flow.edges:
+        note = f"  ({edge.note})" if edge.note else ""
+        print(f"{edge.source:<15} --{edge.on.value}--> {edge.target}{note}")
+    return EXIT_OK
+
+
+async def run_command(command: Command, args: argparse.Namespace) -> int:
+    overrides = {"address": args.address, "namespace": args.temporal_namespace}
+    temporal = TemporalSettings(**{k: v for k, v in overrides.items() if v is not None})
+    keel = KeelSettings()
+    try:
+        client = await connect(temporal)
+    except RuntimeError:
+        commands.err(
+            f"error: cannot reach the Temporal server at {temporal.address}."
+            " Start the embedded one with `python devserver.py start --with-worker`"
+            " (or `make demo`), or point TEMPORAL_ADDRESS at your server."
+        )
+        return EXIT_UNREACHABLE
+    try:
+        return await command(Context(client, temporal, keel), args)
+    except RPCError as error:
+        if commands.is_not_found(error):
+            commands.err(f"error: not found: {error.message}")
+        else:
+            commands.err(f"error: the server refused: {error.message}")
+        return EXIT_FAILED
+    finally:
+        # Drop the client while the event loop still runs (see main()).
+        del client
+        gc.collect()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.run is None:
+        return print_flow(args.name, args.mermaid)
+    if args.command == "ingest":
+        args.path = Path(args.path).resolve()
+        if not args.path.is_dir():
+            commands.err(f"error: {args.path} is not a folder")
+            return EXIT_USAGE
+    try:
+        return asyncio.run(run_command(args.run, args))
+    except pydantic.ValidationError as error:
+        commands.err(f"error: invalid input: {error}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        commands.err("interrupted; the run goes on in Temporal (see `client.py status`)")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    code = main()
+    # The SDK's native client threads can crash interpreter teardown after the work
+    # is done (SIGSEGV/SIGABRT in a share of runs); skip teardown so the exit code
+    # is the one the command returned.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

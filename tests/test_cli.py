@@ -1,0 +1,139 @@
+"""client.py as a user runs it: a subprocess against the real dev server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from temporalio.client import Client
+
+from activities.documents.store import DocumentStore
+from infra.settings import WorkerSettings
+from tests.cli_process import run_script
+from tests.conftest import DEMO_CORPUS, new_id, running_workers
+
+
+def cli_env(settings: WorkerSettings) -> dict[str, str]:
+    return {
+        "KEEL_TASK_QUEUE": settings.task_queue,
+        "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
+    }
+
+
+SCRIPTED = ["--provider", "scripted", "--model", "refine_and_revise"]
+QUESTION = "How do idempotency keys make retries safe?"
+
+
+async def test_unreachable_server_is_one_clear_line_and_exit_code_3() -> None:
+    result = await run_script("client.py", "--address", "127.0.0.1:1", "list")
+    assert result.code == 3
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "127.0.0.1:1" in lines[0]
+    assert "devserver.py start" in lines[0]
+
+
+async def test_research_prints_report_citations_progress_and_ui_link(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    request_id = new_id("cli")
+    async with running_workers(client, store) as settings:
+        result = await run_script(
+            "client.py",
+            "--address",
+            server_address,
+            "research",
+            QUESTION,
+            "--request-id",
+            request_id,
+            *SCRIPTED,
+            env=cli_env(settings),
+        )
+    assert result.code == 0, result.stderr
+    assert "Citations:\n  [1] demo/idempotency-keys#" in result.stdout
+    assert "Review: passed, score 4/5" in result.stdout
+    link = f"http://localhost:8233/namespaces/default/workflows/research-{request_id}/"
+    assert link in result.stdout
+    assert "node=" in result.stderr  # live progress was shown while waiting
+
+
+async def test_same_request_id_returns_the_same_run(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    request_id = new_id("dup")
+    args = ["--address", server_address, "start", QUESTION, "--request-id", request_id, *SCRIPTED]
+    async with running_workers(client, store) as settings:
+        first = await run_script("client.py", *args, env=cli_env(settings))
+        result = await run_script(
+            "client.py", "--address", server_address, "result", f"research-{request_id}"
+        )
+        second = await run_script("client.py", *args, env=cli_env(settings))
+    assert first.code == second.code == result.code == 0, first.stderr + second.stderr
+    assert json.loads(first.stdout) == json.loads(second.stdout)
+    assert "already submitted" in second.stderr
+    runs = [wf async for wf in client.list_workflows(f'WorkflowId = "research-{request_id}"')]
+    assert len(runs) == 1
+
+
+async def test_status_list_and_ingest_report_on_real_runs(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    request_id = new_id("st")
+    base = ["--address", server_address]
+    async with running_workers(client, store) as settings:
+        env = cli_env(settings)
+        started = await run_script(
+            "client.py", *base, "research", QUESTION, "--request-id", request_id, *SCRIPTED, env=env
+        )
+        assert started.code == 0, started.stderr
+        status = await run_script("client.py", *base, "status", f"research-{request_id}")
+        listed = await run_script("client.py", *base, "list", "--json", "--limit", "50")
+        ingested = await run_script(
+            "client.py", *base, "ingest", str(DEMO_CORPUS), "--corpus", "demo", env=env
+        )
+    assert status.code == 0, status.stderr
+    body = json.loads(status.stdout)
+    assert body["status"] == "COMPLETED"
+    assert body["progress"]["node"] == "deliver"
+    assert body["progress"]["usage"]["calls"] == 7
+    rows = {r["workflow_id"]: r for r in json.loads(listed.stdout)}
+    assert rows[f"research-{request_id}"]["research_status"] == "delivered"
+    assert ingested.code == 0, ingested.stderr
+    counts = json.loads(ingested.stdout)
+    assert counts["namespace"] == "demo"
+    assert counts["documents"] + counts["unchanged"] == len(list(DEMO_CORPUS.glob("*.md")))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["research"], "the following arguments are required: question"),
+        (["research", "hi"], "invalid input"),
+        (["frobnicate"], "invalid choice"),
+        (["ingest", "/no/such/folder"], "is not a folder"),
+    ],
+)
+async def test_bad_arguments_exit_2_with_a_clear_message(
+    args: list[str], message: str, server_address: str
+) -> None:
+    result = await run_script("client.py", "--address", server_address, *args)
+    assert result.code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_exit_codes_are_reliable_over_repeated_runs(server_address: str) -> None:
+    """The native client must not crash interpreter teardown after the work is done."""
+    codes = []
+    for _ in range(12):
+        result = await run_script("client.py", "--address", server_address, "list", "--limit", "1")
+        codes.append(result.code)
+    assert codes == [0] * 12
+
+
+async def test_flows_prints_the_transition_table_as_mermaid() -> None:
+    result = await run_script("client.py", "flows", "research", "--mermaid")
+    assert result.code == 0
+    assert result.stdout.startswith("flowchart TD\n")
+    assert '  check_evidence -->|"not enough"| refine_query' in result.stdout

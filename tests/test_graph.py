@@ -1,0 +1,64 @@
+"""The transition table: consistent, complete, and what the workflow follows."""
+
+from __future__ import annotations
+
+import pytest
+
+from graphs.machine import Edge, GraphError, Node, NodeKind, Outcome, StateMachine
+from graphs.research import DELIVER, PLAN, RESEARCH_GRAPH, REVIEW, VERDICT, WRITE
+
+
+def reachable(graph: StateMachine) -> set[str]:
+    seen, frontier = {graph.start}, [graph.start]
+    while frontier:
+        current = frontier.pop()
+        for e in graph.edges:
+            if e.source == current and e.target not in seen:
+                seen.add(e.target)
+                frontier.append(e.target)
+    return seen
+
+
+def test_every_research_node_is_reachable_and_deliver_is_the_only_end() -> None:
+    assert reachable(RESEARCH_GRAPH) == {n.name for n in RESEARCH_GRAPH.nodes}
+    assert [n.name for n in RESEARCH_GRAPH.nodes if n.terminal] == [DELIVER]
+
+
+def test_review_loops_back_to_plan_and_bounds_lead_to_delivery() -> None:
+    assert RESEARCH_GRAPH.next(VERDICT, Outcome.FAIL) == PLAN
+    assert RESEARCH_GRAPH.next(VERDICT, Outcome.EXHAUSTED) == DELIVER
+    assert RESEARCH_GRAPH.next(REVIEW, Outcome.SCHEMA_FAILURE) == DELIVER
+
+
+def test_an_outcome_without_an_edge_is_an_error() -> None:
+    with pytest.raises(GraphError, match="no edge from 'write' on 'schema failure'"):
+        RESEARCH_GRAPH.next(WRITE, Outcome.SCHEMA_FAILURE)
+
+
+def test_llm_and_tool_nodes_have_output_schemas_and_bounded_retries() -> None:
+    for node in RESEARCH_GRAPH.nodes:
+        if node.kind in (NodeKind.LLM, NodeKind.TOOL):
+            assert node.output is not None, node.name
+            assert node.retry.maximum_attempts > 0, node.name
+
+
+def test_inconsistent_tables_are_rejected() -> None:
+    a = Node("a", NodeKind.RULE, "A")
+    b = Node("b", NodeKind.RULE, "B", terminal=True)
+    with pytest.raises(GraphError, match="two edges leave"):
+        StateMachine("x", "a", (a, b), (Edge("a", "b", Outcome.PASS), Edge("a", "a", Outcome.PASS)))
+    with pytest.raises(GraphError, match="unknown node"):
+        StateMachine("x", "a", (a, b), (Edge("a", "c", Outcome.PASS),))
+    with pytest.raises(GraphError, match="no edge out"):
+        StateMachine("x", "a", (a, b), ())
+
+
+def test_mermaid_shows_every_node_and_edge_with_failure_edges_dashed() -> None:
+    text = RESEARCH_GRAPH.to_mermaid()
+    assert text.startswith("flowchart TD\n")
+    for node in RESEARCH_GRAPH.nodes:
+        assert f"  {node.name}" in text
+    arrows = [line for line in text.splitlines() if "-->" in line or "-.->" in line]
+    assert len(arrows) == len(RESEARCH_GRAPH.edges)
+    assert '  plan -.->|"schema failure: search the question itself"| retrieve' in text
+    assert '  verdict -->|"fail: with the reviewer\'s feedback"| plan' in text

@@ -1,0 +1,63 @@
+"""Recorded histories must replay on today's workflow code (determinism across deploys)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from activities.documents.store import DocumentStore
+from tests.conftest import new_id, running_workers, scripted_input
+from worker import WORKFLOWS
+from workflows.research import ResearchWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+
+
+def test_recorded_histories_are_present() -> None:
+    assert len(HISTORIES) >= 2
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await replayer().replay_workflow(history)
+
+
+async def test_a_fresh_run_replays_and_a_changed_flow_is_caught(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        handle = await client.start_workflow(
+            ResearchWorkflow.run,
+            scripted_input(
+                "refine_and_revise", settings, "How do idempotency keys make retries safe?"
+            ),
+            id=new_id(),
+            task_queue=settings.task_queue,
+        )
+        await handle.result()
+    history = await handle.fetch_history()
+    await replayer().replay_workflow(history)
+    # The same history against a run whose inputs lead elsewhere must not replay.
+    tampered = history.to_json_dict()
+    for event in tampered["events"]:
+        attributes = event.get("workflowExecutionStartedEventAttributes")
+        if attributes:
+            payload = attributes["input"]["payloads"][0]
+            body = json.loads(base64.b64decode(payload["data"]))
+            body["max_refinements"] = 0
+            payload["data"] = base64.b64encode(json.dumps(body).encode()).decode()
+    result = await replayer().replay_workflow(
+        WorkflowHistory.from_json(history.workflow_id, tampered), raise_on_replay_failure=False
+    )
+    assert result.replay_failure is not None

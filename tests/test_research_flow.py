@@ -1,0 +1,210 @@
+"""The research state machine on the real dev server, with scripted model answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from activities.documents.store import DocumentStore
+from models.research import ResearchReport
+from tests.conftest import new_id, running_workers, scripted_input
+from workflows.research import ResearchWorkflow
+from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
+
+
+def path(report: ResearchReport) -> list[str]:
+    return [f"{v.node}:{v.outcome}" for v in report.visits]
+
+
+async def activity_summaries(client: Client, workflow_id: str) -> list[str]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return [
+        json.loads(e.user_metadata.summary.data)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        workflow_id = new_id()
+        report = await client.execute_workflow(
+            ResearchWorkflow.run,
+            scripted_input(
+                "refine_and_revise", settings, "How do idempotency keys make retries safe?"
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        progress = await client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id).query(
+            ResearchWorkflow.progress
+        )
+
+    assert path(report) == [
+        "plan:success",
+        "retrieve:success",
+        "check_evidence:not enough",
+        "refine_query:success",
+        "retrieve:success",
+        "check_evidence:enough evidence",
+        "write:success",
+        "review:success",
+        "verdict:fail",
+        "plan:success",
+        "retrieve:success",
+        "check_evidence:enough evidence",
+        "write:success",
+        "review:success",
+        "verdict:pass",
+        "deliver:delivered",
+    ]
+    assert report.review_passed
+    assert report.review_score == 4
+    assert report.iterations == 2
+    assert report.refinements == 1
+    assert report.flags == []
+    assert report.answer.startswith("An idempotency key derived from the workflow")
+    # The delivered draft cites passages 1 and 2; each points at a stored document.
+    assert [c.number for c in report.citations] == [1, 2]
+    known = store.document_ids("demo")
+    assert all(c.doc_id in known for c in report.citations)
+    assert any("idempotency" in c.passage.lower() for c in report.citations)
+    assert report.usage.calls == 7
+    assert report.provider == "scripted"
+    assert set(report.prompts) == {"plan", "refine_query", "write", "review"}
+    assert all(len(h) == 16 for h in report.prompts.values())
+
+    assert progress.status == "delivered"
+    assert progress.node == "deliver"
+    assert progress.usage == report.usage
+    assert progress.evidence >= 2
+
+    summaries = await activity_summaries(client, workflow_id)
+    assert summaries[:3] == ["plan #1", "retrieve: zzqx flurble", "refine_query #1"]
+    assert "review #2" in summaries
+
+    description = await client.get_workflow_handle(workflow_id).describe()
+    assert description.typed_search_attributes.get(RESEARCH_STATUS) == "delivered"
+    assert description.typed_search_attributes.get(RESEARCH_NODE) == "deliver"
+
+
+async def test_revision_bound_delivers_the_best_draft_flagged(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            ResearchWorkflow.run,
+            scripted_input("never_passes", settings, "What states does a circuit breaker have?"),
+            id=new_id(),
+            task_queue=settings.task_queue,
+        )
+    assert report.flags == ["max_revisions_reached"]
+    assert not report.review_passed
+    assert report.review_score == 3  # the second of three drafts scored best
+    assert report.answer.startswith("A circuit breaker opens after too many failures")
+    assert report.iterations == 3
+    assert path(report)[-2:] == ["verdict:bound reached", "deliver:delivered"]
+
+
+async def test_schema_violations_are_reasked_with_the_error_then_accepted(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        workflow_id = new_id()
+        report = await client.execute_workflow(
+            ResearchWorkflow.run,
+            scripted_input("malformed_then_valid", settings, "How does a saga undo its steps?"),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+    assert report.reasks == 3  # two broken plans, one too-short draft
+    assert report.flags == []
+    assert report.review_passed
+    assert any("saga" in c.doc_id for c in report.citations)
+    summaries = await activity_summaries(client, workflow_id)
+    assert summaries[:3] == ["plan #1", "plan #2 (re-ask 1)", "plan #3 (re-ask 2)"]
+    # Re-asks are separate activities, each a first attempt: not transport retries.
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    started = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert set(started) == {1}
+
+
+async def test_reask_limit_takes_the_plan_fallback_edge(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            ResearchWorkflow.run,
+            scripted_input(
+                "plan_always_broken", settings, "Why add jitter to retries with backoff?"
+            ),
+            id=new_id(),
+            task_queue=settings.task_queue,
+        )
+    assert "plan_fallback" in report.flags
+    assert path(report)[0] == "plan:schema failure"
+    assert report.reasks == 3  # max_reasks=2: three tries in all
+    assert report.citations  # the question itself found evidence
+
+
+async def test_refinement_bound_writes_with_what_there_is(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            ResearchWorkflow.run,
+            scripted_input("no_evidence", settings, "What is the airspeed of a swallow?"),
+            id=new_id(),
+            task_queue=settings.task_queue,
+        )
+    assert report.refinements == 2
+    assert report.flags == ["insufficient_evidence", "no_evidence"]
+    assert report.citations == []
+    assert "check_evidence:bound reached" in path(report)
+
+
+async def test_missing_script_fails_the_run_with_a_typed_error(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        workflow_id = new_id()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                ResearchWorkflow.run,
+                scripted_input("no_such_script", settings, "Anything at all?"),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+            )
+    activity_error = failure.value.cause
+    assert isinstance(activity_error, ActivityError)
+    cause = activity_error.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "ScriptMissing"
+    description = await client.get_workflow_handle(workflow_id).describe()
+    assert description.typed_search_attributes.get(RESEARCH_STATUS) == "failed"
+
+
+async def test_every_task_replays_from_history_without_a_cache(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store, max_cached_workflows=0) as settings:
+        report = await client.execute_workflow(
+            ResearchWorkflow.run,
+            scripted_input(
+                "refine_and_revise", settings, "How do idempotency keys make retries safe?"
+            ),
+            id=new_id(),
+            task_queue=settings.task_queue,
+        )
+    assert report.review_passed
+    assert report.usage.calls == 7

@@ -1,0 +1,202 @@
+"""Run the long-lived worker: orchestration (workflows, retrieval) and the LLM queue.
+
+Model calls have a task queue of their own whose concurrency fits the model (one
+at a time for the in-process local model), so a slow model never starves the
+workflow tasks that keep every other run moving.
+
+    python worker.py                        # everything, on the embedded defaults
+    python worker.py --role llm --llm-concurrency 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+import structlog
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+from activities.documents.activities import DocumentActivities
+from activities.documents.store import DocumentStore
+from activities.llm.activities import LLMActivities
+from activities.llm.chat_model import ChatModel
+from activities.llm.gateway import LLMGateway
+from activities.llm.local_model import LocalModel
+from activities.llm.prompts import PromptBook, PromptError
+from activities.llm.scripted_model import ScriptedModel
+from infra.logging import configure_logging
+from infra.settings import TemporalSettings, WorkerSettings
+from infra.temporal import connect
+from models.llm import Provider
+from workflows.ingest import IngestWorkflow
+from workflows.research import ResearchWorkflow
+
+log = structlog.get_logger()
+
+WORKFLOWS = [ResearchWorkflow, IngestWorkflow]
+
+
+class _ActivityLogContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            activity=info.activity_type,
+            attempt=info.attempt,
+        )
+        return await self.next.execute_activity(input)
+
+
+class LogContextInterceptor(Interceptor):
+    """Binds each activity's identity into structlog's context for every line it logs."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityLogContext(next)
+
+
+def build_gateway(settings: WorkerSettings, prompts: PromptBook) -> LLMGateway:
+    providers: dict[Provider, ChatModel] = {
+        "local": LocalModel(settings.local_model_path),
+        "scripted": ScriptedModel(settings.scripted_dir),
+    }
+    return LLMGateway(prompts, providers)
+
+
+def build_workers(
+    client: Client,
+    settings: WorkerSettings,
+    gateway: LLMGateway,
+    store: DocumentStore,
+    *,
+    max_cached_workflows: int = 1000,
+) -> list[Worker]:
+    """The workers this process runs, by role; tests build them the same way."""
+    interceptors = [LogContextInterceptor()]
+    common: dict[str, Any] = {
+        "interceptors": interceptors,
+        "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),
+    }
+    workers: list[Worker] = []
+    if settings.worker_role in ("all", "orchestration"):
+        documents = DocumentActivities(store)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=WORKFLOWS,
+                activities=[documents.search, documents.ingest],
+                # A validation error in workflow code is a bug to surface, not a task
+                # to retry forever.
+                workflow_failure_exception_types=[pydantic.ValidationError],
+                max_cached_workflows=max_cached_workflows,
+                **common,
+            )
+        )
+    if settings.worker_role in ("all", "llm"):
+        llm = LLMActivities(gateway)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.llm_task_queue,
+                activities=[llm.complete],
+                activity_executor=ThreadPoolExecutor(max_workers=settings.llm_concurrency),
+                max_concurrent_activities=settings.llm_concurrency,
+                **common,
+            )
+        )
+    return workers
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, WorkerSettings]:
+    """Flags override the environment; the environment overrides defaults."""
+    parser = argparse.ArgumentParser(prog="worker.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--address", help="Temporal frontend (TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+    parser.add_argument("--role", dest="worker_role", choices=["all", "orchestration", "llm"])
+    parser.add_argument("--task-queue", help="workflow and tool queue (KEEL_TASK_QUEUE)")
+    parser.add_argument("--llm-task-queue", help="model call queue (KEEL_LLM_TASK_QUEUE)")
+    parser.add_argument("--llm-concurrency", type=int, help="model calls at once")
+    parser.add_argument("--documents-db", help="SQLite file of the document store")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable")
+    parser.add_argument("--scripted-dir", help="folder of scripts for the scripted model")
+    parser.add_argument("--log-format", choices=["auto", "json", "console"])
+    args = vars(parser.parse_args(argv))
+    try:
+        temporal = TemporalSettings(
+            **{k: args.pop(k) for k in ("address", "namespace") if args[k] is not None}
+        )
+        worker = WorkerSettings(**{k: v for k, v in args.items() if v is not None})
+    except pydantic.ValidationError as err:
+        parser.error(str(err))
+    return temporal, worker
+
+
+async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
+    try:
+        prompts = PromptBook.load()
+    except PromptError as err:
+        raise SystemExit(f"invalid contracts: {err}") from err
+    runtime = None
+    if settings.metrics_port:
+        runtime = Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
+            )
+        )
+    try:
+        client = await connect(temporal, runtime=runtime)
+    except RuntimeError as err:
+        raise SystemExit(
+            f"cannot reach Temporal at {temporal.address}: {err}\n"
+            "start the embedded server with: python devserver.py start"
+        ) from err
+    workers = build_workers(
+        client, settings, build_gateway(settings, prompts), DocumentStore(settings.documents_db)
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        log.info(
+            "worker.started",
+            address=temporal.address,
+            namespace=temporal.namespace,
+            role=settings.worker_role,
+            task_queues=[w.task_queue for w in workers],
+            metrics_port=settings.metrics_port or None,
+        )
+        await stop.wait()
+        log.info("worker.stopping", graceful_seconds=settings.graceful_shutdown_seconds)
+    log.info("worker.stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    temporal, settings = parse_args(argv)
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(run(temporal, settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""ResearchWorkflow: the research state machine, driven by its transition table.
+
+Every model call and every search is an activity, so a crash of any worker or
+of the server loses nothing: the run resumes from its recorded history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.documents.activities import DocumentActivities
+    from activities.llm.activities import LLMActivities
+    from graphs.machine import Outcome
+    from graphs.research import (
+        CHECK_EVIDENCE,
+        DELIVER,
+        PLAN,
+        REFINE,
+        RESEARCH_GRAPH,
+        RETRIEVE,
+        REVIEW,
+        VERDICT,
+        WRITE,
+    )
+    from models.documents import Passage, SearchRequest
+    from models.errors import NO_VALID_DRAFT, SCHEMA_VIOLATION
+    from models.llm import LLMRequest, LLMResult
+    from models.research import (
+        Citation,
+        Draft,
+        EvidenceSet,
+        NodeVisit,
+        RefinedQueries,
+        ResearchInput,
+        ResearchPlan,
+        ResearchProgress,
+        ResearchReport,
+        ReviewVerdict,
+    )
+    from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
+
+M = TypeVar("M", bound=BaseModel)
+
+# Output budgets per node: small enough that a runaway generation stays short.
+MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
+PROMPT_PASSAGE_CHARS = 500
+
+
+class _Candidate(BaseModel):
+    draft: Draft
+    passages: list[Passage]
+    verdict: ReviewVerdict | None = None
+
+
+@workflow.defn(name="ResearchWorkflow")
+class ResearchWorkflow:
+    @workflow.init
+    def __init__(self, request: ResearchInput) -> None:
+        self._input = request
+        self._progress = ResearchProgress()
+        self._calls: dict[str, int] = {}
+        self._queries: list[str] = []
+        self._tried_queries: list[str] = []
+        self._evidence = EvidenceSet()
+        self._feedback = ""
+        self._current: _Candidate | None = None
+        self._best: _Candidate | None = None
+        self._chosen: _Candidate | None = None
+        self._flags: list[str] = []
+        self._prompts: dict[str, str] = {}
+        self._last: LLMResult | None = None
+
+    @workflow.query(name="progress")
+    def progress(self) -> ResearchProgress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, request: ResearchInput) -> ResearchReport:
+        steps: dict[str, Callable[[], Awaitable[Outcome]]] = {
+            PLAN: self._plan,
+            RETRIEVE: self._retrieve,
+            CHECK_EVIDENCE: self._check_evidence,
+            REFINE: self._refine,
+            WRITE: self._write,
+            REVIEW: self._review,
+            VERDICT: self._verdict,
+        }
+        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("running")])
+        node = RESEARCH_GRAPH.start
+        try:
+            while not RESEARCH_GRAPH.node(node).terminal:
+                self._enter(node)
+                outcome = await steps[node]()
+                self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
+                node = RESEARCH_GRAPH.next(node, outcome)
+        except Exception:
+            self._progress.status = "failed"
+            workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("failed")])
+            raise
+        self._enter(DELIVER)
+        report = self._deliver()
+        self._progress.visits.append(NodeVisit(node=DELIVER, outcome="delivered"))
+        self._progress.status = "delivered"
+        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("delivered")])
+        return report
+
+    def _enter(self, node: str) -> None:
+        self._progress.node = node
+        workflow.upsert_search_attributes([RESEARCH_NODE.value_set(node)])
+
+    # --- nodes -------------------------------------------------------------------------
+
+    async def _plan(self) -> Outcome:
+        self._progress.iteration += 1
+        feedback = (
+            f"A reviewer rejected the previous answer: {self._feedback}" if self._feedback else ""
+        )
+        plan = await self._ask(
+            PLAN, ResearchPlan, {"question": self._input.question, "feedback": feedback}
+        )
+        if plan is None:
+            self._queries = [self._input.question]
+            self._flag("plan_fallback")
+            return Outcome.SCHEMA_FAILURE
+        self._queries = plan.queries
+        return Outcome.SUCCESS
+
+    async def _retrieve(self) -> Outcome:
+        node = RESEARCH_GRAPH.node(RETRIEVE)
+        result = await workflow.execute_activity_method(
+            DocumentActivities.search,
+            SearchRequest(
+                namespace=self._input.namespace,
+                queries=self._queries,
+                limit=self._input.evidence_limit,
+            ),
+            start_to_close_timeout=node.start_to_close,
+            retry_policy=node.retry,
+            summary=f"retrieve: {'; '.join(self._queries)}"[:200],
+        )
+        self._tried_queries.extend(q for q in self._queries if q not in self._tried_queries)
+        merged = {p.chunk_id: p for p in self._evidence.passages}
+        for passage in result.passages:
+            merged.setdefault(passage.chunk_id, passage)
+        best = sorted(merged.values(), key=lambda p: p.score, reverse=True)
+        self._evidence = EvidenceSet(passages=best[: self._input.evidence_limit])
+        self._progress.evidence = len(self._evidence.passages)
+        return Outcome.SUCCESS
+
+    async def _check_evidence(self) -> Outcome:
+        if len(self._evidence.passages) >= self._input.min_evidence:
+            return Outcome.ENOUGH
+        if self._progress.refinements < self._input.max_refinements:
+            return Outcome.NOT_ENOUGH
+        self._flag("insufficient_evidence")
+        return Outcome.EXHAUSTED
+
+    async def _refine(self) -> Outcome:
+        self._progress.refinements += 1
+        refined = await self._ask(
+            REFINE,
+            RefinedQueries,
+            {
+                "question": self._input.question,
+                "failed_queries": "; ".join(self._tried_queries),
+            },
+        )
+        if refined is None:
+            self._flag("refine_failed")
+            return Outcome.SCHEMA_FAILURE
+        self._queries = refined.queries
+        return Outcome.SUCCESS
+
+    async def _write(self) -> Outcome:
+        passages = list(self._evidence.passages)
+        feedback = (
+            f"\nA reviewer rejected an earlier answer: {self._feedback}\n" if self._feedback else ""
+        )
+        draft = await self._ask(
+            WRITE,
+            Draft,
+            {
+                "question": self._input.question,
+                "passages": _numbered(passages),
+                "feedback": feedback,
+            },
+        )
+        if draft is None:
+            raise ApplicationError(
+                "the writer gave no valid draft within the re-ask limit",
+                type=NO_VALID_DRAFT,
+                non_retryable=True,
+            )
+        self._current = _Candidate(draft=draft, passages=passages)
+        return Outcome.SUCCESS
+
+    async def _review(self) -> Outcome:
+        assert self._current is not None
+        verdict = await self._ask(
+            REVIEW,
+            ReviewVerdict,
+            {
+                "question": self._input.question,
+                "passages": _numbered(self._current.passages),
+                "answer": self._current.draft.answer,
+            },
+        )
+        if verdict is None:
+            self._flag("unreviewed")
+            self._chosen = self._current
+            return Outcome.SCHEMA_FAILURE
+        self._current.verdict = verdict
+        if self._best is None or _score(self._current) >= _score(self._best):
+            self._best = self._current
+        return Outcome.SUCCESS
+
+    async def _verdict(self) -> Outcome:
+        assert self._current is not None
+        assert self._current.verdict is not None
+        verdict = self._current.verdict
+        if verdict.passed:
+            self._chosen = self._current
+            return Outcome.PASS
+        if self._progress.revisions < self._input.max_revisions:
+            self._progress.revisions += 1
+            self._feedback = verdict.feedback or "the answer was not good enough"
+            return Outcome.FAIL
+        self._flag("max_revisions_reached")
+        self._chosen = self._best
+        return Outcome.EXHAUSTED
+
+    def _deliver(self) -> ResearchReport:
+        chosen = self._chosen or self._current
+        assert chosen is not None
+        numbers = [
+            n for n in dict.fromkeys(chosen.draft.citations) if 1 <= n <= len(chosen.passages)
+        ]
+        if not numbers and chosen.passages:
+            # The writer saw only these passages; cite them all rather than none, and say so.
+            numbers = list(range(1, len(chosen.passages) + 1))
+            self._flag("citations_inferred")
+        if not chosen.passages:
+            self._flag("no_evidence")
+        citations = [
+            Citation(
+                number=n,
+                doc_id=chosen.passages[n - 1].doc_id,
+                chunk_id=chosen.passages[n - 1].chunk_id,
+                title=chosen.passages[n - 1].title,
+                passage=chosen.passages[n - 1].text,
+            )
+            for n in numbers
+        ]
+        return ResearchReport(
+            question=self._input.question,
+            answer=chosen.draft.answer,
+            citations=citations,
+            review_score=chosen.verdict.score if chosen.verdict else None,
+            review_passed=bool(chosen.verdict and chosen.verdict.passed),
+            flags=self._flags,
+            iterations=self._progress.iteration,
+            refinements=self._progress.refinements,
+            usage=self._progress.usage,
+            provider=self._last.provider if self._last else self._input.model.provider,
+            model=self._last.model if self._last else self._input.model.model,
+            visits=self._progress.visits,
+            prompts=self._prompts,
+            reasks=self._progress.reasks,
+        )
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def _ask(self, node: str, output: type[M], variables: dict[str, str]) -> M | None:
+        """Call the model; re-ask with the validation error, apart from transport retries.
+
+        Returns None when the re-ask limit is reached, so the caller takes the node's
+        failure edge.
+        """
+        spec = RESEARCH_GRAPH.node(node)
+        error: str | None = None
+        for reask in range(self._input.max_reasks + 1):
+            index = self._calls.get(node, 0)
+            self._calls[node] = index + 1
+            request = LLMRequest(
+                node=node,
+                call_index=index,
+                choice=self._input.model,
+                prompt_id=node,
+                variables=variables,
+                output_schema=output.__name__,
+                reask_error=error,
+                max_tokens=MAX_TOKENS[node],
+            )
+            summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
+            try:
+                result = await workflow.execute_activity_method(
+                    LLMActivities.complete,
+                    request,
+                    task_queue=self._input.llm_task_queue,
+                    start_to_close_timeout=spec.start_to_close,
+                    retry_policy=spec.retry,
+                    summary=summary,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == SCHEMA_VIOLATION:
+                    error = cause.message
+                    self._progress.reasks += 1
+                    workflow.logger.info("re-asking %s after schema violation: %s", node, error)
+                    continue
+                raise
+            self._last = result
+            self._prompts[result.prompt_id] = result.prompt_hash
+            self._progress.usage = self._progress.usage.add(result.usage)
+            return output.model_validate(result.output)
+        return None
+
+    def _flag(self, flag: str) -> None:
+        if flag not in self._flags:
+            self._flags.append(flag)
+
+
+def _numbered(passages: list[Passage]) -> str:
+    if not passages:
+        return "(no passages found)"
+    return "\n".join(
+        f"[{i}] {p.title}: {p.text[:PROMPT_PASSAGE_CHARS]}" for i, p in enumerate(passages, 1)
+    )
+
+
+def _score(candidate: _Candidate) -> int:
+    return candidate.verdict.score if candidate.verdict else 0
