@@ -118,17 +118,18 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     err(f"Web UI: {ctx.link(handle.id, run_id)}")
     result = asyncio.ensure_future(handle.result())
     last = ""
-    while not result.done():
-        await asyncio.wait([result], timeout=PROGRESS_POLL_SECONDS)
-        if result.done():
-            break
+    while True:
+        done = result.done()
         try:
             line = progress_line(await _progress(handle))
         except RPCError:
-            continue  # no worker has picked the run up yet
+            line = last  # no worker has picked the run up yet
         if line != last:
             err(line)
             last = line
+        if done:
+            break
+        await asyncio.wait([result], timeout=PROGRESS_POLL_SECONDS)
     try:
         report = result.result()
     except WorkflowFailureError as failure:

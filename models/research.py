@@ -39,7 +39,8 @@ class ReviewVerdict(BaseModel):
     """Review node: pass or fail with feedback for the next plan."""
 
     passed: bool
-    score: int = Field(ge=1, le=5)
+    # An enum, not a range: llama.cpp's schema grammar enforces enums but not bounds.
+    score: Literal[1, 2, 3, 4, 5]
     feedback: str = Field(max_length=200)
 
 

@@ -34,7 +34,26 @@ async def test_unreachable_server_is_one_clear_line_and_exit_code_3() -> None:
     assert "devserver.py start" in lines[0]
 
 
-async def test_research_prints_report_citations_progress_and_ui_link(
+async def test_research_shows_live_progress_while_the_model_works(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        result = await run_script(
+            "client.py",
+            *("--address", server_address, "research", "Why do long activities heartbeat?"),
+            *("--provider", "scripted", "--model", "slow_pass"),
+            env=cli_env(settings),
+        )
+    assert result.code == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    nodes = [line.split("node=")[1].split()[0] for line in progress]
+    # Polled while the run was going, so the nodes it passed through appear in order.
+    assert {"plan", "write", "review"} <= set(nodes)
+    assert nodes.index("plan") < nodes.index("write") < nodes.index("review")
+    assert progress[-1].startswith("[delivered] node=deliver")
+
+
+async def test_research_prints_report_citations_and_ui_link(
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
     request_id = new_id("cli")
@@ -55,7 +74,6 @@ async def test_research_prints_report_citations_progress_and_ui_link(
     assert "Review: passed, score 4/5" in result.stdout
     link = f"http://localhost:8233/namespaces/default/workflows/research-{request_id}/"
     assert link in result.stdout
-    assert "node=" in result.stderr  # live progress was shown while waiting
 
 
 async def test_same_request_id_returns_the_same_run(

@@ -104,9 +104,9 @@ class ResearchWorkflow:
             workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("failed")])
             raise
         self._enter(DELIVER)
-        report = self._deliver()
         self._progress.visits.append(NodeVisit(node=DELIVER, outcome="delivered"))
         self._progress.status = "delivered"
+        report = self._deliver()
         workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("delivered")])
         return report
 

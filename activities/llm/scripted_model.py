@@ -3,12 +3,14 @@
 `<dir>/<model>.json` maps a node name to a list of answers; the n-th call of a node
 in a run gets the n-th answer (the last one repeats). An answer that is a JSON
 object is sent as JSON text; a string is sent as is, which lets a script produce
-malformed output on purpose. Token counts are words, not model tokens.
+malformed output on purpose. An optional `"_delay_ms"` gives every call a fixed
+latency, like a real model's. Token counts are words, not model tokens.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,10 @@ class ScriptedModel:
     def __init__(self, script_dir: Path) -> None:
         self.script_dir = script_dir
 
-    def _script(self, name: str) -> dict[str, list[Any]]:
+    def _script(self, name: str) -> dict[str, Any]:
         path = self.script_dir / f"{Path(name).name}.json"
         try:
-            script: dict[str, list[Any]] = json.loads(path.read_text(encoding="utf-8"))
+            script: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as err:
             raise ApplicationError(
                 f"no script {path}", type=SCRIPT_MISSING, non_retryable=True
@@ -33,8 +35,9 @@ class ScriptedModel:
         return script
 
     def complete(self, call: ChatCall) -> Completion:
-        answers = self._script(call.model).get(call.node)
-        if not answers:
+        script = self._script(call.model)
+        answers = script.get(call.node)
+        if not isinstance(answers, list) or not answers:
             raise ApplicationError(
                 f"script {call.model!r} has no answers for node {call.node!r}",
                 type=SCRIPT_MISSING,
@@ -42,6 +45,7 @@ class ScriptedModel:
             )
         answer = answers[min(call.call_index, len(answers) - 1)]
         text = answer if isinstance(answer, str) else json.dumps(answer)
+        time.sleep(float(script.get("_delay_ms", 0)) / 1000)
         return Completion(
             text=text,
             tokens_in=len(f"{call.system} {call.user}".split()),
