@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="ingest a folder of .md/.txt files (read by the worker)")
     p.add_argument("path")
     p.add_argument("--corpus", default="demo", help="document namespace")
+    p.add_argument(
+        "--path-on-worker",
+        action="store_true",
+        help="PATH is a folder on the worker's machine (e.g. in its container): send it as is",
+    )
     p.set_defaults(run=commands.cmd_ingest)
     p = sub.add_parser("flows", help="print a flow's transition table")
     p.add_argument("name", nargs="?", default="research", choices=sorted(FLOWS))
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.run is None:
         return print_flow(args.name, args.mermaid)
-    if args.command == "ingest":
+    if args.command == "ingest" and not args.path_on_worker:
         args.path = Path(args.path).resolve()
         if not args.path.is_dir():
             commands.err(f"error: {args.path} is not a folder")

@@ -8,7 +8,6 @@ import json
 import sys
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio.client import (
     Client,
@@ -211,12 +210,12 @@ async def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
-    folder: Path = args.path  # resolved and checked before connecting
+    folder = str(args.path)  # resolved and checked before connecting, unless on the worker
     workflow_id = f"ingest-{args.corpus}-{uuid.uuid4().hex[:8]}"
     try:
         result: IngestResult = await ctx.client.execute_workflow(
             IngestWorkflow.run,
-            IngestRequest(path=str(folder), namespace=args.corpus),
+            IngestRequest(path=folder, namespace=args.corpus),
             id=workflow_id,
             task_queue=ctx.keel.task_queue,
         )

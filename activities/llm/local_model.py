@@ -16,6 +16,10 @@ from activities.llm.chat_model import ChatCall, Completion
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
+# A 135M model falls into loops ("a key that creates a key that creates ..."); a mild
+# frequency penalty breaks them. Stronger penalties (or repeat_penalty 1.3) derail
+# the JSON it writes, which the grammar alone does not prevent.
+FREQUENCY_PENALTY = 0.4
 
 
 def bundled_model_path() -> Path:
@@ -59,6 +63,7 @@ class LocalModel:
                 response_format={"type": "json_object", "schema": call.schema},
                 max_tokens=call.max_tokens,
                 temperature=call.temperature,
+                frequency_penalty=FREQUENCY_PENALTY,
             )
         usage = response.get("usage") or {}
         return Completion(

@@ -1,0 +1,89 @@
+"""docker-compose.yml and the Dockerfile, checked as far as possible without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from infra.settings import TemporalSettings, WorkerSettings
+from tests.conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yml"
+SERVICES = {
+    "postgresql",
+    "temporal",
+    "temporal-admin-tools",
+    "temporal-ui",
+    "worker-orchestration",
+    "worker-llm",
+}
+WORKERS = ("worker-orchestration", "worker-llm")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def env_names(settings: type[BaseSettings]) -> set[str]:
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    return {f"{prefix}{name}".upper() for name in settings.model_fields}
+
+
+def test_docker_compose_accepts_the_file() -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's)")
+    result = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_cluster_services_have_health_checks_and_the_ui_port(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == SERVICES
+    for name in ("postgresql", "temporal", *WORKERS):
+        assert services[name]["healthcheck"]["test"], name
+    assert "8233:8080" in services["temporal-ui"]["ports"]
+    assert "7233:7233" in services["temporal"]["ports"]
+    assert services["temporal"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
+
+
+def test_workers_use_only_settings_the_worker_reads(compose: dict[str, Any]) -> None:
+    known = env_names(TemporalSettings) | env_names(WorkerSettings)
+    for name in WORKERS:
+        service = compose["services"][name]
+        assert service["build"]["dockerfile"] == "Dockerfile"
+        env: dict[str, str] = service["environment"]
+        ours = {k for k in env if k.startswith(("TEMPORAL_", "KEEL_"))}
+        assert ours <= known, ours - known
+        # The values parse as the worker would parse them.
+        WorkerSettings.model_validate(
+            {k.removeprefix("KEEL_").lower(): v for k, v in env.items() if k.startswith("KEEL_")}
+        )
+    roles = {compose["services"][n]["environment"]["KEEL_WORKER_ROLE"] for n in WORKERS}
+    assert roles == {"orchestration", "llm"}
+
+
+def test_admin_tools_register_both_search_attributes(compose: dict[str, Any]) -> None:
+    command = " ".join(compose["services"]["temporal-admin-tools"]["command"])
+    assert "search-attribute create" in command
+    for attribute in ("ResearchNode", "ResearchStatus"):
+        assert attribute in command
+
+
+def test_dockerfile_installs_the_project_and_runs_the_worker() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r'^CMD \["python", "worker.py"\]$', text, re.M)
+    assert "pip install" in text
+    assert "-DGGML_NATIVE=OFF" in text
+    for copied in ("activities", "workflows", "models", "graphs", "infra", "cli"):
+        assert f"COPY {copied} ./{copied}" in text
