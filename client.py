@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(run=fn)
     p = sub.add_parser("list", help="recent research runs")
     p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--status", choices=["queued", "running", "delivered", "failed"])
+    p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_list)
     p = sub.add_parser("ingest", help="ingest a folder of .md/.txt files (read by the worker)")

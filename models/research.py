@@ -83,10 +83,13 @@ class NodeVisit(BaseModel):
     outcome: str
 
 
+RunStatus = Literal["running", "delivered", "failed", "cancelled"]
+
+
 class ResearchProgress(BaseModel):
     """What the `progress` query returns while the flow runs."""
 
-    status: Literal["running", "delivered", "failed"] = "running"
+    status: RunStatus = "running"
     node: str = "plan"
     iteration: int = Field(default=0, description="plan rounds started")
     refinements: int = 0

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
 from tests.cli_process import run_script
 from tests.conftest import DEMO_CORPUS, new_id, running_workers
+from workflows.search_attributes import RESEARCH_STATUS
 
 
 def cli_env(settings: WorkerSettings) -> dict[str, str]:
@@ -155,3 +157,35 @@ async def test_flows_prints_the_transition_table_as_mermaid() -> None:
     assert result.code == 0
     assert result.stdout.startswith("flowchart TD\n")
     assert '  check_evidence -->|"not enough"| refine_query' in result.stdout
+
+
+async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    request_id = new_id("cancel")
+    workflow_id = f"research-{request_id}"
+    base = ["--address", server_address]
+    async with running_workers(client, store) as settings:
+        env = cli_env(settings)
+        started = await run_script(
+            "client.py",
+            *(*base, "start", "Will this ever pass review?", "--request-id", request_id),
+            *("--provider", "scripted", "--model", "slow_forever", "--max-revisions", "9"),
+            env=env,
+        )
+        assert started.code == 0, started.stderr
+        handle = client.get_workflow_handle(workflow_id)
+        for _ in range(50):  # wait until the run is under way
+            if (await handle.describe()).typed_search_attributes.get(RESEARCH_STATUS) == "running":
+                break
+            await asyncio.sleep(0.1)
+        cancelled = await run_script("client.py", *base, "cancel", workflow_id)
+        assert cancelled.code == 0, cancelled.stderr
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        again = await run_script("client.py", *base, "cancel", workflow_id)
+    description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    assert description.typed_search_attributes.get(RESEARCH_STATUS) == "cancelled"
+    assert again.code == 1
+    assert "is not running (CANCELED)" in again.stderr

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ResearchProgress,
         ResearchReport,
         ReviewVerdict,
+        RunStatus,
     )
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
@@ -91,7 +92,7 @@ class ResearchWorkflow:
             REVIEW: self._review,
             VERDICT: self._verdict,
         }
-        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("running")])
+        self._set_status("running")
         node = RESEARCH_GRAPH.start
         try:
             while not RESEARCH_GRAPH.node(node).terminal:
@@ -99,16 +100,18 @@ class ResearchWorkflow:
                 outcome = await steps[node]()
                 self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
                 node = RESEARCH_GRAPH.next(node, outcome)
-        except Exception:
-            self._progress.status = "failed"
-            workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("failed")])
+        except BaseException as error:
+            self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
             raise
         self._enter(DELIVER)
         self._progress.visits.append(NodeVisit(node=DELIVER, outcome="delivered"))
-        self._progress.status = "delivered"
         report = self._deliver()
-        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("delivered")])
+        self._set_status("delivered")
         return report
+
+    def _set_status(self, status: RunStatus) -> None:
+        self._progress.status = status
+        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
 
     def _enter(self, node: str) -> None:
         self._progress.node = node
