@@ -42,10 +42,11 @@ from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.scripted_model import ScriptedModel
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
-from infra.temporal import connect
+from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
 from models.llm import Provider
 from workflows.ingest import IngestWorkflow
 from workflows.research import ResearchWorkflow
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 log = structlog.get_logger()
 
@@ -168,6 +169,12 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
             f"cannot reach Temporal at {temporal.address}: {err}\n"
             "start the embedded server with: python devserver.py start"
         ) from err
+    try:
+        added = await ensure_search_attributes(client, ALL_SEARCH_ATTRIBUTES)
+    except SearchAttributesMissing as err:
+        raise SystemExit(str(err)) from err
+    if added:
+        log.info("worker.search_attributes_registered", names=added)
     workers = build_workers(
         client, settings, build_gateway(settings, prompts), DocumentStore(settings.documents_db)
     )

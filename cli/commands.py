@@ -51,6 +51,7 @@ class Context:
 
 
 def err(message: str) -> None:
+    sys.stdout.flush()  # keep the order of stdout and stderr lines on one terminal
     print(message, file=sys.stderr, flush=True)
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from infra.settings import TemporalSettings
 
@@ -49,3 +57,51 @@ async def connect(
         runtime=runtime,
         connect_timeout=connect_timeout,
     )
+
+
+class SearchAttributesMissing(RuntimeError):
+    """The namespace lacks attributes the workflows upsert, and they could not be added."""
+
+
+async def ensure_search_attributes(
+    client: Client, keys: Sequence[SearchAttributeKey[Any]]
+) -> list[str]:
+    """Register missing search attributes; returns the names it added.
+
+    A workflow that upserts an attribute the namespace does not know fails its
+    workflow task on every retry, so a run would hang without a word. Checking at
+    start turns that into one clear error, or fixes it where the server allows.
+    """
+    namespace = client.namespace
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.UNIMPLEMENTED:
+            return []  # servers without an operator service (the time-skipping test server)
+        raise
+    missing = [k for k in keys if k.name not in listed.custom_attributes]
+    if not missing:
+        return []
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={
+                    k.name: IndexedValueType.ValueType(int(k.indexed_value_type)) for k in missing
+                },
+            )
+        )
+    except RPCError as error:
+        commands = "; ".join(
+            f"temporal operator search-attribute create --namespace {namespace}"
+            f" --name {k.name} --type Keyword"
+            for k in missing
+        )
+        raise SearchAttributesMissing(
+            f"namespace {namespace!r} lacks search attributes"
+            f" {[k.name for k in missing]} and they could not be added ({error.message});"
+            f" register them with: {commands}"
+        ) from error
+    return [k.name for k in missing]
