@@ -17,8 +17,9 @@ from activities.llm.prompts import PromptBook
 from infra.binaries import temporal_cli
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
-from models.research import ResearchInput
+from models.research import ResearchInput, ResearchReport
 from worker import build_gateway, build_workers
+from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +103,17 @@ def scripted_input(
 
 def new_id(prefix: str = "research-test") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def execute_scripted(
+    client: Client, settings: WorkerSettings, script: str, question: str, **overrides: object
+) -> tuple[str, ResearchReport]:
+    """Run a research flow on a scripted model to its report; returns its workflow id too."""
+    workflow_id = new_id()
+    report = await client.execute_workflow(
+        ResearchWorkflow.run,
+        scripted_input(script, settings, question, **overrides),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    return workflow_id, report

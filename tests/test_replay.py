@@ -12,9 +12,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.documents.store import DocumentStore
-from tests.conftest import new_id, running_workers, scripted_input
+from tests.conftest import execute_scripted, running_workers
 from worker import WORKFLOWS
-from workflows.research import ResearchWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -37,16 +36,10 @@ async def test_a_fresh_run_replays_and_a_changed_flow_is_caught(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store) as settings:
-        handle = await client.start_workflow(
-            ResearchWorkflow.run,
-            scripted_input(
-                "refine_and_revise", settings, "How do idempotency keys make retries safe?"
-            ),
-            id=new_id(),
-            task_queue=settings.task_queue,
+        workflow_id, _ = await execute_scripted(
+            client, settings, "refine_and_revise", "How do idempotency keys make retries safe?"
         )
-        await handle.result()
-    history = await handle.fetch_history()
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
     await replayer().replay_workflow(history)
     # The same history against a run whose inputs lead elsewhere must not replay.
     tampered = history.to_json_dict()

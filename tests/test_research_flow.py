@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.documents.store import DocumentStore
 from models.research import ResearchReport
-from tests.conftest import new_id, running_workers, scripted_input
+from tests.conftest import execute_scripted, new_id, running_workers, scripted_input
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
@@ -33,14 +33,8 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store) as settings:
-        workflow_id = new_id()
-        report = await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input(
-                "refine_and_revise", settings, "How do idempotency keys make retries safe?"
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        workflow_id, report = await execute_scripted(
+            client, settings, "refine_and_revise", "How do idempotency keys make retries safe?"
         )
         progress = await client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id).query(
             ResearchWorkflow.progress
@@ -98,11 +92,8 @@ async def test_revision_bound_delivers_the_best_draft_flagged(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input("never_passes", settings, "What states does a circuit breaker have?"),
-            id=new_id(),
-            task_queue=settings.task_queue,
+        _workflow_id, report = await execute_scripted(
+            client, settings, "never_passes", "What states does a circuit breaker have?"
         )
     assert report.flags == ["max_revisions_reached"]
     assert not report.review_passed
@@ -116,12 +107,8 @@ async def test_schema_violations_are_reasked_with_the_error_then_accepted(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store) as settings:
-        workflow_id = new_id()
-        report = await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input("malformed_then_valid", settings, "How does a saga undo its steps?"),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        workflow_id, report = await execute_scripted(
+            client, settings, "malformed_then_valid", "How does a saga undo its steps?"
         )
     assert report.reasks == 3  # two broken plans, one too-short draft
     assert report.flags == []
@@ -143,13 +130,8 @@ async def test_reask_limit_takes_the_plan_fallback_edge(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input(
-                "plan_always_broken", settings, "Why add jitter to retries with backoff?"
-            ),
-            id=new_id(),
-            task_queue=settings.task_queue,
+        _workflow_id, report = await execute_scripted(
+            client, settings, "plan_always_broken", "Why add jitter to retries with backoff?"
         )
     assert "plan_fallback" in report.flags
     assert path(report)[0] == "plan:schema failure"
@@ -161,11 +143,8 @@ async def test_refinement_bound_writes_with_what_there_is(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input("no_evidence", settings, "What is the airspeed of a swallow?"),
-            id=new_id(),
-            task_queue=settings.task_queue,
+        _workflow_id, report = await execute_scripted(
+            client, settings, "no_evidence", "What is the airspeed of a swallow?"
         )
     assert report.refinements == 2
     assert report.flags == ["insufficient_evidence", "no_evidence"]
@@ -198,13 +177,8 @@ async def test_every_task_replays_from_history_without_a_cache(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store, max_cached_workflows=0) as settings:
-        report = await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input(
-                "refine_and_revise", settings, "How do idempotency keys make retries safe?"
-            ),
-            id=new_id(),
-            task_queue=settings.task_queue,
+        _workflow_id, report = await execute_scripted(
+            client, settings, "refine_and_revise", "How do idempotency keys make retries safe?"
         )
     assert report.review_passed
     assert report.usage.calls == 7

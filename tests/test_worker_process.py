@@ -14,9 +14,15 @@ from pathlib import Path
 from temporalio.client import Client
 
 from models.documents import IngestRequest
-from tests.conftest import DEMO_CORPUS, ROOT, SCRIPTED_DIR, new_id, scripted_input, worker_settings
+from tests.conftest import (
+    DEMO_CORPUS,
+    ROOT,
+    SCRIPTED_DIR,
+    execute_scripted,
+    new_id,
+    worker_settings,
+)
 from workflows.ingest import IngestWorkflow
-from workflows.research import ResearchWorkflow
 
 
 def free_port() -> int:
@@ -58,14 +64,8 @@ async def test_worker_runs_flows_logs_json_with_ids_serves_metrics_and_stops_on_
             task_queue=settings.task_queue,
         )
         assert ingest.documents == len(list(DEMO_CORPUS.glob("*.md")))
-        workflow_id = new_id()
-        report = await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input(
-                "refine_and_revise", settings, "How do idempotency keys make retries safe?"
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        workflow_id, report = await execute_scripted(
+            client, settings, "refine_and_revise", "How do idempotency keys make retries safe?"
         )
         assert report.review_passed
         metrics = await asyncio.to_thread(fetch, f"http://127.0.0.1:{metrics_port}/metrics")
