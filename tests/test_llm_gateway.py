@@ -67,6 +67,7 @@ def test_invalid_output_raises_a_non_retryable_schema_violation(text: str) -> No
     assert raised.value.non_retryable
     assert raised.value.message.startswith("ResearchPlan: ")
     assert raised.value.details[0] == text
+    assert raised.value.details[1]["tokens_out"] == 7
 
 
 def test_a_reask_carries_the_validation_error_to_the_model() -> None:

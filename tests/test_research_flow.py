@@ -111,6 +111,7 @@ async def test_schema_violations_are_reasked_with_the_error_then_accepted(
             client, settings, "malformed_then_valid", "How does a saga undo its steps?"
         )
     assert report.reasks == 3  # two broken plans, one too-short draft
+    assert report.usage.calls == 6  # 3 plans, 2 drafts, 1 review: rejected ones count too
     assert report.flags == []
     assert report.review_passed
     assert any("saga" in c.doc_id for c in report.citations)
@@ -135,7 +136,9 @@ async def test_reask_limit_takes_the_plan_fallback_edge(
         )
     assert "plan_fallback" in report.flags
     assert path(report)[0] == "plan:schema failure"
-    assert report.reasks == 3  # max_reasks=2: three tries in all
+    assert report.reasks == 2  # max_reasks=2: three tries in all, then the fallback edge
+    # Rejected answers cost tokens too: 3 broken plans, a draft and a review.
+    assert report.usage.calls == 5
     assert report.citations  # the question itself found evidence
 
 

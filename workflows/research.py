@@ -6,6 +6,7 @@ of the server loses nothing: the run resumes from its recorded history.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -30,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.documents import Passage, SearchRequest
     from models.errors import NO_VALID_DRAFT, SCHEMA_VIOLATION
-    from models.llm import LLMRequest, LLMResult
+    from models.llm import LLMRequest, LLMResult, Usage
     from models.research import (
         Citation,
         Draft,
@@ -100,7 +101,8 @@ class ResearchWorkflow:
                 outcome = await steps[node]()
                 self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
                 node = RESEARCH_GRAPH.next(node, outcome)
-        except BaseException as error:
+        except (Exception, asyncio.CancelledError) as error:
+            # Not BaseException: the SDK tears evicted workflows down with its own.
             self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
             raise
         self._enter(DELIVER)
@@ -300,6 +302,8 @@ class ResearchWorkflow:
                 reask_error=error,
                 max_tokens=MAX_TOKENS[node],
             )
+            if reask:
+                self._progress.reasks += 1
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
             try:
                 result = await workflow.execute_activity_method(
@@ -314,7 +318,9 @@ class ResearchWorkflow:
                 cause = err.cause
                 if isinstance(cause, ApplicationError) and cause.type == SCHEMA_VIOLATION:
                     error = cause.message
-                    self._progress.reasks += 1
+                    if len(cause.details) > 1:
+                        spent = Usage.model_validate(cause.details[1])
+                        self._progress.usage = self._progress.usage.add(spent)
                     workflow.logger.info("re-asking %s after schema violation: %s", node, error)
                     continue
                 raise

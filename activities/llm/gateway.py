@@ -69,23 +69,26 @@ class LLMGateway:
             )
         )
         latency_ms = int((time.monotonic() - started) * 1000)
-        try:
-            output = output_model.model_validate_json(completion.text)
-        except ValidationError as err:
-            summary = describe_validation_error(err)
-            log.warning("llm.schema_violation", node=request.node, error=summary)
-            raise ApplicationError(
-                f"{request.output_schema}: {summary}",
-                completion.text[:2000],
-                type=SCHEMA_VIOLATION,
-                non_retryable=True,
-            ) from err
         usage = Usage(
             calls=1,
             tokens_in=completion.tokens_in,
             tokens_out=completion.tokens_out,
             latency_ms=latency_ms,
         )
+        try:
+            output = output_model.model_validate_json(completion.text)
+        except ValidationError as err:
+            summary = describe_validation_error(err)
+            log.warning("llm.schema_violation", node=request.node, error=summary)
+            # The rejected text and what it cost travel with the error, so the
+            # workflow can re-ask and still count every token spent.
+            raise ApplicationError(
+                f"{request.output_schema}: {summary}",
+                completion.text[:2000],
+                usage.model_dump(),
+                type=SCHEMA_VIOLATION,
+                non_retryable=True,
+            ) from err
         log.info("llm.complete", node=request.node, **usage.model_dump())
         return LLMResult(
             output=output.model_dump(mode="json"),
