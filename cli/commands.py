@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 import uuid
 from datetime import timedelta
 
@@ -38,6 +39,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 PROGRESS_POLL_SECONDS = 0.5
+NO_WORKER_HINT_SECONDS = 5.0
 
 
 class Context:
@@ -118,12 +120,20 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     err(f"Web UI: {ctx.link(handle.id, run_id)}")
     result = asyncio.ensure_future(handle.result())
     last = ""
+    started = time.monotonic()
+    hinted = False
     while True:
         done = result.done()
         try:
             line = progress_line(await _progress(handle))
         except RPCError:
             line = last  # no worker has picked the run up yet
+            if not hinted and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
+                err(
+                    f"still waiting for a worker on task queue {ctx.keel.task_queue!r};"
+                    " start one with `python worker.py` (the run is kept meanwhile)"
+                )
+                hinted = True
         if line != last:
             err(line)
             last = line

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
@@ -11,7 +13,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
 from tests.cli_process import run_script
-from tests.conftest import DEMO_CORPUS, new_id, running_workers
+from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers
 from workflows.search_attributes import RESEARCH_STATUS
 
 
@@ -189,3 +191,31 @@ async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
     assert description.typed_search_attributes.get(RESEARCH_STATUS) == "cancelled"
     assert again.code == 1
     assert "is not running (CANCELED)" in again.stderr
+
+
+async def test_research_without_a_worker_says_so_and_keeps_the_run(
+    client: Client, server_address: str
+) -> None:
+    request_id = new_id("noworker")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "client.py"),
+        *("--address", server_address, "research", QUESTION, "--request-id", request_id),
+        cwd=ROOT,
+        env={**os.environ, "KEEL_TASK_QUEUE": f"nobody-{request_id}"},
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not any("still waiting for a worker" in line for line in lines):
+                lines.append((await process.stderr.readline()).decode())
+    finally:
+        process.terminate()
+        await process.wait()
+    assert f"task queue 'nobody-{request_id}'" in lines[-1]
+    description = await client.get_workflow_handle(f"research-{request_id}").describe()
+    assert description.status == WorkflowExecutionStatus.RUNNING
+    await client.get_workflow_handle(f"research-{request_id}").terminate("test done")
