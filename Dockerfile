@@ -14,6 +14,7 @@ COPY graphs ./graphs
 COPY infra ./infra
 COPY models ./models
 COPY workflows ./workflows
+COPY ticket_service ./ticket_service
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF"
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

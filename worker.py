@@ -40,6 +40,7 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.local_model import LocalModel
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.scripted_model import ScriptedModel
+from activities.tickets.activities import TicketActivities
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
@@ -47,10 +48,11 @@ from models.llm import Provider
 from workflows.ingest import IngestWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+from workflows.ticket_saga import TicketSagaWorkflow
 
 log = structlog.get_logger()
 
-WORKFLOWS = [ResearchWorkflow, IngestWorkflow]
+WORKFLOWS = [ResearchWorkflow, IngestWorkflow, TicketSagaWorkflow]
 
 
 class _ActivityLogContext(ActivityInboundInterceptor):
@@ -98,12 +100,13 @@ def build_workers(
     workers: list[Worker] = []
     if settings.worker_role in ("all", "orchestration"):
         documents = DocumentActivities(store)
+        tickets = TicketActivities(settings.tickets_url)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.task_queue,
                 workflows=WORKFLOWS,
-                activities=[documents.search, documents.ingest],
+                activities=[documents.search, documents.ingest, *tickets.all()],
                 # A validation error in workflow code is a bug to surface, not a task
                 # to retry forever.
                 workflow_failure_exception_types=[pydantic.ValidationError],
@@ -138,6 +141,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     parser.add_argument("--documents-db", help="SQLite file of the document store")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable")
     parser.add_argument("--scripted-dir", help="folder of scripts for the scripted model")
+    parser.add_argument("--tickets-url", help="ticket service base URL (KEEL_TICKETS_URL)")
     parser.add_argument("--log-format", choices=["auto", "json", "console"])
     args = vars(parser.parse_args(argv))
     try:

@@ -15,6 +15,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -30,9 +31,11 @@ from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchProgress, ResearchReport
+from models.tickets import ApprovalDecision, TicketSagaInput
 from workflows.ingest import IngestWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
+from workflows.ticket_saga import TicketSagaWorkflow
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -153,29 +156,40 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
-    handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, args.workflow_id)
+    """Any flow: its execution status and what its `progress` query says."""
+    handle = ctx.client.get_workflow_handle(args.workflow_id)
     description = await handle.describe()
     status = description.status.name if description.status else "UNKNOWN"
     out: dict[str, object] = {"workflow_id": handle.id, "run_id": description.run_id}
+    out["type"] = description.workflow_type
     out["status"] = status
     try:
-        out["progress"] = (await _progress(handle)).model_dump(mode="json")
+        out["progress"] = await handle.query("progress", rpc_timeout=timedelta(seconds=5))
     except RPCError as error:
         out["progress"] = None
         err(f"progress query not answered ({error.message}); is a worker running?")
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2, default=str))
     err(f"Web UI: {ctx.link(handle.id, description.run_id)}")
     return EXIT_OK
 
 
 async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
-    handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, args.workflow_id)
+    description = await ctx.client.get_workflow_handle(args.workflow_id).describe()
+    research = description.workflow_type == "ResearchWorkflow"
+    handle = ctx.client.get_workflow_handle(
+        args.workflow_id, result_type=ResearchReport if research else None
+    )
     try:
-        report = await handle.result()
+        result = await handle.result()
     except WorkflowFailureError as failure:
-        err(f"research failed: {failure.cause}")
+        err(f"{args.workflow_id} failed: {failure.cause}")
         return EXIT_FAILED
-    print(report.model_dump_json(indent=2) if args.json else report_text(report))
+    if isinstance(result, ResearchReport) and not args.json:
+        print(report_text(result))
+    elif isinstance(result, ResearchReport):
+        print(result.model_dump_json(indent=2))
+    else:
+        print(json.dumps(result, indent=2, default=str))
     return EXIT_OK
 
 
@@ -241,3 +255,49 @@ async def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
 
 def is_not_found(error: RPCError) -> bool:
     return error.status == RPCStatusCode.NOT_FOUND
+
+
+def incident_input(args: argparse.Namespace, keel: KeelSettings) -> TicketSagaInput:
+    model = ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
+    return TicketSagaInput(
+        description=args.description,
+        assignee=args.assignee,
+        model=model,
+        llm_task_queue=keel.llm_task_queue,
+        approval_timeout_seconds=args.approval_timeout,
+        approval_default=args.approval_default,
+    )
+
+
+async def cmd_incident(ctx: Context, args: argparse.Namespace) -> int:
+    workflow_id = f"incident-{args.request_id or uuid.uuid4().hex[:12]}"
+    try:
+        handle = await ctx.client.start_workflow(
+            TicketSagaWorkflow.run,
+            incident_input(args, ctx.keel),
+            id=workflow_id,
+            task_queue=ctx.keel.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=args.description[:200],
+        )
+        run_id = handle.result_run_id or handle.run_id
+    except WorkflowAlreadyStartedError:
+        run_id = (await ctx.client.get_workflow_handle(workflow_id).describe()).run_id
+        err(f"request {args.request_id!r} was already submitted; this is its saga")
+    print(json.dumps({"workflow_id": workflow_id, "run_id": run_id}))
+    err(f"approve or reject with: client.py approve|reject {workflow_id}")
+    err(f"Web UI: {ctx.link(workflow_id, run_id)}")
+    return EXIT_OK
+
+
+async def cmd_decide(ctx: Context, args: argparse.Namespace) -> int:
+    handle = ctx.client.get_workflow_handle_for(TicketSagaWorkflow.run, args.workflow_id)
+    decision = ApprovalDecision(decision=args.command, by=args.by, reason=args.reason)
+    try:
+        progress = await handle.execute_update(TicketSagaWorkflow.decide, decision)
+    except WorkflowUpdateFailedError as failure:
+        err(f"{args.command} refused: {failure.cause}")
+        return EXIT_FAILED
+    print(progress.model_dump_json(indent=2))
+    return EXIT_OK

@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from temporalio.common import RetryPolicy
-
 from graphs.machine import Edge, Node, NodeKind, Outcome, StateMachine
+from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SEARCH_RETRY, SEARCH_TIMEOUT
 from models.documents import SearchResult
-from models.errors import SCHEMA_VIOLATION, SCRIPT_MISSING, UNKNOWN_PROMPT, UNKNOWN_SCHEMA
 from models.research import Draft, RefinedQueries, ResearchPlan, ReviewVerdict
-
-# Transport failures (a crashed worker, a stalled model) are retried with backoff;
-# schema failures are not retried here: the workflow re-asks with the error instead.
-LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=4,
-    non_retryable_error_types=[SCHEMA_VIOLATION, UNKNOWN_SCHEMA, UNKNOWN_PROMPT, SCRIPT_MISSING],
-)
-# A local model on a CPU may take a while per call; the timeout bounds one attempt.
-LLM_TIMEOUT = timedelta(minutes=3)
-SEARCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=5,
-)
-SEARCH_TIMEOUT = timedelta(seconds=20)
 
 PLAN = "plan"
 RETRIEVE = "retrieve"

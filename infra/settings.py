@@ -53,4 +53,5 @@ class WorkerSettings(KeelSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     local_model_path: Path | None = None
     scripted_dir: Path = Path("tests/fixtures/scripted")
+    tickets_url: str = "http://127.0.0.1:8400"
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)

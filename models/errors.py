@@ -9,6 +9,9 @@ PROVIDER_UNAVAILABLE = "ProviderUnavailable"
 SCRIPT_MISSING = "ScriptMissing"
 INGEST_PATH_NOT_FOUND = "IngestPathNotFound"
 NO_VALID_DRAFT = "NoValidDraft"
+TICKET_REJECTED = "TicketRejected"
+TICKET_SERVICE_UNAVAILABLE = "TicketServiceUnavailable"
+SAGA_FAILED = "SagaFailed"
 
 
 def describe_validation_error(err: ValidationError, limit: int = 5) -> str:

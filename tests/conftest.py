@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from infra.binaries import temporal_cli
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
+from tests.ticket_service_process import TicketService
 from worker import build_gateway, build_workers
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
@@ -50,6 +51,15 @@ def server_address(env: WorkflowEnvironment) -> str:
 
 
 @pytest.fixture(scope="session")
+def tickets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TicketService]:
+    """One ticket service process for the session, fault injection enabled."""
+    service = TicketService(tmp_path_factory.mktemp("tickets") / "tickets.db")
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
     documents = DocumentStore(tmp_path_factory.mktemp("documents") / "documents.db")
     documents.ingest_folder(DEMO_CORPUS, "demo")
@@ -57,6 +67,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
 
 
 def worker_settings(**overrides: object) -> WorkerSettings:
+    """Settings on queues of their own, so tests never pick up each other's tasks."""
     suffix = uuid.uuid4().hex[:8]
     values: dict[str, object] = {
         "task_queue": f"research-{suffix}",

@@ -85,5 +85,5 @@ def test_dockerfile_installs_the_project_and_runs_the_worker() -> None:
     assert re.search(r'^CMD \["python", "worker.py"\]$', text, re.M)
     assert "pip install" in text
     assert "-DGGML_NATIVE=OFF" in text
-    for copied in ("activities", "workflows", "models", "graphs", "infra", "cli"):
+    for copied in ("activities", "workflows", "models", "graphs", "infra", "cli", "ticket_service"):
         assert f"COPY {copied} ./{copied}" in text

@@ -12,11 +12,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
-    from activities.llm.activities import LLMActivities
     from graphs.machine import Outcome
     from graphs.research import (
         CHECK_EVIDENCE,
@@ -30,8 +29,7 @@ with workflow.unsafe.imports_passed_through():
         WRITE,
     )
     from models.documents import Passage, SearchRequest
-    from models.errors import NO_VALID_DRAFT, SCHEMA_VIOLATION
-    from models.llm import LLMRequest, LLMResult, Usage
+    from models.errors import NO_VALID_DRAFT
     from models.research import (
         Citation,
         Draft,
@@ -45,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewVerdict,
         RunStatus,
     )
+    from workflows.model_calls import ModelCaller
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,7 +65,7 @@ class ResearchWorkflow:
     def __init__(self, request: ResearchInput) -> None:
         self._input = request
         self._progress = ResearchProgress()
-        self._calls: dict[str, int] = {}
+        self._model = ModelCaller(request.model, request.llm_task_queue, request.max_reasks)
         self._queries: list[str] = []
         self._tried_queries: list[str] = []
         self._evidence = EvidenceSet()
@@ -75,8 +74,6 @@ class ResearchWorkflow:
         self._best: _Candidate | None = None
         self._chosen: _Candidate | None = None
         self._flags: list[str] = []
-        self._prompts: dict[str, str] = {}
-        self._last: LLMResult | None = None
 
     @workflow.query(name="progress")
     def progress(self) -> ResearchProgress:
@@ -262,6 +259,7 @@ class ResearchWorkflow:
             )
             for n in numbers
         ]
+        last = self._model.last
         return ResearchReport(
             question=self._input.question,
             answer=chosen.draft.answer,
@@ -272,63 +270,29 @@ class ResearchWorkflow:
             iterations=self._progress.iteration,
             refinements=self._progress.refinements,
             usage=self._progress.usage,
-            provider=self._last.provider if self._last else self._input.model.provider,
-            model=self._last.model if self._last else self._input.model.model,
+            provider=last.provider if last else self._input.model.provider,
+            model=last.model if last else self._input.model.model,
             visits=self._progress.visits,
-            prompts=self._prompts,
+            prompts=self._model.prompts,
             reasks=self._progress.reasks,
         )
 
     # --- helpers -----------------------------------------------------------------------
 
     async def _ask(self, node: str, output: type[M], variables: dict[str, str]) -> M | None:
-        """Call the model; re-ask with the validation error, apart from transport retries.
-
-        Returns None when the re-ask limit is reached, so the caller takes the node's
-        failure edge.
-        """
         spec = RESEARCH_GRAPH.node(node)
-        error: str | None = None
-        for reask in range(self._input.max_reasks + 1):
-            index = self._calls.get(node, 0)
-            self._calls[node] = index + 1
-            request = LLMRequest(
-                node=node,
-                call_index=index,
-                choice=self._input.model,
-                prompt_id=node,
-                variables=variables,
-                output_schema=output.__name__,
-                reask_error=error,
+        try:
+            return await self._model.ask(
+                node,
+                output,
+                variables,
                 max_tokens=MAX_TOKENS[node],
+                start_to_close=spec.start_to_close,
+                retry=spec.retry,
             )
-            if reask:
-                self._progress.reasks += 1
-            summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
-            try:
-                result = await workflow.execute_activity_method(
-                    LLMActivities.complete,
-                    request,
-                    task_queue=self._input.llm_task_queue,
-                    start_to_close_timeout=spec.start_to_close,
-                    retry_policy=spec.retry,
-                    summary=summary,
-                )
-            except ActivityError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type == SCHEMA_VIOLATION:
-                    error = cause.message
-                    if len(cause.details) > 1:
-                        spent = Usage.model_validate(cause.details[1])
-                        self._progress.usage = self._progress.usage.add(spent)
-                    workflow.logger.info("re-asking %s after schema violation: %s", node, error)
-                    continue
-                raise
-            self._last = result
-            self._prompts[result.prompt_id] = result.prompt_hash
-            self._progress.usage = self._progress.usage.add(result.usage)
-            return output.model_validate(result.output)
-        return None
+        finally:
+            self._progress.usage = self._model.usage
+            self._progress.reasks = self._model.reasks
 
     def _flag(self, flag: str) -> None:
         if flag not in self._flags:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from models.research import Draft, RefinedQueries, ResearchPlan, ReviewVerdict
+from models.tickets import IncidentTriage
 
 OUTPUT_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (ResearchPlan, RefinedQueries, Draft, ReviewVerdict)
+    model.__name__: model
+    for model in (ResearchPlan, RefinedQueries, Draft, ReviewVerdict, IncidentTriage)
 }

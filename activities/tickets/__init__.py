@@ -1,0 +1,1 @@
+"""Side effects on the ticket service, each sent with its idempotency key."""

@@ -1,0 +1,97 @@
+"""Ticket-service calls as activities; a retried call sends the same key and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.tickets.http_errors import raise_for_status
+from models.errors import TICKET_SERVICE_UNAVAILABLE
+from models.tickets import (
+    AssignTicket,
+    CreateSubtask,
+    CreateTicket,
+    SendNotification,
+    ServiceRecord,
+    UndoRecord,
+)
+
+log = structlog.get_logger()
+
+
+class TicketActivities:
+    def __init__(self, base_url: str, timeout_seconds: float = 30.0) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout_seconds
+
+    async def _post(self, path: str, key: str, body: dict[str, Any] | None = None) -> ServiceRecord:
+        try:
+            async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as http:
+                response = await http.post(path, json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError as error:
+            raise ApplicationError(
+                f"ticket service at {self._base_url} unreachable: {error!r}",
+                type=TICKET_SERVICE_UNAVAILABLE,
+            ) from error
+        raise_for_status(response)
+        data = response.json()
+        record = ServiceRecord(
+            id=data["id"],
+            status=data["status"],
+            replayed=response.headers.get("Idempotent-Replayed") == "true",
+        )
+        log.info("tickets.call", path=path, key=key, **record.model_dump())
+        return record
+
+    @activity.defn(name="create_ticket")
+    async def create_ticket(self, call: CreateTicket) -> ServiceRecord:
+        body = call.model_dump(include={"title", "description", "severity"})
+        return await self._post("/tickets", call.idempotency_key, body)
+
+    @activity.defn(name="cancel_ticket")
+    async def cancel_ticket(self, call: UndoRecord) -> ServiceRecord:
+        return await self._post(f"/tickets/{call.record_id}/cancel", call.idempotency_key)
+
+    @activity.defn(name="create_subtask")
+    async def create_subtask(self, call: CreateSubtask) -> ServiceRecord:
+        path = f"/tickets/{call.ticket_id}/subtasks"
+        return await self._post(path, call.idempotency_key, {"title": call.title})
+
+    @activity.defn(name="delete_subtask")
+    async def delete_subtask(self, call: UndoRecord) -> ServiceRecord:
+        return await self._post(f"/subtasks/{call.record_id}/delete", call.idempotency_key)
+
+    @activity.defn(name="assign_ticket")
+    async def assign_ticket(self, call: AssignTicket) -> ServiceRecord:
+        path = f"/tickets/{call.ticket_id}/assignments"
+        return await self._post(path, call.idempotency_key, {"assignee": call.assignee})
+
+    @activity.defn(name="revoke_assignment")
+    async def revoke_assignment(self, call: UndoRecord) -> ServiceRecord:
+        return await self._post(f"/assignments/{call.record_id}/revoke", call.idempotency_key)
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, call: SendNotification) -> ServiceRecord:
+        body = call.model_dump(include={"ticket_id", "channel", "message"})
+        return await self._post("/notifications", call.idempotency_key, body)
+
+    @activity.defn(name="retract_notification")
+    async def retract_notification(self, call: UndoRecord) -> ServiceRecord:
+        path = f"/notifications/{call.record_id}/retract"
+        return await self._post(path, call.idempotency_key)
+
+    def all(self) -> list[Any]:
+        return [
+            self.create_ticket,
+            self.cancel_ticket,
+            self.create_subtask,
+            self.delete_subtask,
+            self.assign_ticket,
+            self.revoke_assignment,
+            self.send_notification,
+            self.retract_notification,
+        ]

@@ -1,0 +1,35 @@
+"""Map the service's HTTP answers to typed errors, so retries go where they help."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from models.errors import TICKET_REJECTED, TICKET_SERVICE_UNAVAILABLE
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("Retry-After", "")
+    return timedelta(seconds=float(value)) if value.replace(".", "", 1).isdigit() else None
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    """4xx (but 408/425/429): the request itself is wrong, retrying cannot help."""
+    if response.is_success:
+        return
+    try:
+        detail = str(response.json().get("detail", response.text))
+    except ValueError:
+        detail = response.text
+    message = (
+        f"{response.request.method} {response.request.url.path}: {response.status_code} {detail}"
+    )
+    if response.status_code in RETRYABLE_STATUS:
+        raise ApplicationError(
+            message, type=TICKET_SERVICE_UNAVAILABLE, next_retry_delay=retry_after(response)
+        )
+    raise ApplicationError(message, type=TICKET_REJECTED, non_retryable=True)

@@ -1,0 +1,52 @@
+"""Named timeouts and retry policies, shared by the flows' nodes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from models.errors import (
+    SCHEMA_VIOLATION,
+    SCRIPT_MISSING,
+    TICKET_REJECTED,
+    UNKNOWN_PROMPT,
+    UNKNOWN_SCHEMA,
+)
+
+# Transport failures (a crashed worker, a stalled model) are retried with backoff;
+# schema failures are not retried here: the workflow re-asks with the error instead.
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+    non_retryable_error_types=[SCHEMA_VIOLATION, UNKNOWN_SCHEMA, UNKNOWN_PROMPT, SCRIPT_MISSING],
+)
+# A local model on a CPU may take a while per call; the timeout bounds one attempt.
+LLM_TIMEOUT = timedelta(minutes=3)
+
+SEARCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+)
+SEARCH_TIMEOUT = timedelta(seconds=20)
+
+# A side effect is safe to retry because it carries an idempotency key; a rejected
+# request (4xx) is not worth retrying and sends the saga to its compensations.
+SIDE_EFFECT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=8,
+    non_retryable_error_types=[TICKET_REJECTED],
+)
+# Compensations must finish: retried without limit, with a capped backoff.
+COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)

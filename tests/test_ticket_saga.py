@@ -1,0 +1,271 @@
+"""The incident saga against the real ticket service: nothing twice, nothing half done.
+
+Every test reads the service's database directly and counts duplicates and orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
+
+from activities.documents.store import DocumentStore
+from infra.settings import WorkerSettings
+from models.llm import ModelChoice
+from models.tickets import ApprovalDecision, SagaProgress, TicketSagaInput, TicketSagaResult
+from tests.cli_process import run_script
+from tests.conftest import new_id, running_workers, worker_settings
+from tests.ticket_service_process import TicketService
+from workflows.ticket_saga import TicketSagaWorkflow
+
+SUBTASKS = 3  # in the incident_triage script
+
+Handle = WorkflowHandle[TicketSagaWorkflow, TicketSagaResult]
+
+
+def incident(settings: WorkerSettings, **overrides: object) -> TicketSagaInput:
+    values: dict[str, object] = {
+        "description": f"Checkout returns HTTP 500 since 14:02 ({uuid.uuid4().hex})",
+        "model": ModelChoice(provider="scripted", model="incident_triage"),
+        "llm_task_queue": settings.llm_task_queue,
+        "step_timeout_seconds": 5,
+    }
+    values.update(overrides)
+    return TicketSagaInput.model_validate(values)
+
+
+@asynccontextmanager
+async def saga_workers(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> AsyncIterator[WorkerSettings]:
+    async with running_workers(client, store, worker_settings(tickets_url=tickets.url)) as s:
+        yield s
+
+
+async def start(client: Client, settings: WorkerSettings, request: TicketSagaInput) -> Handle:
+    return await client.start_workflow(
+        TicketSagaWorkflow.run, request, id=new_id("incident"), task_queue=settings.task_queue
+    )
+
+
+async def progress_when(handle: Handle, status: str, seconds: float = 60) -> SagaProgress:
+    async with asyncio.timeout(seconds):
+        while True:
+            progress = await handle.query(TicketSagaWorkflow.progress)
+            if progress.status == status:
+                return progress
+            await asyncio.sleep(0.1)
+
+
+async def decide(handle: Handle, decision: str) -> SagaProgress:
+    return await handle.execute_update(
+        TicketSagaWorkflow.decide, ApprovalDecision.model_validate({"decision": decision})
+    )
+
+
+async def completed_results(
+    client: Client, workflow_id: str, activity: str
+) -> list[dict[str, Any]]:
+    """Results of one activity type, and the attempt each completed on."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    attempts: dict[int, int] = {}
+    found: list[dict[str, Any]] = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = e.activity_task_started_event_attributes
+            attempts[started.scheduled_event_id] = started.attempt
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done = e.activity_task_completed_event_attributes
+            if scheduled[done.scheduled_event_id] == activity:
+                body = json.loads(done.result.payloads[0].data)
+                found.append({**body, "attempt": attempts[done.scheduled_event_id]})
+    return found
+
+
+async def test_approved_saga_acts_once_per_step_and_notifies(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings)
+        handle = await start(client, settings, request)
+        waiting = await progress_when(handle, "awaiting_approval")
+        assert waiting.steps_done == [
+            "create_ticket", "create_subtask_0", "create_subtask_1", "create_subtask_2", "assign"
+        ]  # fmt: skip
+        assert [c.action for c in waiting.compensations] == [
+            "cancel_ticket", "delete_subtask", "delete_subtask", "delete_subtask",
+            "revoke_assignment",
+        ]  # fmt: skip
+        await decide(handle, "approve")
+        with pytest.raises(WorkflowUpdateFailedError):
+            await decide(handle, "reject")  # one decision only
+        result = await handle.result()
+    assert result.outcome == "completed"
+    assert result.triage.severity == "high"
+    assert len(result.subtask_ids) == SUBTASKS
+    assert result.usage.calls == 2  # a malformed triage, then a re-ask
+    audit = tickets.audit(request.description)
+    assert (audit.tickets, audit.open_tickets, audit.open_subtasks) == (1, 1, SUBTASKS)
+    assert (audit.active_assignments, audit.notices, audit.retractions) == (1, 1, 0)
+    assert (audit.duplicates, audit.orphans) == (0, 0)
+    # Every key the service saw for this saga is made of the workflow id and the step.
+    keys = [k for (k,) in tickets.query(
+        "SELECT key FROM idempotency_keys WHERE key LIKE ?", f"{handle.id}:%"
+    )]  # fmt: skip
+    assert sorted(keys) == sorted(
+        f"{handle.id}:{s}"
+        for s in ["create-ticket", "create-subtask-0", "create-subtask-1", "create-subtask-2",
+                  "assign", "notify"]
+    )  # fmt: skip
+
+
+async def test_reject_from_the_cli_unwinds_every_step_in_reverse(
+    client: Client, store: DocumentStore, tickets: TicketService, server_address: str
+) -> None:
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings)
+        handle = await start(client, settings, request)
+        await progress_when(handle, "awaiting_approval")
+        rejected = await run_script(
+            "client.py", "--address", server_address, "reject", handle.id, "--reason", "dup"
+        )
+        assert rejected.code == 0, rejected.stderr
+        result = await handle.result()
+    assert result.outcome == "rejected"
+    assert result.decision.reason == "dup"
+    assert [(c.action, c.status) for c in result.compensations] == [
+        ("cancel_ticket", "done"), ("delete_subtask", "done"), ("delete_subtask", "done"),
+        ("delete_subtask", "done"), ("revoke_assignment", "done"),
+    ]  # fmt: skip
+    history = await client.get_workflow_handle(handle.id).fetch_history()
+    undo_order = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ][-5:]
+    assert undo_order == [
+        "revoke_assignment", "delete_subtask", "delete_subtask", "delete_subtask", "cancel_ticket"
+    ]  # fmt: skip
+    audit = tickets.audit(request.description)
+    assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
+    assert (audit.revoked_assignments, audit.notices) == (1, 0)
+    assert (audit.duplicates, audit.orphans) == (0, 0)
+
+
+async def test_a_permanently_failing_step_compensates_every_earlier_step(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings, assignee="nobody")  # the service refuses: 422
+        handle = await start(client, settings, request)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        progress = await handle.query(TicketSagaWorkflow.progress)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "SagaFailed"
+    assert cause.message.startswith("saga failed at assign: ")
+    assert "unknown assignee 'nobody'" in cause.message
+    assert progress.outcome == "failed"
+    assert [c.status for c in progress.compensations] == ["done"] * (1 + SUBTASKS)
+    audit = tickets.audit(request.description)
+    assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
+    assert (audit.active_assignments, audit.revoked_assignments) == (0, 0)
+    assert (audit.duplicates, audit.orphans) == (0, 0)
+
+
+async def test_overlapping_attempts_after_a_start_to_close_timeout_make_one_ticket(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    # The first attempt holds its transaction past its 2 s timeout; the retry runs
+    # while it is still open, waits for it, and gets its answer back.
+    tickets.fault("create_ticket", hold_ms=3500)
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings, step_timeout_seconds=2)
+        handle = await start(client, settings, request)
+        await progress_when(handle, "awaiting_approval")
+        await decide(handle, "approve")
+        result = await handle.result()
+    assert result.outcome == "completed"
+    created = await completed_results(client, handle.id, "create_ticket")
+    assert len(created) == 1
+    assert created[0]["attempt"] >= 2
+    assert created[0]["replayed"] is True
+    audit = tickets.audit(request.description)
+    assert (audit.tickets, audit.duplicates, audit.orphans) == (1, 0, 0)
+
+
+async def test_cancelling_a_waiting_saga_unwinds_it(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings)
+        handle = await start(client, settings, request)
+        await progress_when(handle, "awaiting_approval")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        progress = await handle.query(TicketSagaWorkflow.progress)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert progress.outcome == "cancelled"
+    audit = tickets.audit(request.description)
+    assert (audit.tickets, audit.open_tickets, audit.revoked_assignments) == (1, 0, 1)
+    assert (audit.duplicates, audit.orphans) == (0, 0)
+
+
+async def test_no_decision_in_time_applies_the_default(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings, approval_timeout_seconds=1, approval_default="reject")
+        result = await (await start(client, settings, request)).result()
+    assert result.outcome == "rejected"
+    assert result.decision.by == "timeout"
+    audit = tickets.audit(request.description)
+    assert (audit.open_tickets, audit.duplicates, audit.orphans) == (0, 0, 0)
+
+
+async def test_a_duplicate_submission_starts_one_saga(
+    client: Client, store: DocumentStore, tickets: TicketService, server_address: str
+) -> None:
+    request_id = new_id("dup-incident")
+    description = f"Payments queue is backing up ({uuid.uuid4().hex})"
+    args = ["--address", server_address, "incident", description, "--request-id", request_id]
+    args += ["--provider", "scripted", "--model", "incident_triage"]
+    async with saga_workers(client, store, tickets) as settings:
+        env = {
+            "KEEL_TASK_QUEUE": settings.task_queue,
+            "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
+        }
+        first, second = await asyncio.gather(
+            run_script("client.py", *args, env=env), run_script("client.py", *args, env=env)
+        )
+        assert first.code == second.code == 0, first.stderr + second.stderr
+        assert json.loads(first.stdout) == json.loads(second.stdout)
+        handle = client.get_workflow_handle_for(TicketSagaWorkflow.run, f"incident-{request_id}")
+        await progress_when(handle, "awaiting_approval")
+        approved = await run_script("client.py", "--address", server_address, "approve", handle.id)
+        assert approved.code == 0, approved.stderr
+        # A third submission after the end still finds the same saga.
+        third = await run_script("client.py", *args, env=env)
+        assert json.loads(third.stdout) == json.loads(first.stdout)
+        assert (await handle.result()).outcome == "completed"
+    audit = tickets.audit(description)
+    assert (audit.tickets, audit.notices, audit.duplicates, audit.orphans) == (1, 1, 0, 0)

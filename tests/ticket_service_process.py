@@ -1,0 +1,126 @@
+"""The ticket service as a real process, and direct reads of its database."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What the database holds for one incident (one description)."""
+
+    tickets: int
+    open_tickets: int
+    open_subtasks: int
+    deleted_subtasks: int
+    active_assignments: int
+    revoked_assignments: int
+    notices: int
+    retractions: int
+
+    @property
+    def duplicates(self) -> int:
+        return max(self.tickets - 1, 0)
+
+    @property
+    def orphans(self) -> int:
+        """Live records hanging off a cancelled ticket, or notices never retracted."""
+        if self.open_tickets:
+            return 0
+        return self.open_subtasks + self.active_assignments + (self.notices - self.retractions)
+
+
+class TicketService:
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ticket_service",
+                "--port",
+                str(self.port),
+                "--db",
+                str(self.db_path),
+                "--faults",
+            ],
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("ticket service did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+
+    def fault(self, route: str, **settings: Any) -> None:
+        response = httpx.post(f"{self.url}/_faults", json={"route": route, **settings})
+        response.raise_for_status()
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db_path, timeout=30) as db:
+            return db.execute(sql, args).fetchall()
+
+    def audit(self, description: str) -> Audit:
+        ids = [
+            r[0] for r in self.query("SELECT id FROM tickets WHERE description = ?", description)
+        ]
+        marks = ",".join("?" * len(ids)) or "NULL"
+
+        def count(sql: str) -> int:
+            return int(self.query(sql.format(ids=marks), *ids)[0][0])
+
+        return Audit(
+            tickets=len(ids),
+            open_tickets=count(
+                "SELECT COUNT(*) FROM tickets WHERE id IN ({ids}) AND status='open'"
+            ),
+            open_subtasks=count(
+                "SELECT COUNT(*) FROM subtasks WHERE ticket_id IN ({ids}) AND status='open'"
+            ),
+            deleted_subtasks=count(
+                "SELECT COUNT(*) FROM subtasks WHERE ticket_id IN ({ids}) AND status='deleted'"
+            ),
+            active_assignments=count(
+                "SELECT COUNT(*) FROM assignments WHERE ticket_id IN ({ids}) AND status='active'"
+            ),
+            revoked_assignments=count(
+                "SELECT COUNT(*) FROM assignments WHERE ticket_id IN ({ids}) AND status='revoked'"
+            ),
+            notices=count(
+                "SELECT COUNT(*) FROM notifications WHERE ticket_id IN ({ids}) AND kind='notice'"
+            ),
+            retractions=count(
+                "SELECT COUNT(*) FROM notifications WHERE ticket_id IN ({ids})"
+                " AND kind='retraction'"
+            ),
+        )

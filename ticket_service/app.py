@@ -1,0 +1,159 @@
+"""The HTTP API. Every write requires an `Idempotency-Key` header.
+
+With faults enabled (`--faults`, for tests only), `POST /_faults` makes the next
+calls of a route hold their transaction, delay their answer after the commit, or
+fail with a status, so tests can make real processes misbehave on cue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ticket_service.db import Action, ServiceError, TicketDB
+
+Route = Literal[
+    "create_ticket",
+    "cancel_ticket",
+    "create_subtask",
+    "delete_subtask",
+    "assign",
+    "revoke_assignment",
+    "notify",
+    "retract",
+]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=200)]
+
+
+class NewTicket(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(max_length=5000)
+    severity: Literal["low", "medium", "high", "critical"]
+
+
+class NewSubtask(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+
+
+class NewAssignment(BaseModel):
+    assignee: str = Field(min_length=1, max_length=100)
+
+
+class NewNotification(BaseModel):
+    ticket_id: int
+    channel: str = Field(min_length=1, max_length=100)
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class Fault(BaseModel):
+    route: Route
+    times: int = Field(default=1, ge=1)
+    hold_ms: int = Field(default=0, ge=0, description="keep the transaction open before writing")
+    after_commit_ms: int = Field(default=0, ge=0, description="delay the answer after commit")
+    status: int | None = Field(default=None, ge=400, le=599, description="fail instead")
+
+
+class _Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._pending.append(fault)
+
+    def take(self, route: str) -> Fault | None:
+        with self._lock:
+            for fault in self._pending:
+                if fault.route == route:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self._pending.remove(fault)
+                    return fault.model_copy()
+        return None
+
+
+def create_app(db_path: Path, faults_enabled: bool = False) -> FastAPI:
+    db = TicketDB(db_path)
+    faults = _Faults()
+    app = FastAPI(title="ticket service")
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse(status_code=error.status, content={"detail": error.message})
+
+    def write(key: str, route: Route, body: dict[str, Any], action: Action) -> JSONResponse:
+        fault = faults.take(route) if faults_enabled else None
+        if fault is not None and fault.status is not None:
+            raise HTTPException(fault.status, f"injected failure on {route}")
+        status, response, replayed = db.idempotent(
+            key, route, body, action, hold_ms=fault.hold_ms if fault else 0
+        )
+        if fault is not None and fault.after_commit_ms:
+            time.sleep(fault.after_commit_ms / 1000)
+        return JSONResponse(
+            status_code=status,
+            content=response,
+            headers={"Idempotent-Replayed": "true" if replayed else "false"},
+        )
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/tickets")
+    def create_ticket(body: NewTicket, key: IdempotencyKey) -> JSONResponse:
+        action = db.create_ticket(body.title, body.description, body.severity)
+        return write(key, "create_ticket", body.model_dump(), action)
+
+    @app.post("/tickets/{ticket_id}/cancel")
+    def cancel_ticket(ticket_id: int, key: IdempotencyKey) -> JSONResponse:
+        return write(key, "cancel_ticket", {"ticket_id": ticket_id}, db.cancel_ticket(ticket_id))
+
+    @app.post("/tickets/{ticket_id}/subtasks")
+    def create_subtask(ticket_id: int, body: NewSubtask, key: IdempotencyKey) -> JSONResponse:
+        action = db.create_subtask(ticket_id, body.title)
+        return write(key, "create_subtask", {"ticket_id": ticket_id, **body.model_dump()}, action)
+
+    @app.post("/subtasks/{subtask_id}/delete")
+    def delete_subtask(subtask_id: int, key: IdempotencyKey) -> JSONResponse:
+        action = db.delete_subtask(subtask_id)
+        return write(key, "delete_subtask", {"subtask_id": subtask_id}, action)
+
+    @app.post("/tickets/{ticket_id}/assignments")
+    def assign(ticket_id: int, body: NewAssignment, key: IdempotencyKey) -> JSONResponse:
+        action = db.assign(ticket_id, body.assignee)
+        return write(key, "assign", {"ticket_id": ticket_id, **body.model_dump()}, action)
+
+    @app.post("/assignments/{assignment_id}/revoke")
+    def revoke_assignment(assignment_id: int, key: IdempotencyKey) -> JSONResponse:
+        action = db.revoke_assignment(assignment_id)
+        return write(key, "revoke_assignment", {"assignment_id": assignment_id}, action)
+
+    @app.post("/notifications")
+    def notify(body: NewNotification, key: IdempotencyKey) -> JSONResponse:
+        action = db.notify(body.ticket_id, body.channel, body.message)
+        return write(key, "notify", body.model_dump(), action)
+
+    @app.post("/notifications/{notification_id}/retract")
+    def retract(notification_id: int, key: IdempotencyKey) -> JSONResponse:
+        action = db.retract(notification_id)
+        return write(key, "retract", {"notification_id": notification_id}, action)
+
+    @app.get("/tickets/{ticket_id}")
+    def ticket(ticket_id: int) -> dict[str, Any]:
+        return db.ticket_view(ticket_id)
+
+    if faults_enabled:
+
+        @app.post("/_faults", status_code=204)
+        def add_fault(fault: Fault) -> None:
+            faults.add(fault)
+
+    return app

@@ -1,0 +1,263 @@
+"""Tickets, subtasks, assignments and a notifications outbox in SQLite.
+
+Every write runs in one `BEGIN IMMEDIATE` transaction together with its
+idempotency record, so a crash can never keep one without the other, and two
+requests with the same key are serialized: the second sees the first's result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+PEOPLE = ("oncall", "alice", "bob")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tickets (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'cancelled')),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subtasks (
+    id INTEGER PRIMARY KEY,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    title TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'deleted'))
+);
+CREATE TABLE IF NOT EXISTS people (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS assignments (
+    id INTEGER PRIMARY KEY,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    assignee TEXT NOT NULL REFERENCES people(name),
+    status TEXT NOT NULL CHECK (status IN ('active', 'revoked'))
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    channel TEXT NOT NULL,
+    message TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('notice', 'retraction')),
+    retracts INTEGER REFERENCES notifications(id),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    route TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+class ServiceError(Exception):
+    """A request the service refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+Action = Callable[[sqlite3.Connection], tuple[int, dict[str, Any]]]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class TicketDB:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            db.executemany("INSERT OR IGNORE INTO people VALUES (?)", [(p,) for p in PEOPLE])
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def idempotent(
+        self,
+        key: str,
+        route: str,
+        body: dict[str, Any],
+        action: Action,
+        hold_ms: int = 0,
+    ) -> tuple[int, dict[str, Any], bool]:
+        """Run `action` once per key; a repeat returns the stored answer (replayed=True).
+
+        `hold_ms` keeps the transaction open before the write, for fault injection.
+        """
+        request_hash = hashlib.sha256(
+            json.dumps([route, body], sort_keys=True).encode()
+        ).hexdigest()
+        with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT route, request_hash, status_code, response"
+                    " FROM idempotency_keys WHERE key = ?",
+                    (key,),
+                ).fetchone()
+                if row is not None:
+                    db.execute("COMMIT")
+                    if row["request_hash"] != request_hash:
+                        raise ServiceError(
+                            422, f"Idempotency-Key {key!r} was used for a different request"
+                        )
+                    return row["status_code"], json.loads(row["response"]), True
+                if hold_ms:
+                    time.sleep(hold_ms / 1000)
+                status, response = action(db)
+                db.execute(
+                    "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, route, request_hash, status, json.dumps(response), _now()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return status, response, False
+
+    # --- the writes, each run inside `idempotent` ---------------------------------------
+
+    @staticmethod
+    def _ticket(db: sqlite3.Connection, ticket_id: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT * FROM tickets WHERE id = ?", (ticket_id,)
+        ).fetchone()
+        if row is None:
+            raise ServiceError(404, f"no ticket {ticket_id}")
+        return row
+
+    @staticmethod
+    def create_ticket(title: str, description: str, severity: str) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            cur = db.execute(
+                "INSERT INTO tickets (title, description, severity, status, created_at)"
+                " VALUES (?, ?, ?, 'open', ?)",
+                (title, description, severity, _now()),
+            )
+            return 201, {"id": cur.lastrowid, "status": "open"}
+
+        return run
+
+    @classmethod
+    def cancel_ticket(cls, ticket_id: int) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            cls._ticket(db, ticket_id)
+            db.execute("UPDATE tickets SET status = 'cancelled' WHERE id = ?", (ticket_id,))
+            return 200, {"id": ticket_id, "status": "cancelled"}
+
+        return run
+
+    @classmethod
+    def create_subtask(cls, ticket_id: int, title: str) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            if cls._ticket(db, ticket_id)["status"] != "open":
+                raise ServiceError(409, f"ticket {ticket_id} is not open")
+            cur = db.execute(
+                "INSERT INTO subtasks (ticket_id, title, status) VALUES (?, ?, 'open')",
+                (ticket_id, title),
+            )
+            return 201, {"id": cur.lastrowid, "status": "open"}
+
+        return run
+
+    @staticmethod
+    def delete_subtask(subtask_id: int) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            cur = db.execute("UPDATE subtasks SET status = 'deleted' WHERE id = ?", (subtask_id,))
+            if cur.rowcount == 0:
+                raise ServiceError(404, f"no subtask {subtask_id}")
+            return 200, {"id": subtask_id, "status": "deleted"}
+
+        return run
+
+    @classmethod
+    def assign(cls, ticket_id: int, assignee: str) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            if cls._ticket(db, ticket_id)["status"] != "open":
+                raise ServiceError(409, f"ticket {ticket_id} is not open")
+            if db.execute("SELECT 1 FROM people WHERE name = ?", (assignee,)).fetchone() is None:
+                raise ServiceError(422, f"unknown assignee {assignee!r}")
+            cur = db.execute(
+                "INSERT INTO assignments (ticket_id, assignee, status) VALUES (?, ?, 'active')",
+                (ticket_id, assignee),
+            )
+            return 201, {"id": cur.lastrowid, "status": "active"}
+
+        return run
+
+    @staticmethod
+    def revoke_assignment(assignment_id: int) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            cur = db.execute(
+                "UPDATE assignments SET status = 'revoked' WHERE id = ?", (assignment_id,)
+            )
+            if cur.rowcount == 0:
+                raise ServiceError(404, f"no assignment {assignment_id}")
+            return 200, {"id": assignment_id, "status": "revoked"}
+
+        return run
+
+    @classmethod
+    def notify(cls, ticket_id: int, channel: str, message: str) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            cls._ticket(db, ticket_id)
+            cur = db.execute(
+                "INSERT INTO notifications (ticket_id, channel, message, kind, created_at)"
+                " VALUES (?, ?, ?, 'notice', ?)",
+                (ticket_id, channel, message, _now()),
+            )
+            return 201, {"id": cur.lastrowid, "status": "sent"}
+
+        return run
+
+    @staticmethod
+    def retract(notification_id: int) -> Action:
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            row = db.execute(
+                "SELECT ticket_id, channel FROM notifications WHERE id = ? AND kind = 'notice'",
+                (notification_id,),
+            ).fetchone()
+            if row is None:
+                raise ServiceError(404, f"no notification {notification_id}")
+            cur = db.execute(
+                "INSERT INTO notifications"
+                " (ticket_id, channel, message, kind, retracts, created_at)"
+                " VALUES (?, ?, ?, 'retraction', ?, ?)",
+                (row["ticket_id"], row["channel"], "retracted", notification_id, _now()),
+            )
+            return 201, {"id": cur.lastrowid, "status": "retracted"}
+
+        return run
+
+    def ticket_view(self, ticket_id: int) -> dict[str, Any]:
+        with self.connect() as db:
+            ticket = dict(self._ticket(db, ticket_id))
+            for table in ("subtasks", "assignments", "notifications"):
+                rows = db.execute(f"SELECT * FROM {table} WHERE ticket_id = ?", (ticket_id,))
+                ticket[table] = [dict(r) for r in rows]
+        return ticket

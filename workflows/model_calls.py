@@ -1,0 +1,88 @@
+"""Model calls from workflow code: the gateway activity, re-asks, and usage counting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.llm.activities import LLMActivities
+    from models.errors import SCHEMA_VIOLATION
+    from models.llm import LLMRequest, LLMResult, ModelChoice, Usage
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelCaller:
+    """One per workflow run; its counters are workflow state, so they replay exactly."""
+
+    def __init__(self, choice: ModelChoice, task_queue: str, max_reasks: int) -> None:
+        self._choice = choice
+        self._task_queue = task_queue
+        self._max_reasks = max_reasks
+        self._calls: dict[str, int] = {}
+        self.usage = Usage()
+        self.reasks = 0
+        self.prompts: dict[str, str] = {}
+        self.last: LLMResult | None = None
+
+    async def ask(
+        self,
+        node: str,
+        output: type[M],
+        variables: dict[str, str],
+        *,
+        max_tokens: int,
+        start_to_close: timedelta,
+        retry: RetryPolicy,
+    ) -> M | None:
+        """Call the model; re-ask with the validation error, apart from transport retries.
+
+        Returns None when the re-ask limit is reached, so the caller takes the node's
+        failure edge. Every call counts in `usage`, rejected ones included.
+        """
+        error: str | None = None
+        for reask in range(self._max_reasks + 1):
+            index = self._calls.get(node, 0)
+            self._calls[node] = index + 1
+            if reask:
+                self.reasks += 1
+            request = LLMRequest(
+                node=node,
+                call_index=index,
+                choice=self._choice,
+                prompt_id=node,
+                variables=variables,
+                output_schema=output.__name__,
+                reask_error=error,
+                max_tokens=max_tokens,
+            )
+            summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
+            try:
+                result = await workflow.execute_activity_method(
+                    LLMActivities.complete,
+                    request,
+                    task_queue=self._task_queue,
+                    start_to_close_timeout=start_to_close,
+                    retry_policy=retry,
+                    summary=summary,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == SCHEMA_VIOLATION:
+                    error = cause.message
+                    if len(cause.details) > 1:
+                        self.usage = self.usage.add(Usage.model_validate(cause.details[1]))
+                    workflow.logger.info("re-asking %s after schema violation: %s", node, error)
+                    continue
+                raise
+            self.last = result
+            self.prompts[result.prompt_id] = result.prompt_hash
+            self.usage = self.usage.add(result.usage)
+            return output.model_validate(result.output)
+        return None

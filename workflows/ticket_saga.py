@@ -1,0 +1,225 @@
+"""TicketSagaWorkflow: incident triage that opens a ticket and unwinds it if anything fails.
+
+The model turns the report into a ticket with subtasks; then create ticket ->
+create subtasks -> assign -> (human approval) -> notify. Every call carries an
+idempotency key made of the workflow id and the step, never the attempt, so
+retries, worker crashes and replays cannot duplicate a record. A failure, a
+rejection or a cancellation runs the registered compensations in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from activities.tickets.activities import TicketActivities
+    from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SIDE_EFFECT_RETRY
+    from models.errors import SAGA_FAILED, SCHEMA_VIOLATION
+    from models.tickets import (
+        ApprovalDecision,
+        AssignTicket,
+        CreateSubtask,
+        CreateTicket,
+        IncidentTriage,
+        SagaProgress,
+        SendNotification,
+        ServiceRecord,
+        TicketSagaInput,
+        TicketSagaResult,
+        UndoRecord,
+    )
+    from workflows.model_calls import ModelCaller
+    from workflows.saga import Saga
+
+TRIAGE_MAX_TOKENS = 200
+
+
+@workflow.defn(name="TicketSagaWorkflow")
+class TicketSagaWorkflow:
+    @workflow.init
+    def __init__(self, request: TicketSagaInput) -> None:
+        self._input = request
+        self._progress = SagaProgress()
+        self._model = ModelCaller(request.model, request.llm_task_queue, request.max_reasks)
+        self._step_timeout = timedelta(seconds=request.step_timeout_seconds)
+        self._saga = Saga(self._step_timeout)
+        self._step = "triage"
+
+    @workflow.query(name="progress")
+    def progress(self) -> SagaProgress:
+        self._progress.compensations = self._saga.log
+        self._progress.usage = self._model.usage
+        return self._progress
+
+    @workflow.update(name="decide")
+    def decide(self, decision: ApprovalDecision) -> SagaProgress:
+        """A human approves or rejects the ticket before anyone is notified."""
+        self._progress.decision = decision
+        return self.progress()
+
+    @decide.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        if self._progress.decision is not None:
+            raise ValueError(f"already decided: {self._progress.decision.decision}")
+        if self._progress.status in ("notifying", "compensating", "done"):
+            raise ValueError(f"too late to decide: the saga is {self._progress.status}")
+
+    def _key(self, step: str) -> str:
+        return f"{workflow.info().workflow_id}:{step}"
+
+    async def _act(
+        self,
+        step: str,
+        activity: object,
+        call: CreateTicket | CreateSubtask | AssignTicket | SendNotification,
+    ) -> ServiceRecord:
+        self._step = step
+        record: ServiceRecord = await workflow.execute_activity_method(
+            activity,  # type: ignore[call-overload]
+            call,
+            start_to_close_timeout=self._step_timeout,
+            retry_policy=SIDE_EFFECT_RETRY,
+            summary=f"{step}",
+        )
+        self._progress.steps_done.append(step)
+        return record
+
+    @workflow.run
+    async def run(self, request: TicketSagaInput) -> TicketSagaResult:
+        triage = await self._model.ask(
+            "triage",
+            IncidentTriage,
+            {"description": request.description},
+            max_tokens=TRIAGE_MAX_TOKENS,
+            start_to_close=LLM_TIMEOUT,
+            retry=LLM_RETRY,
+        )
+        if triage is None:
+            raise ApplicationError(
+                "the model gave no valid triage within the re-ask limit",
+                type=SCHEMA_VIOLATION,
+                non_retryable=True,
+            )
+        try:
+            return await self._run_steps(request, triage)
+        except (Exception, asyncio.CancelledError) as error:
+            cancelled = is_cancelled_exception(error)
+            await self._compensate()
+            self._progress.outcome = "cancelled" if cancelled else "failed"
+            if cancelled:
+                raise
+            root = error.cause if isinstance(error, ActivityError) and error.cause else error
+            raise ApplicationError(
+                f"saga failed at {self._step}: {root}; every earlier step was compensated",
+                type=SAGA_FAILED,
+                non_retryable=True,
+            ) from error
+
+    async def _run_steps(
+        self, request: TicketSagaInput, triage: IncidentTriage
+    ) -> TicketSagaResult:
+        self._progress.status = "acting"
+        ticket = await self._act(
+            "create_ticket",
+            TicketActivities.create_ticket,
+            CreateTicket(
+                idempotency_key=self._key("create-ticket"),
+                title=triage.title,
+                description=request.description,
+                severity=triage.severity,
+            ),
+        )
+        self._progress.ticket_id = ticket.id
+        self._saga.register(
+            "create_ticket",
+            TicketActivities.cancel_ticket,
+            UndoRecord(idempotency_key=self._key("undo-create-ticket"), record_id=ticket.id),
+        )
+        subtask_ids: list[int] = []
+        for n, title in enumerate(triage.subtasks):
+            subtask = await self._act(
+                f"create_subtask_{n}",
+                TicketActivities.create_subtask,
+                CreateSubtask(
+                    idempotency_key=self._key(f"create-subtask-{n}"),
+                    ticket_id=ticket.id,
+                    title=title,
+                ),
+            )
+            subtask_ids.append(subtask.id)
+            self._saga.register(
+                f"create_subtask_{n}",
+                TicketActivities.delete_subtask,
+                UndoRecord(idempotency_key=self._key(f"undo-subtask-{n}"), record_id=subtask.id),
+            )
+        assignment = await self._act(
+            "assign",
+            TicketActivities.assign_ticket,
+            AssignTicket(
+                idempotency_key=self._key("assign"), ticket_id=ticket.id, assignee=request.assignee
+            ),
+        )
+        self._saga.register(
+            "assign",
+            TicketActivities.revoke_assignment,
+            UndoRecord(idempotency_key=self._key("undo-assign"), record_id=assignment.id),
+        )
+
+        self._progress.status = "awaiting_approval"
+        try:
+            await workflow.wait_condition(
+                lambda: self._progress.decision is not None,
+                timeout=timedelta(seconds=request.approval_timeout_seconds),
+                timeout_summary="approval deadline",
+            )
+        except TimeoutError:
+            self._progress.decision = ApprovalDecision(
+                decision=request.approval_default, by="timeout", reason="no decision in time"
+            )
+        decision = self._progress.decision
+        assert decision is not None
+        notification_id: int | None = None
+        if decision.decision == "reject":
+            await self._compensate()
+            self._progress.outcome = "rejected"
+        else:
+            self._progress.status = "notifying"
+            notification = await self._act(
+                "notify",
+                TicketActivities.send_notification,
+                SendNotification(
+                    idempotency_key=self._key("notify"),
+                    ticket_id=ticket.id,
+                    channel=request.channel,
+                    message=f"[{triage.severity}] {triage.title} (ticket {ticket.id})",
+                ),
+            )
+            notification_id = notification.id
+            self._saga.register(
+                "notify",
+                TicketActivities.retract_notification,
+                UndoRecord(idempotency_key=self._key("undo-notify"), record_id=notification.id),
+            )
+            self._progress.outcome = "completed"
+        self._progress.status = "done"
+        return TicketSagaResult(
+            outcome="rejected" if decision.decision == "reject" else "completed",
+            ticket_id=ticket.id,
+            triage=triage,
+            subtask_ids=subtask_ids,
+            assignment_id=assignment.id,
+            notification_id=notification_id,
+            decision=decision,
+            compensations=self._saga.log,
+            usage=self._model.usage,
+            prompts=self._model.prompts,
+        )
+
+    async def _compensate(self) -> None:
+        self._progress.status = "compensating"
+        await self._saga.compensate()
+        self._progress.status = "done"
