@@ -9,7 +9,9 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -72,41 +74,59 @@ def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInpu
     )
 
 
+async def start_once(
+    ctx: Context,
+    run: Any,
+    arg: BaseModel,
+    workflow_id: str,
+    summary: str,
+    search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty,
+) -> tuple[str, bool]:
+    """Start a flow under this id, or find the run that id already started.
+
+    Returns the run id and whether it already existed: the same request id never
+    starts a second run, whether the first is still running or has finished.
+    """
+    try:
+        handle = await ctx.client.start_workflow(
+            run,
+            arg,
+            id=workflow_id,
+            task_queue=ctx.keel.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=summary[:200],
+            search_attributes=search_attributes,
+        )
+        return handle.result_run_id or handle.run_id or "", False
+    except WorkflowAlreadyStartedError:
+        description = await ctx.client.get_workflow_handle(workflow_id).describe()
+        return description.run_id, True
+
+
 async def _start(
     ctx: Context, args: argparse.Namespace
 ) -> tuple[WorkflowHandle[ResearchWorkflow, ResearchReport], bool]:
-    """Start a run, or find the one this request id already started."""
     workflow_id = f"research-{args.request_id or uuid.uuid4().hex[:12]}"
-    try:
-        handle = await ctx.client.start_workflow(
-            ResearchWorkflow.run,
-            research_input(args, ctx.keel),
-            id=workflow_id,
-            task_queue=ctx.keel.task_queue,
-            # The same request id never starts a second run, running or finished.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=args.question[:200],
-            # Visible in the Web UI list before a worker picks the run up.
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(RESEARCH_STATUS, "queued")]
-            ),
-        )
-        return handle, False
-    except WorkflowAlreadyStartedError:
-        handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id)
-        description = await handle.describe()
-        return ctx.client.get_workflow_handle_for(
-            ResearchWorkflow.run, workflow_id, run_id=description.run_id
-        ), True
+    run_id, existing = await start_once(
+        ctx,
+        ResearchWorkflow.run,
+        research_input(args, ctx.keel),
+        workflow_id,
+        args.question,
+        # Visible in the Web UI list before a worker picks the run up.
+        TypedSearchAttributes([SearchAttributePair(RESEARCH_STATUS, "queued")]),
+    )
+    handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id, run_id=run_id)
+    return handle, existing
 
 
 async def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     handle, existing = await _start(ctx, args)
     if existing:
         err(f"request {args.request_id!r} was already submitted; this is its run")
-    print(json.dumps({"workflow_id": handle.id, "run_id": handle.result_run_id or handle.run_id}))
-    err(f"Web UI: {ctx.link(handle.id, handle.result_run_id or handle.run_id)}")
+    print(json.dumps({"workflow_id": handle.id, "run_id": handle.run_id}))
+    err(f"Web UI: {ctx.link(handle.id, handle.run_id)}")
     return EXIT_OK
 
 
@@ -116,7 +136,7 @@ async def _progress(handle: WorkflowHandle[ResearchWorkflow, ResearchReport]) ->
 
 async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     handle, existing = await _start(ctx, args)
-    run_id = handle.result_run_id or handle.run_id
+    run_id = handle.run_id
     if existing:
         err(f"request {args.request_id!r} was already submitted; showing its run")
     err(f"workflow {handle.id} run {run_id}")
@@ -271,19 +291,10 @@ def incident_input(args: argparse.Namespace, keel: KeelSettings) -> TicketSagaIn
 
 async def cmd_incident(ctx: Context, args: argparse.Namespace) -> int:
     workflow_id = f"incident-{args.request_id or uuid.uuid4().hex[:12]}"
-    try:
-        handle = await ctx.client.start_workflow(
-            TicketSagaWorkflow.run,
-            incident_input(args, ctx.keel),
-            id=workflow_id,
-            task_queue=ctx.keel.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=args.description[:200],
-        )
-        run_id = handle.result_run_id or handle.run_id
-    except WorkflowAlreadyStartedError:
-        run_id = (await ctx.client.get_workflow_handle(workflow_id).describe()).run_id
+    run_id, existing = await start_once(
+        ctx, TicketSagaWorkflow.run, incident_input(args, ctx.keel), workflow_id, args.description
+    )
+    if existing:
         err(f"request {args.request_id!r} was already submitted; this is its saga")
     print(json.dumps({"workflow_id": workflow_id, "run_id": run_id}))
     err(f"approve or reject with: client.py approve|reject {workflow_id}")

@@ -12,8 +12,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
-from tests.cli_process import run_script
 from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers
+from tests.processes import run_script
 from workflows.search_attributes import RESEARCH_STATUS
 
 

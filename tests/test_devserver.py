@@ -9,9 +9,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from models.research import ResearchInput
-from tests.cli_process import run_script
 from tests.conftest import new_id
-from tests.test_worker_process import free_port
+from tests.ports import free_port
+from tests.processes import run_script
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_STATUS
 

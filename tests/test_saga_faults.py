@@ -9,20 +9,16 @@ service's database: one of each, none left behind.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.documents.store import DocumentStore
-from infra.settings import WorkerSettings
-from tests.cli_process import run_script
-from tests.conftest import ROOT, SCRIPTED_DIR, running_workers, worker_settings
+from tests.conftest import running_workers, worker_settings
+from tests.ports import free_port
+from tests.processes import run_script, worker_process
 from tests.test_ticket_saga import (
     SUBTASKS,
     completed_results,
@@ -31,34 +27,7 @@ from tests.test_ticket_saga import (
     progress_when,
     start,
 )
-from tests.ticket_service_process import TicketService, free_port
-
-
-@asynccontextmanager
-async def worker_process(
-    address: str, settings: WorkerSettings, tmp_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "worker.py"),
-        "--address", address,
-        "--task-queue", settings.task_queue,
-        "--llm-task-queue", settings.llm_task_queue,
-        "--tickets-url", settings.tickets_url,
-        "--scripted-dir", str(SCRIPTED_DIR),
-        "--documents-db", str(tmp_path / "documents.db"),
-        "--metrics-port", "0",
-        "--log-format", "json",
-        cwd=ROOT,
-        env={**os.environ, "KEEL_GRACEFUL_SHUTDOWN_SECONDS": "1"},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 30)
+from tests.ticket_service_process import TicketService
 
 
 async def until(predicate: Callable[[], bool], seconds: float = 60) -> None:

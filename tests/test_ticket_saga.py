@@ -27,8 +27,8 @@ from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.tickets import ApprovalDecision, SagaProgress, TicketSagaInput, TicketSagaResult
-from tests.cli_process import run_script
 from tests.conftest import new_id, running_workers, worker_settings
+from tests.processes import run_script
 from tests.ticket_service_process import TicketService
 from workflows.ticket_saga import TicketSagaWorkflow
 

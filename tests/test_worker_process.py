@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -16,19 +13,13 @@ from temporalio.client import Client
 from models.documents import IngestRequest
 from tests.conftest import (
     DEMO_CORPUS,
-    ROOT,
-    SCRIPTED_DIR,
     execute_scripted,
     new_id,
     worker_settings,
 )
+from tests.ports import free_port
+from tests.processes import worker_process
 from workflows.ingest import IngestWorkflow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch(url: str) -> str:
@@ -41,22 +32,9 @@ async def test_worker_runs_flows_logs_json_with_ids_serves_metrics_and_stops_on_
 ) -> None:
     settings = worker_settings()
     metrics_port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "worker.py"),
-        "--address", server_address,
-        "--task-queue", settings.task_queue,
-        "--llm-task-queue", settings.llm_task_queue,
-        "--documents-db", str(tmp_path / "docs.db"),
-        "--scripted-dir", str(SCRIPTED_DIR),
-        "--metrics-port", str(metrics_port),
-        "--log-format", "json",
-        cwd=ROOT,
-        env={**os.environ, "KEEL_GRACEFUL_SHUTDOWN_SECONDS": "2"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
+    async with worker_process(
+        server_address, settings, tmp_path, metrics_port=metrics_port, capture_logs=True
+    ) as process:
         ingest = await client.execute_workflow(
             IngestWorkflow.run,
             IngestRequest(path=str(DEMO_CORPUS), namespace="demo"),
@@ -70,7 +48,6 @@ async def test_worker_runs_flows_logs_json_with_ids_serves_metrics_and_stops_on_
         assert report.review_passed
         metrics = await asyncio.to_thread(fetch, f"http://127.0.0.1:{metrics_port}/metrics")
         assert "temporal_activity_execution_latency" in metrics
-    finally:
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()[-2000:]

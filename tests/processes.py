@@ -1,0 +1,73 @@
+"""The project's scripts as subprocesses, without blocking the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.settings import WorkerSettings
+from tests.conftest import ROOT, SCRIPTED_DIR
+
+
+@dataclass(frozen=True)
+class Completed:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_script(
+    script: str, *args: str, env: dict[str, str] | None = None, limit_seconds: float = 120
+) -> Completed:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / script),
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), limit_seconds)
+    assert process.returncode is not None
+    return Completed(process.returncode, out.decode(), err.decode())
+
+
+@asynccontextmanager
+async def worker_process(
+    address: str,
+    settings: WorkerSettings,
+    data_dir: Path,
+    *,
+    metrics_port: int = 0,
+    capture_logs: bool = False,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """worker.py as deployed, JSON logs on stderr; stopped with SIGTERM unless already dead."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "worker.py"),
+        "--address", address,
+        "--task-queue", settings.task_queue,
+        "--llm-task-queue", settings.llm_task_queue,
+        "--tickets-url", settings.tickets_url,
+        "--scripted-dir", str(SCRIPTED_DIR),
+        "--documents-db", str(data_dir / "documents.db"),
+        "--metrics-port", str(metrics_port),
+        "--log-format", "json",
+        cwd=ROOT,
+        env={**os.environ, "KEEL_GRACEFUL_SHUTDOWN_SECONDS": "2"},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE if capture_logs else asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 60)
