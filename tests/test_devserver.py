@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -26,7 +25,8 @@ async def test_runs_survive_a_server_restart_and_search_attributes_are_registere
     args += ["--tickets-port", str(tickets_port)]
     started = await run_script("devserver.py", "start", "--with-tickets", *args)
     assert started.code == 0, started.stdout + started.stderr
-    health = httpx.get(f"http://127.0.0.1:{tickets_port}/health")
+    async with httpx.AsyncClient() as http:
+        health = await http.get(f"http://127.0.0.1:{tickets_port}/health")
     assert health.json() == {"status": "ok"}
     workflow_id = new_id()
     try:
