@@ -269,3 +269,40 @@ async def test_a_duplicate_submission_starts_one_saga(
         assert (await handle.result()).outcome == "completed"
     audit = tickets.audit(description)
     assert (audit.tickets, audit.notices, audit.duplicates, audit.orphans) == (1, 1, 0, 0)
+
+
+async def test_a_failing_compensation_is_retried_until_it_succeeds(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    tickets.fault("cancel_ticket", status=503, times=2)
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings)
+        handle = await start(client, settings, request)
+        await progress_when(handle, "awaiting_approval")
+        await decide(handle, "reject")
+        result = await handle.result()
+    assert result.outcome == "rejected"
+    cancelled = await completed_results(client, handle.id, "cancel_ticket")
+    assert [c["attempt"] for c in cancelled] == [3]
+    audit = tickets.audit(request.description)
+    assert (audit.open_tickets, audit.duplicates, audit.orphans) == (0, 0, 0)
+
+
+async def test_a_cancellation_during_the_unwind_does_not_stop_it(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    tickets.fault("delete_subtask", hold_ms=1500, times=SUBTASKS)
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings)
+        handle = await start(client, settings, request)
+        await progress_when(handle, "awaiting_approval")
+        await decide(handle, "reject")
+        await progress_when(handle, "compensating")
+        await handle.cancel()
+        result = await handle.result()  # the rejection's unwind finished all the same
+        progress = await handle.query(TicketSagaWorkflow.progress)
+    assert result.outcome == "rejected"
+    assert [c.status for c in progress.compensations] == ["done"] * (2 + SUBTASKS)
+    audit = tickets.audit(request.description)
+    assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
+    assert (audit.revoked_assignments, audit.duplicates, audit.orphans) == (1, 0, 0)
