@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import get_args
 
 import pydantic
 from temporalio.service import RPCError
@@ -24,15 +25,17 @@ from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Con
 from graphs.research import FLOWS
 from infra.settings import KeelSettings, TemporalSettings
 from infra.temporal import connect
+from models.llm import Provider
 
 Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
+PROVIDERS = list(get_args(Provider))
 
 
 def _research_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("question")
     p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
     p.add_argument("--corpus", default="demo", help="document namespace to search")
-    p.add_argument("--provider", choices=["local", "scripted"], default="local")
+    p.add_argument("--provider", choices=PROVIDERS, default="local")
     p.add_argument("--model", help="model name; for the scripted provider, the script name")
     p.add_argument("--max-refinements", type=int, default=2)
     p.add_argument("--max-revisions", type=int, default=2)
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("description")
     p.add_argument("--request-id", help="idempotent submission: the same id starts one saga")
     p.add_argument("--assignee", default="oncall")
-    p.add_argument("--provider", choices=["local", "scripted"], default="local")
+    p.add_argument("--provider", choices=PROVIDERS, default="local")
     p.add_argument("--model", help="model name; for the scripted provider, the script name")
     p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
     p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")

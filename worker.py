@@ -22,6 +22,7 @@ from typing import Any
 
 import pydantic
 import structlog
+from pydantic import SecretStr
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -35,9 +36,11 @@ from temporalio.worker import (
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.llm.activities import LLMActivities
+from activities.llm.anthropic_model import AnthropicModel
 from activities.llm.chat_model import ChatModel
 from activities.llm.gateway import LLMGateway
 from activities.llm.local_model import LocalModel
+from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.scripted_model import ScriptedModel
 from activities.tickets.activities import TicketActivities
@@ -76,9 +79,23 @@ class LogContextInterceptor(Interceptor):
 
 
 def build_gateway(settings: WorkerSettings, prompts: PromptBook) -> LLMGateway:
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value else None
+
     providers: dict[Provider, ChatModel] = {
         "local": LocalModel(settings.local_model_path),
         "scripted": ScriptedModel(settings.scripted_dir),
+        "openai": OpenAICompatibleModel(
+            settings.openai_base_url,
+            secret(settings.openai_api_key),
+            settings.openai_schema_mode,
+            settings.provider_timeout_seconds,
+        ),
+        "anthropic": AnthropicModel(
+            secret(settings.anthropic_api_key),
+            settings.anthropic_base_url,
+            settings.provider_timeout_seconds,
+        ),
     }
     return LLMGateway(prompts, providers)
 
@@ -142,6 +159,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable")
     parser.add_argument("--scripted-dir", help="folder of scripts for the scripted model")
     parser.add_argument("--tickets-url", help="ticket service base URL (KEEL_TICKETS_URL)")
+    parser.add_argument("--openai-base-url", help="OpenAI-compatible endpoint")
+    parser.add_argument("--openai-schema-mode", choices=["json_schema", "json_object"])
     parser.add_argument("--log-format", choices=["auto", "json", "console"])
     args = vars(parser.parse_args(argv))
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".data")
@@ -35,7 +35,7 @@ class TemporalSettings(BaseSettings):
 class KeelSettings(BaseSettings):
     """Settings shared by the worker and the CLI."""
 
-    model_config = SettingsConfigDict(env_prefix="KEEL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KEEL_", extra="ignore", populate_by_name=True)
 
     task_queue: str = "research"
     llm_task_queue: str = "llm"
@@ -54,4 +54,17 @@ class WorkerSettings(KeelSettings):
     local_model_path: Path | None = None
     scripted_dir: Path = Path("tests/fixtures/scripted")
     tickets_url: str = "http://127.0.0.1:8400"
+    # Remote providers. Keys come from the environment only (the providers' own names
+    # work too), are held as secrets, and never enter workflow inputs or logs.
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("KEEL_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_schema_mode: Literal["json_schema", "json_object"] = "json_schema"
+    anthropic_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KEEL_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+    provider_timeout_seconds: float = Field(default=60.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Provider = Literal["local", "scripted"]
+Provider = Literal["local", "scripted", "openai", "anthropic"]
 
 
 class ModelChoice(BaseModel):

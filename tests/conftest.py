@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
+from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
 from infra.binaries import temporal_cli
 from infra.settings import WorkerSettings
@@ -87,10 +88,11 @@ async def running_workers(
     settings: WorkerSettings | None = None,
     *,
     max_cached_workflows: int = 1000,
+    gateway: LLMGateway | None = None,
 ) -> AsyncIterator[WorkerSettings]:
     """Workers built the way worker.py builds them, on queues of their own."""
     settings = settings or worker_settings()
-    gateway = build_gateway(settings, PromptBook.load())
+    gateway = gateway or build_gateway(settings, PromptBook.load())
     workers = build_workers(
         client, settings, gateway, store, max_cached_workflows=max_cached_workflows
     )

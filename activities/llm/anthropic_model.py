@@ -1,0 +1,60 @@
+"""Anthropic's Messages API; structured output through one forced tool whose input is the schema.
+
+The client's own retries are off (`max_retries=0`), as for every provider.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import httpx2
+
+from activities.llm.chat_model import ChatCall, Completion
+from activities.llm.provider_errors import provider_error
+
+TOOL_NAME = "answer"
+
+
+class AnthropicModel:
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout_seconds: float = 60.0,
+        http_client: httpx2.Client | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._client = anthropic.Anthropic(
+            api_key=api_key or "no-key",
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_seconds,
+            http_client=http_client,
+        )
+
+    def complete(self, call: ChatCall) -> Completion:
+        try:
+            message = self._client.messages.create(
+                model=call.model,
+                system=call.system,
+                messages=[{"role": "user", "content": call.user}],
+                max_tokens=call.max_tokens,
+                tools=[
+                    {
+                        "name": TOOL_NAME,
+                        "description": "Give the answer in exactly this structure.",
+                        "input_schema": call.schema,
+                    }
+                ],
+                tool_choice={"type": "tool", "name": TOOL_NAME},
+            )
+        except anthropic.AnthropicError as error:
+            raise provider_error("anthropic", error, self._api_key) from error
+        answer = next((block.input for block in message.content if block.type == "tool_use"), None)
+        text = json.dumps(answer) if answer is not None else ""
+        return Completion(
+            text=text,
+            tokens_in=message.usage.input_tokens,
+            tokens_out=message.usage.output_tokens,
+        )

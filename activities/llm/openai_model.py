@@ -1,0 +1,69 @@
+"""Any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp's server.
+
+The client's own retries are off (`max_retries=0`): Temporal's retry policy is the
+one layer that retries, recorded in the history.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from activities.llm.chat_model import ChatCall, Completion
+from activities.llm.provider_errors import provider_error
+
+# "json_schema": OpenAI's structured outputs (also vLLM, Ollama);
+# "json_object": llama.cpp's server, which takes the schema beside the type.
+SchemaMode = Literal["json_schema", "json_object"]
+
+
+class OpenAICompatibleModel:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        schema_mode: SchemaMode = "json_schema",
+        timeout_seconds: float = 60.0,
+        http_client: httpx2.Client | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._schema_mode = schema_mode
+        self._client = openai.OpenAI(
+            base_url=base_url,
+            # Local servers ignore the key; the SDK insists on one.
+            api_key=api_key or "no-key",
+            max_retries=0,
+            timeout=timeout_seconds,
+            http_client=http_client,
+        )
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self._schema_mode == "json_object":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+    def complete(self, call: ChatCall) -> Completion:
+        try:
+            messages: list[ChatCompletionMessageParam] = [
+                {"role": "system", "content": call.system},
+                {"role": "user", "content": call.user},
+            ]
+            response = self._client.chat.completions.create(
+                model=call.model,
+                messages=messages,
+                max_tokens=call.max_tokens,
+                temperature=call.temperature,
+                # Sent as is: llama.cpp's schema-beside-type form is not in the SDK's types.
+                extra_body={"response_format": self._response_format(call.schema)},
+            )
+        except openai.OpenAIError as error:
+            raise provider_error("openai", error, self._api_key) from error
+        usage = response.usage
+        return Completion(
+            text=response.choices[0].message.content or "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+        )
