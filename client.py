@@ -39,6 +39,9 @@ def _research_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model name; for the scripted provider, the script name")
     p.add_argument("--max-refinements", type=int, default=2)
     p.add_argument("--max-revisions", type=int, default=2)
+    p.add_argument("--budget-tokens", type=int, help="stop model calls past this many tokens")
+    p.add_argument("--budget-cost", type=float, help="stop model calls past this many USD")
+    p.add_argument("--budget-seconds", type=float, help="stop model calls after this long")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 

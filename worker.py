@@ -41,6 +41,7 @@ from activities.llm.chat_model import ChatModel
 from activities.llm.gateway import LLMGateway
 from activities.llm.local_model import LocalModel
 from activities.llm.openai_model import OpenAICompatibleModel
+from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.scripted_model import ScriptedModel
 from activities.tickets.activities import TicketActivities
@@ -78,7 +79,9 @@ class LogContextInterceptor(Interceptor):
         return _ActivityLogContext(next)
 
 
-def build_gateway(settings: WorkerSettings, prompts: PromptBook) -> LLMGateway:
+def build_gateway(
+    settings: WorkerSettings, prompts: PromptBook, prices: PriceTable | None = None
+) -> LLMGateway:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value else None
 
@@ -97,7 +100,7 @@ def build_gateway(settings: WorkerSettings, prompts: PromptBook) -> LLMGateway:
             settings.provider_timeout_seconds,
         ),
     }
-    return LLMGateway(prompts, providers)
+    return LLMGateway(prompts, providers, prices)
 
 
 def build_workers(
@@ -176,7 +179,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
 async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     try:
         prompts = PromptBook.load()
-    except PromptError as err:
+        prices = PriceTable.load()
+    except (PromptError, PriceError) as err:
         raise SystemExit(f"invalid contracts: {err}") from err
     runtime = None
     if settings.metrics_port:
@@ -205,7 +209,10 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     if added:
         log.info("worker.search_attributes_registered", names=added)
     workers = build_workers(
-        client, settings, build_gateway(settings, prompts), DocumentStore(settings.documents_db)
+        client,
+        settings,
+        build_gateway(settings, prompts, prices),
+        DocumentStore(settings.documents_db),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.render import progress_line, report_text, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
-from models.llm import ModelChoice
+from models.llm import Budget, ModelChoice
 from models.research import ResearchInput, ResearchProgress, ResearchReport
 from models.tickets import ApprovalDecision, TicketSagaInput
 from workflows.ingest import IngestWorkflow
@@ -71,6 +71,13 @@ def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInpu
         llm_task_queue=keel.llm_task_queue,
         max_refinements=args.max_refinements,
         max_revisions=args.max_revisions,
+        budget=Budget(
+            max_tokens=args.budget_tokens,
+            max_cost_usd=args.budget_cost,
+            deadline=datetime.now(UTC) + timedelta(seconds=args.budget_seconds)
+            if args.budget_seconds
+            else None,
+        ),
     )
 
 

@@ -20,6 +20,7 @@ def progress_line(progress: ResearchProgress) -> str:
         f" reasks={progress.reasks} evidence={progress.evidence}"
         f" llm_calls={progress.usage.calls}"
         f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
+        f" cost=${progress.usage.cost_usd:.6f}"
     )
 
 
@@ -45,7 +46,8 @@ def report_text(report: ResearchReport) -> str:
     u = report.usage
     lines.append(
         f"Model: {report.provider}/{report.model}; {u.calls} calls,"
-        f" {u.tokens_in} tokens in, {u.tokens_out} out, {u.latency_ms / 1000:.1f} s in the model"
+        f" {u.tokens_in} tokens in, {u.tokens_out} out, ${u.cost_usd:.6f},"
+        f" {u.latency_ms / 1000:.1f} s in the model"
     )
     if report.prompts:
         lines.append("Prompts: " + ", ".join(f"{k}@{v}" for k, v in sorted(report.prompts.items())))

@@ -30,10 +30,11 @@ class Outcome(StrEnum):
     EXHAUSTED = "bound reached"
     PASS = "pass"
     FAIL = "fail"
+    BUDGET_EXHAUSTED = "budget exhausted"
 
     @property
     def is_failure(self) -> bool:
-        return self is Outcome.SCHEMA_FAILURE
+        return self in (Outcome.SCHEMA_FAILURE, Outcome.BUDGET_EXHAUSTED)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ RESEARCH_GRAPH = StateMachine(
         Edge(VERDICT, DELIVER, Outcome.PASS),
         Edge(VERDICT, PLAN, Outcome.FAIL, "with the reviewer's feedback"),
         Edge(VERDICT, DELIVER, Outcome.EXHAUSTED, "deliver the best draft"),
+        *(
+            Edge(node, DELIVER, Outcome.BUDGET_EXHAUSTED, "deliver what there is")
+            for node in (PLAN, REFINE, WRITE, REVIEW)
+        ),
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -20,6 +21,38 @@ class ModelChoice(BaseModel):
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
 
 
+class BudgetLeft(BaseModel):
+    """What one call may still spend; None means no limit."""
+
+    tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class Budget(BaseModel):
+    """Limits a run carries, and hands on to its children as what is left."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    deadline: datetime | None = None
+
+    def left(self, used: Usage) -> BudgetLeft:
+        return BudgetLeft(
+            tokens=None if self.max_tokens is None else self.max_tokens - used.tokens,
+            cost_usd=None
+            if self.max_cost_usd is None
+            else round(self.max_cost_usd - used.cost_usd, 9),
+        )
+
+    def for_child(self, used: Usage) -> Budget:
+        """A child can never spend more than its parent has left."""
+        left = self.left(used)
+        return Budget(
+            max_tokens=max(left.tokens, 1) if left.tokens is not None else None,
+            max_cost_usd=max(left.cost_usd, 1e-9) if left.cost_usd is not None else None,
+            deadline=self.deadline,
+        )
+
+
 class LLMRequest(BaseModel):
     """One model call whose output must match a named schema."""
 
@@ -33,6 +66,9 @@ class LLMRequest(BaseModel):
         default=None, description="why the previous answer broke the schema, for a re-ask"
     )
     max_tokens: int = Field(default=384, ge=1, le=8192)
+    budget: BudgetLeft | None = Field(
+        default=None, description="what the run may still spend; the call is capped to it"
+    )
 
 
 class Usage(BaseModel):
@@ -42,6 +78,11 @@ class Usage(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
 
     def add(self, other: Usage) -> Usage:
         return Usage(
@@ -49,6 +90,7 @@ class Usage(BaseModel):
             tokens_in=self.tokens_in + other.tokens_in,
             tokens_out=self.tokens_out + other.tokens_out,
             latency_ms=self.latency_ms + other.latency_ms,
+            cost_usd=round(self.cost_usd + other.cost_usd, 9),
         )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from models.documents import Passage
-from models.llm import ModelChoice, Usage
+from models.llm import Budget, ModelChoice, Usage
 
 # Output schemas are small on purpose: a 135M-parameter model fills them under a
 # JSON-schema grammar, and the bounds keep a runaway generation short.
@@ -66,6 +66,7 @@ class ResearchInput(BaseModel):
     max_reasks: int = Field(default=2, ge=0, le=5)
     min_evidence: int = Field(default=2, ge=1, le=20)
     evidence_limit: int = Field(default=5, ge=1, le=20)
+    budget: Budget = Field(default_factory=Budget)
 
 
 class Citation(BaseModel):

@@ -12,7 +12,7 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.scripted_model import ScriptedModel
 from models.errors import SCHEMA_VIOLATION, SCRIPT_MISSING, UNKNOWN_PROMPT, UNKNOWN_SCHEMA
-from models.llm import LLMRequest, ModelChoice
+from models.llm import Budget, BudgetLeft, LLMRequest, ModelChoice, Usage
 from tests.conftest import SCRIPTED_DIR
 
 
@@ -107,3 +107,48 @@ def test_prompt_contracts_load_and_bad_files_name_file_and_field(tmp_path: Path)
     bad.write_text('[plan]\nversion = "1"\nsystem = "s"\n')
     with pytest.raises(PromptError, match=r"prompts.toml \[plan\].*user"):
         PromptBook.load(bad)
+
+
+def test_cost_comes_from_the_price_table_and_unpriced_models_are_refused() -> None:
+    model = RecordingModel('{"queries": ["saga"]}')
+    gw = LLMGateway(PromptBook.load(), {"openai": model})
+    priced = gw.complete(request(choice=ModelChoice(provider="openai", model="gpt-5-mini")))
+    # 11 tokens in at $0.25/M and 7 out at $2.00/M
+    assert priced.usage.cost_usd == pytest.approx((11 * 0.25 + 7 * 2.00) / 1_000_000)
+    with pytest.raises(ApplicationError) as raised:
+        gw.complete(request(choice=ModelChoice(provider="openai", model="gpt-unknown")))
+    assert raised.value.type == "UnpricedModel"
+    assert raised.value.non_retryable
+    assert len(model.calls) == 1  # the unpriced call was never made
+
+
+def test_a_budget_caps_the_output_and_refuses_a_call_it_cannot_pay_for() -> None:
+    model = RecordingModel('{"queries": ["saga"]}')
+    gw = gateway(model)
+    gw.complete(request(max_tokens=300, budget=BudgetLeft(tokens=260)))
+    call = model.calls[-1]
+    prompt_chars = len(call.system) + len(call.user)
+    assert call.max_tokens == 260 - (prompt_chars + 1) // 2
+    with pytest.raises(ApplicationError) as raised:
+        gw.complete(request(budget=BudgetLeft(tokens=prompt_chars // 2)))
+    assert raised.value.type == "BudgetExhausted"
+    assert raised.value.non_retryable
+    assert len(model.calls) == 1
+    cost_gw = LLMGateway(PromptBook.load(), {"openai": model})
+    cost_gw.complete(
+        request(
+            choice=ModelChoice(provider="openai", model="gpt-5"),
+            budget=BudgetLeft(cost_usd=0.001),
+        )
+    )
+    # $0.001 buys (1000 - prompt * 1.25) / 10 output tokens at gpt-5's prices.
+    expected = int((0.001 * 1_000_000 - ((prompt_chars + 1) // 2) * 1.25) / 10.0)
+    assert model.calls[-1].max_tokens == min(384, expected)
+
+
+def test_a_child_budget_is_what_the_parent_has_left() -> None:
+    budget = Budget(max_tokens=1000, max_cost_usd=0.5)
+    child = budget.for_child(Usage(tokens_in=300, tokens_out=100, cost_usd=0.2))
+    assert child.max_tokens == 600
+    assert child.max_cost_usd == pytest.approx(0.3)
+    assert Budget().for_child(Usage(tokens_in=5)) == Budget()

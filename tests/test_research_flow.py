@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -10,6 +11,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.documents.store import DocumentStore
+from models.llm import Budget
 from models.research import ResearchReport
 from tests.conftest import execute_scripted, new_id, running_workers, scripted_input
 from workflows.research import ResearchWorkflow
@@ -185,3 +187,39 @@ async def test_every_task_replays_from_history_without_a_cache(
         )
     assert report.review_passed
     assert report.usage.calls == 7
+
+
+async def test_a_budget_running_out_mid_flow_delivers_the_draft_flagged_without_overspending(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        _, report = await execute_scripted(
+            client,
+            settings,
+            "refine_and_revise",
+            "How do idempotency keys make retries safe?",
+            budget=Budget(max_tokens=1500),
+        )
+    assert report.flags == ["budget_exhausted", "unreviewed"]
+    assert path(report)[-2:] == ["review:budget exhausted", "deliver:delivered"]
+    assert report.usage.calls == 3  # plan, refine, write; the review did not fit
+    assert report.usage.tokens <= 1500
+    assert report.answer.startswith("Retries are safe when every side effect")
+    assert report.citations
+
+
+async def test_a_passed_deadline_stops_model_calls_and_delivers_the_evidence_flagged(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        _, report = await execute_scripted(
+            client,
+            settings,
+            "refine_and_revise",
+            "How do idempotency keys make retries safe?",
+            budget=Budget(deadline=datetime(2020, 1, 1, tzinfo=UTC)),
+        )
+    assert report.usage.calls == 0
+    assert report.flags == ["budget_exhausted", "no_draft", "no_evidence"]
+    assert report.citations == []
+    assert path(report) == ["plan:budget exhausted", "deliver:delivered"]

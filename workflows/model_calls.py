@@ -12,16 +12,27 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
-    from models.errors import SCHEMA_VIOLATION
-    from models.llm import LLMRequest, LLMResult, ModelChoice, Usage
+    from models.errors import BUDGET_EXHAUSTED, SCHEMA_VIOLATION
+    from models.llm import Budget, BudgetLeft, LLMRequest, LLMResult, ModelChoice, Usage
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class BudgetExhausted(Exception):
+    """No model call fits in what the run has left; the flow takes its degrade path."""
 
 
 class ModelCaller:
     """One per workflow run; its counters are workflow state, so they replay exactly."""
 
-    def __init__(self, choice: ModelChoice, task_queue: str, max_reasks: int) -> None:
+    def __init__(
+        self,
+        choice: ModelChoice,
+        task_queue: str,
+        max_reasks: int,
+        budget: Budget | None = None,
+    ) -> None:
+        self._budget = budget or Budget()
         self._choice = choice
         self._task_queue = task_queue
         self._max_reasks = max_reasks
@@ -52,6 +63,7 @@ class ModelCaller:
             self._calls[node] = index + 1
             if reask:
                 self.reasks += 1
+            left = self._budget_left(node)
             request = LLMRequest(
                 node=node,
                 call_index=index,
@@ -61,6 +73,7 @@ class ModelCaller:
                 output_schema=output.__name__,
                 reask_error=error,
                 max_tokens=max_tokens,
+                budget=left,
             )
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
             try:
@@ -80,9 +93,24 @@ class ModelCaller:
                         self.usage = self.usage.add(Usage.model_validate(cause.details[1]))
                     workflow.logger.info("re-asking %s after schema violation: %s", node, error)
                     continue
+                if isinstance(cause, ApplicationError) and cause.type == BUDGET_EXHAUSTED:
+                    raise BudgetExhausted(cause.message) from err
                 raise
             self.last = result
             self.prompts[result.prompt_id] = result.prompt_hash
             self.usage = self.usage.add(result.usage)
             return output.model_validate(result.output)
         return None
+
+    def _budget_left(self, node: str) -> BudgetLeft | None:
+        budget = self._budget
+        if budget.deadline is not None and workflow.now() >= budget.deadline:
+            raise BudgetExhausted(f"deadline {budget.deadline.isoformat()} passed before {node}")
+        if budget.max_tokens is None and budget.max_cost_usd is None:
+            return None
+        left = budget.left(self.usage)
+        if (left.tokens is not None and left.tokens <= 0) or (
+            left.cost_usd is not None and left.cost_usd <= 0
+        ):
+            raise BudgetExhausted(f"budget spent before {node}: {self.usage.tokens} tokens")
+        return left

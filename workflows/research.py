@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewVerdict,
         RunStatus,
     )
-    from workflows.model_calls import ModelCaller
+    from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
 M = TypeVar("M", bound=BaseModel)
@@ -65,7 +65,9 @@ class ResearchWorkflow:
     def __init__(self, request: ResearchInput) -> None:
         self._input = request
         self._progress = ResearchProgress()
-        self._model = ModelCaller(request.model, request.llm_task_queue, request.max_reasks)
+        self._model = ModelCaller(
+            request.model, request.llm_task_queue, request.max_reasks, request.budget
+        )
         self._queries: list[str] = []
         self._tried_queries: list[str] = []
         self._evidence = EvidenceSet()
@@ -95,7 +97,15 @@ class ResearchWorkflow:
         try:
             while not RESEARCH_GRAPH.node(node).terminal:
                 self._enter(node)
-                outcome = await steps[node]()
+                try:
+                    outcome = await steps[node]()
+                except BudgetExhausted as spent:
+                    workflow.logger.info("budget exhausted at %s: %s", node, spent)
+                    self._flag("budget_exhausted")
+                    self._chosen = self._current  # the latest draft, if any
+                    if self._current is not None and self._current.verdict is None:
+                        self._flag("unreviewed")
+                    outcome = Outcome.BUDGET_EXHAUSTED
                 self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
                 node = RESEARCH_GRAPH.next(node, outcome)
         except (Exception, asyncio.CancelledError) as error:
@@ -239,7 +249,18 @@ class ResearchWorkflow:
 
     def _deliver(self) -> ResearchReport:
         chosen = self._chosen or self._current
-        assert chosen is not None
+        if chosen is None:
+            # Only a spent budget ends the flow before a draft: deliver the evidence.
+            self._flag("no_draft")
+            chosen = _Candidate(
+                # Not model output, so not held to the model's output bounds.
+                draft=Draft.model_construct(
+                    answer="No answer was written: the budget ran out first. The passages"
+                    " below are the evidence gathered so far.",
+                    citations=list(range(1, len(self._evidence.passages) + 1)),
+                ),
+                passages=list(self._evidence.passages),
+            )
         numbers = [
             n for n in dict.fromkeys(chosen.draft.citations) if 1 <= n <= len(chosen.passages)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 
@@ -10,18 +11,23 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.llm.chat_model import ChatCall, ChatModel
+from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.schemas import OUTPUT_MODELS
 from models.errors import (
+    BUDGET_EXHAUSTED,
     PROVIDER_UNAVAILABLE,
     SCHEMA_VIOLATION,
     UNKNOWN_PROMPT,
     UNKNOWN_SCHEMA,
+    UNPRICED_MODEL,
     describe_validation_error,
 )
 from models.llm import LLMRequest, LLMResult, Provider, Usage
 
 log = structlog.get_logger()
+
+MIN_OUTPUT_TOKENS = 16  # below this no schema answer fits; treat the budget as spent
 
 REASK_SUFFIX = (
     "\n\nYour previous reply was rejected: {error}\n"
@@ -30,9 +36,45 @@ REASK_SUFFIX = (
 
 
 class LLMGateway:
-    def __init__(self, prompts: PromptBook, providers: Mapping[Provider, ChatModel]) -> None:
+    def __init__(
+        self,
+        prompts: PromptBook,
+        providers: Mapping[Provider, ChatModel],
+        prices: PriceTable | None = None,
+    ) -> None:
         self._prompts = prompts
         self._providers = providers
+        self._prices = prices or PriceTable.load()
+
+    def _output_cap(self, request: LLMRequest, prompt_chars: int) -> int:
+        """The most output tokens the call may produce within what the run has left.
+
+        Prompt tokens are estimated high (two characters a token) before the call,
+        so a run can stop short of its budget but never run past it.
+        """
+        choice = request.choice
+        try:
+            price = self._prices.price(choice.provider, choice.model)
+        except PriceError as err:
+            raise ApplicationError(str(err), type=UNPRICED_MODEL, non_retryable=True) from err
+        budget = request.budget
+        if budget is None:
+            return request.max_tokens
+        prompt_tokens = math.ceil(prompt_chars / 2)
+        cap = request.max_tokens
+        if budget.tokens is not None:
+            cap = min(cap, budget.tokens - prompt_tokens)
+        if budget.cost_usd is not None and price.output > 0:
+            affordable = (budget.cost_usd * 1_000_000 - prompt_tokens * price.input) / price.output
+            cap = min(cap, math.floor(affordable))
+        if cap < MIN_OUTPUT_TOKENS:
+            raise ApplicationError(
+                f"budget left ({budget.tokens} tokens, ${budget.cost_usd}) cannot pay for"
+                f" a {request.node} call of about {prompt_tokens} prompt tokens",
+                type=BUDGET_EXHAUSTED,
+                non_retryable=True,
+            )
+        return cap
 
     def complete(self, request: LLMRequest) -> LLMResult:
         output_model = OUTPUT_MODELS.get(request.output_schema)
@@ -55,6 +97,7 @@ class LLMGateway:
         user = prompt.user
         if request.reask_error:
             user += REASK_SUFFIX.format(error=request.reask_error)
+        max_tokens = self._output_cap(request, len(prompt.system) + len(user))
         started = time.monotonic()
         completion = provider.complete(
             ChatCall(
@@ -62,7 +105,7 @@ class LLMGateway:
                 system=prompt.system,
                 user=user,
                 schema=output_model.model_json_schema(),
-                max_tokens=request.max_tokens,
+                max_tokens=max_tokens,
                 temperature=request.choice.temperature,
                 node=request.node,
                 call_index=request.call_index,
@@ -74,6 +117,12 @@ class LLMGateway:
             tokens_in=completion.tokens_in,
             tokens_out=completion.tokens_out,
             latency_ms=latency_ms,
+            cost_usd=self._prices.cost(
+                request.choice.provider,
+                request.choice.model,
+                completion.tokens_in,
+                completion.tokens_out,
+            ),
         )
         try:
             output = output_model.model_validate_json(completion.text)

@@ -1,0 +1,57 @@
+"""What a call costs, from the price table in contracts/, validated when a worker starts."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from models.errors import describe_validation_error
+from models.llm import Provider
+
+DEFAULT_PRICES = Path(__file__).resolve().parents[2] / "contracts" / "prices.toml"
+FREE_PROVIDERS: frozenset[Provider] = frozenset({"local", "scripted"})
+
+
+class Price(BaseModel):
+    input: float = Field(ge=0, description="USD per million input tokens")
+    output: float = Field(ge=0, description="USD per million output tokens")
+
+
+class PriceError(ValueError):
+    """The table is invalid, or a remote model has no price."""
+
+
+class PriceTable:
+    def __init__(self, prices: dict[str, dict[str, Price]]) -> None:
+        self._prices = prices
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_PRICES) -> PriceTable:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise PriceError(f"{path}: {err}") from err
+        prices: dict[str, dict[str, Price]] = {}
+        for provider, models in raw.items():
+            for model, fields in models.items():
+                try:
+                    prices.setdefault(provider, {})[model] = Price.model_validate(fields)
+                except ValidationError as err:
+                    raise PriceError(
+                        f"{path} [{provider}.{model}]: {describe_validation_error(err)}"
+                    ) from err
+        return cls(prices)
+
+    def price(self, provider: Provider, model: str) -> Price:
+        if provider in FREE_PROVIDERS:
+            return Price(input=0, output=0)
+        found = self._prices.get(provider, {}).get(model)
+        if found is None:
+            raise PriceError(f"no price for {provider}/{model} in the price table")
+        return found
+
+    def cost(self, provider: Provider, model: str, tokens_in: int, tokens_out: int) -> float:
+        price = self.price(provider, model)
+        return (tokens_in * price.input + tokens_out * price.output) / 1_000_000
