@@ -37,6 +37,13 @@ def _research_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", default="demo", help="document namespace to search")
     p.add_argument("--provider", choices=PROVIDERS, default="local")
     p.add_argument("--model", help="model name; for the scripted provider, the script name")
+    p.add_argument(
+        "--fallback",
+        action="append",
+        default=[],
+        metavar="PROVIDER/MODEL",
+        help="next model to try when the one before fails (repeatable)",
+    )
     p.add_argument("--max-refinements", type=int, default=2)
     p.add_argument("--max-revisions", type=int, default=2)
     p.add_argument("--budget-tokens", type=int, help="stop model calls past this many tokens")

@@ -64,10 +64,15 @@ def err(message: str) -> None:
 
 def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInput:
     model = ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
+    fallbacks = []
+    for spec in args.fallback:
+        provider, _, name = spec.partition("/")
+        fallbacks.append(ModelChoice.model_validate({"provider": provider, "model": name}))
     return ResearchInput(
         question=args.question,
         namespace=args.corpus,
         model=model,
+        fallback_models=fallbacks,
         llm_task_queue=keel.llm_task_queue,
         max_refinements=args.max_refinements,
         max_revisions=args.max_revisions,

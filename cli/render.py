@@ -49,6 +49,11 @@ def report_text(report: ResearchReport) -> str:
         f" {u.tokens_in} tokens in, {u.tokens_out} out, ${u.cost_usd:.6f},"
         f" {u.latency_ms / 1000:.1f} s in the model"
     )
+    for fallback in report.fallbacks:
+        lines.append(
+            f"Fallback at {fallback.node}: {fallback.from_model} -> {fallback.to_model}"
+            f" ({fallback.reason})"
+        )
     if report.prompts:
         lines.append("Prompts: " + ", ".join(f"{k}@{v}" for k, v in sorted(report.prompts.items())))
     return "\n".join(lines)

@@ -20,6 +20,10 @@ class ModelChoice(BaseModel):
     )
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
 
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model}"
+
 
 class BudgetLeft(BaseModel):
     """What one call may still spend; None means no limit."""
@@ -51,6 +55,15 @@ class Budget(BaseModel):
             max_cost_usd=max(left.cost_usd, 1e-9) if left.cost_usd is not None else None,
             deadline=self.deadline,
         )
+
+
+class Fallback(BaseModel):
+    """A switch to the next model of the chain, and why."""
+
+    node: str
+    from_model: str
+    to_model: str
+    reason: str
 
 
 class LLMRequest(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from models.documents import Passage
-from models.llm import Budget, ModelChoice, Usage
+from models.llm import Budget, Fallback, ModelChoice, Usage
 
 # Output schemas are small on purpose: a 135M-parameter model fills them under a
 # JSON-schema grammar, and the bounds keep a runaway generation short.
@@ -60,6 +60,9 @@ class ResearchInput(BaseModel):
     question: str = Field(min_length=3, max_length=2000)
     namespace: str = "demo"
     model: ModelChoice = Field(default_factory=ModelChoice)
+    fallback_models: list[ModelChoice] = Field(
+        default_factory=list, description="tried in order when the model before fails"
+    )
     llm_task_queue: str = "llm"
     max_refinements: int = Field(default=2, ge=0, le=10)
     max_revisions: int = Field(default=2, ge=0, le=10)
@@ -99,6 +102,7 @@ class ResearchProgress(BaseModel):
     evidence: int = 0
     usage: Usage = Field(default_factory=Usage)
     visits: list[NodeVisit] = Field(default_factory=list)
+    fallbacks: list[Fallback] = Field(default_factory=list)
 
 
 class ResearchReport(BaseModel):
@@ -123,3 +127,4 @@ class ResearchReport(BaseModel):
         default_factory=dict, description="prompt id -> hash of the template version used"
     )
     reasks: int = 0
+    fallbacks: list[Fallback] = Field(default_factory=list)

@@ -13,7 +13,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
     from models.errors import BUDGET_EXHAUSTED, SCHEMA_VIOLATION
-    from models.llm import Budget, BudgetLeft, LLMRequest, LLMResult, ModelChoice, Usage
+    from models.llm import (
+        Budget,
+        BudgetLeft,
+        Fallback,
+        LLMRequest,
+        LLMResult,
+        ModelChoice,
+        Usage,
+    )
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,9 +39,13 @@ class ModelCaller:
         task_queue: str,
         max_reasks: int,
         budget: Budget | None = None,
+        fallbacks: list[ModelChoice] | None = None,
     ) -> None:
         self._budget = budget or Budget()
-        self._choice = choice
+        # The chain: the first model, then its fallbacks. A switch lasts for the run.
+        self._chain = [choice, *(fallbacks or [])]
+        self._current = 0
+        self.fallbacks: list[Fallback] = []
         self._task_queue = task_queue
         self._max_reasks = max_reasks
         self._calls: dict[str, int] = {}
@@ -55,8 +67,42 @@ class ModelCaller:
         """Call the model; re-ask with the validation error, apart from transport retries.
 
         Returns None when the re-ask limit is reached, so the caller takes the node's
-        failure edge. Every call counts in `usage`, rejected ones included.
+        failure edge. Every call counts in `usage`, rejected ones included. A provider
+        failure that retries cannot fix moves the run to the next model of its chain.
         """
+        while True:
+            try:
+                return await self._ask_current(
+                    node, output, variables,
+                    max_tokens=max_tokens, start_to_close=start_to_close, retry=retry,
+                )  # fmt: skip
+            except ActivityError as err:
+                if self._current + 1 >= len(self._chain):
+                    raise
+                failed, self._current = self._chain[self._current], self._current + 1
+                reason = _reason(err)
+                self.fallbacks.append(
+                    Fallback(
+                        node=node,
+                        from_model=failed.label,
+                        to_model=self._chain[self._current].label,
+                        reason=reason,
+                    )
+                )
+                workflow.logger.warning(
+                    "falling back from %s at %s: %s", failed.label, node, reason
+                )
+
+    async def _ask_current(
+        self,
+        node: str,
+        output: type[M],
+        variables: dict[str, str],
+        *,
+        max_tokens: int,
+        start_to_close: timedelta,
+        retry: RetryPolicy,
+    ) -> M | None:
         error: str | None = None
         for reask in range(self._max_reasks + 1):
             index = self._calls.get(node, 0)
@@ -67,7 +113,7 @@ class ModelCaller:
             request = LLMRequest(
                 node=node,
                 call_index=index,
-                choice=self._choice,
+                choice=self._chain[self._current],
                 prompt_id=node,
                 variables=variables,
                 output_schema=output.__name__,
@@ -102,6 +148,10 @@ class ModelCaller:
             return output.model_validate(result.output)
         return None
 
+    @property
+    def choice(self) -> ModelChoice:
+        return self._chain[self._current]
+
     def _budget_left(self, node: str) -> BudgetLeft | None:
         budget = self._budget
         if budget.deadline is not None and workflow.now() >= budget.deadline:
@@ -114,3 +164,13 @@ class ModelCaller:
         ):
             raise BudgetExhausted(f"budget spent before {node}: {self.usage.tokens} tokens")
         return left
+
+
+def _reason(error: ActivityError) -> str:
+    """Why a model was given up: the failure's stable type and its message."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}"[:300]
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"[:300]
+    return str(error)[:300]

@@ -66,7 +66,11 @@ class ResearchWorkflow:
         self._input = request
         self._progress = ResearchProgress()
         self._model = ModelCaller(
-            request.model, request.llm_task_queue, request.max_reasks, request.budget
+            request.model,
+            request.llm_task_queue,
+            request.max_reasks,
+            request.budget,
+            request.fallback_models,
         )
         self._queries: list[str] = []
         self._tried_queries: list[str] = []
@@ -296,6 +300,7 @@ class ResearchWorkflow:
             visits=self._progress.visits,
             prompts=self._model.prompts,
             reasks=self._progress.reasks,
+            fallbacks=self._model.fallbacks,
         )
 
     # --- helpers -----------------------------------------------------------------------
@@ -314,6 +319,7 @@ class ResearchWorkflow:
         finally:
             self._progress.usage = self._model.usage
             self._progress.reasks = self._model.reasks
+            self._progress.fallbacks = self._model.fallbacks
 
     def _flag(self, flag: str) -> None:
         if flag not in self._flags:
