@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--by", default=os.environ.get("USER", "cli"))
         p.add_argument("--reason", default="")
         p.set_defaults(run=commands.cmd_decide)
+    p = sub.add_parser("breakers", help="circuit breakers of the models: state and history")
+    p.add_argument(
+        "--scope",
+        default=os.environ.get("KEEL_BREAKER_SCOPE") or KeelSettings().task_queue,
+        help="breaker scope (default: the task queue)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=commands.cmd_breakers)
     p = sub.add_parser("list", help="recent research runs")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])

@@ -37,6 +37,7 @@ from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.llm.activities import LLMActivities
 from activities.llm.anthropic_model import AnthropicModel
+from activities.llm.breakers import Breakers
 from activities.llm.chat_model import ChatModel
 from activities.llm.gateway import LLMGateway
 from activities.llm.local_model import LocalModel
@@ -48,7 +49,9 @@ from activities.tickets.activities import TicketActivities
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
+from models.breaker import BreakerConfig
 from models.llm import Provider
+from workflows.circuit_breaker import CircuitBreakerWorkflow
 from workflows.ingest import IngestWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
@@ -56,7 +59,7 @@ from workflows.ticket_saga import TicketSagaWorkflow
 
 log = structlog.get_logger()
 
-WORKFLOWS = [ResearchWorkflow, IngestWorkflow, TicketSagaWorkflow]
+WORKFLOWS = [ResearchWorkflow, IngestWorkflow, TicketSagaWorkflow, CircuitBreakerWorkflow]
 
 
 class _ActivityLogContext(ActivityInboundInterceptor):
@@ -135,13 +138,23 @@ def build_workers(
             )
         )
     if settings.worker_role in ("all", "llm"):
-        llm = LLMActivities(gateway)
+        breakers = Breakers(
+            settings.breaker_scope or settings.task_queue,
+            settings.task_queue,  # where the breaker workflows run
+            BreakerConfig(
+                window=settings.breaker_window,
+                min_calls=settings.breaker_min_calls,
+                failure_rate=settings.breaker_failure_rate,
+                cooldown_seconds=settings.breaker_cooldown_seconds,
+            ),
+        )
+        executor = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
+        llm = LLMActivities(gateway, executor, breakers)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.llm_task_queue,
                 activities=[llm.complete],
-                activity_executor=ThreadPoolExecutor(max_workers=settings.llm_concurrency),
                 max_concurrent_activities=settings.llm_concurrency,
                 **common,
             )

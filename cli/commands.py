@@ -34,6 +34,7 @@ from models.documents import IngestRequest, IngestResult
 from models.llm import Budget, ModelChoice
 from models.research import ResearchInput, ResearchProgress, ResearchReport
 from models.tickets import ApprovalDecision, TicketSagaInput
+from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 from workflows.ingest import IngestWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
@@ -323,4 +324,29 @@ async def cmd_decide(ctx: Context, args: argparse.Namespace) -> int:
         err(f"{args.command} refused: {failure.cause}")
         return EXIT_FAILED
     print(progress.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+async def cmd_breakers(ctx: Context, args: argparse.Namespace) -> int:
+    """Every model's breaker in a scope: state, failure rate, refusals, last change."""
+    prefix = breaker_id(args.scope, "")
+    query = 'WorkflowType = "CircuitBreakerWorkflow" AND ExecutionStatus = "Running"'
+    states = []
+    async for wf in ctx.client.list_workflows(query):
+        if wf.id.startswith(prefix):
+            handle = ctx.client.get_workflow_handle_for(CircuitBreakerWorkflow.run, wf.id)
+            states.append(await handle.query(CircuitBreakerWorkflow.state))
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in states], indent=2))
+        return EXIT_OK
+    for s in sorted(states, key=lambda s: s.name):
+        change = "no changes"
+        if s.transitions:
+            last = s.transitions[-1]
+            change = f"{last.from_state}->{last.to_state} at {last.at:%H:%M:%S} ({last.reason})"
+        print(
+            f"{s.name:<36} {s.state:<9} failures {s.failure_rate:>4.0%} of {len(s.outcomes):<3}"
+            f" refused {s.rejected:<5} {change}"
+        )
+    err(f"{len(states)} breaker(s) in scope {args.scope!r}")
     return EXIT_OK

@@ -67,4 +67,11 @@ class WorkerSettings(KeelSettings):
         validation_alias=AliasChoices("KEEL_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
     )
     provider_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Circuit breakers for remote models, one entity workflow per model and scope;
+    # the scope defaults to the task queue, where the breaker workflows run.
+    breaker_scope: str | None = None
+    breaker_window: int = Field(default=20, ge=1)
+    breaker_min_calls: int = Field(default=5, ge=1)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)

@@ -1,0 +1,77 @@
+"""Asking a model's breaker before a call and telling it how the call went."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from temporalio import activity
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from models.breaker import BreakerConfig, BreakerStart, BreakerState, CallOutcome, Permission
+from models.errors import PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE
+from models.llm import Provider
+from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
+
+log = structlog.get_logger()
+
+# What counts against a provider: it did not answer. A bad request, a schema
+# violation or a refused key are answers, and say nothing about its health.
+BREAKER_FAILURES = frozenset({PROVIDER_UNAVAILABLE, PROVIDER_RATE_LIMITED})
+GUARDED_PROVIDERS: frozenset[Provider] = frozenset({"openai", "anthropic"})
+
+
+# A breaker that cannot be reached must not stall model calls: fail open, and say so.
+BREAKER_RPC_TIMEOUT = timedelta(seconds=10)
+_UNREACHABLE = (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError)
+
+
+class Breakers:
+    def __init__(self, scope: str, task_queue: str, config: BreakerConfig) -> None:
+        self._scope = scope
+        self._task_queue = task_queue
+        self._config = config
+
+    def guards(self, provider: Provider) -> bool:
+        return provider in GUARDED_PROVIDERS
+
+    async def acquire(self, name: str) -> Permission:
+        workflow_id = breaker_id(self._scope, name)
+        start = WithStartWorkflowOperation(
+            CircuitBreakerWorkflow.run,
+            BreakerStart(name=name, config=self._config),
+            id=workflow_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            permission = await activity.client().execute_update_with_start_workflow(
+                CircuitBreakerWorkflow.acquire,
+                start_workflow_operation=start,
+                rpc_timeout=BREAKER_RPC_TIMEOUT,
+            )
+        except _UNREACHABLE as error:
+            log.warning("breaker.unreachable", breaker=name, error=str(error))
+            return Permission(allowed=True, state="closed", reason="breaker unreachable")
+        if not permission.allowed:
+            log.warning("breaker.refused", breaker=name, state=permission.state)
+            activity.metric_meter().create_counter(
+                "keel_breaker_refusals", "calls refused by an open breaker"
+            ).add(1, {"breaker": name})
+        return permission
+
+    async def record(self, name: str, failed: bool, before: str) -> BreakerState:
+        handle = activity.client().get_workflow_handle_for(
+            CircuitBreakerWorkflow.run, breaker_id(self._scope, name)
+        )
+        state = await handle.execute_update(
+            CircuitBreakerWorkflow.record, CallOutcome(failed=failed)
+        )
+        if state.state != before:
+            log.warning("breaker.transition", breaker=name, from_state=before, to_state=state.state)
+            activity.metric_meter().create_counter(
+                "keel_breaker_transitions", "breaker state changes"
+            ).add(1, {"breaker": name, "to": state.state})
+        return state

@@ -1,0 +1,129 @@
+"""A dead model trips its shared breaker; later runs fail over without calling it.
+
+The primary endpoint is a network double (`httpx2.MockTransport`) that answers 503
+while "down" and, once "up", answers each schema like a model would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx2
+from temporalio.client import Client
+
+from activities.documents.store import DocumentStore
+from activities.llm.gateway import LLMGateway
+from activities.llm.openai_model import OpenAICompatibleModel
+from activities.llm.prompts import PromptBook
+from activities.llm.scripted_model import ScriptedModel
+from infra.settings import WorkerSettings
+from models.llm import ModelChoice
+from models.research import ResearchReport
+from tests.conftest import SCRIPTED_DIR, execute_scripted, running_workers, worker_settings
+from tests.processes import run_script
+from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
+
+PRIMARY = ModelChoice.model_validate({"provider": "openai", "model": "gpt-5-mini"})
+FALLBACK = ModelChoice.model_validate({"provider": "scripted", "model": "refine_and_revise"})
+ANSWERS: dict[str, dict[str, Any]] = {
+    "ResearchPlan": {"queries": ["idempotency key retries"]},
+    "RefinedQueries": {"queries": ["idempotency key"]},
+    "Draft": {
+        "answer": "An idempotency key lets the service return the first result of a retry.",
+        "citations": [1],
+    },
+    "ReviewVerdict": {"passed": True, "score": 4, "feedback": "Supported."},
+}
+
+
+class Primary:
+    """Counts requests; down answers 503, up answers like a model."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.requests = 0
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests += 1
+        if not self.up:
+            return httpx2.Response(503, json={"error": {"message": "overloaded"}})
+        schema = json.loads(request.content)["response_format"]["json_schema"]["schema"]
+        return httpx2.Response(
+            200,
+            json={
+                "id": "c1", "object": "chat.completion", "created": 0, "model": "gpt-5-mini",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                    "role": "assistant", "content": json.dumps(ANSWERS[schema["title"]])}}],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
+            },
+        )  # fmt: skip
+
+
+async def research(client: Client, settings: WorkerSettings) -> ResearchReport:
+    _, report = await execute_scripted(
+        client,
+        settings,
+        "refine_and_revise",
+        "How do idempotency keys make retries safe?",
+        model=PRIMARY,
+        fallback_models=[FALLBACK],
+    )
+    return report
+
+
+async def test_breaker_opens_fails_over_without_calls_then_half_opens_and_closes(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    primary = Primary()
+    model = OpenAICompatibleModel(
+        "http://primary.invalid/v1",
+        "sk-test",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(primary)),
+    )
+    gateway = LLMGateway(
+        PromptBook.load(), {"openai": model, "scripted": ScriptedModel(SCRIPTED_DIR)}
+    )
+    settings = worker_settings(
+        breaker_window=4,
+        breaker_min_calls=2,
+        breaker_failure_rate=0.5,
+        breaker_cooldown_seconds=3,
+    )
+    scope = settings.task_queue  # the default scope: breakers live where they run
+    breaker = client.get_workflow_handle_for(
+        CircuitBreakerWorkflow.run, breaker_id(scope, PRIMARY.label)
+    )
+    async with running_workers(client, store, settings, gateway=gateway):
+        # 1. Two 503s open the breaker; the third attempt is refused, and the run
+        #    fails over to the next model.
+        first = await research(client, settings)
+        assert primary.requests == 2
+        assert [f.reason.split(":")[0] for f in first.fallbacks] == ["CircuitOpen"]
+        assert first.provider == "scripted"
+        assert (await breaker.query(CircuitBreakerWorkflow.state)).state == "open"
+
+        # 2. A later run fails over at once: not one request reaches the primary.
+        second = await research(client, settings)
+        assert primary.requests == 2
+        assert second.fallbacks[0].reason.startswith("CircuitOpen")
+        listed = await run_script(
+            "client.py", "--address", server_address, "breakers", "--scope", scope
+        )
+        assert listed.code == 0, listed.stderr
+        assert "openai/gpt-5-mini" in listed.stdout
+        assert "open" in listed.stdout
+
+        # 3. The primary recovers; after the cool-down one probe goes through,
+        #    succeeds, and the breaker closes: the run stays on the primary.
+        primary.up = True
+        await asyncio.sleep(3.5)
+        third = await research(client, settings)
+        assert third.provider == "openai"
+        assert third.fallbacks == []
+        assert primary.requests > 2
+        state = await breaker.query(CircuitBreakerWorkflow.state)
+    assert state.state == "closed"
+    assert [t.to_state for t in state.transitions] == ["open", "half_open", "closed"]
+    assert state.rejected >= 2
