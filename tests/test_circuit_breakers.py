@@ -61,8 +61,8 @@ class Primary:
         )  # fmt: skip
 
 
-async def research(client: Client, settings: WorkerSettings) -> ResearchReport:
-    _, report = await execute_scripted(
+async def research(client: Client, settings: WorkerSettings) -> tuple[str, ResearchReport]:
+    return await execute_scripted(
         client,
         settings,
         "refine_and_revise",
@@ -70,7 +70,6 @@ async def research(client: Client, settings: WorkerSettings) -> ResearchReport:
         model=PRIMARY,
         fallback_models=[FALLBACK],
     )
-    return report
 
 
 async def test_breaker_opens_fails_over_without_calls_then_half_opens_and_closes(
@@ -98,14 +97,14 @@ async def test_breaker_opens_fails_over_without_calls_then_half_opens_and_closes
     async with running_workers(client, store, settings, gateway=gateway):
         # 1. Two 503s open the breaker; the third attempt is refused, and the run
         #    fails over to the next model.
-        first = await research(client, settings)
+        first_id, first = await research(client, settings)
         assert primary.requests == 2
         assert [f.reason.split(":")[0] for f in first.fallbacks] == ["CircuitOpen"]
         assert first.provider == "scripted"
         assert (await breaker.query(CircuitBreakerWorkflow.state)).state == "open"
 
         # 2. A later run fails over at once: not one request reaches the primary.
-        second = await research(client, settings)
+        _, second = await research(client, settings)
         assert primary.requests == 2
         assert second.fallbacks[0].reason.startswith("CircuitOpen")
         listed = await run_script(
@@ -114,12 +113,19 @@ async def test_breaker_opens_fails_over_without_calls_then_half_opens_and_closes
         assert listed.code == 0, listed.stderr
         assert "openai/gpt-5-mini" in listed.stdout
         assert "open" in listed.stdout
+        status = await run_script("client.py", "--address", server_address, "status", first_id)
+        assert status.code == 0, status.stderr
+        progress = json.loads(status.stdout)["progress"]
+        assert progress["usage"]["calls"] == first.usage.calls
+        assert "cost_usd" in progress["usage"]
+        assert progress["fallbacks"][0]["reason"].startswith("CircuitOpen")
+        assert progress["fallbacks"][0]["to_model"] == "scripted/refine_and_revise"
 
         # 3. The primary recovers; after the cool-down one probe goes through,
         #    succeeds, and the breaker closes: the run stays on the primary.
         primary.up = True
         await asyncio.sleep(3.5)
-        third = await research(client, settings)
+        _, third = await research(client, settings)
         assert third.provider == "openai"
         assert third.fallbacks == []
         assert primary.requests > 2
