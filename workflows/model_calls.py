@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
@@ -24,6 +25,13 @@ with workflow.unsafe.imports_passed_through():
     )
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_tokens: int
+    start_to_close: timedelta
+    retry: RetryPolicy
 
 
 class BudgetExhausted(Exception):
@@ -70,12 +78,10 @@ class ModelCaller:
         failure edge. Every call counts in `usage`, rejected ones included. A provider
         failure that retries cannot fix moves the run to the next model of its chain.
         """
+        limits = _Limits(max_tokens, start_to_close, retry)
         while True:
             try:
-                return await self._ask_current(
-                    node, output, variables,
-                    max_tokens=max_tokens, start_to_close=start_to_close, retry=retry,
-                )  # fmt: skip
+                return await self._ask_current(node, output, variables, limits)
             except ActivityError as err:
                 if self._current + 1 >= len(self._chain):
                     raise
@@ -94,14 +100,7 @@ class ModelCaller:
                 )
 
     async def _ask_current(
-        self,
-        node: str,
-        output: type[M],
-        variables: dict[str, str],
-        *,
-        max_tokens: int,
-        start_to_close: timedelta,
-        retry: RetryPolicy,
+        self, node: str, output: type[M], variables: dict[str, str], limits: _Limits
     ) -> M | None:
         error: str | None = None
         for reask in range(self._max_reasks + 1):
@@ -118,7 +117,7 @@ class ModelCaller:
                 variables=variables,
                 output_schema=output.__name__,
                 reask_error=error,
-                max_tokens=max_tokens,
+                max_tokens=limits.max_tokens,
                 budget=left,
             )
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
@@ -127,8 +126,8 @@ class ModelCaller:
                     LLMActivities.complete,
                     request,
                     task_queue=self._task_queue,
-                    start_to_close_timeout=start_to_close,
-                    retry_policy=retry,
+                    start_to_close_timeout=limits.start_to_close,
+                    retry_policy=limits.retry,
                     summary=summary,
                 )
             except ActivityError as err:

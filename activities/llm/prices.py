@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from activities.llm.contract_files import read_contract
 from models.errors import describe_validation_error
 from models.llm import Provider
 
@@ -29,10 +29,7 @@ class PriceTable:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PRICES) -> PriceTable:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise PriceError(f"{path}: {err}") from err
+        raw = read_contract(path, PriceError)
         prices: dict[str, dict[str, Price]] = {}
         for provider, models in raw.items():
             for model, fields in models.items():

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import string
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from activities.llm.contract_files import read_contract
 from models.errors import describe_validation_error
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "contracts" / "prompts.toml"
@@ -44,10 +44,7 @@ class PromptBook:
     @classmethod
     def load(cls, path: Path = DEFAULT_PROMPTS) -> PromptBook:
         """Fail fast, naming the file and field, rather than on the first call."""
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise PromptError(f"{path}: {err}") from err
+        raw = read_contract(path, PromptError)
         templates: dict[str, PromptTemplate] = {}
         for prompt_id, fields in raw.items():
             try:
