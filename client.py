@@ -20,6 +20,7 @@ from typing import get_args
 import pydantic
 from temporalio.service import RPCError
 
+from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
 from cli import commands
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from graphs.research import FLOWS
@@ -111,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="PATH is a folder on the worker's machine (e.g. in its container): send it as is",
     )
     p.set_defaults(run=commands.cmd_ingest)
+    p = sub.add_parser("contracts", help="validate the contract files in contracts/")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("--dir", type=Path, default=CONTRACTS_DIR, help="contracts folder")
+    p.set_defaults(run=None)
     p = sub.add_parser("flows", help="print a flow's transition table")
     p.add_argument("name", nargs="?", default="research", choices=sorted(FLOWS))
     p.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
@@ -126,6 +131,19 @@ def print_flow(name: str, mermaid: bool) -> int:
     for edge in flow.edges:
         note = f"  ({edge.note})" if edge.note else ""
         print(f"{edge.source:<15} --{edge.on.value}--> {edge.target}{note}")
+    return EXIT_OK
+
+
+def check_contracts(directory: Path) -> int:
+    """Offline: the same checks a worker makes at start, without a server."""
+    try:
+        lines = check_all(directory)
+    except ContractError as error:
+        commands.err(f"error: invalid contracts: {error}")
+        return EXIT_FAILED
+    for line in lines:
+        print(line)
+    print(f"contracts in {directory} are valid")
     return EXIT_OK
 
 
@@ -158,6 +176,8 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "contracts":
+        return check_contracts(args.dir)
     if args.run is None:
         return print_flow(args.name, args.mermaid)
     if args.command == "ingest" and not args.path_on_worker:

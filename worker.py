@@ -33,6 +33,7 @@ from temporalio.worker import (
     Worker,
 )
 
+from activities.contracts.loader import ContractError, load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.llm.activities import LLMActivities
@@ -193,7 +194,8 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     try:
         prompts = PromptBook.load()
         prices = PriceTable.load()
-    except (PromptError, PriceError) as err:
+        load_contracts()
+    except (PromptError, PriceError, ContractError) as err:
         raise SystemExit(f"invalid contracts: {err}") from err
     runtime = None
     if settings.metrics_port:

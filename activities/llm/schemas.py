@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from models.agents import AgentTurn, DirectAnswer, Findings, IntentGuess, RubricScores, SubQuestions
 from models.research import Draft, RefinedQueries, ResearchPlan, ReviewVerdict
 from models.tickets import IncidentTriage
 
 OUTPUT_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
-    for model in (ResearchPlan, RefinedQueries, Draft, ReviewVerdict, IncidentTriage)
+    for model in (
+        ResearchPlan,
+        RefinedQueries,
+        Draft,
+        ReviewVerdict,
+        IncidentTriage,
+        IntentGuess,
+        DirectAnswer,
+        SubQuestions,
+        AgentTurn,
+        Findings,
+        RubricScores,
+    )
 }

@@ -1,0 +1,1 @@
+"""Contract files: loaded and cross-checked once, served to workflows as a snapshot."""

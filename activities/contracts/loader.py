@@ -1,0 +1,142 @@
+"""Load every contract file and check each against the others, naming file and field.
+
+A worker refuses to start on a contract that is wrong, so a typo in a tool name
+or a prompt id fails at deploy time instead of in the middle of someone's run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ValidationError
+
+from activities.llm.contract_files import read_contract
+from activities.llm.prices import PriceError, PriceTable
+from activities.llm.prompts import PromptBook, PromptError
+from activities.llm.schemas import OUTPUT_MODELS
+from models.contracts import AgentSpec, ContractSnapshot, Routes, Rubric, ToolSpec
+from models.errors import describe_validation_error
+
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+FILES = ("agents.toml", "tools.toml", "rubrics.toml", "routes.toml", "prompts.toml", "prices.toml")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ContractError(ValueError):
+    """A contract file is missing, malformed, or names something that does not exist."""
+
+
+def _version(path: Path, raw: dict[str, Any]) -> str:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"{raw.get('version', '-')}@{digest}"
+
+
+def _table(path: Path, raw: dict[str, Any], key: str, model: type[M]) -> dict[str, M]:
+    entries = raw.get(key)
+    if not isinstance(entries, dict) or not entries:
+        raise ContractError(f"{path}: needs at least one [{key}.<name>] table")
+    parsed: dict[str, M] = {}
+    for name, fields in entries.items():
+        try:
+            parsed[name] = model.model_validate(fields)
+        except ValidationError as err:
+            raise ContractError(f"{path} [{key}.{name}]: {describe_validation_error(err)}") from err
+    return parsed
+
+
+def _require(
+    where: str, names: Iterable[str], known: Iterable[str], what: str, hint: str = ""
+) -> None:
+    missing = sorted(set(names) - set(known))
+    if missing:
+        raise ContractError(f"{where}: unknown {what} {', '.join(map(repr, missing))}{hint}")
+
+
+def _check_tools(path: Path, tools: dict[str, ToolSpec]) -> None:
+    for name, tool in tools.items():
+        try:
+            Draft202012Validator.check_schema(tool.arguments)
+        except SchemaError as err:
+            raise ContractError(f"{path} [tools.{name}] arguments: {err.message}") from err
+        if tool.compensation is not None:
+            _require(f"{path} [tools.{name}] compensation", [tool.compensation], tools, "tool")
+
+
+def _check_agents(
+    path: Path,
+    agents: dict[str, AgentSpec],
+    tools: dict[str, ToolSpec],
+    prompts: PromptBook,
+    prices: PriceTable,
+) -> None:
+    for name, agent in agents.items():
+        where = f"{path} [agents.{name}]"
+        _require(f"{where} tools", agent.tools, tools, "tool")
+        used = [agent.final_prompt, *([agent.turn_prompt] if agent.turn_prompt else [])]
+        _require(f"{where} prompts", used, prompts.ids(), "prompt", " (see prompts.toml)")
+        _require(f"{where} output_schema", [agent.output_schema], OUTPUT_MODELS, "schema")
+        for tool_name in agent.tools:
+            lacking = set(tools[tool_name].scopes) - set(agent.scopes)
+            if lacking:
+                raise ContractError(
+                    f"{where}: tool {tool_name!r} needs scopes {sorted(lacking)} the agent lacks"
+                )
+        for choice in agent.chain:
+            try:
+                prices.price(choice.provider, choice.model)
+            except PriceError as err:
+                raise ContractError(f"{where} models: {err}") from err
+
+
+def load_contracts(
+    directory: Path = CONTRACTS_DIR, *, required_agents: Iterable[str] = ()
+) -> ContractSnapshot:
+    """Every file parsed, validated and cross-checked; versions recorded per file."""
+    raws: dict[str, dict[str, Any]] = {}
+    for name in FILES:
+        raws[name] = read_contract(directory / name, ContractError)
+    try:
+        prompts = PromptBook.load(directory / "prompts.toml")
+        prices = PriceTable.load(directory / "prices.toml")
+    except (PromptError, PriceError) as err:
+        raise ContractError(str(err)) from err
+    tools = _table(directory / "tools.toml", raws["tools.toml"], "tools", ToolSpec)
+    _check_tools(directory / "tools.toml", tools)
+    agents = _table(directory / "agents.toml", raws["agents.toml"], "agents", AgentSpec)
+    _check_agents(directory / "agents.toml", agents, tools, prompts, prices)
+    _require(f"{directory / 'agents.toml'}", required_agents, agents, "agent (required)")
+    rubrics = _table(directory / "rubrics.toml", raws["rubrics.toml"], "rubrics", Rubric)
+    routes_path = directory / "routes.toml"
+    try:
+        routes = Routes.model_validate(
+            {k: v for k, v in raws["routes.toml"].items() if k != "version"}
+        )
+    except ValidationError as err:
+        raise ContractError(f"{routes_path}: {describe_validation_error(err)}") from err
+    return ContractSnapshot(
+        agents=agents,
+        tools=tools,
+        rubrics=rubrics,
+        routes=routes,
+        versions={name: _version(directory / name, raws[name]) for name in FILES},
+    )
+
+
+def check_all(directory: Path = CONTRACTS_DIR) -> list[str]:
+    """One line per file for `client.py contracts check`; raises on the first problem."""
+    snapshot = load_contracts(directory)
+    counts: dict[str, Callable[[], int]] = {
+        "agents.toml": lambda: len(snapshot.agents),
+        "tools.toml": lambda: len(snapshot.tools),
+        "rubrics.toml": lambda: len(snapshot.rubrics),
+        "routes.toml": lambda: len(snapshot.routes.intents) + len(snapshot.routes.namespaces),
+        "prompts.toml": lambda: len(PromptBook.load(directory / "prompts.toml").ids()),
+        "prices.toml": lambda: sum(1 for _ in read_contract(directory / "prices.toml", ValueError)),
+    }
+    return [f"{name:<14} {snapshot.versions[name]:<20} {counts[name]()} entries" for name in FILES]

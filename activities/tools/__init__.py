@@ -1,0 +1,1 @@
+"""Tools agents call, each behind the ToolRouter's decision and its own breaker."""

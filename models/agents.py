@@ -1,0 +1,140 @@
+"""Agent payloads: the models' output schemas, and an AgentWorkflow's input and result."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from models.contracts import SecurityLevel
+from models.llm import Budget, Fallback, ModelChoice, Usage
+from models.routing import ToolDecision
+
+# --- output schemas the gateway validates model output against ---------------------
+
+FINISH = "finish"
+
+
+class IntentGuess(BaseModel):
+    """The router agent's answer when no rule matched; checked against routes.toml."""
+
+    intent: str = Field(min_length=1, max_length=40)
+
+
+class DirectAnswer(BaseModel):
+    answer: str = Field(min_length=1, max_length=400)
+
+
+class SubQuestions(BaseModel):
+    """The coordinator's split of a report request, one researcher each."""
+
+    questions: list[Annotated[str, Field(min_length=5, max_length=160)]] = Field(
+        min_length=1, max_length=6
+    )
+
+
+class AgentTurn(BaseModel):
+    """One step of the tool loop: a tool to call with its arguments, or `finish`."""
+
+    thought: str = Field(default="", max_length=300)
+    tool: str = Field(min_length=1, max_length=60)
+    arguments: dict[str, str | int] = Field(default_factory=dict)
+
+
+class Findings(BaseModel):
+    """A researcher's result: what the passages say, and which passages."""
+
+    summary: str = Field(min_length=1, max_length=800)
+    passage_ids: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=8
+    )
+
+
+class CriterionScore(BaseModel):
+    criterion: str = Field(min_length=1, max_length=40)
+    # An enum, not a range: llama.cpp's schema grammar enforces enums but not bounds.
+    score: Literal[1, 2, 3, 4, 5]
+
+
+class RubricScores(BaseModel):
+    """The reviewer's scores; the pass decision is the rubric's, made in the workflow."""
+
+    scores: list[CriterionScore] = Field(min_length=1, max_length=8)
+    feedback: str = Field(default="", max_length=300)
+
+
+# --- the agent loop -----------------------------------------------------------------
+
+
+class Observation(BaseModel):
+    """What one turn saw: kept short, since it is carried from turn to turn."""
+
+    turn: int
+    tool: str
+    text: str = Field(description="a short preview; full passages stay in the store")
+    passage_ids: list[str] = Field(default_factory=list)
+    refused: bool = False
+
+
+class AgentCarry(BaseModel):
+    """What a continued-as-new run takes over from the run before it."""
+
+    turns: int = 0
+    observations: list[Observation] = Field(default_factory=list)
+    tool_calls: dict[str, int] = Field(default_factory=dict)
+    decisions: list[ToolDecision] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    runs: int = 1
+
+
+class AgentInput(BaseModel):
+    """Start one agent on one task; every field has a default so old runs replay."""
+
+    agent: str = Field(min_length=1)
+    task: str = Field(min_length=1, max_length=4000)
+    context: str = Field(default="", max_length=12000, description="passages or notes to use")
+    feedback: str = Field(default="", max_length=2000)
+    namespaces: list[str] = Field(default_factory=list, description="what searches may read")
+    clearance: SecurityLevel = "public"
+    models: list[ModelChoice] = Field(
+        default_factory=list, description="overrides the agent's model chain when given"
+    )
+    llm_task_queue: str = "llm"
+    budget: Budget = Field(default_factory=Budget)
+    max_turns: int | None = Field(default=None, ge=1, le=500)
+    max_reasks: int = Field(default=2, ge=0, le=5)
+    history_event_limit: int = Field(
+        default=8000,
+        ge=20,
+        description="continue as new past this many events, below Temporal's 10,240 warning",
+    )
+    carry: AgentCarry = Field(default_factory=AgentCarry)
+
+
+class AgentProgress(BaseModel):
+    agent: str
+    status: Literal["running", "done", "failed"] = "running"
+    turn: int = 0
+    runs: int = 1
+    tool_calls: dict[str, int] = Field(default_factory=dict)
+    refusals: int = 0
+    usage: Usage = Field(default_factory=Usage)
+
+
+class AgentResult(BaseModel):
+    """The agent's validated output, how it got there and what it spent."""
+
+    agent: str
+    role: str
+    output_schema: str
+    output: dict[str, object] | None = Field(
+        default=None, description="None when the model gave no valid output within its re-asks"
+    )
+    turns: int
+    runs: int = Field(description="workflow runs, counting each continue-as-new")
+    observations: list[Observation]
+    decisions: list[ToolDecision]
+    usage: Usage
+    fallbacks: list[Fallback] = Field(default_factory=list)
+    prompts: dict[str, str] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list)

@@ -1,0 +1,171 @@
+"""The shapes of the contract files in contracts/: agents, tools, rubrics and routes.
+
+Workflows receive these as a recorded snapshot (an activity result), so a run
+keeps routing on the contracts it started with even if the files change.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from models.llm import ModelChoice
+
+SecurityLevel = Literal["public", "internal", "restricted"]
+Language = Literal["en", "ko"]
+FlowName = Literal["research", "report", "incident", "direct"]
+
+CLEARANCE_RANK: dict[SecurityLevel, int] = {"public": 0, "internal": 1, "restricted": 2}
+
+Name = str  # lower-case identifiers; checked where they are keys
+
+
+def may_read(clearance: SecurityLevel, level: SecurityLevel) -> bool:
+    """A caller reads what is at or below its clearance, never above."""
+    return CLEARANCE_RANK[clearance] >= CLEARANCE_RANK[level]
+
+
+def parse_model(spec: str) -> ModelChoice:
+    """`provider/model`, as agents.toml and the CLI write a model."""
+    provider, sep, model = spec.partition("/")
+    if not sep or not model:
+        raise ValueError(f"model {spec!r} is not written provider/model")
+    return ModelChoice.model_validate({"provider": provider, "model": model})
+
+
+class AgentSpec(BaseModel):
+    """One agent: its role, prompts, model chain, tools and the schema of its result."""
+
+    role: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    turn_prompt: str | None = Field(
+        default=None, description="prompt for tool-calling turns; none when the agent has no tools"
+    )
+    final_prompt: str = Field(min_length=1)
+    output_schema: str = Field(min_length=1)
+    models: list[str] = Field(min_length=1, description="the chain, tried in order")
+    tools: list[str] = Field(default_factory=list, description="the allow-list")
+    scopes: list[str] = Field(default_factory=list, description="permissions granted")
+    max_turns: int = Field(default=4, ge=1, le=200)
+    max_tokens: int = Field(default=256, ge=16, le=8192)
+
+    @field_validator("models")
+    @classmethod
+    def _models_parse(cls, models: list[str]) -> list[str]:
+        for spec in models:
+            parse_model(spec)
+        return models
+
+    @model_validator(mode="after")
+    def _turns_need_a_prompt(self) -> AgentSpec:
+        if self.tools and not self.turn_prompt:
+            raise ValueError("an agent with tools needs a turn_prompt")
+        return self
+
+    @property
+    def chain(self) -> list[ModelChoice]:
+        return [parse_model(spec) for spec in self.models]
+
+
+class ToolSpec(BaseModel):
+    """One tool: what it does, its arguments' JSON Schema, who may use it and at what cost."""
+
+    description: str = Field(min_length=1)
+    capability: str = Field(min_length=1, description="what a step needs; tools can share one")
+    arguments: dict[str, Any] = Field(description="JSON Schema of the arguments object")
+    scopes: list[str] = Field(default_factory=list, description="permissions a caller needs")
+    cost_usd: float = Field(default=0.0, ge=0)
+    quota_per_run: int = Field(default=10, ge=1)
+    side_effect: bool = False
+    compensation: str | None = Field(
+        default=None, description="the tool that undoes this one's side effect"
+    )
+
+    @model_validator(mode="after")
+    def _side_effects_compensate(self) -> ToolSpec:
+        if self.side_effect and not self.compensation:
+            raise ValueError("a tool with a side effect needs a compensation")
+        if self.arguments.get("type") != "object":
+            raise ValueError('arguments must be a JSON Schema with "type": "object"')
+        return self
+
+
+class Criterion(BaseModel):
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    weight: float = Field(gt=0)
+
+
+class Rubric(BaseModel):
+    """Criteria scored 1 to 5; the weighted mean must reach the threshold to pass."""
+
+    description: str = ""
+    criteria: list[Criterion] = Field(min_length=1, max_length=8)
+    pass_threshold: float = Field(ge=1, le=5)
+
+    @field_validator("criteria")
+    @classmethod
+    def _unique(cls, criteria: list[Criterion]) -> list[Criterion]:
+        names = [c.name for c in criteria]
+        if len(set(names)) != len(names):
+            raise ValueError("criterion names must be unique")
+        return criteria
+
+    def weighted_score(self, scores: dict[str, int]) -> float:
+        """Missing criteria count as 1, the lowest score: a skipped criterion never helps."""
+        total = sum(c.weight for c in self.criteria)
+        earned = sum(c.weight * scores.get(c.name, 1) for c in self.criteria)
+        return round(earned / total, 3)
+
+
+class IntentRoute(BaseModel):
+    """An intent: the flow it starts and the rules that recognise it before any model."""
+
+    flow: FlowName
+    description: str = Field(min_length=1)
+    allowed: bool = True
+    max_words: int | None = Field(
+        default=None, ge=1, description="rules apply only to requests this short"
+    )
+    keywords: list[str] = Field(default_factory=list, description="whole words or phrases")
+    patterns: list[str] = Field(default_factory=list, description="regular expressions")
+
+    @field_validator("patterns")
+    @classmethod
+    def _compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"pattern {pattern!r}: {err}") from err
+        return patterns
+
+
+class DataNamespace(BaseModel):
+    """A corpus namespace, and who may read it."""
+
+    language: Language
+    version: str = Field(min_length=1)
+    security: SecurityLevel = "public"
+    topic: str = Field(default="general", min_length=1)
+    description: str = ""
+
+
+class Routes(BaseModel):
+    """Intents in rule order (first match wins) and the data namespaces."""
+
+    intents: dict[str, IntentRoute] = Field(min_length=1)
+    namespaces: dict[str, DataNamespace] = Field(min_length=1)
+    refusal: str = Field(min_length=1, description="what a refused request is told")
+
+
+class ContractSnapshot(BaseModel):
+    """All contracts a run routes on, with each file's version and content hash."""
+
+    agents: dict[str, AgentSpec]
+    tools: dict[str, ToolSpec]
+    rubrics: dict[str, Rubric]
+    routes: Routes
+    versions: dict[str, str] = Field(description="file -> 'version@sha256 prefix'")

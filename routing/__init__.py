@@ -1,0 +1,1 @@
+"""Routing rules as pure functions, shared by workflows and activities."""
