@@ -1,5 +1,6 @@
 """Start, watch and inspect research runs.
 
+python client.py ask "Write a report on circuit breakers"
 python client.py research "How do idempotency keys make retries safe?"
 python client.py ingest corpus/demo --corpus demo
 python client.py status research-<id>
@@ -21,7 +22,7 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import commands
+from cli import ask, commands
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from graphs.research import FLOWS
 from infra.settings import KeelSettings, TemporalSettings
@@ -84,8 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
     p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")
     p.set_defaults(run=commands.cmd_incident)
+    p = sub.add_parser("ask", help="the front door: route a request to its flow, print the result")
+    p.add_argument("request")
+    p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
+    p.add_argument("--clearance", choices=["public", "internal", "restricted"], default="public")
+    p.add_argument("--corpus-version", help="pin a document version (default: the newest)")
+    p.add_argument("--provider", choices=PROVIDERS, help="one model for every agent")
+    p.add_argument("--model", help="model name; for the scripted provider, the script name")
+    p.add_argument("--budget-tokens", type=int, help="stop model calls past this many tokens")
+    p.add_argument("--budget-cost", type=float, help="stop model calls past this many USD")
+    p.add_argument("--budget-seconds", type=float, help="stop model calls after this long")
+    p.add_argument("--require-approval", action="store_true", help="a report waits for a person")
+    p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=ask.cmd_ask)
+    p = sub.add_parser("feedback", help="send notes to a team report waiting for approval")
+    p.add_argument("workflow_id")
+    p.add_argument("text")
+    p.add_argument("--by", default=os.environ.get("USER", "cli"))
+    p.set_defaults(run=ask.cmd_feedback)
     for name in ("approve", "reject"):
-        p = sub.add_parser(name, help=f"{name} a ticket saga waiting for a decision")
+        p = sub.add_parser(name, help=f"{name} a ticket saga or team report awaiting a decision")
         p.add_argument("workflow_id")
         p.add_argument("--by", default=os.environ.get("USER", "cli"))
         p.add_argument("--reason", default="")

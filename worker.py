@@ -33,34 +33,48 @@ from temporalio.worker import (
     Worker,
 )
 
-from activities.contracts.loader import ContractError, load_contracts
+from activities.contracts.activities import ContractActivities
+from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.llm.activities import LLMActivities
 from activities.llm.anthropic_model import AnthropicModel
 from activities.llm.breakers import Breakers
 from activities.llm.chat_model import ChatModel
-from activities.llm.gateway import LLMGateway
+from activities.llm.gateway import LLMGateway, PassageSource
 from activities.llm.local_model import LocalModel
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.scripted_model import ScriptedModel
 from activities.tickets.activities import TicketActivities
+from activities.tools.activities import ToolActivities
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
 from models.breaker import BreakerConfig
+from models.contracts import ContractSnapshot
 from models.llm import Provider
+from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow
+from workflows.coordinator import CoordinatorWorkflow
 from workflows.ingest import IngestWorkflow
+from workflows.intent_router import IntentRouterWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.ticket_saga import TicketSagaWorkflow
 
 log = structlog.get_logger()
 
-WORKFLOWS = [ResearchWorkflow, IngestWorkflow, TicketSagaWorkflow, CircuitBreakerWorkflow]
+WORKFLOWS = [
+    ResearchWorkflow,
+    IngestWorkflow,
+    TicketSagaWorkflow,
+    CircuitBreakerWorkflow,
+    AgentWorkflow,
+    CoordinatorWorkflow,
+    IntentRouterWorkflow,
+]
 
 
 class _ActivityLogContext(ActivityInboundInterceptor):
@@ -84,7 +98,10 @@ class LogContextInterceptor(Interceptor):
 
 
 def build_gateway(
-    settings: WorkerSettings, prompts: PromptBook, prices: PriceTable | None = None
+    settings: WorkerSettings,
+    prompts: PromptBook,
+    prices: PriceTable | None = None,
+    passages: PassageSource | None = None,
 ) -> LLMGateway:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value else None
@@ -104,7 +121,7 @@ def build_gateway(
             settings.provider_timeout_seconds,
         ),
     }
-    return LLMGateway(prompts, providers, prices)
+    return LLMGateway(prompts, providers, prices, passages)
 
 
 def build_workers(
@@ -114,23 +131,41 @@ def build_workers(
     store: DocumentStore,
     *,
     max_cached_workflows: int = 1000,
+    contracts: ContractSnapshot | None = None,
 ) -> list[Worker]:
     """The workers this process runs, by role; tests build them the same way."""
+    contracts = contracts or load_contracts()
     interceptors = [LogContextInterceptor()]
     common: dict[str, Any] = {
         "interceptors": interceptors,
         "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),
     }
+    breaker_config = BreakerConfig(
+        window=settings.breaker_window,
+        min_calls=settings.breaker_min_calls,
+        failure_rate=settings.breaker_failure_rate,
+        cooldown_seconds=settings.breaker_cooldown_seconds,
+    )
+    scope = settings.breaker_scope or settings.task_queue
     workers: list[Worker] = []
     if settings.worker_role in ("all", "orchestration"):
         documents = DocumentActivities(store)
         tickets = TicketActivities(settings.tickets_url)
+        tools = ToolActivities(
+            contracts, store, tickets, Breakers(scope, settings.task_queue, breaker_config)
+        )
         workers.append(
             Worker(
                 client,
                 task_queue=settings.task_queue,
                 workflows=WORKFLOWS,
-                activities=[documents.search, documents.ingest, *tickets.all()],
+                activities=[
+                    documents.search,
+                    documents.ingest,
+                    *tickets.all(),
+                    tools.call,
+                    ContractActivities(contracts).snapshot,
+                ],
                 # A validation error in workflow code is a bug to surface, not a task
                 # to retry forever.
                 workflow_failure_exception_types=[pydantic.ValidationError],
@@ -139,16 +174,8 @@ def build_workers(
             )
         )
     if settings.worker_role in ("all", "llm"):
-        breakers = Breakers(
-            settings.breaker_scope or settings.task_queue,
-            settings.task_queue,  # where the breaker workflows run
-            BreakerConfig(
-                window=settings.breaker_window,
-                min_calls=settings.breaker_min_calls,
-                failure_rate=settings.breaker_failure_rate,
-                cooldown_seconds=settings.breaker_cooldown_seconds,
-            ),
-        )
+        # The breaker workflows run on the orchestration queue.
+        breakers = Breakers(scope, settings.task_queue, breaker_config)
         executor = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
         llm = LLMActivities(gateway, executor, breakers)
         workers.append(
@@ -176,6 +203,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable")
     parser.add_argument("--scripted-dir", help="folder of scripts for the scripted model")
     parser.add_argument("--tickets-url", help="ticket service base URL (KEEL_TICKETS_URL)")
+    parser.add_argument("--contracts-dir", help="folder of contract files (KEEL_CONTRACTS_DIR)")
     parser.add_argument("--openai-base-url", help="OpenAI-compatible endpoint")
     parser.add_argument("--openai-schema-mode", choices=["json_schema", "json_object"])
     parser.add_argument("--log-format", choices=["auto", "json", "console"])
@@ -191,10 +219,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
 
 
 async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
+    directory = settings.contracts_dir or CONTRACTS_DIR
     try:
-        prompts = PromptBook.load()
-        prices = PriceTable.load()
-        load_contracts()
+        prompts = PromptBook.load(directory / "prompts.toml")
+        prices = PriceTable.load(directory / "prices.toml")
+        contracts = load_contracts(directory)
     except (PromptError, PriceError, ContractError) as err:
         raise SystemExit(f"invalid contracts: {err}") from err
     runtime = None
@@ -223,11 +252,13 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
         raise SystemExit(str(err)) from err
     if added:
         log.info("worker.search_attributes_registered", names=added)
+    store = DocumentStore(settings.documents_db)
     workers = build_workers(
         client,
         settings,
-        build_gateway(settings, prompts, prices),
-        DocumentStore(settings.documents_db),
+        build_gateway(settings, prompts, prices, passages=store),
+        store,
+        contracts=contracts,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -316,14 +316,15 @@ async def cmd_incident(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_decide(ctx: Context, args: argparse.Namespace) -> int:
-    handle = ctx.client.get_workflow_handle_for(TicketSagaWorkflow.run, args.workflow_id)
+    """Any flow waiting for a person (a ticket saga, a team report): the `decide` update."""
+    handle = ctx.client.get_workflow_handle(args.workflow_id)
     decision = ApprovalDecision(decision=args.command, by=args.by, reason=args.reason)
     try:
-        progress = await handle.execute_update(TicketSagaWorkflow.decide, decision)
+        progress = await handle.execute_update("decide", decision)
     except WorkflowUpdateFailedError as failure:
         err(f"{args.command} refused: {failure.cause}")
         return EXIT_FAILED
-    print(progress.model_dump_json(indent=2))
+    print(json.dumps(progress, indent=2, default=str))
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from urllib.parse import quote
 
+from models.coordinator import CoordinatorProgress, MultiAgentReport
 from models.research import ResearchProgress, ResearchReport
 
 
@@ -56,4 +57,50 @@ def report_text(report: ResearchReport) -> str:
         )
     if report.prompts:
         lines.append("Prompts: " + ", ".join(f"{k}@{v}" for k, v in sorted(report.prompts.items())))
+    return "\n".join(lines)
+
+
+def team_progress_line(progress: CoordinatorProgress) -> str:
+    done = sum(1 for r in progress.researchers if r.status == "done")
+    scores = ",".join(
+        f"{r.weighted_score:.1f}" if r.weighted_score is not None else "-" for r in progress.rounds
+    )
+    return (
+        f"[{progress.status}] stage={progress.stage}"
+        f" researchers={done}/{len(progress.researchers)} rounds={len(progress.rounds)}"
+        f" scores=[{scores}] llm_calls={progress.usage.calls}"
+        f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
+    )
+
+
+def team_report_text(report: MultiAgentReport) -> str:
+    lines = [f"Request: {report.request}", "", "Report:"]
+    lines += textwrap.wrap(report.answer, 88, initial_indent="  ", subsequent_indent="  ")
+    lines += ["", "Citations:"]
+    lines += [f"  [{c.number}] {c.passage_id}" for c in report.citations] or ["  (none)"]
+    lines += ["", f"Researchers ({len(report.researchers)}, in parallel):"]
+    for r in report.researchers:
+        refused = f", {len(r.refusals)} tool call(s) refused" if r.refusals else ""
+        lines.append(
+            f"  {r.workflow_id}: {r.status}, {r.turns} turns, {len(r.passages)} passages{refused}"
+            f" - {r.question}"
+        )
+    lines += ["", f"Review rounds (rubric {report.rubric!r}):"]
+    for rnd in report.rounds:
+        scores = ", ".join(f"{s.criterion} {s.score}" for s in rnd.scores) or "unscored"
+        verdict = "pass" if rnd.passed else "fail"
+        weighted = f"{rnd.weighted_score:.2f}" if rnd.weighted_score is not None else "-"
+        lines.append(f"  {rnd.round} ({rnd.trigger}): {scores}; weighted {weighted}, {verdict}")
+    route = report.data_route
+    lines.append(f"Data: {route.language}, namespaces {', '.join(route.namespaces) or '(none)'}")
+    if report.decision:
+        lines.append(f"Decision: {report.decision}")
+    if report.flags:
+        lines.append(f"Flags: {', '.join(report.flags)}")
+    u = report.usage
+    lines.append(
+        f"Usage: {u.calls} model calls, {u.tokens_in} tokens in, {u.tokens_out} out,"
+        f" ${u.cost_usd:.6f}"
+    )
+    lines.append("Contracts: " + ", ".join(f"{k} {v}" for k, v in report.contract_versions.items()))
     return "\n".join(lines)

@@ -7,11 +7,15 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 from models.errors import (
+    ACCESS_DENIED,
+    CIRCUIT_OPEN,
     SCHEMA_VIOLATION,
     SCRIPT_MISSING,
     TICKET_REJECTED,
+    TOOL_ARGUMENTS_INVALID,
     UNKNOWN_PROMPT,
     UNKNOWN_SCHEMA,
+    UNKNOWN_TOOL,
 )
 
 # Transport failures (a crashed worker, a stalled model) are retried with backoff;
@@ -50,3 +54,25 @@ COMPENSATION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=0,
 )
+
+# Agents' tools: fast, local or idempotent, so retried with a short backoff; a bad
+# argument, a refused namespace or an open breaker is an answer for the agent, not
+# something a retry could fix.
+TOOL_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+    non_retryable_error_types=[
+        UNKNOWN_TOOL,
+        TOOL_ARGUMENTS_INVALID,
+        ACCESS_DENIED,
+        CIRCUIT_OPEN,
+        TICKET_REJECTED,
+    ],
+)
+TOOL_TIMEOUT = timedelta(seconds=20)
+
+# Reading the worker's validated contracts: local, quick, safe to repeat.
+CONTRACTS_RETRY = RetryPolicy(maximum_attempts=5)
+CONTRACTS_TIMEOUT = timedelta(seconds=10)

@@ -54,6 +54,9 @@ class WorkerSettings(KeelSettings):
     local_model_path: Path | None = None
     scripted_dir: Path = Path("tests/fixtures/scripted")
     tickets_url: str = "http://127.0.0.1:8400"
+    contracts_dir: Path | None = Field(
+        default=None, description="folder of the contract files; default: the project's contracts/"
+    )
     # Remote providers. Keys come from the environment only (the providers' own names
     # work too), are held as secrets, and never enter workflow inputs or logs.
     openai_base_url: str = "https://api.openai.com/v1"

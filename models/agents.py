@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from models.contracts import SecurityLevel
 from models.llm import Budget, Fallback, ModelChoice, Usage
 from models.routing import ToolDecision
+from models.tools import ToolInvocation
 
 # --- output schemas the gateway validates model output against ---------------------
 
@@ -85,6 +86,11 @@ class AgentCarry(BaseModel):
     decisions: list[ToolDecision] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     runs: int = 1
+    compensations: list[ToolInvocation] = Field(
+        default_factory=list, description="undo calls for side effects done so far"
+    )
+    prompts: dict[str, str] = Field(default_factory=dict)
+    fallbacks: list[Fallback] = Field(default_factory=list)
 
 
 class AgentInput(BaseModel):
@@ -94,6 +100,13 @@ class AgentInput(BaseModel):
     task: str = Field(min_length=1, max_length=4000)
     context: str = Field(default="", max_length=12000, description="passages or notes to use")
     feedback: str = Field(default="", max_length=2000)
+    variables: dict[str, str] = Field(
+        default_factory=dict, description="more prompt variables, e.g. a rubric's criteria"
+    )
+    passage_ids: list[str] = Field(
+        default_factory=list, description="passages the model reads, rendered by the LLM worker"
+    )
+    round: int = Field(default=1, ge=1, description="revision round, for a writer or reviewer")
     namespaces: list[str] = Field(default_factory=list, description="what searches may read")
     clearance: SecurityLevel = "public"
     models: list[ModelChoice] = Field(

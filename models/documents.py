@@ -21,6 +21,7 @@ class Passage(BaseModel):
     title: str
     text: str
     score: float = Field(description="bm25 relevance, higher is better")
+    namespace: str = ""
 
 
 class SearchResult(BaseModel):

@@ -19,6 +19,10 @@ NO_VALID_DRAFT = "NoValidDraft"
 TICKET_REJECTED = "TicketRejected"
 TICKET_SERVICE_UNAVAILABLE = "TicketServiceUnavailable"
 SAGA_FAILED = "SagaFailed"
+ACCESS_DENIED = "AccessDenied"
+UNKNOWN_TOOL = "UnknownTool"
+UNKNOWN_AGENT = "UnknownAgent"
+TOOL_ARGUMENTS_INVALID = "ToolArgumentsInvalid"
 
 
 def describe_validation_error(err: ValidationError, limit: int = 5) -> str:

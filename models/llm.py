@@ -56,6 +56,17 @@ class Budget(BaseModel):
             deadline=self.deadline,
         )
 
+    def share(self, used: Usage, parts: int) -> Budget:
+        """One of `parts` children running at once: together they fit in what is left."""
+        child = self.for_child(used)
+        return Budget(
+            max_tokens=max(child.max_tokens // parts, 1) if child.max_tokens is not None else None,
+            max_cost_usd=max(child.max_cost_usd / parts, 1e-9)
+            if child.max_cost_usd is not None
+            else None,
+            deadline=child.deadline,
+        )
+
 
 class Fallback(BaseModel):
     """A switch to the next model of the chain, and why."""
@@ -81,6 +92,10 @@ class LLMRequest(BaseModel):
     max_tokens: int = Field(default=384, ge=1, le=8192)
     budget: BudgetLeft | None = Field(
         default=None, description="what the run may still spend; the call is capped to it"
+    )
+    passage_ids: list[str] = Field(
+        default_factory=list,
+        description="passages the worker renders into $passages, kept out of the history",
     )
 
 

@@ -42,10 +42,12 @@ class IntentDecision(BaseModel):
 class AskInput(BaseModel):
     """A request at the front door; every field has a default so old runs replay."""
 
-    request: str = Field(min_length=1, max_length=4000)
+    request: str = Field(min_length=1, max_length=2000)
     clearance: SecurityLevel = "public"
     version: str | None = Field(default=None, description="pin a corpus version")
-    model: ModelChoice = Field(default_factory=ModelChoice)
+    model: ModelChoice | None = Field(
+        default=None, description="overrides every agent's model chain when given"
+    )
     llm_task_queue: str = "llm"
     budget: Budget = Field(default_factory=Budget)
     approval_timeout_seconds: float = Field(default=3600, gt=0)

@@ -92,7 +92,7 @@ async def running_workers(
 ) -> AsyncIterator[WorkerSettings]:
     """Workers built the way worker.py builds them, on queues of their own."""
     settings = settings or worker_settings()
-    gateway = gateway or build_gateway(settings, PromptBook.load())
+    gateway = gateway or build_gateway(settings, PromptBook.load(), passages=store)
     workers = build_workers(
         client, settings, gateway, store, max_cached_workflows=max_cached_workflows
     )

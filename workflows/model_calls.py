@@ -32,6 +32,7 @@ class _Limits:
     max_tokens: int
     start_to_close: timedelta
     retry: RetryPolicy
+    passage_ids: tuple[str, ...] = ()
 
 
 class BudgetExhausted(Exception):
@@ -48,7 +49,10 @@ class ModelCaller:
         max_reasks: int,
         budget: Budget | None = None,
         fallbacks: list[ModelChoice] | None = None,
+        call_offset: int = 0,
     ) -> None:
+        # Calls a node made in earlier runs of the same task (a writer's revision round).
+        self._call_offset = call_offset
         self._budget = budget or Budget()
         # The chain: the first model, then its fallbacks. A switch lasts for the run.
         self._chain = [choice, *(fallbacks or [])]
@@ -71,6 +75,7 @@ class ModelCaller:
         max_tokens: int,
         start_to_close: timedelta,
         retry: RetryPolicy,
+        passage_ids: list[str] | None = None,
     ) -> M | None:
         """Call the model; re-ask with the validation error, apart from transport retries.
 
@@ -78,7 +83,7 @@ class ModelCaller:
         failure edge. Every call counts in `usage`, rejected ones included. A provider
         failure that retries cannot fix moves the run to the next model of its chain.
         """
-        limits = _Limits(max_tokens, start_to_close, retry)
+        limits = _Limits(max_tokens, start_to_close, retry, tuple(passage_ids or ()))
         while True:
             try:
                 return await self._ask_current(node, output, variables, limits)
@@ -104,7 +109,7 @@ class ModelCaller:
     ) -> M | None:
         error: str | None = None
         for reask in range(self._max_reasks + 1):
-            index = self._calls.get(node, 0)
+            index = self._calls.get(node, self._call_offset)
             self._calls[node] = index + 1
             if reask:
                 self.reasks += 1
@@ -119,6 +124,7 @@ class ModelCaller:
                 reask_error=error,
                 max_tokens=limits.max_tokens,
                 budget=left,
+                passage_ids=list(limits.passage_ids),
             )
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
             try:
@@ -146,6 +152,15 @@ class ModelCaller:
             self.usage = self.usage.add(result.usage)
             return output.model_validate(result.output)
         return None
+
+    def spend(self, usage: Usage) -> None:
+        """Count what is not a model call (a priced tool) against the same budget."""
+        self.usage = self.usage.add(usage)
+
+    def cost_left(self) -> float | None:
+        if self._budget.max_cost_usd is None:
+            return None
+        return round(self._budget.max_cost_usd - self.usage.cost_usd, 9)
 
     @property
     def choice(self) -> ModelChoice:

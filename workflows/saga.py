@@ -13,20 +13,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from graphs.policies import COMPENSATION_RETRY
-    from models.tickets import CompensationEntry, ServiceRecord, UndoRecord
+    from models.tickets import CompensationEntry, UndoRecord
 
-Undo = Callable[[Any, UndoRecord], Awaitable[ServiceRecord]]
+Undo = Callable[[Any, Any], Awaitable[Any]]
 
 
 @dataclass
 class _Registered:
     entry: CompensationEntry
     undo: Undo
-    call: UndoRecord
+    call: BaseModel
 
 
 class Saga:
@@ -39,8 +40,19 @@ class Saga:
         """What is registered and how far the unwind got, for the progress query."""
         return [r.entry for r in self._registered]
 
-    def register(self, step: str, undo: Undo, call: UndoRecord) -> None:
-        entry = CompensationEntry(step=step, action=undo.__name__, record_id=call.record_id)
+    def register(
+        self,
+        step: str,
+        undo: Undo,
+        call: BaseModel,
+        *,
+        action: str | None = None,
+        record_id: int | None = None,
+    ) -> None:
+        """Register how to undo `step`: the activity `undo` called with `call`."""
+        if record_id is None:
+            record_id = call.record_id if isinstance(call, UndoRecord) else 0
+        entry = CompensationEntry(step=step, action=action or undo.__name__, record_id=record_id)
         self._registered.append(_Registered(entry, undo, call))
 
     async def compensate(self) -> None:

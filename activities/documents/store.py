@@ -148,6 +148,18 @@ class DocumentStore:
             for c, d, t, b, r in rows
         ]
 
+    def passage(self, chunk_id: str) -> Passage | None:
+        """One chunk in full, by the id a search returned."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT chunk_id, doc_id, title, body, namespace FROM chunks WHERE chunk_id = ?",
+                (chunk_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        c, d, t, b, n = row
+        return Passage(chunk_id=c, doc_id=d, title=t, text=b, score=0.0, namespace=n)
+
     def document_ids(self, namespace: str) -> set[str]:
         with self._connect() as db:
             rows = db.execute("SELECT doc_id FROM documents WHERE namespace = ?", (namespace,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -14,6 +15,7 @@ from activities.llm.chat_model import ChatCall, ChatModel
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.schemas import OUTPUT_MODELS
+from models.documents import Passage
 from models.errors import (
     BUDGET_EXHAUSTED,
     PROVIDER_UNAVAILABLE,
@@ -35,16 +37,46 @@ REASK_SUFFIX = (
 )
 
 
+PASSAGE_CHARS = 500
+
+
+class PassageSource(Protocol):
+    def passage(self, chunk_id: str) -> Passage | None: ...
+
+
 class LLMGateway:
     def __init__(
         self,
         prompts: PromptBook,
         providers: Mapping[Provider, ChatModel],
         prices: PriceTable | None = None,
+        passages: PassageSource | None = None,
     ) -> None:
         self._prompts = prompts
         self._providers = providers
         self._prices = prices or PriceTable.load()
+        self._passages = passages
+
+    def _variables(self, request: LLMRequest) -> dict[str, str]:
+        """The request's variables, with passages named by id read from the store here.
+
+        Passages travel as ids so the workflow's history holds references, not text.
+        """
+        variables = dict(request.variables)
+        if not request.passage_ids:
+            return variables
+        if self._passages is None:
+            raise ApplicationError(
+                "this worker has no document store to read passages from",
+                type=PROVIDER_UNAVAILABLE,
+            )
+        lines = []
+        for number, chunk_id in enumerate(request.passage_ids, 1):
+            found = self._passages.passage(chunk_id)
+            text = f"{found.title}: {found.text[:PASSAGE_CHARS]}" if found else "(not found)"
+            lines.append(f"[{number}] {text}")
+        variables["passages"] = "\n".join(lines)
+        return variables
 
     def _output_cap(self, request: LLMRequest, prompt_chars: int) -> int:
         """The most output tokens the call may produce within what the run has left.
@@ -91,7 +123,7 @@ class LLMGateway:
                 type=PROVIDER_UNAVAILABLE,
             )
         try:
-            prompt = self._prompts.render(request.prompt_id, request.variables)
+            prompt = self._prompts.render(request.prompt_id, self._variables(request))
         except PromptError as err:
             raise ApplicationError(str(err), type=UNKNOWN_PROMPT, non_retryable=True) from err
         user = prompt.user

@@ -1,0 +1,111 @@
+"""AgentWorkflow: the tool loop, quotas, continue-as-new and compensation of side effects."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client, WorkflowFailureError
+
+from activities.documents.store import DocumentStore
+from models.agents import AgentInput
+from models.llm import ModelChoice
+from tests.conftest import new_id, running_workers, worker_settings
+from tests.ticket_service_process import TicketService
+from workflows.agent import AgentWorkflow
+
+
+def agent_input(agent: str, script: str, llm_task_queue: str, **overrides: object) -> AgentInput:
+    values: dict[str, object] = {
+        "agent": agent,
+        "task": "How should retries back off?",
+        "namespaces": ["demo"],
+        "models": [ModelChoice(provider="scripted", model=script)],
+        "llm_task_queue": llm_task_queue,
+    }
+    values.update(overrides)
+    return AgentInput.model_validate(values)
+
+
+async def test_a_long_conversation_continues_as_new_and_keeps_its_quotas(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("agent")
+    async with running_workers(client, store) as settings:
+        result = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input(
+                "researcher", "agent_long", settings.llm_task_queue,
+                max_turns=10, history_event_limit=30,
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )  # fmt: skip
+
+    assert result.runs >= 3  # each run stopped near 30 events and handed over
+    assert result.turns == 10
+    assert "max_turns_reached" in result.flags
+    # Quotas hold across runs: 4 cheap searches, then 2 wide ones, then refusals.
+    allowed = [d.tool for d in result.decisions if d.allowed]
+    assert allowed == ["search_documents"] * 4 + ["search_wide"] * 2
+    refused = [d for d in result.decisions if not d.allowed]
+    assert len(refused) == 4
+    assert all("no 'search' tool available" in d.reason for d in refused)
+    assert result.usage.calls == 10 + 1
+    # The final answer keeps only passages the agent actually saw.
+    assert result.output is not None
+    assert result.output["passage_ids"] == ["demo/retries-and-backoff#1"]
+    assert "unseen_passages_dropped" in result.flags
+
+    handle = client.get_workflow_handle(workflow_id)
+    runs = 0
+    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        runs += 1
+        history = await client.get_workflow_handle(
+            workflow_id, run_id=execution.run_id
+        ).fetch_history()
+        assert len(history.events) < 60
+    assert runs == result.runs
+    assert (await handle.describe()).run_id is not None
+
+
+async def test_a_side_effect_is_compensated_when_the_agent_is_cancelled(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    workflow_id = new_id("agent-incident")
+    settings = worker_settings(tickets_url=tickets.url)
+    description = f"opened by agent run {workflow_id}"
+    async with running_workers(client, store, settings):
+        handle = await client.start_workflow(
+            AgentWorkflow.run,
+            agent_input(
+                "incident_responder", "incident_agent", settings.llm_task_queue,
+                task="Checkout returns HTTP 500 since the deploy",
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )  # fmt: skip
+        for _ in range(200):
+            progress = await handle.query(AgentWorkflow.progress)
+            # The second create_ticket was refused (quota 1); the loop goes on.
+            if progress.refusals >= 1:
+                break
+            await asyncio.sleep(0.1)
+        assert tickets.audit(description).open_tickets == 1
+        await handle.cancel()
+        try:
+            await handle.result()
+        except WorkflowFailureError:
+            pass
+        else:
+            raise AssertionError("a cancelled agent must not complete")
+
+    audit = tickets.audit(description)
+    assert audit.tickets == 1
+    assert audit.open_tickets == 0  # cancelled by the compensation
+    history = await handle.fetch_history()
+    summaries = [
+        e.user_metadata.summary.data.decode()
+        for e in history.events
+        if e.HasField("user_metadata") and e.user_metadata.HasField("summary")
+    ]
+    assert any("compensate cancel_ticket" in s for s in summaries)

@@ -1,0 +1,198 @@
+"""The coordinator-worker team on the real dev server, with a scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.documents.store import DocumentStore
+from models.agents import AgentInput
+from models.coordinator import CoordinatorInput, MultiAgentReport
+from models.llm import Budget, ModelChoice
+from tests.conftest import new_id, running_workers
+from tests.processes import run_script
+from workflows.agent import AgentWorkflow
+from workflows.coordinator import CoordinatorWorkflow
+
+REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
+
+
+def team_input(script: str, llm_task_queue: str, **overrides: object) -> CoordinatorInput:
+    values: dict[str, object] = {
+        "request": REQUEST,
+        "models": [ModelChoice(provider="scripted", model=script)],
+        "llm_task_queue": llm_task_queue,
+    }
+    values.update(overrides)
+    return CoordinatorInput.model_validate(values)
+
+
+async def test_team_fans_out_researchers_and_revises_until_the_rubric_passes(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("team")
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_report", settings.llm_task_queue),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        progress = await client.get_workflow_handle_for(CoordinatorWorkflow.run, workflow_id).query(
+            CoordinatorWorkflow.progress
+        )
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+
+    # Researchers: one per sub-question, started together before either finished.
+    assert [r.question for r in report.researchers] == [
+        "How do idempotency keys make retries safe?",
+        "What does a circuit breaker do when it opens?",
+    ]
+    assert all(r.status == "done" and r.passages for r in report.researchers)
+    kinds = [e.event_type for e in history.events]
+    started = [
+        i
+        for i, k in enumerate(kinds)
+        if k == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    completed = [
+        i
+        for i, k in enumerate(kinds)
+        if k == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED
+    ]
+    assert started[1] < completed[0]
+    assert len(started) == 2 + 2 * 2  # researchers, then writer + reviewer twice
+
+    # Rubric: round 1 scores 2.8 (< 3.5), round 2 scores 4.0 and passes.
+    assert [(r.round, r.weighted_score, r.passed, r.trigger) for r in report.rounds] == [
+        (1, 2.8, False, "first draft"),
+        (2, 4.0, True, "reviewer"),
+    ]
+    assert report.passed
+    assert report.answer.startswith("An idempotency key derived from the workflow")
+    known = store.document_ids("demo")
+    assert report.citations
+    assert all(c.doc_id in known for c in report.citations)
+    assert {"decompose", "researcher_turn", "researcher_final", "writer", "reviewer"} <= set(
+        report.prompts
+    )
+    assert set(report.contract_versions) >= {"agents.toml", "tools.toml", "rubrics.toml"}
+    assert report.usage.calls == 1 + 2 * 3 + 2 * 2
+    assert progress.stage == "delivered"
+    assert progress.rounds == report.rounds
+
+    researcher = await client.get_workflow_handle_for(
+        AgentWorkflow.run, report.researchers[0].workflow_id
+    ).result()
+    assert researcher.decisions[0].allowed
+    assert researcher.decisions[0].tool == "search_documents"
+
+
+def child_inputs(history: WorkflowHistory) -> list[AgentInput]:
+    converter = pydantic_data_converter.payload_converter
+    return [
+        converter.from_payloads(
+            e.start_child_workflow_execution_initiated_event_attributes.input.payloads,
+            [AgentInput],
+        )[0]
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+
+
+async def test_children_share_the_budget_and_never_spend_more_than_is_left(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("team-budget")
+    limit = 700
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_report", settings.llm_task_queue, budget=Budget(max_tokens=limit)),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    inputs = child_inputs(history)
+
+    assert "budget_exhausted" in report.flags
+    assert report.usage.tokens <= limit
+    researchers = [i for i in inputs if i.agent == "researcher"]
+    assert len(researchers) == 2
+    shares = [i.budget.max_tokens for i in researchers]
+    assert all(s is not None for s in shares)
+    # Two researchers at once: together they get what the coordinator had left after
+    # planning, no more; each spends within its share.
+    assert sum(s for s in shares if s is not None) < limit
+    for run in report.researchers:
+        result = await client.get_workflow_handle_for(AgentWorkflow.run, run.workflow_id).result()
+        share = next(i.budget.max_tokens for i in researchers if i.task == run.question)
+        assert share is not None
+        assert result.usage.tokens <= share
+    later = [i for i in inputs if i.agent != "researcher"]
+    assert all(i.budget.max_tokens is not None and i.budget.max_tokens < limit for i in later)
+
+
+async def test_a_person_sends_feedback_then_approves_from_the_cli(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    workflow_id = new_id("team-hitl")
+    async with running_workers(client, store) as settings:
+        handle = await client.start_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_report", settings.llm_task_queue, require_approval=True),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        await wait_for_stage(handle, "awaiting_approval", rounds=2)
+        env = {"KEEL_TASK_QUEUE": settings.task_queue}
+        sent = await run_script(
+            "client.py", "--address", server_address,
+            "feedback", workflow_id, "Add one sentence on jitter.", "--by", "dana",
+            env=env,
+        )  # fmt: skip
+        assert sent.code == 0, sent.stderr
+        await wait_for_stage(handle, "awaiting_approval", rounds=3)
+        approved = await run_script(
+            "client.py", "--address", server_address, "approve", workflow_id, "--by", "dana",
+            env=env,
+        )  # fmt: skip
+        assert approved.code == 0, approved.stderr
+        report = await handle.result()
+        again = await run_script(
+            "client.py", "--address", server_address, "approve", workflow_id, env=env
+        )
+    assert report.decision == "approve"
+    assert [r.trigger for r in report.rounds] == ["first draft", "reviewer", "human"]
+    assert [f.text for f in report.feedback] == ["Add one sentence on jitter."]
+    assert report.feedback[0].by == "dana"
+    assert again.code == 1  # nothing is awaiting a decision any more
+
+
+async def test_no_decision_in_time_takes_the_default(client: Client, store: DocumentStore) -> None:
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input(
+                "team_report", settings.llm_task_queue,
+                require_approval=True, approval_timeout_seconds=1, approval_default="reject",
+            ),
+            id=new_id("team-timeout"),
+            task_queue=settings.task_queue,
+        )  # fmt: skip
+    assert report.decision == "reject"
+    assert {"approval_timed_out", "rejected"} <= set(report.flags)
+
+
+async def wait_for_stage(
+    handle: WorkflowHandle[CoordinatorWorkflow, MultiAgentReport], stage: str, rounds: int
+) -> None:
+    for _ in range(300):
+        progress = await handle.query(CoordinatorWorkflow.progress)
+        if progress.stage == stage and len(progress.rounds) == rounds:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never reached {stage} after {rounds} rounds: {progress}")

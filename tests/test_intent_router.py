@@ -1,0 +1,145 @@
+"""`client.py ask`: the IntentRouter sends each request to its flow, or refuses it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from temporalio.client import Client
+
+from activities.documents.store import DocumentStore
+from infra.settings import WorkerSettings
+from models.routing import AskInput, AskResult
+from models.tickets import ApprovalDecision
+from tests.conftest import new_id, running_workers, worker_settings
+from tests.processes import Completed, run_script
+from tests.ticket_service_process import TicketService
+from workflows.intent_router import IntentRouterWorkflow
+from workflows.ticket_saga import TicketSagaWorkflow
+
+
+async def ask(
+    server_address: str, settings: WorkerSettings, request: str, *extra: str
+) -> tuple[Completed, AskResult]:
+    completed = await run_script(
+        "client.py", "--address", server_address,
+        "ask", request, "--provider", "scripted", "--model", "ask_everything", "--json", *extra,
+        env={
+            "KEEL_TASK_QUEUE": settings.task_queue,
+            "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
+        },
+    )  # fmt: skip
+    assert completed.stdout, completed.stderr
+    return completed, AskResult.model_validate(json.loads(completed.stdout))
+
+
+async def child_type(client: Client, result: AskResult) -> str:
+    assert result.child_workflow_id is not None
+    return (await client.get_workflow_handle(result.child_workflow_id).describe()).workflow_type
+
+
+async def approve_when_waiting(client: Client, prefix: str) -> None:
+    """The incident's saga waits for a person; approve it once it is there."""
+    for _ in range(300):
+        async for wf in client.list_workflows('WorkflowType = "TicketSagaWorkflow"'):
+            if wf.id.startswith(prefix):
+                handle = client.get_workflow_handle_for(TicketSagaWorkflow.run, wf.id)
+                progress = await handle.query(TicketSagaWorkflow.progress)
+                if progress.status == "awaiting_approval":
+                    await handle.execute_update(
+                        TicketSagaWorkflow.decide, ApprovalDecision(decision="approve", by="test")
+                    )
+                    return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the incident saga never waited for approval")
+
+
+async def test_ask_routes_research_report_incident_and_small_talk(
+    client: Client, store: DocumentStore, tickets: TicketService, server_address: str
+) -> None:
+    settings = worker_settings(tickets_url=tickets.url)
+    async with running_workers(client, store, settings):
+        research, report, small_talk = await asyncio.gather(
+            ask(server_address, settings, "How do idempotency keys make retries safe?"),
+            ask(server_address, settings, "Write a report on idempotency keys and breakers"),
+            ask(server_address, settings, "hello there!"),
+        )
+        incident_id = new_id("incident")
+        incident, _ = await asyncio.gather(
+            ask(
+                server_address, settings, "Checkout returns HTTP 500 since the 14:02 deploy",
+                "--request-id", incident_id,
+            ),
+            approve_when_waiting(client, f"ask-{incident_id}-incident"),
+        )  # fmt: skip
+        types = [await child_type(client, r) for _, r in (research, report, incident, small_talk)]
+
+    assert types == [
+        "ResearchWorkflow",
+        "CoordinatorWorkflow",
+        "TicketSagaWorkflow",
+        "AgentWorkflow",
+    ]
+    for completed, result in (research, report, incident, small_talk):
+        assert completed.code == 0, completed.stderr
+        assert not result.refused
+        assert result.decision.method == "rule"
+        assert "intent " in completed.stderr  # the routing decision, shown as it happens
+    assert research[1].result is not None
+    assert research[1].result["citations"]
+    assert research[1].data_route is not None
+    assert research[1].data_route.namespaces[0] == "demo"
+    assert report[1].result is not None
+    assert len(report[1].result["researchers"]) == 2
+    assert [r["passed"] for r in report[1].result["rounds"]] == [False, True]
+    assert "[running] stage=" in report[0].stderr  # the team's progress, polled
+    assert incident[1].result is not None
+    assert incident[1].result["outcome"] == "completed"
+    assert small_talk[1].message == "Hello! Ask me about durable agents."
+    assert all(r.contract_versions for _, r in (research, report, incident, small_talk))
+
+
+async def test_disallowed_and_unknown_intents_are_refused_with_a_reason(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        forbidden, _ = await ask(server_address, settings, "Please transfer money to account 42")
+        unknown = await client.execute_workflow(
+            IntentRouterWorkflow.run,
+            AskInput.model_validate(
+                {
+                    "request": "tell me a story about sagas",
+                    "model": {"provider": "scripted", "model": "ask_unknown"},
+                    "llm_task_queue": settings.llm_task_queue,
+                }
+            ),
+            id=new_id("ask"),
+            task_queue=settings.task_queue,
+        )
+        guessed = await client.execute_workflow(
+            IntentRouterWorkflow.run,
+            AskInput.model_validate(
+                {
+                    "request": "tell me a story about sagas",
+                    "model": {"provider": "scripted", "model": "ask_everything"},
+                    "llm_task_queue": settings.llm_task_queue,
+                }
+            ),
+            id=new_id("ask"),
+            task_queue=settings.task_queue,
+        )
+    assert forbidden.code == 4
+    refused = json.loads(forbidden.stdout)
+    assert refused["refused"]
+    assert refused["child_workflow_id"] is None
+    assert "forbidden_action" in refused["message"]
+    assert "This assistant does not do that" in refused["message"]
+
+    assert unknown.refused
+    assert unknown.decision.method == "model"
+    assert "no known intent" in unknown.message
+    assert unknown.child_workflow_id is None
+
+    assert not guessed.refused
+    assert (guessed.decision.method, guessed.decision.intent) == ("model", "research")
+    assert guessed.result is not None

@@ -1,0 +1,326 @@
+"""AgentWorkflow: one agent from contracts/agents.toml, in a tool-calling loop.
+
+Each turn the model proposes a tool call; the ToolRouter allows it or refuses it
+with a recorded reason; an allowed call runs as an activity and its short
+observation feeds the next turn. Side effects register their compensation and
+are undone in reverse if the agent fails or is cancelled. Long conversations
+continue as new before the history nears Temporal's limits; passages travel by
+id, so the history holds references rather than documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.llm.schemas import OUTPUT_MODELS
+    from activities.tools.activities import ToolActivities
+    from graphs.policies import LLM_RETRY, LLM_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
+    from models.agents import (
+        FINISH,
+        AgentCarry,
+        AgentInput,
+        AgentProgress,
+        AgentResult,
+        AgentTurn,
+        Observation,
+    )
+    from models.contracts import AgentSpec, ContractSnapshot
+    from models.errors import (
+        ACCESS_DENIED,
+        CIRCUIT_OPEN,
+        TICKET_REJECTED,
+        TOOL_ARGUMENTS_INVALID,
+        UNKNOWN_AGENT,
+        UNKNOWN_TOOL,
+    )
+    from models.llm import Usage
+    from models.tools import ToolInvocation
+    from routing.tools import route_tool
+    from workflows.contract_snapshot import load_contracts
+    from workflows.model_calls import BudgetExhausted, ModelCaller
+    from workflows.saga import Saga
+
+M = TypeVar("M", bound=BaseModel)
+
+OBSERVATION_CHARS = 400
+PROMPT_OBSERVATIONS = 6
+CARRIED_OBSERVATIONS = 20
+# An answer the agent can learn from (bad arguments, a refused namespace), not a crash.
+TOOL_ANSWERS = frozenset({TOOL_ARGUMENTS_INVALID, ACCESS_DENIED, UNKNOWN_TOOL, TICKET_REJECTED})
+
+
+@workflow.defn(name="AgentWorkflow")
+class AgentWorkflow:
+    @workflow.init
+    def __init__(self, request: AgentInput) -> None:
+        carry = request.carry
+        self._input = request
+        self._carry = carry
+        self._turns = carry.turns
+        self._observations = list(carry.observations)
+        self._tool_calls = dict(carry.tool_calls)
+        self._decisions = list(carry.decisions)
+        self._compensations = list(carry.compensations)
+        self._open_breakers: set[str] = set()
+        self._flags: list[str] = []
+        self._progress = AgentProgress(agent=request.agent, turn=carry.turns, runs=carry.runs)
+        self._model: ModelCaller | None = None
+        self._saga = Saga(TOOL_TIMEOUT)
+        for undo in self._compensations:
+            self._register_undo(undo)
+
+    @workflow.query(name="progress")
+    def progress(self) -> AgentProgress:
+        self._progress.turn = self._turns
+        self._progress.tool_calls = dict(self._tool_calls)
+        self._progress.usage = self._usage()
+        return self._progress
+
+    @workflow.run
+    async def run(self, request: AgentInput) -> AgentResult:
+        try:
+            result = await self._run(request)
+        except (Exception, asyncio.CancelledError):
+            self._progress.status = "failed"
+            if self._compensations:
+                await self._saga.compensate()
+            raise
+        self._progress.status = "done"
+        return result
+
+    async def _run(self, request: AgentInput) -> AgentResult:
+        contracts = await load_contracts()
+        spec = contracts.agents.get(request.agent)
+        if spec is None:
+            raise ApplicationError(
+                f"no agent {request.agent!r} in agents.toml", type=UNKNOWN_AGENT, non_retryable=True
+            )
+        chain = request.models or spec.chain
+        self._model = ModelCaller(
+            chain[0],
+            request.llm_task_queue,
+            request.max_reasks,
+            request.budget.for_child(self._carry.usage),
+            chain[1:],
+            call_offset=request.round - 1,
+        )
+        max_turns = request.max_turns or spec.max_turns
+        while spec.tools and self._turns < max_turns:
+            if self._turns > self._carry.turns and self._history_is_long():
+                workflow.continue_as_new(self._continued(request))
+            self._turns += 1
+            proposal = await self._ask(spec.turn_prompt or "", AgentTurn, spec, contracts)
+            if proposal is None:
+                if "budget_exhausted" not in self._flags:
+                    self._flags.append("turn_schema_failure")
+                break
+            if proposal.tool == FINISH:
+                break
+            await self._use_tool(proposal, spec, contracts)
+        else:
+            if spec.tools:
+                self._flags.append("max_turns_reached")
+        output = await self._ask(
+            spec.final_prompt, OUTPUT_MODELS[spec.output_schema], spec, contracts
+        )
+        return AgentResult(
+            agent=request.agent,
+            role=spec.role,
+            output_schema=spec.output_schema,
+            output=self._checked(output),
+            turns=self._turns,
+            runs=self._carry.runs,
+            observations=self._observations,
+            decisions=self._decisions,
+            usage=self._usage(),
+            fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
+            prompts={**self._carry.prompts, **self._model.prompts},
+            flags=self._flags,
+        )
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _use_tool(
+        self, proposal: AgentTurn, spec: AgentSpec, contracts: ContractSnapshot
+    ) -> None:
+        """Route, call, observe. An open breaker sends the router to the next candidate."""
+        assert self._model is not None
+        for _ in range(len(spec.tools) + 1):
+            decision = route_tool(
+                proposal.tool,
+                spec,
+                contracts.tools,
+                calls=self._tool_calls,
+                cost_left_usd=self._model.cost_left(),
+                open_breakers=self._open_breakers,
+                turn=self._turns,
+            )
+            self._decisions.append(decision)
+            if not decision.allowed or decision.tool is None:
+                self._progress.refusals += 1
+                workflow.logger.warning("tool refused: %s", decision.reason)
+                self._observe(proposal.tool, f"refused: {decision.reason}", refused=True)
+                return
+            tool = decision.tool
+            call = ToolInvocation(
+                tool=tool,
+                arguments=proposal.arguments,
+                idempotency_key=f"{workflow.info().workflow_id}:turn-{self._turns}:{tool}",
+                namespaces=self._input.namespaces,
+                clearance=self._input.clearance,
+            )
+            args = ", ".join(f"{k}={v}" for k, v in proposal.arguments.items())
+            try:
+                outcome = await workflow.execute_activity_method(
+                    ToolActivities.call,
+                    call,
+                    start_to_close_timeout=TOOL_TIMEOUT,
+                    retry_policy=TOOL_RETRY,
+                    summary=f"{tool}({args}) turn {self._turns}"[:200],
+                )
+            except ActivityError as error:
+                cause = error.cause
+                kind = cause.type if isinstance(cause, ApplicationError) else None
+                if kind == CIRCUIT_OPEN:
+                    self._open_breakers.add(tool)
+                    continue
+                if isinstance(cause, ApplicationError) and kind in TOOL_ANSWERS:
+                    self._count(tool, contracts)
+                    self._observe(tool, f"error: {cause.message}")
+                    return
+                raise
+            self._count(tool, contracts)
+            tool_spec = contracts.tools[tool]
+            if tool_spec.side_effect and tool_spec.compensation and outcome.record_id is not None:
+                undo = ToolInvocation(
+                    tool=tool_spec.compensation,
+                    arguments={"record_id": outcome.record_id},
+                    idempotency_key=f"{call.idempotency_key}:undo",
+                )
+                self._compensations.append(undo)
+                self._register_undo(undo)
+            self._observe(tool, outcome.text, outcome.passage_ids)
+            return
+
+    def _count(self, tool: str, contracts: ContractSnapshot) -> None:
+        assert self._model is not None
+        self._tool_calls[tool] = self._tool_calls.get(tool, 0) + 1
+        cost = contracts.tools[tool].cost_usd
+        if cost:
+            self._model.spend(Usage(cost_usd=cost))
+
+    def _register_undo(self, undo: ToolInvocation) -> None:
+        record_id = int(undo.arguments.get("record_id", 0))
+        self._saga.register(
+            f"{undo.tool} {record_id}",
+            ToolActivities.call,
+            undo,
+            action=undo.tool,
+            record_id=record_id,
+        )
+
+    def _observe(
+        self, tool: str, text: str, passage_ids: list[str] | None = None, *, refused: bool = False
+    ) -> None:
+        self._observations.append(
+            Observation(
+                turn=self._turns,
+                tool=tool,
+                text=text[:OBSERVATION_CHARS],
+                passage_ids=passage_ids or [],
+                refused=refused,
+            )
+        )
+
+    async def _ask(
+        self, prompt: str, output: type[M], spec: AgentSpec, contracts: ContractSnapshot
+    ) -> M | None:
+        assert self._model is not None
+        request = self._input
+        variables = {
+            "task": request.task,
+            "context": request.context or "(none)",
+            "feedback": f"\nFeedback on the last version: {request.feedback}\n"
+            if request.feedback
+            else "",
+            "tools": "\n".join(
+                f"- {name}: {contracts.tools[name].description} Arguments:"
+                f" {', '.join(contracts.tools[name].arguments.get('properties', {}))}"
+                for name in spec.tools
+            )
+            or "(none)",
+            "observations": self._rendered_observations(),
+            "passages": "(no passages)",
+            **request.variables,
+        }
+        try:
+            return await self._model.ask(
+                prompt,
+                output,
+                variables,
+                max_tokens=spec.max_tokens,
+                start_to_close=LLM_TIMEOUT,
+                retry=LLM_RETRY,
+                passage_ids=request.passage_ids,
+            )
+        except BudgetExhausted as spent:
+            # Not a failure: the agent stops where its share ran out, and says so.
+            workflow.logger.info("budget exhausted at %s: %s", prompt, spent)
+            if "budget_exhausted" not in self._flags:
+                self._flags.append("budget_exhausted")
+            return None
+
+    def _rendered_observations(self) -> str:
+        recent = self._observations[-PROMPT_OBSERVATIONS:]
+        if not recent:
+            return "(nothing yet)"
+        return "\n".join(f"[turn {o.turn}] {o.tool}: {o.text}" for o in recent)
+
+    def _checked(self, output: BaseModel | None) -> dict[str, Any] | None:
+        """Passage ids the agent never saw are dropped: a model cannot cite its way past search."""
+        if output is None:
+            self._flags.append("no_valid_output")
+            return None
+        data = output.model_dump(mode="json")
+        if isinstance(data.get("passage_ids"), list):
+            seen = {pid for o in self._observations for pid in o.passage_ids}
+            kept = [pid for pid in data["passage_ids"] if pid in seen]
+            if len(kept) < len(data["passage_ids"]):
+                self._flags.append("unseen_passages_dropped")
+            data["passage_ids"] = kept
+        return data
+
+    # --- continue-as-new ---------------------------------------------------------------
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._input.history_event_limit
+        )
+
+    def _continued(self, request: AgentInput) -> AgentInput:
+        assert self._model is not None
+        carry = AgentCarry(
+            turns=self._turns,
+            observations=self._observations[-CARRIED_OBSERVATIONS:],
+            tool_calls=self._tool_calls,
+            decisions=self._decisions[-CARRIED_OBSERVATIONS:],
+            usage=self._usage(),
+            runs=self._carry.runs + 1,
+            compensations=self._compensations,
+            prompts={**self._carry.prompts, **self._model.prompts},
+            fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
+        )
+        workflow.logger.info("continuing as new after %d turns", self._turns)
+        return request.model_copy(update={"carry": carry})
+
+    def _usage(self) -> Usage:
+        model_usage = self._model.usage if self._model else Usage()
+        return self._carry.usage.add(model_usage)

@@ -1,0 +1,19 @@
+"""Reading the contracts from workflow code: once per run, as a recorded activity result."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts.activities import ContractActivities
+    from graphs.policies import CONTRACTS_RETRY, CONTRACTS_TIMEOUT
+    from models.contracts import ContractSnapshot
+
+
+async def load_contracts() -> ContractSnapshot:
+    return await workflow.execute_activity_method(
+        ContractActivities.snapshot,
+        start_to_close_timeout=CONTRACTS_TIMEOUT,
+        retry_policy=CONTRACTS_RETRY,
+        summary="load contracts",
+    )

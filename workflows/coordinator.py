@@ -1,0 +1,418 @@
+"""CoordinatorWorkflow: a coordinator with researcher, writer and reviewer agents.
+
+The coordinator splits the request into sub-questions, runs one researcher per
+sub-question in parallel as child AgentWorkflows, has the writer draft from
+their passages (by id) and the reviewer score the draft against the rubric, and
+asks for revisions until the rubric passes or the round limit is reached. A
+person can hold the report for approval or send feedback through updates. The
+budget is shared: each child gets a part of what the coordinator has left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from graphs.policies import LLM_RETRY, LLM_TIMEOUT
+    from models.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
+    from models.contracts import ContractSnapshot, Rubric
+    from models.coordinator import (
+        CoordinatorInput,
+        CoordinatorProgress,
+        CoordinatorStatus,
+        HumanFeedback,
+        MultiAgentReport,
+        ReportCitation,
+        ResearcherRun,
+        ReviewRound,
+        Stage,
+        Trigger,
+    )
+    from models.errors import NO_VALID_DRAFT, UNKNOWN_AGENT
+    from models.llm import Fallback, Usage
+    from models.research import Draft
+    from models.tickets import ApprovalDecision
+    from routing.data import route_data
+    from workflows.agent import AgentWorkflow
+    from workflows.contract_snapshot import load_contracts
+    from workflows.model_calls import BudgetExhausted, ModelCaller
+    from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
+
+MAX_PASSAGES = 6
+PASSAGES_PER_RESEARCHER = 2
+
+
+@workflow.defn(name="CoordinatorWorkflow")
+class CoordinatorWorkflow:
+    @workflow.init
+    def __init__(self, request: CoordinatorInput) -> None:
+        self._input = request
+        self._progress = CoordinatorProgress()
+        self._decision: ApprovalDecision | None = None
+        self._feedback: list[HumanFeedback] = []
+        self._children_usage = Usage()
+        self._model: ModelCaller | None = None
+        self._flags: list[str] = []
+        self._prompts: dict[str, str] = {}
+        self._fallbacks: list[Fallback] = []
+
+    @workflow.query(name="progress")
+    def progress(self) -> CoordinatorProgress:
+        self._progress.usage = self._usage()
+        return self._progress
+
+    @workflow.update(name="decide")
+    def decide(self, decision: ApprovalDecision) -> CoordinatorProgress:
+        """Approve or reject the report a person was asked to look at."""
+        self._decision = decision
+        return self.progress()
+
+    @decide.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        if self._progress.stage != "awaiting_approval":
+            raise ValueError(f"not awaiting approval: the coordinator is {self._progress.stage}")
+
+    @workflow.update(name="feedback")
+    async def feedback(self, note: HumanFeedback) -> CoordinatorProgress:
+        """A person's notes: the writer revises, the reviewer scores, approval is asked again."""
+        self._feedback.append(note)
+        self._progress.feedback.append(note)
+        return self.progress()
+
+    @feedback.validator
+    def _validate_feedback(self, note: HumanFeedback) -> None:
+        if self._progress.stage != "awaiting_approval" or self._feedback:
+            raise ValueError(f"not awaiting feedback: the coordinator is {self._progress.stage}")
+        human = sum(1 for r in self._progress.rounds if r.trigger == "human")
+        if human >= self._input.max_feedback_rounds:
+            raise ValueError(f"feedback limit reached ({self._input.max_feedback_rounds} rounds)")
+
+    @workflow.run
+    async def run(self, request: CoordinatorInput) -> MultiAgentReport:
+        self._set_status("running")
+        try:
+            report = await self._run(request)
+        except (Exception, asyncio.CancelledError) as error:
+            self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
+            raise
+        self._set_status("delivered")
+        return report
+
+    async def _run(self, request: CoordinatorInput) -> MultiAgentReport:
+        contracts = await load_contracts()
+        rubric = contracts.rubrics.get(request.rubric)
+        if rubric is None:
+            raise ApplicationError(
+                f"no rubric {request.rubric!r} in rubrics.toml",
+                type=UNKNOWN_AGENT,
+                non_retryable=True,
+            )
+        route = route_data(
+            request.request, contracts.routes.namespaces, request.clearance, version=request.version
+        )
+        self._progress.data_route = route
+        questions = await self._plan(request, contracts)
+
+        self._stage("researching")
+        researchers = await self._research(request, questions, route.namespaces)
+        passage_ids = _passages(researchers)
+        notes = "\n".join(f"- {r.question}: {r.summary}" for r in researchers if r.summary)
+
+        best: tuple[Draft, ReviewRound] | None = None
+        feedback = ""
+        trigger: Trigger = "first draft"
+        reviews = 0
+        while "budget_exhausted" not in self._flags:
+            drafted = await self._round(request, rubric, passage_ids, notes, feedback, trigger)
+            if drafted is None:
+                break
+            if trigger != "human":
+                reviews += 1
+            draft, review = drafted
+            if best is None or (review.weighted_score or 0) >= (best[1].weighted_score or 0):
+                best = drafted
+            if request.require_approval and (review.passed or reviews >= request.max_rounds):
+                note = await self._await_approval(request)
+                if note is None:
+                    break
+                feedback, trigger = note.text, "human"
+                continue
+            if review.passed:
+                break
+            if reviews >= request.max_rounds:
+                self._flag("max_rounds_reached")
+                break
+            feedback = review.feedback or "the draft did not pass the rubric"
+            trigger = "reviewer"
+        if best is None and "budget_exhausted" not in self._flags:
+            raise ApplicationError(
+                "the writer gave no valid draft", type=NO_VALID_DRAFT, non_retryable=True
+            )
+        self._stage("delivered")
+        if best is None:
+            # Only a spent budget ends the team before a draft: deliver the research, flagged.
+            self._flag("no_draft")
+            best = (
+                Draft.model_construct(
+                    answer="No report was written: the budget ran out first. The researchers'"
+                    f" notes:\n{notes or '(none)'}",
+                    citations=list(range(1, len(passage_ids) + 1)),
+                ),
+                ReviewRound(round=0, writer_workflow_id="", reviewer_workflow_id=""),
+            )
+        draft, review = best
+        numbers = [n for n in dict.fromkeys(draft.citations) if 1 <= n <= len(passage_ids)]
+        return MultiAgentReport(
+            request=request.request,
+            answer=draft.answer,
+            citations=[
+                ReportCitation(
+                    number=n, passage_id=passage_ids[n - 1], doc_id=passage_ids[n - 1].split("#")[0]
+                )
+                for n in numbers
+            ],
+            passed=review.passed,
+            rubric=request.rubric,
+            rounds=self._progress.rounds,
+            researchers=researchers,
+            data_route=route,
+            usage=self._usage(),
+            budget=request.budget,
+            flags=self._flags,
+            decision=self._progress.decision,
+            feedback=self._progress.feedback,
+            fallbacks=self._fallbacks,
+            prompts=self._prompts,
+            contract_versions=contracts.versions,
+        )
+
+    # --- stages ------------------------------------------------------------------------
+
+    async def _plan(self, request: CoordinatorInput, contracts: ContractSnapshot) -> list[str]:
+        self._stage("planning")
+        spec = contracts.agents.get("coordinator")
+        if spec is None:
+            raise ApplicationError(
+                "no coordinator agent in agents.toml", type=UNKNOWN_AGENT, non_retryable=True
+            )
+        chain = request.models or spec.chain
+        self._model = ModelCaller(chain[0], request.llm_task_queue, 2, request.budget, chain[1:])
+        try:
+            split = await self._model.ask(
+                spec.final_prompt,
+                SubQuestions,
+                {"request": request.request, "count": str(request.max_researchers)},
+                max_tokens=spec.max_tokens,
+                start_to_close=LLM_TIMEOUT,
+                retry=LLM_RETRY,
+            )
+        except BudgetExhausted:
+            self._flag("budget_exhausted")
+            split = None
+        self._prompts.update(self._model.prompts)
+        self._fallbacks.extend(self._model.fallbacks)
+        if split is None:
+            self._flag("plan_fallback")
+            return [request.request]
+        return list(dict.fromkeys(split.questions))[: request.max_researchers]
+
+    async def _research(
+        self, request: CoordinatorInput, questions: list[str], namespaces: list[str]
+    ) -> list[ResearcherRun]:
+        """One researcher per sub-question, all at once, sharing what the budget has left."""
+        share = request.budget.share(self._usage(), len(questions))
+        parent = workflow.info().workflow_id
+        runs = [
+            ResearcherRun(question=q, workflow_id=f"{parent}-researcher-{i}")
+            for i, q in enumerate(questions, 1)
+        ]
+        self._progress.researchers = runs
+        results = await asyncio.gather(
+            *(
+                workflow.execute_child_workflow(
+                    AgentWorkflow.run,
+                    AgentInput(
+                        agent="researcher",
+                        task=run.question,
+                        namespaces=namespaces,
+                        clearance=request.clearance,
+                        models=request.models,
+                        llm_task_queue=request.llm_task_queue,
+                        budget=share,
+                    ),
+                    id=run.workflow_id,
+                    static_summary=f"researcher: {run.question}"[:200],
+                )
+                for run in runs
+            ),
+            return_exceptions=True,
+        )
+        for run, result in zip(runs, results, strict=True):
+            if isinstance(result, BaseException):
+                if is_cancelled_exception(result):
+                    raise result
+                run.status = "failed"
+                self._flag("researcher_failed")
+                workflow.logger.warning("researcher %s failed: %s", run.workflow_id, result)
+                continue
+            self._absorb(result)
+            run.status = "done"
+            run.turns = result.turns
+            run.tool_calls = _calls(result)
+            run.refusals = [d for d in result.decisions if not d.allowed]
+            seen = [pid for o in result.observations for pid in o.passage_ids]
+            findings = Findings.model_validate(result.output) if result.output else None
+            if findings is not None:
+                run.summary = findings.summary
+            cited = findings.passage_ids if findings else []
+            run.passages = list(dict.fromkeys(cited or seen[:PASSAGES_PER_RESEARCHER]))
+        return runs
+
+    async def _round(
+        self,
+        request: CoordinatorInput,
+        rubric: Rubric,
+        passage_ids: list[str],
+        notes: str,
+        feedback: str,
+        trigger: Trigger,
+    ) -> tuple[Draft, ReviewRound] | None:
+        number = len(self._progress.rounds) + 1
+        parent = workflow.info().workflow_id
+        self._stage("writing")
+        written = await self._child(
+            AgentInput(
+                agent="writer",
+                task=request.request,
+                round=number,
+                feedback=feedback,
+                passage_ids=passage_ids,
+                variables={"notes": notes or "(none)"},
+            ),
+            f"{parent}-writer-{number}",
+        )
+        if written.output is None:
+            self._flag("writer_failed")
+            return None
+        draft = Draft.model_validate(written.output)
+        self._stage("reviewing")
+        reviewed = await self._child(
+            AgentInput(
+                agent="reviewer",
+                task=request.request,
+                round=number,
+                passage_ids=passage_ids,
+                variables={
+                    "answer": draft.answer,
+                    "criteria": "\n".join(
+                        f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
+                    ),
+                },
+            ),
+            f"{parent}-reviewer-{number}",
+        )
+        review = ReviewRound(
+            round=number,
+            writer_workflow_id=f"{parent}-writer-{number}",
+            reviewer_workflow_id=f"{parent}-reviewer-{number}",
+            trigger=trigger,
+        )
+        if reviewed.output is None:
+            self._flag("unreviewed")
+        else:
+            scores = RubricScores.model_validate(reviewed.output)
+            known = {c.name for c in rubric.criteria}
+            review.scores = [s for s in scores.scores if s.criterion in known]
+            review.weighted_score = rubric.weighted_score(
+                {s.criterion: s.score for s in review.scores}
+            )
+            review.passed = review.weighted_score >= rubric.pass_threshold
+            review.feedback = scores.feedback
+        self._progress.rounds.append(review)
+        return draft, review
+
+    async def _child(self, agent: AgentInput, workflow_id: str) -> AgentResult:
+        """A writer or reviewer, with the models, queue and what is left of the budget."""
+        request = self._input
+        result = await workflow.execute_child_workflow(
+            AgentWorkflow.run,
+            agent.model_copy(
+                update={
+                    "models": request.models,
+                    "llm_task_queue": request.llm_task_queue,
+                    "budget": request.budget.for_child(self._usage()),
+                    "clearance": request.clearance,
+                }
+            ),
+            id=workflow_id,
+            static_summary=f"{agent.agent}: {request.request}"[:200],
+        )
+        self._absorb(result)
+        return result
+
+    async def _await_approval(self, request: CoordinatorInput) -> HumanFeedback | None:
+        """Wait for a decision or feedback; no answer in time takes the default decision."""
+        self._stage("awaiting_approval")
+        self._decision = None
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None or bool(self._feedback),
+                timeout=timedelta(seconds=request.approval_timeout_seconds),
+                timeout_summary="approval deadline",
+            )
+        except TimeoutError:
+            self._decision = ApprovalDecision(
+                decision=request.approval_default, by="timeout", reason="no decision in time"
+            )
+            self._flag("approval_timed_out")
+        if self._feedback:
+            return self._feedback.pop(0)
+        assert self._decision is not None
+        self._progress.decision = self._decision.decision
+        if self._decision.decision == "reject":
+            self._flag("rejected")
+        return None
+
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def _absorb(self, result: AgentResult) -> None:
+        self._children_usage = self._children_usage.add(result.usage)
+        self._prompts.update(result.prompts)
+        self._fallbacks.extend(result.fallbacks)
+        if "budget_exhausted" in result.flags:
+            self._flag("budget_exhausted")
+
+    def _usage(self) -> Usage:
+        own = self._model.usage if self._model else Usage()
+        return own.add(self._children_usage)
+
+    def _stage(self, stage: Stage) -> None:
+        self._progress.stage = stage
+        workflow.upsert_search_attributes([RESEARCH_NODE.value_set(stage)])
+
+    def _set_status(self, status: CoordinatorStatus) -> None:
+        self._progress.status = status
+        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
+
+    def _flag(self, flag: str) -> None:
+        if flag not in self._flags:
+            self._flags.append(flag)
+
+
+def _calls(result: AgentResult) -> dict[str, int]:
+    calls: dict[str, int] = {}
+    for decision in result.decisions:
+        if decision.allowed and decision.tool:
+            calls[decision.tool] = calls.get(decision.tool, 0) + 1
+    return calls
+
+
+def _passages(researchers: list[ResearcherRun]) -> list[str]:
+    ids: list[str] = []
+    for run in researchers:
+        ids.extend(pid for pid in run.passages if pid not in ids)
+    return ids[:MAX_PASSAGES]

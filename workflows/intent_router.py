@@ -1,0 +1,188 @@
+"""IntentRouterWorkflow: the front door. Classify a request, start its flow, return its result.
+
+Rules from routes.toml decide first, the router agent only when no rule matches;
+an unknown or disallowed intent is refused with the reason. The chosen flow runs
+as a child workflow, so it is visible in the Web UI under the request that
+started it, and a cancelled request cancels it (a saga then unwinds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from graphs.policies import LLM_RETRY, LLM_TIMEOUT
+    from models.agents import AgentInput, DirectAnswer, IntentGuess
+    from models.contracts import ContractSnapshot
+    from models.coordinator import CoordinatorInput
+    from models.llm import ModelChoice, Usage
+    from models.research import ResearchInput
+    from models.routing import AskInput, AskProgress, AskResult, IntentDecision
+    from models.tickets import TicketSagaInput
+    from routing.data import route_data
+    from routing.intents import from_model, match_rules, refused
+    from workflows.agent import AgentWorkflow
+    from workflows.contract_snapshot import load_contracts
+    from workflows.coordinator import CoordinatorWorkflow
+    from workflows.model_calls import BudgetExhausted, ModelCaller
+    from workflows.research import ResearchWorkflow
+    from workflows.ticket_saga import TicketSagaWorkflow
+
+
+@workflow.defn(name="IntentRouterWorkflow")
+class IntentRouterWorkflow:
+    @workflow.init
+    def __init__(self, request: AskInput) -> None:
+        self._progress = AskProgress()
+        self._usage = Usage()
+
+    @workflow.query(name="progress")
+    def progress(self) -> AskProgress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, request: AskInput) -> AskResult:
+        contracts = await load_contracts()
+        decision = match_rules(request.request, contracts.routes)
+        if decision is None:
+            decision = await self._classify(request, contracts)
+        self._progress.decision = decision
+        result = AskResult(
+            request=request.request, decision=decision, contract_versions=contracts.versions
+        )
+        if not decision.allowed or decision.flow is None:
+            self._progress.status = "refused"
+            result.refused = True
+            result.message = f"{contracts.routes.refusal} ({decision.reason})"
+            result.usage = self._usage
+            return result
+        self._progress.status = "running"
+        try:
+            child = await self._start(request, decision, contracts, result)
+        except Exception:
+            self._progress.status = "failed"
+            raise
+        self._progress.status = "refused" if result.refused else "done"
+        if child is not None:
+            result.result = child.model_dump(mode="json")
+            self._usage = self._usage.add(_usage_of(child))
+        result.usage = self._usage
+        return result
+
+    async def _classify(self, request: AskInput, contracts: ContractSnapshot) -> IntentDecision:
+        """No rule matched: the router agent names an intent, checked against the contract."""
+        spec = contracts.agents.get("router")
+        if spec is None:
+            return refused("no rule matched and no router agent is configured")
+        chain = [request.model] if request.model else spec.chain
+        model = ModelCaller(chain[0], request.llm_task_queue, 2, request.budget, chain[1:])
+        intents = "\n".join(
+            f"- {name}: {route.description}" for name, route in contracts.routes.intents.items()
+        )
+        try:
+            guess = await model.ask(
+                spec.final_prompt,
+                IntentGuess,
+                {"intents": intents, "request": request.request},
+                max_tokens=spec.max_tokens,
+                start_to_close=LLM_TIMEOUT,
+                retry=LLM_RETRY,
+            )
+        except BudgetExhausted:
+            guess = None
+        self._usage = self._usage.add(model.usage)
+        if guess is None:
+            return refused("no rule matched and the router gave no valid intent")
+        return from_model(guess.intent, contracts.routes)
+
+    async def _start(
+        self,
+        request: AskInput,
+        decision: IntentDecision,
+        contracts: ContractSnapshot,
+        result: AskResult,
+    ) -> BaseModel | None:
+        child_id = f"{workflow.info().workflow_id}-{decision.flow}"
+        self._progress.child_workflow_id = child_id
+        result.child_workflow_id = child_id
+        budget = request.budget.for_child(self._usage)
+        common: dict[str, Any] = {
+            "id": child_id,
+            "parent_close_policy": ParentClosePolicy.REQUEST_CANCEL,
+            "static_summary": f"{decision.intent}: {request.request}"[:200],
+        }
+        if decision.flow == "direct":
+            answer = await workflow.execute_child_workflow(
+                AgentWorkflow.run,
+                AgentInput(
+                    agent="responder",
+                    task=request.request,
+                    models=[request.model] if request.model else [],
+                    llm_task_queue=request.llm_task_queue,
+                    budget=budget,
+                    variables={"request": request.request},
+                ),
+                **common,
+            )
+            if answer.output is not None:
+                result.message = DirectAnswer.model_validate(answer.output).answer
+            return answer
+        if decision.flow == "incident":
+            return await workflow.execute_child_workflow(
+                TicketSagaWorkflow.run,
+                TicketSagaInput(
+                    description=request.request,
+                    model=request.model or ModelChoice(),
+                    llm_task_queue=request.llm_task_queue,
+                    approval_timeout_seconds=request.approval_timeout_seconds,
+                ),
+                **common,
+            )
+        if decision.flow == "report":
+            return await workflow.execute_child_workflow(
+                CoordinatorWorkflow.run,
+                CoordinatorInput(
+                    request=request.request,
+                    clearance=request.clearance,
+                    version=request.version,
+                    models=[request.model] if request.model else [],
+                    llm_task_queue=request.llm_task_queue,
+                    budget=budget,
+                    require_approval=request.require_approval,
+                    approval_timeout_seconds=request.approval_timeout_seconds,
+                ),
+                **common,
+            )
+        route = route_data(
+            request.request, contracts.routes.namespaces, request.clearance, version=request.version
+        )
+        self._progress.data_route = route
+        result.data_route = route
+        if not route.namespaces:
+            result.refused = True
+            result.message = "no document namespace this caller may read matches the request"
+            return None
+        return await workflow.execute_child_workflow(
+            ResearchWorkflow.run,
+            ResearchInput.model_validate(
+                {
+                    "question": request.request,
+                    "namespace": route.namespaces[0],
+                    "namespaces": route.namespaces[1:],
+                    "clearance": request.clearance,
+                    "model": request.model or ModelChoice(),
+                    "llm_task_queue": request.llm_task_queue,
+                    "budget": budget,
+                }
+            ),
+            **common,
+        )
+
+
+def _usage_of(child: BaseModel) -> Usage:
+    usage = getattr(child, "usage", None)
+    return usage if isinstance(usage, Usage) else Usage()
