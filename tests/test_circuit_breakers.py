@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from typing import Any
 
 import httpx2
+from structlog.testing import capture_logs
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
@@ -22,6 +26,7 @@ from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchReport
 from tests.conftest import SCRIPTED_DIR, execute_scripted, running_workers, worker_settings
+from tests.ports import free_port
 from tests.processes import run_script
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
@@ -72,9 +77,47 @@ async def research(client: Client, settings: WorkerSettings) -> tuple[str, Resea
     )
 
 
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+async def metered_client(server_address: str, port: int) -> Client:
+    """A client whose runtime serves Prometheus metrics, as worker.py's does."""
+    runtime = Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
+    )
+    return await Client.connect(
+        server_address, runtime=runtime, data_converter=pydantic_data_converter
+    )
+
+
 async def test_breaker_opens_fails_over_without_calls_then_half_opens_and_closes(
-    client: Client, store: DocumentStore, server_address: str
+    server_address: str, store: DocumentStore
 ) -> None:
+    metrics_port = free_port()
+    client = await metered_client(server_address, metrics_port)
+    with capture_logs() as logs:
+        await breaker_scenario(client, store, server_address)
+    transitions = [
+        (e["from_state"], e["to_state"]) for e in logs if e["event"] == "breaker.transition"
+    ]
+    assert transitions == [("closed", "open"), ("half_open", "closed")]
+    assert sum(1 for e in logs if e["event"] == "breaker.refused") >= 2
+    metrics = await asyncio.to_thread(fetch, f"http://127.0.0.1:{metrics_port}/metrics")
+    lines = [line for line in metrics.splitlines() if line.startswith("keel_breaker")]
+
+    def value(name: str, label: str) -> float:
+        found = [line for line in lines if line.startswith(name) and label in line]
+        assert len(found) == 1, lines
+        return float(found[0].rsplit(" ", 1)[1])
+
+    assert value("keel_breaker_transitions", 'to="open"') == 1
+    assert value("keel_breaker_transitions", 'to="closed"') == 1
+    assert value("keel_breaker_refusals", 'breaker="openai/gpt-5-mini"') >= 2
+
+
+async def breaker_scenario(client: Client, store: DocumentStore, server_address: str) -> None:
     primary = Primary()
     model = OpenAICompatibleModel(
         "http://primary.invalid/v1",
