@@ -123,7 +123,9 @@ def build_workers(
     }
     workers: list[Worker] = []
     if settings.worker_role in ("all", "orchestration"):
-        documents = DocumentActivities(store)
+        # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
+        namespaces = load_contracts().routes.namespaces
+        documents = DocumentActivities(store, {n: ns.security for n, ns in namespaces.items()})
         tickets = TicketActivities(settings.tickets_url)
         workers.append(
             Worker(
