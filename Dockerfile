@@ -13,6 +13,7 @@ COPY cli ./cli
 COPY graphs ./graphs
 COPY infra ./infra
 COPY models ./models
+COPY routing ./routing
 COPY workflows ./workflows
 COPY ticket_service ./ticket_service
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF"

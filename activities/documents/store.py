@@ -27,7 +27,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 # Korean particles attach to the word before them ("재시도는", "키를"), and unicode61
 # splits only on spaces, so one trailing particle is cut and the stem matched as a
-# prefix. Longest first, so "에서" is cut whole rather than as "서".
+# prefix. Longest first, so "방법으로" loses "으로" rather than only "로".
 _KO_PARTICLES = tuple(
     sorted(
         """은 는 이 가 을 를 의 에 에서 에게 께 한테 으로 로 와 과 도 만 까지 부터 처럼 보다
@@ -173,9 +173,12 @@ class DocumentStore:
     def search_many(
         self, namespaces: Sequence[str], queries: Sequence[str], limit: int
     ) -> list[Passage]:
-        """Best passages of several namespaces, ranked together; bm25 weighs a title
-        match twice a body match. Which namespaces a caller may read is decided
-        before this is called, never here."""
+        """Best passages of several namespaces, ranked together by bm25 (a title match
+        weighs twice a body match).
+
+        No access check here: the activity decides what a caller may read before it
+        calls the store, so the store stays usable by ingestion, tests and tools alike.
+        """
         match = fts_query(queries)
         wanted = list(dict.fromkeys(namespaces))
         if match is None or not wanted:
