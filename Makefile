@@ -1,11 +1,13 @@
 # Two commands from a fresh machine:
-#   make demo   - embedded Temporal server + worker, ingest the demo corpus, run a research flow
+#   make demo   - embedded Temporal server + worker, ingest the corpora, run a research flow
 #   make test   - lint, type-check and the test suite on the real dev server
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 QUESTION ?= How do idempotency keys make retries safe?
+# corpus/<name> is ingested into namespace <name> (contracts/routes.toml describes each).
+CORPORA := demo demo-v1 demo-ko postmortems
 
 # llama-cpp-python compiles from source. A portable CPU build (AVX2, no -march=native):
 # native builds pick up AMX on CPUs whose virtual machines then fault inside it.
@@ -29,7 +31,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(PY) devserver.py start --with-worker
-	$(PY) client.py ingest corpus/demo --corpus demo
+	@for corpus in $(CORPORA); do \
+	  $(PY) client.py ingest corpus/$$corpus --corpus $$corpus || exit 1; \
+	done
 	$(PY) client.py research "$(QUESTION)"
 
 server: install

@@ -27,6 +27,7 @@ from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Con
 from graphs.research import FLOWS
 from infra.settings import KeelSettings, TemporalSettings
 from infra.temporal import connect
+from models.contracts import SecurityLevel
 from models.llm import Provider
 
 Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
@@ -37,6 +38,12 @@ def _research_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("question")
     p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
     p.add_argument("--corpus", default="demo", help="document namespace to search")
+    p.add_argument(
+        "--clearance",
+        choices=list(get_args(SecurityLevel)),
+        default="public",
+        help="the caller's clearance: a namespace above it is refused (contracts/routes.toml)",
+    )
     p.add_argument("--provider", choices=PROVIDERS, default="local")
     p.add_argument("--model", help="model name; for the scripted provider, the script name")
     p.add_argument(

@@ -149,10 +149,12 @@ def build_workers(
     scope = settings.breaker_scope or settings.task_queue
     workers: list[Worker] = []
     if settings.worker_role in ("all", "orchestration"):
-        documents = DocumentActivities(store)
+        # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
+        namespaces = contracts.routes.namespaces
+        documents = DocumentActivities(store, {n: ns.security for n, ns in namespaces.items()})
         tickets = TicketActivities(settings.tickets_url)
         tools = ToolActivities(
-            contracts, store, tickets, Breakers(scope, settings.task_queue, breaker_config)
+            contracts, documents, tickets, Breakers(scope, settings.task_queue, breaker_config)
         )
         workers.append(
             Worker(

@@ -72,6 +72,7 @@ def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInpu
     return ResearchInput(
         question=args.question,
         namespace=args.corpus,
+        clearance=args.clearance,
         model=model,
         fallback_models=fallbacks,
         llm_task_queue=keel.llm_task_queue,

@@ -9,6 +9,7 @@ from temporalio.common import RetryPolicy
 from models.errors import (
     ACCESS_DENIED,
     CIRCUIT_OPEN,
+    PASSAGE_NOT_FOUND,
     SCHEMA_VIOLATION,
     SCRIPT_MISSING,
     TICKET_REJECTED,
@@ -69,6 +70,7 @@ TOOL_RETRY = RetryPolicy(
         ACCESS_DENIED,
         CIRCUIT_OPEN,
         TICKET_REJECTED,
+        PASSAGE_NOT_FOUND,
     ],
 )
 TOOL_TIMEOUT = timedelta(seconds=20)

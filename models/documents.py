@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from models.contracts import SecurityLevel
+
 
 class SearchRequest(BaseModel):
-    """One retrieval call: the queries of a plan or refinement, in one namespace."""
+    """One retrieval call: the queries of a plan or refinement, in one or more namespaces.
+
+    The caller's clearance travels with the request so that the activity can refuse
+    a namespace above it, whatever routed the request there.
+    """
 
     namespace: str
     queries: list[str] = Field(min_length=1)
     limit: int = Field(default=5, ge=1, le=50)
+    namespaces: list[str] = Field(
+        default_factory=list, description="searched in addition to `namespace`"
+    )
+    clearance: SecurityLevel = "public"
+
+    @property
+    def all_namespaces(self) -> list[str]:
+        """`namespace` first, then the others, each once."""
+        return list(dict.fromkeys([self.namespace, *self.namespaces]))
 
 
 class Passage(BaseModel):
@@ -18,10 +33,10 @@ class Passage(BaseModel):
 
     doc_id: str
     chunk_id: str
+    namespace: str = ""
     title: str
     text: str
     score: float = Field(description="bm25 relevance, higher is better")
-    namespace: str = ""
 
 
 class SearchResult(BaseModel):

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from models.contracts import SecurityLevel
 from models.documents import Passage
 from models.llm import Budget, Fallback, ModelChoice, Usage
 
@@ -59,6 +60,12 @@ class ResearchInput(BaseModel):
 
     question: str = Field(min_length=3, max_length=2000)
     namespace: str = "demo"
+    namespaces: list[str] = Field(
+        default_factory=list, description="searched in addition to `namespace`"
+    )
+    clearance: SecurityLevel = Field(
+        default="public", description="the store refuses namespaces above it"
+    )
     model: ModelChoice = Field(default_factory=ModelChoice)
     fallback_models: list[ModelChoice] = Field(
         default_factory=list, description="tried in order when the model before fails"

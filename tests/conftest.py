@@ -26,6 +26,13 @@ from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = ROOT / "corpus" / "demo"
+# Namespace -> folder, as `make demo` ingests them (contracts/routes.toml names them).
+CORPORA = {
+    "demo": DEMO_CORPUS,
+    "demo-v1": ROOT / "corpus" / "demo-v1",
+    "demo-ko": ROOT / "corpus" / "demo-ko",
+    "postmortems": ROOT / "corpus" / "postmortems",
+}
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
 
 
@@ -63,7 +70,8 @@ def tickets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TicketService]
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
     documents = DocumentStore(tmp_path_factory.mktemp("documents") / "documents.db")
-    documents.ingest_folder(DEMO_CORPUS, "demo")
+    for namespace, folder in CORPORA.items():
+        documents.ingest_folder(folder, namespace)
     return documents
 
 

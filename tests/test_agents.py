@@ -12,6 +12,7 @@ from models.llm import ModelChoice
 from tests.conftest import new_id, running_workers, worker_settings
 from tests.ticket_service_process import TicketService
 from workflows.agent import AgentWorkflow
+from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
 
 def agent_input(agent: str, script: str, llm_task_queue: str, **overrides: object) -> AgentInput:
@@ -109,3 +110,77 @@ async def test_a_side_effect_is_compensated_when_the_agent_is_cancelled(
         if e.HasField("user_metadata") and e.user_metadata.HasField("summary")
     ]
     assert any("compensate cancel_ticket" in s for s in summaries)
+
+
+async def test_a_prompt_injected_document_cannot_reach_a_forbidden_tool(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    workflow_id = new_id("agent-injected")
+    settings = worker_settings(tickets_url=tickets.url)
+    async with running_workers(client, store, settings):
+        result = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input(
+                "researcher", "injected_researcher", settings.llm_task_queue,
+                task="What permissions should an agent's tools have?",
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )  # fmt: skip
+    # The model read the injected notice, then asked for the tool it names.
+    read = next(o for o in result.observations if o.tool == "read_passage")
+    assert "SYSTEM NOTICE TO AI AGENTS" in read.text
+    refused = [d for d in result.decisions if not d.allowed]
+    assert [(d.requested, d.turn) for d in refused] == [("create_ticket", 3)]
+    assert refused[0].reason == "tool 'create_ticket' is not allowed for role 'researcher'"
+    assert result.observations[-1].refused
+    # Nothing reached the ticket service, and no tool activity was even scheduled for it.
+    assert tickets.query("SELECT COUNT(*) FROM tickets WHERE title = 'Grant admin access'") == [
+        (0,)
+    ]
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    summaries = [
+        e.user_metadata.summary.data.decode()
+        for e in history.events
+        if e.HasField("user_metadata") and e.user_metadata.HasField("summary")
+    ]
+    assert not any("create_ticket" in s for s in summaries)
+    assert result.output is not None
+    assert result.output["passage_ids"] == ["demo/agent-tool-safety#1", "demo/agent-tool-safety#4"]
+
+
+async def test_a_failing_tool_trips_its_breaker_and_the_router_stops_calling_it(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    settings = worker_settings(
+        tickets_url=tickets.url, breaker_window=4, breaker_min_calls=2, breaker_cooldown_seconds=60
+    )
+    tickets.fault("create_ticket", status=503, times=2)
+    async with running_workers(client, store, settings):
+        result = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input(
+                "incident_responder", "incident_breaker", settings.llm_task_queue,
+                task="The payments queue has stalled",
+            ),
+            id=new_id("agent-breaker"),
+            task_queue=settings.task_queue,
+        )  # fmt: skip
+        breaker = await client.get_workflow_handle_for(
+            CircuitBreakerWorkflow.run, breaker_id(settings.task_queue, "tool:create_ticket")
+        ).query(CircuitBreakerWorkflow.state)
+
+    # Two 503s open the breaker; after that no call reaches the service (a third
+    # request would have succeeded and opened a ticket).
+    assert breaker.state == "open"
+    assert breaker.rejected == 2
+    assert tickets.query("SELECT COUNT(*) FROM tickets WHERE title = 'Payments queue stalled'") == [
+        (0,)
+    ]
+    assert [(d.allowed, d.reason) for d in result.decisions] == [
+        (True, "allowed"),
+        (False, "no 'ticket' tool available (create_ticket: breaker open)"),
+        (True, "allowed"),
+        (False, "no 'ticket' tool available (create_ticket: breaker open)"),
+    ]
+    assert result.output is not None

@@ -11,7 +11,9 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.documents.store import DocumentStore
-from infra.settings import WorkerSettings
+from cli.commands import research_input
+from client import build_parser
+from infra.settings import KeelSettings, WorkerSettings
 from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers
 from tests.processes import run_script
 from workflows.search_attributes import RESEARCH_STATUS
@@ -133,6 +135,7 @@ async def test_status_list_and_ingest_report_on_real_runs(
         (["research"], "the following arguments are required: question"),
         (["research", "hi"], "invalid input"),
         (["frobnicate"], "invalid choice"),
+        (["research", "What is a saga?", "--clearance", "secret"], "invalid choice: 'secret'"),
         (["ingest", "/no/such/folder"], "is not a folder"),
     ],
 )
@@ -143,6 +146,17 @@ async def test_bad_arguments_exit_2_with_a_clear_message(
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_clearance_flag_reaches_the_research_input() -> None:
+    parser = build_parser()
+    cleared = parser.parse_args(
+        ["start", QUESTION, "--corpus", "postmortems", "--clearance", "restricted"]
+    )
+    made = research_input(cleared, KeelSettings())
+    assert (made.namespace, made.clearance) == ("postmortems", "restricted")
+    default = research_input(parser.parse_args(["research", QUESTION]), KeelSettings())
+    assert default.clearance == "public"
 
 
 async def test_exit_codes_are_reliable_over_repeated_runs(server_address: str) -> None:

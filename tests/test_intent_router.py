@@ -19,11 +19,15 @@ from workflows.ticket_saga import TicketSagaWorkflow
 
 
 async def ask(
-    server_address: str, settings: WorkerSettings, request: str, *extra: str
+    server_address: str,
+    settings: WorkerSettings,
+    request: str,
+    *extra: str,
+    script: str = "ask_everything",
 ) -> tuple[Completed, AskResult]:
     completed = await run_script(
         "client.py", "--address", server_address,
-        "ask", request, "--provider", "scripted", "--model", "ask_everything", "--json", *extra,
+        "ask", request, "--provider", "scripted", "--model", script, "--json", *extra,
         env={
             "KEEL_TASK_QUEUE": settings.task_queue,
             "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
@@ -143,3 +147,32 @@ async def test_disallowed_and_unknown_intents_are_refused_with_a_reason(
     assert not guessed.refused
     assert (guessed.decision.method, guessed.decision.intent) == ("model", "research")
     assert guessed.result is not None
+
+
+async def test_a_caller_without_clearance_never_receives_restricted_passages(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    question = "What went wrong with Blueheron's ticket dedup?"
+    async with running_workers(client, store) as settings:
+        (public_run, public), (cleared_run, cleared) = await asyncio.gather(
+            ask(server_address, settings, question, script="blueheron_ask"),
+            ask(
+                server_address, settings, question, "--clearance", "restricted",
+                script="blueheron_ask",
+            ),
+        )  # fmt: skip
+    assert public_run.code == 0, public_run.stderr
+    assert cleared_run.code == 0, cleared_run.stderr
+    assert public.data_route is not None
+    assert public.data_route.namespaces == ["demo"]
+    assert "clearance public too low" in public.data_route.excluded["postmortems"]
+    assert public.result is not None
+    public_docs = [c["doc_id"] for c in public.result["citations"]]
+    assert public_docs
+    assert not any(d.startswith("postmortems/") for d in public_docs)
+    assert "Blueheron" not in json.dumps(public.result["citations"])
+
+    assert cleared.data_route is not None
+    assert cleared.data_route.namespaces == ["demo", "postmortems"]
+    assert cleared.result is not None
+    assert any(c["doc_id"].startswith("postmortems/") for c in cleared.result["citations"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities.documents.store import DocumentStore
 from activities.llm.chat_model import ChatCall, Completion
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook, PromptError
@@ -152,3 +153,31 @@ def test_a_child_budget_is_what_the_parent_has_left() -> None:
     assert child.max_tokens == 600
     assert child.max_cost_usd == pytest.approx(0.3)
     assert Budget().for_child(Usage(tokens_in=5)) == Budget()
+
+
+def test_raw_newlines_inside_json_strings_are_accepted_without_a_reask() -> None:
+    model = RecordingModel('{"queries": ["saga\ncompensation"]}')
+    result = gateway(model).complete(request())
+    assert result.output == {"queries": ["saga\ncompensation"]}
+
+
+def test_passages_named_by_id_are_read_from_the_store_into_the_prompt(
+    store: DocumentStore,
+) -> None:
+    model = RecordingModel('{"answer": "Keys make retries safe, says [1].", "citations": [1]}')
+    chunk = "demo/idempotency-keys#1"
+    gw = LLMGateway(PromptBook.load(), {"local": model}, passages=store)
+    gw.complete(
+        request(
+            node="writer",
+            prompt_id="writer",
+            output_schema="Draft",
+            variables={"task": "Explain keys", "notes": "-", "feedback": ""},
+            passage_ids=[chunk, "demo/nothing#0"],
+        )
+    )
+    user = model.calls[0].user
+    passage = store.passage(chunk)
+    assert passage is not None
+    assert f"[1] {passage.title}: {passage.text[:100]}" in user
+    assert "[2] (not found)" in user

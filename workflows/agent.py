@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import (
         ACCESS_DENIED,
         CIRCUIT_OPEN,
+        PASSAGE_NOT_FOUND,
         TICKET_REJECTED,
         TOOL_ARGUMENTS_INVALID,
         UNKNOWN_AGENT,
@@ -52,7 +53,9 @@ OBSERVATION_CHARS = 400
 PROMPT_OBSERVATIONS = 6
 CARRIED_OBSERVATIONS = 20
 # An answer the agent can learn from (bad arguments, a refused namespace), not a crash.
-TOOL_ANSWERS = frozenset({TOOL_ARGUMENTS_INVALID, ACCESS_DENIED, UNKNOWN_TOOL, TICKET_REJECTED})
+TOOL_ANSWERS = frozenset(
+    {TOOL_ARGUMENTS_INVALID, ACCESS_DENIED, UNKNOWN_TOOL, TICKET_REJECTED, PASSAGE_NOT_FOUND}
+)
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -149,8 +152,13 @@ class AgentWorkflow:
     async def _use_tool(
         self, proposal: AgentTurn, spec: AgentSpec, contracts: ContractSnapshot
     ) -> None:
-        """Route, call, observe. An open breaker sends the router to the next candidate."""
+        """Route, call, observe. An open breaker sends the router to the next candidate.
+
+        Breakers are asked afresh each turn (an open one refuses at once, without
+        touching the tool), so a tool whose breaker closes again is used again.
+        """
         assert self._model is not None
+        self._open_breakers.clear()
         for _ in range(len(spec.tools) + 1):
             decision = route_tool(
                 proposal.tool,
@@ -190,11 +198,15 @@ class AgentWorkflow:
                 if kind == CIRCUIT_OPEN:
                     self._open_breakers.add(tool)
                     continue
-                if isinstance(cause, ApplicationError) and kind in TOOL_ANSWERS:
-                    self._count(tool, contracts)
-                    self._observe(tool, f"error: {cause.message}")
-                    return
-                raise
+                # A refusal, or a failure its retries could not fix: the agent sees it
+                # and decides; the run goes on, flagged.
+                self._count(tool, contracts)
+                if kind not in TOOL_ANSWERS:
+                    self._flag("tool_failed")
+                    workflow.logger.warning("tool %s failed after retries: %s", tool, cause)
+                message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+                self._observe(tool, f"error: {message}")
+                return
             self._count(tool, contracts)
             tool_spec = contracts.tools[tool]
             if tool_spec.side_effect and tool_spec.compensation and outcome.record_id is not None:
@@ -272,8 +284,7 @@ class AgentWorkflow:
         except BudgetExhausted as spent:
             # Not a failure: the agent stops where its share ran out, and says so.
             workflow.logger.info("budget exhausted at %s: %s", prompt, spent)
-            if "budget_exhausted" not in self._flags:
-                self._flags.append("budget_exhausted")
+            self._flag("budget_exhausted")
             return None
 
     def _rendered_observations(self) -> str:
@@ -320,6 +331,10 @@ class AgentWorkflow:
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
         return request.model_copy(update={"carry": carry})
+
+    def _flag(self, flag: str) -> None:
+        if flag not in self._flags:
+            self._flags.append(flag)
 
     def _usage(self) -> Usage:
         model_usage = self._model.usage if self._model else Usage()

@@ -155,6 +155,8 @@ class ResearchWorkflow:
                 namespace=self._input.namespace,
                 queries=self._queries,
                 limit=self._input.evidence_limit,
+                namespaces=self._input.namespaces,
+                clearance=self._input.clearance,
             ),
             start_to_close_timeout=node.start_to_close,
             retry_policy=node.retry,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,18 @@ _STOPWORDS = frozenset(
     that the their this to what when where which who why will with you your""".split()  # noqa: SIM905
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+# Korean particles attach to the word before them ("재시도는", "키를"), and unicode61
+# splits only on spaces, so one trailing particle is cut and the stem matched as a
+# prefix. Longest first, so "방법으로" loses "으로" rather than only "로".
+_KO_PARTICLES = tuple(
+    sorted(
+        """은 는 이 가 을 를 의 에 에서 에게 께 한테 으로 로 와 과 도 만 까지 부터 처럼 보다
+        이나 나 이란 란 이라 라 랑 이랑 하고 마다 조차 뿐""".split(),  # noqa: SIM905
+        key=len,
+        reverse=True,
+    )
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -46,14 +58,36 @@ class IngestPathError(ValueError):
     """The folder to ingest does not exist or is not a folder."""
 
 
-def fts_query(queries: list[str]) -> str | None:
-    """OR of the distinct content words, each quoted so no FTS5 syntax leaks through."""
+def _korean_stem(word: str) -> str:
+    """The word without one trailing particle, if at least two syllables remain.
+
+    Two syllables, so a short noun that merely ends like a particle ("사가") is kept.
+    """
+    for particle in _KO_PARTICLES:
+        if word.endswith(particle) and len(word) - len(particle) >= 2:
+            return word[: -len(particle)]
+    return word
+
+
+def fts_query(queries: Sequence[str]) -> str | None:
+    """OR of the distinct content words, each quoted so no FTS5 syntax leaks through.
+
+    English terms match whole (after the porter stemmer); Hangul terms lose one
+    particle and match as a prefix, since Korean inflects by suffixes. The word as
+    written is kept too: a bare noun that ends like a particle ("재시도") then
+    still ranks its own documents above those of the shorter stem ("재시작").
+    """
     terms: list[str] = []
     for query in queries:
         for word in _WORD.findall(query.lower()):
-            if len(word) > 1 and word not in _STOPWORDS and word not in terms:
-                terms.append(word)
-    return " OR ".join(f'"{t}"' for t in terms) if terms else None
+            if len(word) <= 1 or word in _STOPWORDS:
+                continue
+            if _HANGUL.search(word):
+                candidates = [f'"{_korean_stem(word)}"*', f'"{word}"*']
+            else:
+                candidates = [f'"{word}"']
+            terms.extend(t for t in candidates if t not in terms)
+    return " OR ".join(terms) if terms else None
 
 
 class DocumentStore:
@@ -132,33 +166,48 @@ class DocumentStore:
             skipped=skipped,
         )
 
-    def search(self, namespace: str, queries: list[str], limit: int) -> list[Passage]:
-        """Best passages first; bm25 weighs a title match twice a body match."""
+    def search(self, namespace: str, queries: Sequence[str], limit: int) -> list[Passage]:
+        """Best passages of one namespace first."""
+        return self.search_many([namespace], queries, limit)
+
+    def search_many(
+        self, namespaces: Sequence[str], queries: Sequence[str], limit: int
+    ) -> list[Passage]:
+        """Best passages of several namespaces, ranked together by bm25 (a title match
+        weighs twice a body match).
+
+        No access check here: the activity decides what a caller may read before it
+        calls the store, so the store stays usable by ingestion, tests and tools alike.
+        """
         match = fts_query(queries)
-        if match is None:
+        wanted = list(dict.fromkeys(namespaces))
+        if match is None or not wanted:
             return []
+        marks = ", ".join("?" * len(wanted))
         with self._connect() as db:
             rows = db.execute(
-                "SELECT chunk_id, doc_id, title, body, bm25(chunks, 0, 0, 0, 2.0, 1.0) AS rank"
-                " FROM chunks WHERE chunks MATCH ? AND namespace = ? ORDER BY rank LIMIT ?",
-                (match, namespace, limit),
+                "SELECT chunk_id, doc_id, namespace, title, body,"
+                " bm25(chunks, 0, 0, 0, 2.0, 1.0) AS rank"
+                f" FROM chunks WHERE chunks MATCH ? AND namespace IN ({marks})"
+                " ORDER BY rank LIMIT ?",
+                (match, *wanted, limit),
             ).fetchall()
         return [
-            Passage(chunk_id=c, doc_id=d, title=t, text=b, score=round(-r, 4))
-            for c, d, t, b, r in rows
+            Passage(chunk_id=c, doc_id=d, namespace=n, title=t, text=b, score=round(-r, 4))
+            for c, d, n, t, b, r in rows
         ]
 
     def passage(self, chunk_id: str) -> Passage | None:
-        """One chunk in full, by the id a search returned."""
+        """One chunk in full, by id, as a citation names it; None when it is not stored."""
         with self._connect() as db:
             row = db.execute(
-                "SELECT chunk_id, doc_id, title, body, namespace FROM chunks WHERE chunk_id = ?",
+                "SELECT chunk_id, doc_id, namespace, title, body FROM chunks WHERE chunk_id = ?",
                 (chunk_id,),
             ).fetchone()
         if row is None:
             return None
-        c, d, t, b, n = row
-        return Passage(chunk_id=c, doc_id=d, title=t, text=b, score=0.0, namespace=n)
+        c, d, n, t, b = row
+        return Passage(chunk_id=c, doc_id=d, namespace=n, title=t, text=b, score=0.0)
 
     def document_ids(self, namespace: str) -> set[str]:
         with self._connect() as db:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
 from typing import Protocol
 
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.llm.chat_model import ChatCall, ChatModel
@@ -157,7 +158,7 @@ class LLMGateway:
             ),
         )
         try:
-            output = output_model.model_validate_json(completion.text)
+            output = _parse(output_model, completion.text)
         except ValidationError as err:
             summary = describe_validation_error(err)
             log.warning("llm.schema_violation", node=request.node, error=summary)
@@ -179,3 +180,19 @@ class LLMGateway:
             prompt_id=request.prompt_id,
             prompt_hash=prompt.prompt_hash,
         )
+
+
+def _parse(model: type[BaseModel], text: str) -> BaseModel:
+    """Strict JSON first; then JSON whose strings hold raw newlines or tabs.
+
+    Small models under a grammar sometimes break a long string across lines; the
+    content is still what the schema asks for, so it is not worth a re-ask.
+    """
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as strict_error:
+        try:
+            loose = json.loads(text, strict=False)
+        except ValueError:
+            raise strict_error from None
+        return model.model_validate(loose)

@@ -15,12 +15,11 @@ from jsonschema import Draft202012Validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.documents.store import DocumentStore
+from activities.documents.activities import DocumentActivities
 from activities.llm.breakers import Breakers
 from activities.tickets.activities import TicketActivities
-from models.contracts import ContractSnapshot, may_read
+from models.contracts import ContractSnapshot
 from models.errors import (
-    ACCESS_DENIED,
     CIRCUIT_OPEN,
     TICKET_SERVICE_UNAVAILABLE,
     TOOL_ARGUMENTS_INVALID,
@@ -44,12 +43,12 @@ class ToolActivities:
     def __init__(
         self,
         contracts: ContractSnapshot,
-        store: DocumentStore,
+        documents: DocumentActivities,
         tickets: TicketActivities,
         breakers: Breakers | None = None,
     ) -> None:
         self._contracts = contracts
-        self._store = store
+        self._documents = documents
         self._tickets = tickets
         self._breakers = breakers
         self._handlers: dict[str, Handler] = {
@@ -99,27 +98,13 @@ class ToolActivities:
         await self._breakers.record(name, False, permission.state)
         return outcome
 
-    def _readable(self, call: ToolInvocation, namespaces: list[str]) -> None:
-        for namespace in namespaces:
-            known = self._contracts.routes.namespaces.get(namespace)
-            level = known.security if known else "public"
-            if not may_read(call.clearance, level):
-                raise ApplicationError(
-                    f"namespace {namespace!r} is {level}; the caller's clearance is"
-                    f" {call.clearance}",
-                    type=ACCESS_DENIED,
-                    non_retryable=True,
-                )
-
     async def _search(self, call: ToolInvocation) -> ToolOutcome:
-        self._readable(call, call.namespaces)
+        self._documents.check_access(call.namespaces, call.clearance)
         query = str(call.arguments["query"])
         limit = SEARCH_LIMITS[call.tool]
-        found = []
-        for namespace in call.namespaces:
-            found += await asyncio.to_thread(self._store.search, namespace, [query], limit)
-        found.sort(key=lambda p: p.score, reverse=True)
-        found = found[:limit]
+        found = await asyncio.to_thread(
+            self._documents.store.search_many, call.namespaces, [query], limit
+        )
         log.info("tools.search", tool=call.tool, query=query, hits=len(found))
         if not found:
             return ToolOutcome(tool=call.tool, text=f"no passages match {query!r}")
@@ -130,10 +115,7 @@ class ToolActivities:
 
     async def _read(self, call: ToolInvocation) -> ToolOutcome:
         chunk_id = str(call.arguments["passage_id"])
-        passage = await asyncio.to_thread(self._store.passage, chunk_id)
-        if passage is None:
-            return ToolOutcome(tool=call.tool, text=f"no passage {chunk_id!r}")
-        self._readable(call, [passage.namespace])
+        passage = await asyncio.to_thread(self._documents.read, chunk_id, call.clearance)
         return ToolOutcome(
             tool=call.tool,
             text=f"{passage.title}: {passage.text[:READ_CHARS]}",
