@@ -106,6 +106,9 @@ class AgentInput(BaseModel):
     passage_ids: list[str] = Field(
         default_factory=list, description="passages the model reads, rendered by the LLM worker"
     )
+    choices: dict[str, list[str]] = Field(
+        default_factory=dict, description="`Model.field` -> values the final answer may use"
+    )
     round: int = Field(default=1, ge=1, description="revision round, for a writer or reviewer")
     namespaces: list[str] = Field(default_factory=list, description="what searches may read")
     clearance: SecurityLevel = "public"

@@ -49,6 +49,11 @@ class AgentSpec(BaseModel):
     tools: list[str] = Field(default_factory=list, description="the allow-list")
     scopes: list[str] = Field(default_factory=list, description="permissions granted")
     max_turns: int = Field(default=4, ge=1, le=200)
+    seed_tool: str | None = Field(
+        default=None,
+        description="a search called with the task before the first turn, so the model"
+        " starts from evidence rather than from an empty page",
+    )
     max_tokens: int = Field(default=256, ge=16, le=8192)
 
     @field_validator("models")
@@ -62,6 +67,8 @@ class AgentSpec(BaseModel):
     def _turns_need_a_prompt(self) -> AgentSpec:
         if self.tools and not self.turn_prompt:
             raise ValueError("an agent with tools needs a turn_prompt")
+        if self.seed_tool is not None and self.seed_tool not in self.tools:
+            raise ValueError(f"seed_tool {self.seed_tool!r} is not one of the agent's tools")
         return self
 
     @property

@@ -97,6 +97,10 @@ class LLMRequest(BaseModel):
         default_factory=list,
         description="passages the worker renders into $passages, kept out of the history",
     )
+    choices: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="`Model.field` -> allowed values, narrowing the output schema",
+    )
 
 
 class Usage(BaseModel):

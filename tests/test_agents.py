@@ -45,11 +45,13 @@ async def test_a_long_conversation_continues_as_new_and_keeps_its_quotas(
     assert result.runs >= 3  # each run stopped near 30 events and handed over
     assert result.turns == 10
     assert "max_turns_reached" in result.flags
-    # Quotas hold across runs: 4 cheap searches, then 2 wide ones, then refusals.
+    # Quotas hold across runs: 4 cheap searches (the first one the seed, turn 0), then
+    # 2 wide ones, then refusals.
+    assert result.decisions[0].turn == 0
     allowed = [d.tool for d in result.decisions if d.allowed]
     assert allowed == ["search_documents"] * 4 + ["search_wide"] * 2
     refused = [d for d in result.decisions if not d.allowed]
-    assert len(refused) == 4
+    assert len(refused) == 1 + 10 - 6
     assert all("no 'search' tool available" in d.reason for d in refused)
     assert result.usage.calls == 10 + 1
     # The final answer keeps only passages the agent actually saw.

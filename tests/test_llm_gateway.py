@@ -181,3 +181,49 @@ def test_passages_named_by_id_are_read_from_the_store_into_the_prompt(
     assert passage is not None
     assert f"[1] {passage.title}: {passage.text[:100]}" in user
     assert "[2] (not found)" in user
+
+
+def turn_request(**overrides: object) -> LLMRequest:
+    values: dict[str, object] = {
+        "node": "researcher_turn",
+        "prompt_id": "researcher_turn",
+        "output_schema": "AgentTurn",
+        "variables": {"task": "t", "tools": "-", "observations": "-"},
+        "choices": {"AgentTurn.tool": ["search_documents", "finish"]},
+    }
+    values.update(overrides)
+    return request(**values)
+
+
+def test_choices_narrow_the_schema_sent_and_are_enforced_on_the_answer() -> None:
+    model = RecordingModel('{"thought": "", "tool": "search_passage", "arguments": {}}')
+    with pytest.raises(ApplicationError) as raised:
+        gateway(model).complete(turn_request())
+    assert raised.value.type == SCHEMA_VIOLATION
+    assert "tool: 'search_passage' is not one of ['search_documents', 'finish']" in (
+        raised.value.message
+    )
+    assert model.calls[0].schema["properties"]["tool"]["enum"] == ["search_documents", "finish"]
+    ok = RecordingModel('{"thought": "", "tool": "finish", "arguments": {}}')
+    assert gateway(ok).complete(turn_request()).output["tool"] == "finish"
+
+
+def test_choices_reach_nested_models_and_unknown_fields_are_refused() -> None:
+    model = RecordingModel(
+        '{"scores": [{"criterion": "relevance", "score": 4}, {"criterion": "vibes", "score": 5}]}'
+    )
+    reviewer = request(
+        node="reviewer",
+        prompt_id="reviewer",
+        output_schema="RubricScores",
+        variables={"task": "t", "answer": "a", "criteria": "-", "passages": "-"},
+        choices={"CriterionScore.criterion": ["relevance", "grounding"]},
+    )
+    with pytest.raises(ApplicationError) as raised:
+        gateway(model).complete(reviewer)
+    assert "scores.1.criterion: 'vibes' is not one of" in raised.value.message
+    sent = model.calls[0].schema["$defs"]["CriterionScore"]["properties"]["criterion"]
+    assert sent["enum"] == ["relevance", "grounding"]
+    with pytest.raises(ApplicationError) as unknown:
+        gateway(model).complete(reviewer.model_copy(update={"choices": {"Nope.field": ["x"]}}))
+    assert unknown.value.type == UNKNOWN_SCHEMA

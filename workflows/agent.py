@@ -114,11 +114,22 @@ class AgentWorkflow:
             call_offset=request.round - 1,
         )
         max_turns = request.max_turns or spec.max_turns
+        if spec.seed_tool and self._carry.runs == 1 and self._turns == 0:
+            # Turn 0, no model: the task itself as the query, through the router as usual.
+            seed = AgentTurn(
+                thought="search the task first",
+                tool=spec.seed_tool,
+                arguments={"query": request.task[:120]},
+            )
+            await self._use_tool(seed, spec, contracts)
         while spec.tools and self._turns < max_turns:
             if self._turns > self._carry.turns and self._history_is_long():
                 workflow.continue_as_new(self._continued(request))
             self._turns += 1
-            proposal = await self._ask(spec.turn_prompt or "", AgentTurn, spec, contracts)
+            # Any tool of the contract, so a grammar keeps a small model to real names; the
+            # ToolRouter then decides which of them this role may use.
+            known = {"AgentTurn.tool": [*contracts.tools, FINISH]}
+            proposal = await self._ask(spec.turn_prompt or "", AgentTurn, spec, contracts, known)
             if proposal is None:
                 if "budget_exhausted" not in self._flags:
                     self._flags.append("turn_schema_failure")
@@ -130,7 +141,7 @@ class AgentWorkflow:
             if spec.tools:
                 self._flags.append("max_turns_reached")
         output = await self._ask(
-            spec.final_prompt, OUTPUT_MODELS[spec.output_schema], spec, contracts
+            spec.final_prompt, OUTPUT_MODELS[spec.output_schema], spec, contracts, request.choices
         )
         return AgentResult(
             agent=request.agent,
@@ -251,7 +262,12 @@ class AgentWorkflow:
         )
 
     async def _ask(
-        self, prompt: str, output: type[M], spec: AgentSpec, contracts: ContractSnapshot
+        self,
+        prompt: str,
+        output: type[M],
+        spec: AgentSpec,
+        contracts: ContractSnapshot,
+        choices: dict[str, list[str]],
     ) -> M | None:
         assert self._model is not None
         request = self._input
@@ -262,8 +278,8 @@ class AgentWorkflow:
             if request.feedback
             else "",
             "tools": "\n".join(
-                f"- {name}: {contracts.tools[name].description} Arguments:"
-                f" {', '.join(contracts.tools[name].arguments.get('properties', {}))}"
+                f"- {name}: {contracts.tools[name].description}"
+                f" Call with: {_arguments_example(contracts.tools[name].arguments)}"
                 for name in spec.tools
             )
             or "(none)",
@@ -280,6 +296,7 @@ class AgentWorkflow:
                 start_to_close=LLM_TIMEOUT,
                 retry=LLM_RETRY,
                 passage_ids=request.passage_ids,
+                choices=choices,
             )
         except BudgetExhausted as spent:
             # Not a failure: the agent stops where its share ran out, and says so.
@@ -339,3 +356,15 @@ class AgentWorkflow:
     def _usage(self) -> Usage:
         model_usage = self._model.usage if self._model else Usage()
         return self._carry.usage.add(model_usage)
+
+
+def _arguments_example(schema: dict[str, Any]) -> str:
+    """`{"query": "..."}` for a tool's argument schema: small models copy shapes well."""
+    fields = []
+    for name, prop in schema.get("properties", {}).items():
+        if "enum" in prop:
+            value = "|".join(map(str, prop["enum"]))
+        else:
+            value = "<number>" if prop.get("type") == "integer" else f"<{name}>"
+        fields.append(f'"{name}": "{value}"')
+    return "{" + ", ".join(fields) + "}"

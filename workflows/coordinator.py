@@ -312,6 +312,7 @@ class CoordinatorWorkflow:
                         f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
                     ),
                 },
+                choices={"CriterionScore.criterion": [c.name for c in rubric.criteria]},
             ),
             f"{parent}-reviewer-{number}",
         )

@@ -33,6 +33,7 @@ class _Limits:
     start_to_close: timedelta
     retry: RetryPolicy
     passage_ids: tuple[str, ...] = ()
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class BudgetExhausted(Exception):
@@ -76,6 +77,7 @@ class ModelCaller:
         start_to_close: timedelta,
         retry: RetryPolicy,
         passage_ids: list[str] | None = None,
+        choices: dict[str, list[str]] | None = None,
     ) -> M | None:
         """Call the model; re-ask with the validation error, apart from transport retries.
 
@@ -83,7 +85,13 @@ class ModelCaller:
         failure edge. Every call counts in `usage`, rejected ones included. A provider
         failure that retries cannot fix moves the run to the next model of its chain.
         """
-        limits = _Limits(max_tokens, start_to_close, retry, tuple(passage_ids or ()))
+        limits = _Limits(
+            max_tokens,
+            start_to_close,
+            retry,
+            tuple(passage_ids or ()),
+            tuple((k, tuple(v)) for k, v in (choices or {}).items()),
+        )
         while True:
             try:
                 return await self._ask_current(node, output, variables, limits)
@@ -125,6 +133,7 @@ class ModelCaller:
                 max_tokens=limits.max_tokens,
                 budget=left,
                 passage_ids=list(limits.passage_ids),
+                choices={k: list(v) for k, v in limits.choices},
             )
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
             try:

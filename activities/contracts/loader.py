@@ -81,6 +81,10 @@ def _check_agents(
         used = [agent.final_prompt, *([agent.turn_prompt] if agent.turn_prompt else [])]
         _require(f"{where} prompts", used, prompts.ids(), "prompt", " (see prompts.toml)")
         _require(f"{where} output_schema", [agent.output_schema], OUTPUT_MODELS, "schema")
+        if agent.seed_tool and "query" not in tools[agent.seed_tool].arguments.get(
+            "properties", {}
+        ):
+            raise ContractError(f"{where} seed_tool: {agent.seed_tool!r} takes no 'query'")
         for tool_name in agent.tools:
             lacking = set(tools[tool_name].scopes) - set(agent.scopes)
             if lacking:

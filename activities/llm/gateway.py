@@ -6,9 +6,10 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
@@ -131,13 +132,14 @@ class LLMGateway:
         if request.reask_error:
             user += REASK_SUFFIX.format(error=request.reask_error)
         max_tokens = self._output_cap(request, len(prompt.system) + len(user))
+        schema = narrowed_schema(output_model, request.choices)
         started = time.monotonic()
         completion = provider.complete(
             ChatCall(
                 model=request.choice.model,
                 system=prompt.system,
                 user=user,
-                schema=output_model.model_json_schema(),
+                schema=schema,
                 max_tokens=max_tokens,
                 temperature=request.choice.temperature,
                 node=request.node,
@@ -161,16 +163,10 @@ class LLMGateway:
             output = _parse(output_model, completion.text)
         except ValidationError as err:
             summary = describe_validation_error(err)
-            log.warning("llm.schema_violation", node=request.node, error=summary)
-            # The rejected text and what it cost travel with the error, so the
-            # workflow can re-ask and still count every token spent.
-            raise ApplicationError(
-                f"{request.output_schema}: {summary}",
-                completion.text[:2000],
-                usage.model_dump(),
-                type=SCHEMA_VIOLATION,
-                non_retryable=True,
-            ) from err
+            raise _rejected(request, completion.text, usage, summary) from err
+        outside = _outside_choices(schema, output) if request.choices else ""
+        if outside:
+            raise _rejected(request, completion.text, usage, outside)
         log.info("llm.complete", node=request.node, **usage.model_dump())
         return LLMResult(
             output=output.model_dump(mode="json"),
@@ -196,3 +192,45 @@ def _parse(model: type[BaseModel], text: str) -> BaseModel:
         except ValueError:
             raise strict_error from None
         return model.model_validate(loose)
+
+
+def narrowed_schema(model: type[BaseModel], choices: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The output's JSON Schema with some string fields narrowed to the values allowed.
+
+    `choices` maps `Model.field` (the output model or one nested in it) to its values,
+    so a grammar-constrained model can only name, say, a tool that exists.
+    """
+    schema = model.model_json_schema()
+    for key, values in choices.items():
+        name, _, field = key.partition(".")
+        target = schema if schema.get("title") == name else schema.get("$defs", {}).get(name)
+        if target is None or field not in target.get("properties", {}):
+            raise ApplicationError(
+                f"{model.__name__} has no field {key!r} to narrow",
+                type=UNKNOWN_SCHEMA,
+                non_retryable=True,
+            )
+        target["properties"][field] = {"type": "string", "enum": list(values)}
+    return schema
+
+
+def _outside_choices(schema: dict[str, Any], output: BaseModel) -> str:
+    """What of a valid output falls outside the narrowed values (a provider may ignore them)."""
+    errors = Draft202012Validator(schema).iter_errors(output.model_dump(mode="json"))
+    return "; ".join(f"{'.'.join(map(str, e.path)) or 'value'}: {e.message}" for e in errors)[:500]
+
+
+def _rejected(request: LLMRequest, text: str, usage: Usage, summary: str) -> ApplicationError:
+    """A schema violation, non-retryable: the workflow re-asks with `summary` instead.
+
+    The rejected text and what it cost travel with the error, so the workflow can
+    re-ask and still count every token spent.
+    """
+    log.warning("llm.schema_violation", node=request.node, error=summary)
+    return ApplicationError(
+        f"{request.output_schema}: {summary}",
+        text[:2000],
+        usage.model_dump(),
+        type=SCHEMA_VIOLATION,
+        non_retryable=True,
+    )
