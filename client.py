@@ -125,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_breakers)
-    p = sub.add_parser("list", help="recent research runs")
+    p = sub.add_parser("list", help="recent research runs and team reports")
+    p.add_argument(
+        "--type", action="append", choices=["research", "report"], help="only these (repeatable)"
+    )
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])
     p.add_argument("--json", action="store_true")

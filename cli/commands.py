@@ -228,7 +228,9 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    query = 'WorkflowType = "ResearchWorkflow"'
+    types = {"research": "ResearchWorkflow", "report": "CoordinatorWorkflow"}
+    query = " OR ".join(f'WorkflowType = "{types[k]}"' for k in args.type or types)
+    query = f"({query})"
     if args.status:
         query += f' AND ResearchStatus = "{args.status}"'
     rows = []
@@ -238,6 +240,7 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
             {
                 "workflow_id": wf.id,
                 "run_id": wf.run_id,
+                "type": wf.workflow_type,
                 "status": wf.status.name if wf.status else "UNKNOWN",
                 "node": attrs.get(RESEARCH_NODE),
                 "research_status": attrs.get(RESEARCH_STATUS),
@@ -249,8 +252,8 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(
-                f"{r['workflow_id']:<40} {r['status']:<11} {r['research_status'] or '-':<10}"
-                f" {r['node'] or '-':<15} {r['started']}"
+                f"{r['workflow_id']:<40} {r['type']:<20} {r['status']:<11}"
+                f" {r['research_status'] or '-':<10} {r['node'] or '-':<17} {r['started']}"
             )
         err(f"{len(rows)} run(s)")
     return EXIT_OK

@@ -124,6 +124,11 @@ class AgentInput(BaseModel):
         ge=20,
         description="continue as new past this many events, below Temporal's 10,240 warning",
     )
+    history_bytes_limit: int = Field(
+        default=8_000_000,
+        ge=10_000,
+        description="continue as new past this many history bytes, below the 10 MB warning",
+    )
     carry: AgentCarry = Field(default_factory=AgentCarry)
 
 

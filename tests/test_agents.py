@@ -186,3 +186,30 @@ async def test_a_failing_tool_trips_its_breaker_and_the_router_stops_calling_it(
         (False, "no 'ticket' tool available (create_ticket: breaker open)"),
     ]
     assert result.output is not None
+
+
+async def test_a_history_growing_in_bytes_also_continues_as_new(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("agent-bytes")
+    async with running_workers(client, store) as settings:
+        result = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input(
+                "researcher", "agent_long", settings.llm_task_queue,
+                max_turns=6, history_bytes_limit=10_000,
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )  # fmt: skip
+    assert result.runs >= 2
+    assert result.turns == 6
+    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        if execution.status and execution.status.name == "CONTINUED_AS_NEW":
+            history = await client.get_workflow_handle(
+                workflow_id, run_id=execution.run_id
+            ).fetch_history()
+            # Handed over at the first turn boundary past the limit: over it by at most
+            # one turn (a model call, a tool call; the contract snapshot in the first run).
+            size = sum(event.ByteSize() for event in history.events)
+            assert 10_000 <= size < 10_000 + 20_000

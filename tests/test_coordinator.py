@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
@@ -165,11 +166,19 @@ async def test_a_person_sends_feedback_then_approves_from_the_cli(
         again = await run_script(
             "client.py", "--address", server_address, "approve", workflow_id, env=env
         )
+        listed = await run_script(
+            "client.py", "--address", server_address, "list", "--type", "report", "--json",
+            "--limit", "100",
+        )  # fmt: skip
     assert report.decision == "approve"
     assert [r.trigger for r in report.rounds] == ["first draft", "reviewer", "human"]
     assert [f.text for f in report.feedback] == ["Add one sentence on jitter."]
     assert report.feedback[0].by == "dana"
     assert again.code == 1  # nothing is awaiting a decision any more
+    rows = {r["workflow_id"]: r for r in json.loads(listed.stdout)}
+    assert rows[workflow_id]["type"] == "CoordinatorWorkflow"
+    assert rows[workflow_id]["research_status"] == "delivered"
+    assert rows[workflow_id]["node"] == "delivered"
 
 
 async def test_no_decision_in_time_takes_the_default(client: Client, store: DocumentStore) -> None:

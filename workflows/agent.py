@@ -331,6 +331,7 @@ class AgentWorkflow:
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() >= self._input.history_event_limit
+            or info.get_current_history_size() >= self._input.history_bytes_limit
         )
 
     def _continued(self, request: AgentInput) -> AgentInput:

@@ -350,7 +350,7 @@ class CoordinatorWorkflow:
                 }
             ),
             id=workflow_id,
-            static_summary=f"{agent.agent}: {request.request}"[:200],
+            static_summary=f"{agent.agent} round {agent.round}: {request.request}"[:200],
         )
         self._absorb(result)
         return result
