@@ -6,15 +6,23 @@ import argparse
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from cli.commands import EXIT_FAILED, EXIT_OK, PROGRESS_POLL_SECONDS, Context, err, start_once
+from cli.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    PROGRESS_POLL_SECONDS,
+    Context,
+    budget_input,
+    err,
+    start_once,
+)
 from cli.render import report_text, team_progress_line, team_report_text
 from models.coordinator import CoordinatorProgress, HumanFeedback, MultiAgentReport
-from models.llm import Budget, ModelChoice
+from models.llm import ModelChoice
 from models.research import ResearchReport
 from models.routing import AskInput, AskProgress, AskResult, IntentDecision
 from models.tickets import TicketSagaResult
@@ -34,13 +42,7 @@ def ask_input(args: argparse.Namespace, llm_task_queue: str) -> AskInput:
         version=args.corpus_version,
         model=model,
         llm_task_queue=llm_task_queue,
-        budget=Budget(
-            max_tokens=args.budget_tokens,
-            max_cost_usd=args.budget_cost,
-            deadline=datetime.now(UTC) + timedelta(seconds=args.budget_seconds)
-            if args.budget_seconds
-            else None,
-        ),
+        budget=budget_input(args),
         approval_timeout_seconds=args.approval_timeout,
         require_approval=args.require_approval,
     )

@@ -78,13 +78,18 @@ def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInpu
         llm_task_queue=keel.llm_task_queue,
         max_refinements=args.max_refinements,
         max_revisions=args.max_revisions,
-        budget=Budget(
-            max_tokens=args.budget_tokens,
-            max_cost_usd=args.budget_cost,
-            deadline=datetime.now(UTC) + timedelta(seconds=args.budget_seconds)
-            if args.budget_seconds
-            else None,
-        ),
+        budget=budget_input(args),
+    )
+
+
+def budget_input(args: argparse.Namespace) -> Budget:
+    """--budget-tokens/--budget-cost/--budget-seconds; the deadline is fixed at submission."""
+    return Budget(
+        max_tokens=args.budget_tokens,
+        max_cost_usd=args.budget_cost,
+        deadline=datetime.now(UTC) + timedelta(seconds=args.budget_seconds)
+        if args.budget_seconds
+        else None,
     )
 
 

@@ -108,30 +108,22 @@ async def test_disallowed_and_unknown_intents_are_refused_with_a_reason(
 ) -> None:
     async with running_workers(client, store) as settings:
         forbidden, _ = await ask(server_address, settings, "Please transfer money to account 42")
-        unknown = await client.execute_workflow(
-            IntentRouterWorkflow.run,
-            AskInput.model_validate(
-                {
-                    "request": "tell me a story about sagas",
-                    "model": {"provider": "scripted", "model": "ask_unknown"},
-                    "llm_task_queue": settings.llm_task_queue,
-                }
-            ),
-            id=new_id("ask"),
-            task_queue=settings.task_queue,
-        )
-        guessed = await client.execute_workflow(
-            IntentRouterWorkflow.run,
-            AskInput.model_validate(
-                {
-                    "request": "tell me a story about sagas",
-                    "model": {"provider": "scripted", "model": "ask_everything"},
-                    "llm_task_queue": settings.llm_task_queue,
-                }
-            ),
-            id=new_id("ask"),
-            task_queue=settings.task_queue,
-        )
+        # The router agent names an unknown intent, then a known one.
+        unknown, guessed = [
+            await client.execute_workflow(
+                IntentRouterWorkflow.run,
+                AskInput.model_validate(
+                    {
+                        "request": "tell me a story about sagas",
+                        "model": {"provider": "scripted", "model": script},
+                        "llm_task_queue": settings.llm_task_queue,
+                    }
+                ),
+                id=new_id("ask"),
+                task_queue=settings.task_queue,
+            )
+            for script in ("ask_unknown", "ask_everything")
+        ]
     assert forbidden.code == 4
     refused = json.loads(forbidden.stdout)
     assert refused["refused"]
