@@ -171,7 +171,7 @@ class ProcessSampler:
 
     def _cpu(self, pid: int) -> float:
         times = psutil.Process(pid).cpu_times()
-        return float(times.user + times.system + times.children_user + times.children_system)
+        return float(times.user + times.system)
 
     async def __aenter__(self) -> ProcessSampler:
         for name, pid in self.pids.items():
@@ -202,7 +202,7 @@ def server_pid() -> int | None:
     for child in psutil.Process().children(recursive=True):
         try:
             if child.name().startswith("temporal"):
-                return child.pid
+                return int(child.pid)
         except psutil.NoSuchProcess:
             continue
     return None

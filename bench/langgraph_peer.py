@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
@@ -33,7 +33,8 @@ def build_graph(nodes: ResearchNodes) -> StateGraph[FlowState, Any, Any, Any]:
     """Nodes and conditional edges taken from RESEARCH_GRAPH, so the graphs match."""
     graph: StateGraph[FlowState, Any, Any, Any] = StateGraph(FlowState)
     for name, node in nodes.table().items():
-        graph.add_node(name, node)
+        # LangGraph's overloads do not take a TypedDict with optional keys as node input.
+        graph.add_node(name, cast(Any, node))
     graph.add_edge(START, RESEARCH_GRAPH.start)
     for node_spec in RESEARCH_GRAPH.nodes:
         if node_spec.terminal:

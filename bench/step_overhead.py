@@ -13,6 +13,7 @@ node costs a round trip through the server.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections import defaultdict
@@ -61,7 +62,7 @@ def node_durations(history: WorkflowHistory) -> tuple[dict[str, float], float]:
         elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
             marks.append(("", at))
     durations: dict[str, float] = defaultdict(float)
-    for (node, at), (_, after) in zip(marks, marks[1:], strict=False):
+    for (node, at), (_, after) in itertools.pairwise(marks):
         durations[node] += after - at
     return dict(durations), (marks[0][1] - started) if marks else 0.0
 
@@ -169,7 +170,8 @@ async def measure(ctx: Context, runs: int = 5, latencies: tuple[int, ...] = (0, 
         figures["temporal"]["start_to_first_node_ms"] = ms(temporal["to_first_node"])
         data["latencies"][str(latency)] = figures
     kinds_line = "; ".join(
-        f"{lat} ms: " + ", ".join(f"{k} {v} ms" for k, v in f["temporal"]["per_kind_overhead_ms"].items())
+        f"{lat} ms: "
+        + ", ".join(f"{k} {v} ms" for k, v in f["temporal"]["per_kind_overhead_ms"].items())
         for lat, f in data["latencies"].items()
     )
     return Section(

@@ -22,8 +22,8 @@ from bench.common import (
     Stopwatch,
     bench_settings,
     gateway_for,
-    running_workers,
     research_input,
+    running_workers,
 )
 from bench.langgraph_peer import checkpointed, run_langgraph
 from bench.plain_flow import ResearchNodes, run_plain
@@ -90,7 +90,11 @@ async def measure(
     for latency in latencies:
         for n in flows:
             figures: dict[str, Any] = {}
-            for name, run in (("floor", _floor), ("temporal", _temporal), ("langgraph", _langgraph)):
+            for name, run in (
+                ("floor", _floor),
+                ("temporal", _temporal),
+                ("langgraph", _langgraph),
+            ):
                 wall = await run(ctx, latency, n)
                 figures[name] = {
                     "wall_s": round(wall, 3),

@@ -64,7 +64,7 @@ class AgentCall(BaseModel):
     llm_task_queue: str
 
 
-def _request(call: AgentCall, node: str = "plan") -> LLMRequest:
+def agent_request(call: AgentCall, node: str = "plan") -> LLMRequest:
     return LLMRequest(
         node=node,
         call_index=0,
@@ -79,7 +79,7 @@ def _request(call: AgentCall, node: str = "plan") -> LLMRequest:
 async def _model_call(call: AgentCall) -> LLMResult:
     return await workflow.execute_activity_method(
         LLMActivities.complete,
-        _request(call),
+        agent_request(call),
         task_queue=call.llm_task_queue,
         start_to_close_timeout=LLM_TIMEOUT,
         retry_policy=LLM_RETRY,
@@ -109,7 +109,10 @@ class FanOutWorkflow:
 
     @workflow.run
     async def run(self, fan: FanOutInput) -> int:
-        calls = [AgentCall(script=fan.script, index=i, llm_task_queue=fan.llm_task_queue) for i in range(fan.agents)]
+        calls = [
+            AgentCall(script=fan.script, index=i, llm_task_queue=fan.llm_task_queue)
+            for i in range(fan.agents)
+        ]
         if fan.mode == "child_workflows":
             info = workflow.info()
             tokens = await asyncio.gather(
