@@ -46,7 +46,7 @@ MEASUREMENTS = ("step", "throughput", "fanout", "recovery", "replay", "history",
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=MEASUREMENTS, default=list(MEASUREMENTS))
-    parser.add_argument("--runs", type=int, default=5, help="sequential runs per figure")
+    parser.add_argument("--runs", type=int, default=10, help="sequential runs per figure")
     parser.add_argument("--latencies", type=int, nargs="+", default=[0, 500], help="model ms")
     parser.add_argument("--flows", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--agents", type=int, nargs="+", default=[4, 16, 64])
@@ -59,6 +59,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=list(where_time_goes.SERVER_VARIANTS),
         default=list(where_time_goes.SERVER_VARIANTS),
         help="server settings probed besides the defaults (each starts a server)",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra `temporal server start-dev` argument for the suite's server, repeatable",
+    )
+    parser.add_argument(
+        "--fast-transfer-queue",
+        action="store_true",
+        help="run the suite's server with history.transferProcessorMaxPollRPS=1000",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     return parser.parse_args(argv)
@@ -81,16 +92,21 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
 
 async def run(args: argparse.Namespace) -> list[Section]:
     info = machine()
+    server_args = [
+        *args.server_arg,
+        *(where_time_goes.FAST_TRANSFER_QUEUE if args.fast_transfer_queue else []),
+    ]
+    info["server_args"] = server_args
     plan = _plan(args)
     sections: list[Section] = []
     total = Stopwatch()
     with tempfile.TemporaryDirectory(prefix="keel-bench-") as tmp:
         workdir = Path(tmp)
-        async with dev_server(workdir) as env:
+        async with dev_server(workdir, server_args) as env:
             ctx = Context(
                 env,
                 workdir,
-                prepare_scripts(workdir, latencies=args.latencies),
+                prepare_scripts(workdir, latencies={0, *args.latencies}),
                 demo_store(workdir),
             )
             for name in MEASUREMENTS:

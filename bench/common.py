@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,7 @@ QUESTION = "How do idempotency keys make retries safe?"
 STEPS_PER_FLOW = 7
 
 
-def prepare_scripts(workdir: Path, latencies: Sequence[int] = (0, 500)) -> Path:
+def prepare_scripts(workdir: Path, latencies: Iterable[int] = (0, 500)) -> Path:
     """The bench scripts, the straight research path once per model latency.
 
     `straight_<n>ms` answers plan, write and review the same way at every latency, so

@@ -71,7 +71,7 @@ async def measure(ctx: Context, agents: tuple[int, ...] = (4, 16, 64)) -> Sectio
     if server is not None:
         pids["server"] = server
     rows: list[list[str]] = []
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {"results": {}}
     # The project's workers serve the model queue; the bench worker runs the coordinators.
     research_side = settings.model_copy(update={"task_queue": f"{settings.task_queue}-research"})
     async with running_workers(ctx.client, ctx.store, research_side, extra=[bench_worker]):
@@ -93,7 +93,7 @@ async def measure(ctx: Context, agents: tuple[int, ...] = (4, 16, 64)) -> Sectio
                         "server_cpu_ms": round(sampler.cpu.get("server", 0.0) * 1000, 1),
                         "worker_peak_rss_growth_mb": sampler.rss_growth_mb["worker"],
                     }
-                    data[f"{mode}_{k}"] = figures
+                    data["results"][f"{mode}_{k}"] = figures
                     rows.append(
                         [
                             mode,

@@ -75,11 +75,11 @@ async def measure(
         await research.result()
         histories.append(("research flow", await research.fetch_history()))
     rows: list[list[str]] = []
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {"histories": {}}
     for name, history in histories:
         seconds = await _replay_seconds(history, runs)
         events = len(history.events)
-        data[name] = {
+        data["histories"][name] = {
             "events": events,
             "bytes": history_bytes(history),
             "replay_ms": ms(seconds),

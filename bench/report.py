@@ -56,8 +56,10 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
     ]
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for ax, name in zip(axes[0], panels, strict=True):
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, panels, strict=False):
         data = by_name[name]
         if name == "step_overhead":
             latencies = list(data["latencies"])
@@ -71,6 +73,7 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
             ax.set_ylabel("overhead per step, ms")
             ax.set_title("Per-step overhead vs plain asyncio")
         elif name == "throughput":
+            data = data["results"]
             for system in ("floor", "temporal", "langgraph"):
                 for latency in sorted({k.split("ms_")[0] for k in data}):
                     keys = [k for k in data if k.startswith(f"{latency}ms_")]
@@ -83,6 +86,7 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
             ax.set_ylabel("flows per minute")
             ax.set_title("Throughput")
         elif name == "fanout":
+            data = data["results"]
             for mode in ("child_workflows", "activities", "asyncio.gather"):
                 keys = [k for k in data if k.startswith(f"{mode}_")]
                 ks = [int(k.rsplit("_", 1)[1]) for k in keys]
@@ -92,6 +96,7 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
             ax.set_ylabel("total ms")
             ax.set_title("Fan-out")
         else:
+            data = data["histories"]
             names = [k for k in data if k.startswith("probe")]
             ax.plot(
                 [data[k]["events"] for k in names],
