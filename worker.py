@@ -125,7 +125,7 @@ def build_workers(
     # stops gracefully hands its runs back at once; one that crashed stalls them for
     # this long (the SDK's default is 10 s). A live worker that is so far behind
     # that it misses 5 s only costs a replay elsewhere, never a wrong result (3 s
-    # cost a few per cent of throughput in a burst of 100 flows on 2 cores).
+    # slowed a burst of 100 flows on 2 cores by about 10 %: see README, Benchmarks).
     sticky_timeout = timedelta(seconds=5)
     workers: list[Worker] = []
     if settings.worker_role in ("all", "orchestration"):
