@@ -64,7 +64,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--server-arg",
         action="append",
         default=[],
-        help="extra `temporal server start-dev` argument for the suite's server, repeatable",
+        help="extra `temporal server start-dev` argument for the suite's server, repeatable;"
+        " write --server-arg=--flag for values that start with --",
     )
     parser.add_argument(
         "--fast-transfer-queue",

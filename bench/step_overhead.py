@@ -1,6 +1,6 @@
 """1. Per-step overhead of the research flow against the floor and the LangGraph peer.
 
-    python -m bench.step_overhead [--runs 5] [--latencies 0 500]
+    python -m bench --only step [--runs 10] [--latencies 0 500]
 
 One flow at a time, the scripted model at a fixed latency per call. The floor makes
 the same calls with the same routing in plain asyncio; the peer runs the same graph

@@ -4,6 +4,8 @@
 
 A probe workflow makes N sequential no-op steps of one kind; (wall(N) - wall(0)) / N
 is what one step costs, wall(0) what an empty workflow costs from start to result.
+Kinds: a regular activity on the workflow's own queue (eager dispatch applies), one
+on another queue (as model calls on `llm` are), and a local activity.
 The probes run on the suite's server (persisted to SQLite, as users run it) and on
 servers with one setting changed, so each setting's share is seen apart.
 """
@@ -34,13 +36,20 @@ SERVER_VARIANTS: dict[str, list[str]] = {
 }
 
 
-async def _probe(client: Client, queue: str, kind: StepKind, steps: int, runs: int) -> float:
+async def _probe(
+    client: Client,
+    queue: str,
+    kind: StepKind,
+    steps: int,
+    runs: int,
+    activity_queue: str | None = None,
+) -> float:
     walls: list[float] = []
     for i in range(runs + 1):
         watch = Stopwatch()
         await client.execute_workflow(
             ProbeWorkflow.run,
-            ProbeInput(kind=kind, steps=steps),
+            ProbeInput(kind=kind, steps=steps, activity_queue=activity_queue),
             id=f"bench-probe-{uuid.uuid4().hex[:10]}",
             task_queue=queue,
         )
@@ -52,13 +61,19 @@ async def _probe(client: Client, queue: str, kind: StepKind, steps: int, runs: i
 async def probe_costs(client: Client, steps: int, runs: int) -> dict[str, float]:
     """Milliseconds: an empty workflow, and one step of each kind."""
     queue = f"bench-probe-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=BENCH_WORKFLOWS, activities=[echo]):
+    other = f"{queue}-other"
+    async with (
+        Worker(client, task_queue=queue, workflows=BENCH_WORKFLOWS, activities=[echo]),
+        Worker(client, task_queue=other, activities=[echo]),
+    ):
         empty = await _probe(client, queue, "none", 0, runs)
         regular = await _probe(client, queue, "activity", steps, runs)
+        elsewhere = await _probe(client, queue, "activity", steps, runs, other)
         local = await _probe(client, queue, "local_activity", steps, runs)
     return {
         "empty_workflow_ms": ms(empty),
         "activity_step_ms": ms((regular - empty) / steps),
+        "other_queue_activity_step_ms": ms((elsewhere - empty) / steps),
         "local_activity_step_ms": ms((local - empty) / steps),
     }
 
@@ -76,6 +91,7 @@ async def measure(
             name,
             f"{r['empty_workflow_ms']:.1f}",
             f"{r['activity_step_ms']:.1f}",
+            f"{r['other_queue_activity_step_ms']:.1f}",
             f"{r['local_activity_step_ms']:.1f}",
         ]
         for name, r in results.items()
@@ -83,7 +99,13 @@ async def measure(
     return Section(
         name="where_time_goes",
         title=f"7. Cost of one step by kind (probe workflow, {steps} steps, {runs} runs, median)",
-        headers=["server", "empty workflow ms", "activity step ms", "local activity step ms"],
+        headers=[
+            "server",
+            "empty workflow ms",
+            "activity step ms",
+            "on another queue ms",
+            "local activity step ms",
+        ],
         rows=rows,
         data={"steps": steps, "runs": runs, "servers": results},
     )

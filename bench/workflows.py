@@ -26,6 +26,8 @@ class ProbeInput(BaseModel):
     kind: StepKind = "none"
     steps: int = 0
     batch: int = 1
+    # Activities on another queue than the workflow's, as model calls on `llm` are.
+    activity_queue: str | None = None
 
 
 @workflow.defn(name="BenchProbe")
@@ -40,7 +42,10 @@ class ProbeWorkflow:
             if probe.kind == "activity":
                 calls = [
                     workflow.execute_activity(
-                        echo, Echo(index=done + i), start_to_close_timeout=ECHO_TIMEOUT
+                        echo,
+                        Echo(index=done + i),
+                        task_queue=probe.activity_queue,
+                        start_to_close_timeout=ECHO_TIMEOUT,
                     )
                     for i in range(size)
                 ]
