@@ -58,5 +58,14 @@ test: lint
 histories: install
 	$(PY) -m tests.histories.record
 
+# The benchmark suite (bench/): its peers (LangGraph, matplotlib, psutil) are in the
+# `bench` extra, installed here only. BENCH_ARGS passes flags: make bench BENCH_ARGS="--only step".
+$(VENV)/.installed-bench: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(PY) -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .data

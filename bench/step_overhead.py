@@ -1,113 +1,184 @@
-"""Per-step orchestration overhead of the research flow.
+"""1. Per-step overhead of the research flow against the floor and the LangGraph peer.
 
-    python -m bench.step_overhead [--runs 10]
+    python -m bench --only step [--runs 10] [--latencies 0 500]
 
-Runs the scripted research flow (zero model latency) on a dev server persisted to
-SQLite, as users run it, then makes the very same activity calls, read back from
-each run's history, as plain function calls: the floor without durability. The
-difference per activity is what Temporal's scheduling and recording cost.
+One flow at a time, the scripted model at a fixed latency per call. The floor makes
+the same calls with the same routing in plain asyncio; the peer runs the same graph
+in LangGraph with its SQLite checkpointer. Overhead per step is (wall - floor) / 7
+steps; the Temporal side is also split per node from the history's timestamps
+(each node's entry is recorded as a search-attribute upsert), which shows where the
+time goes: Rule nodes run inside a workflow task and cost nothing, every activity
+node costs a round trip through the server.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import statistics
-import tempfile
-import time
+import itertools
+import json
 import uuid
-from pathlib import Path
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from activities.documents.store import DocumentStore
-from activities.llm.prompts import PromptBook
-from infra.binaries import temporal_cli
-from infra.logging import configure_logging
-from infra.settings import WorkerSettings
-from models.documents import SearchRequest
-from models.llm import LLMRequest
-from tests.conftest import DEMO_CORPUS, SCRIPTED_DIR, running_workers, scripted_input
-from worker import build_gateway
+from bench.common import (
+    STEPS_PER_FLOW,
+    Context,
+    Section,
+    Stopwatch,
+    bench_settings,
+    gateway_for,
+    median,
+    ms,
+    research_input,
+    running_workers,
+)
+from bench.langgraph_peer import checkpointed, run_langgraph
+from bench.plain_flow import ResearchNodes, run_plain
+from graphs.research import RESEARCH_GRAPH
 from workflows.research import ResearchWorkflow
-from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
-
-QUESTION = "How do idempotency keys make retries safe?"
+from workflows.search_attributes import RESEARCH_NODE
 
 
-def scheduled_calls(history: WorkflowHistory) -> list[LLMRequest | SearchRequest]:
-    converter = pydantic_data_converter.payload_converter
-    calls: list[LLMRequest | SearchRequest] = []
+def node_durations(history: WorkflowHistory) -> tuple[dict[str, float], float]:
+    """Seconds spent in each node, and from the start event to the first node.
+
+    A node is entered when the workflow task that upserts its `ResearchNode` is
+    completed; it ends when the next node is entered (or the run completes).
+    """
+    started = 0.0
+    marks: list[tuple[str, float]] = []
     for event in history.events:
-        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            continue
-        attributes = event.activity_task_scheduled_event_attributes
-        kind = LLMRequest if attributes.activity_type.name == "complete_llm" else SearchRequest
-        calls.append(converter.from_payloads(attributes.input.payloads, [kind])[0])
-    return calls
+        at = event.event_time.ToNanoseconds() / 1e9
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            started = at
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            payload = fields.indexed_fields.get(RESEARCH_NODE.name)
+            if payload is not None:
+                marks.append((json.loads(payload.data), at))
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            marks.append(("", at))
+    durations: dict[str, float] = defaultdict(float)
+    for (node, at), (_, after) in itertools.pairwise(marks):
+        durations[node] += after - at
+    return dict(durations), (marks[0][1] - started) if marks else 0.0
 
 
-async def main(runs: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(temporal_cli()),
-            dev_server_database_filename=str(Path(tmp) / "temporal.db"),
-            search_attributes=list(ALL_SEARCH_ATTRIBUTES),
-            data_converter=pydantic_data_converter,
-        )
-        store = DocumentStore(Path(tmp) / "documents.db")
-        store.ingest_folder(DEMO_CORPUS, "demo")
-        suffix = uuid.uuid4().hex[:6]
-        settings = WorkerSettings(
-            task_queue=f"bench-{suffix}",
-            llm_task_queue=f"bench-llm-{suffix}",
-            scripted_dir=SCRIPTED_DIR,
-            metrics_port=0,
-            log_level="WARNING",
-        )
-        gateway = build_gateway(settings, PromptBook.load())
-        durable: list[float] = []
-        floor: list[float] = []
-        steps = 0
-        try:
-            async with running_workers(env.client, store, settings):
-                for i in range(runs + 1):  # the first run warms caches and is dropped
-                    started = time.perf_counter()
-                    handle = await env.client.start_workflow(
-                        ResearchWorkflow.run,
-                        scripted_input("refine_and_revise", settings, QUESTION),
-                        id=f"bench-{suffix}-{i}",
-                        task_queue=settings.task_queue,
-                    )
-                    await handle.result()
-                    elapsed = time.perf_counter() - started
-                    calls = scheduled_calls(await handle.fetch_history())
-                    started = time.perf_counter()
-                    for call in calls:
-                        if isinstance(call, LLMRequest):
-                            gateway.complete(call)
-                        else:
-                            store.search(call.namespace, call.queries, call.limit)
-                    if i:
-                        durable.append(elapsed)
-                        floor.append(time.perf_counter() - started)
-                        steps = len(calls)
-        finally:
-            await env.shutdown()
-    wall = statistics.median(durable) * 1000
-    base = statistics.median(floor) * 1000
-    print(f"research flow, scripted model at 0 ms, {runs} runs, {steps} activities per run")
-    print(f"{'':<28}{'median ms':>12}")
-    print(f"{'durable (Temporal, SQLite)':<28}{wall:>12.1f}")
-    print(f"{'floor (same calls, direct)':<28}{base:>12.1f}")
-    print(f"{'overhead per activity':<28}{(wall - base) / steps:>12.1f}")
+async def _temporal_runs(ctx: Context, latency: int, runs: int) -> dict[str, Any]:
+    settings = bench_settings(ctx.scripts)
+    walls: list[float] = []
+    per_node: dict[str, list[float]] = defaultdict(list)
+    first_task: list[float] = []
+    async with running_workers(ctx.client, ctx.store, settings):
+        for i in range(runs + 1):  # the first run warms caches and is dropped
+            watch = Stopwatch()
+            handle = await ctx.client.start_workflow(
+                ResearchWorkflow.run,
+                research_input(latency, settings),
+                id=f"bench-step-{latency}-{uuid.uuid4().hex[:8]}",
+                task_queue=settings.task_queue,
+            )
+            await handle.result()
+            wall = watch.elapsed()
+            if not i:
+                continue
+            walls.append(wall)
+            durations, to_first = node_durations(await handle.fetch_history())
+            first_task.append(to_first)
+            for node, seconds in durations.items():
+                per_node[node].append(seconds)
+    return {
+        "wall": walls,
+        "nodes": {n: median(v) for n, v in per_node.items()},
+        "to_first_node": median(first_task),
+    }
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=10)
-    configure_logging("console", "WARNING")
-    asyncio.run(main(parser.parse_args().runs))
+async def _floor_runs(ctx: Context, latency: int, runs: int) -> dict[str, Any]:
+    settings = bench_settings(ctx.scripts)
+    request = research_input(latency, settings)
+    walls: list[float] = []
+    per_node: dict[str, list[float]] = defaultdict(list)
+    with ThreadPoolExecutor(4) as executor:
+        nodes = ResearchNodes(gateway_for(settings), ctx.store, executor, request)
+        for i in range(runs + 1):
+            timings: dict[str, float] = {}
+            watch = Stopwatch()
+            await run_plain(nodes, request, timings)
+            if i:
+                walls.append(watch.elapsed())
+                for node, seconds in timings.items():
+                    per_node[node].append(seconds)
+    return {"wall": walls, "nodes": {n: median(v) for n, v in per_node.items()}}
+
+
+async def _langgraph_runs(ctx: Context, latency: int, runs: int) -> dict[str, Any]:
+    settings = bench_settings(ctx.scripts)
+    request = research_input(latency, settings)
+    walls: list[float] = []
+    with ThreadPoolExecutor(4) as executor:
+        nodes = ResearchNodes(gateway_for(settings), ctx.store, executor, request)
+        async with checkpointed(nodes, ctx.workdir / f"langgraph-step-{latency}.db") as graph:
+            for i in range(runs + 1):
+                watch = Stopwatch()
+                await run_langgraph(graph, request, uuid.uuid4().hex)
+                if i:
+                    walls.append(watch.elapsed())
+    return {"wall": walls}
+
+
+async def measure(ctx: Context, runs: int = 5, latencies: tuple[int, ...] = (0, 500)) -> Section:
+    rows: list[list[str]] = []
+    data: dict[str, Any] = {"runs": runs, "steps_per_flow": STEPS_PER_FLOW, "latencies": {}}
+    for latency in latencies:
+        floor = await _floor_runs(ctx, latency, runs)
+        temporal = await _temporal_runs(ctx, latency, runs)
+        peer = await _langgraph_runs(ctx, latency, runs)
+        base = median(floor["wall"])
+        figures: dict[str, Any] = {"floor_ms": ms(base)}
+        for name, result in (("temporal", temporal), ("langgraph", peer)):
+            # Median over runs of each run's overhead against the floor's median.
+            per_step = median([(w - base) / STEPS_PER_FLOW for w in result["wall"]])
+            share = median([(w - base) / w for w in result["wall"]])
+            wall = median(result["wall"])
+            figures[name] = {
+                "wall_ms": ms(wall),
+                "overhead_per_step_ms": ms(per_step),
+                "overhead_share": round(share, 4),
+            }
+            rows.append(
+                [
+                    f"{latency} ms",
+                    name,
+                    f"{ms(wall):.1f}",
+                    f"{ms(base):.1f}",
+                    f"{ms(per_step):.1f}",
+                    f"{share:.1%}",
+                ]
+            )
+        kinds: dict[str, list[float]] = defaultdict(list)
+        per_node: dict[str, float] = {}
+        for node, seconds in temporal["nodes"].items():
+            overhead = seconds - floor["nodes"].get(node, 0.0)
+            per_node[node] = ms(overhead)
+            kinds[RESEARCH_GRAPH.node(node).kind.value].append(overhead)
+        figures["temporal"]["per_node_overhead_ms"] = per_node
+        figures["temporal"]["per_kind_overhead_ms"] = {k: ms(median(v)) for k, v in kinds.items()}
+        figures["temporal"]["start_to_first_node_ms"] = ms(temporal["to_first_node"])
+        data["latencies"][str(latency)] = figures
+    kinds_line = "; ".join(
+        f"{lat} ms: "
+        + ", ".join(f"{k} {v} ms" for k, v in f["temporal"]["per_kind_overhead_ms"].items())
+        for lat, f in data["latencies"].items()
+    )
+    return Section(
+        name="step_overhead",
+        title=f"1. Per-step overhead, one research flow at a time ({runs} runs, median)",
+        headers=["model latency", "system", "wall ms", "floor ms", "overhead/step ms", "share"],
+        rows=rows,
+        data=data,
+        notes=[f"Temporal overhead per node kind (history timestamps): {kinds_line}"],
+    )

@@ -24,10 +24,12 @@ def path(report: ResearchReport) -> list[str]:
 
 async def activity_summaries(client: Client, workflow_id: str) -> list[str]:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
+    # Retrieval runs as a local activity: its summary is on its marker.
+    kinds = (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_MARKER_RECORDED)
     return [
         json.loads(e.user_metadata.summary.data)
         for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        if e.event_type in kinds and e.user_metadata.HasField("summary")
     ]
 
 

@@ -149,19 +149,35 @@ class ResearchWorkflow:
 
     async def _retrieve(self) -> Outcome:
         node = RESEARCH_GRAPH.node(RETRIEVE)
-        result = await workflow.execute_activity_method(
-            DocumentActivities.search,
-            SearchRequest(
-                namespace=self._input.namespace,
-                queries=self._queries,
-                limit=self._input.evidence_limit,
-                namespaces=self._input.namespaces,
-                clearance=self._input.clearance,
-            ),
-            start_to_close_timeout=node.start_to_close,
-            retry_policy=node.retry,
-            summary=f"retrieve: {'; '.join(self._queries)}"[:200],
+        request = SearchRequest(
+            namespace=self._input.namespace,
+            queries=self._queries,
+            limit=self._input.evidence_limit,
+            namespaces=self._input.namespaces,
+            clearance=self._input.clearance,
         )
+        summary = f"retrieve: {'; '.join(self._queries)}"[:200]
+        # Runs recorded before this patch searched with a regular activity and replay so.
+        if workflow.patched("retrieve-local-activity"):
+            # A search is fast, read-only and reads a store every orchestration worker
+            # has, so it runs as a local activity: inside the workflow task, recorded as
+            # a marker, without two dispatches through the server's task queues. A
+            # crash before the marker is recorded runs it again, which is harmless.
+            result = await workflow.execute_local_activity_method(
+                DocumentActivities.search,
+                request,
+                start_to_close_timeout=node.start_to_close,
+                retry_policy=node.retry,
+                summary=summary,
+            )
+        else:
+            result = await workflow.execute_activity_method(
+                DocumentActivities.search,
+                request,
+                start_to_close_timeout=node.start_to_close,
+                retry_policy=node.retry,
+                summary=summary,
+            )
         self._tried_queries.extend(q for q in self._queries if q not in self._tried_queries)
         merged = {p.chunk_id: p for p in self._evidence.passages}
         for passage in result.passages:

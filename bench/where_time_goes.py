@@ -1,0 +1,111 @@
+"""7. Where the time goes: what one step of each kind costs, and what server settings change.
+
+    python -m bench --only where
+
+A probe workflow makes N sequential no-op steps of one kind; (wall(N) - wall(0)) / N
+is what one step costs, wall(0) what an empty workflow costs from start to result.
+Kinds: a regular activity on the workflow's own queue (eager dispatch applies), one
+on another queue (as model calls on `llm` are), and a local activity.
+The probes run on the suite's server (persisted to SQLite, as users run it) and on
+servers with one setting changed, so each setting's share is seen apart.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.activities import echo
+from bench.common import Context, Section, Stopwatch, dev_server, median, ms
+from bench.workflows import BENCH_WORKFLOWS, ProbeInput, ProbeWorkflow, StepKind
+
+# Server settings tried besides the defaults; each is a `temporal server start-dev` flag.
+# The history service hands new workflow and activity tasks to matching through its
+# transfer queue, whose reader polls at most 20 times a second by default: up to
+# 50 ms before each task is even offered to a worker.
+FAST_TRANSFER_QUEUE = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"]
+SERVER_VARIANTS: dict[str, list[str]] = {
+    "sqlite synchronous=OFF": ["--sqlite-pragma", "synchronous=OFF"],
+    "transferProcessorMaxPollRPS=1000": FAST_TRANSFER_QUEUE,
+}
+
+
+async def _probe(
+    client: Client,
+    queue: str,
+    kind: StepKind,
+    steps: int,
+    runs: int,
+    activity_queue: str | None = None,
+) -> float:
+    walls: list[float] = []
+    for i in range(runs + 1):
+        watch = Stopwatch()
+        await client.execute_workflow(
+            ProbeWorkflow.run,
+            ProbeInput(kind=kind, steps=steps, activity_queue=activity_queue),
+            id=f"bench-probe-{uuid.uuid4().hex[:10]}",
+            task_queue=queue,
+        )
+        if i:
+            walls.append(watch.elapsed())
+    return median(walls)
+
+
+async def probe_costs(client: Client, steps: int, runs: int) -> dict[str, float]:
+    """Milliseconds: an empty workflow, and one step of each kind."""
+    queue = f"bench-probe-{uuid.uuid4().hex[:8]}"
+    other = f"{queue}-other"
+    async with (
+        Worker(client, task_queue=queue, workflows=BENCH_WORKFLOWS, activities=[echo]),
+        Worker(client, task_queue=other, activities=[echo]),
+    ):
+        empty = await _probe(client, queue, "none", 0, runs)
+        regular = await _probe(client, queue, "activity", steps, runs)
+        elsewhere = await _probe(client, queue, "activity", steps, runs, other)
+        local = await _probe(client, queue, "local_activity", steps, runs)
+    return {
+        "empty_workflow_ms": ms(empty),
+        "activity_step_ms": ms((regular - empty) / steps),
+        "other_queue_activity_step_ms": ms((elsewhere - empty) / steps),
+        "local_activity_step_ms": ms((local - empty) / steps),
+    }
+
+
+async def measure(
+    ctx: Context, steps: int = 20, runs: int = 5, variants: Sequence[str] = tuple(SERVER_VARIANTS)
+) -> Section:
+    results: dict[str, Any] = {"suite server": await probe_costs(ctx.client, steps, runs)}
+    for name in variants:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with dev_server(Path(tmp), SERVER_VARIANTS[name]) as env:
+                results[name] = await probe_costs(env.client, steps, runs)
+    rows = [
+        [
+            name,
+            f"{r['empty_workflow_ms']:.1f}",
+            f"{r['activity_step_ms']:.1f}",
+            f"{r['other_queue_activity_step_ms']:.1f}",
+            f"{r['local_activity_step_ms']:.1f}",
+        ]
+        for name, r in results.items()
+    ]
+    return Section(
+        name="where_time_goes",
+        title=f"7. Cost of one step by kind (probe workflow, {steps} steps, {runs} runs, median)",
+        headers=[
+            "server",
+            "empty workflow ms",
+            "activity step ms",
+            "on another queue ms",
+            "local activity step ms",
+        ],
+        rows=rows,
+        data={"steps": steps, "runs": runs, "servers": results},
+    )

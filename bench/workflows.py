@@ -1,0 +1,198 @@
+"""Workflows used only for measurement, registered on a worker the bench starts itself."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.llm.activities import LLMActivities
+    from bench.activities import Echo, echo
+    from graphs.policies import LLM_RETRY, LLM_TIMEOUT
+    from models.llm import LLMRequest, LLMResult, ModelChoice
+
+ECHO_TIMEOUT = timedelta(seconds=10)
+
+StepKind = Literal["none", "activity", "local_activity"]
+
+
+class ProbeInput(BaseModel):
+    """How many steps of which kind one probe run makes."""
+
+    kind: StepKind = "none"
+    steps: int = 0
+    batch: int = 1
+    # Activities on another queue than the workflow's, as model calls on `llm` are.
+    activity_queue: str | None = None
+
+
+@workflow.defn(name="BenchProbe")
+class ProbeWorkflow:
+    """Sequential no-op steps: isolates what one step of a kind costs."""
+
+    @workflow.run
+    async def run(self, probe: ProbeInput) -> int:
+        done = 0
+        while done < probe.steps:
+            size = min(probe.batch, probe.steps - done)
+            if probe.kind == "activity":
+                calls = [
+                    workflow.execute_activity(
+                        echo,
+                        Echo(index=done + i),
+                        task_queue=probe.activity_queue,
+                        start_to_close_timeout=ECHO_TIMEOUT,
+                    )
+                    for i in range(size)
+                ]
+            else:
+                calls = [
+                    workflow.execute_local_activity(
+                        echo, Echo(index=done + i), start_to_close_timeout=ECHO_TIMEOUT
+                    )
+                    for i in range(size)
+                ]
+            await asyncio.gather(*calls)
+            done += size
+        return done
+
+
+class AgentCall(BaseModel):
+    """One model call of a sub-agent, on the model queue."""
+
+    script: str
+    index: int
+    llm_task_queue: str
+
+
+def agent_request(call: AgentCall, node: str = "plan") -> LLMRequest:
+    return LLMRequest(
+        node=node,
+        call_index=0,
+        choice=ModelChoice(provider="scripted", model=call.script),
+        prompt_id=node,
+        variables={"question": f"sub-question {call.index}", "feedback": ""},
+        output_schema="ResearchPlan",
+        max_tokens=160,
+    )
+
+
+async def _model_call(call: AgentCall) -> LLMResult:
+    return await workflow.execute_activity_method(
+        LLMActivities.complete,
+        agent_request(call),
+        task_queue=call.llm_task_queue,
+        start_to_close_timeout=LLM_TIMEOUT,
+        retry_policy=LLM_RETRY,
+    )
+
+
+@workflow.defn(name="BenchSubAgent")
+class SubAgentWorkflow:
+    """A sub-agent as a child workflow: its own history, its own model call."""
+
+    @workflow.run
+    async def run(self, call: AgentCall) -> int:
+        result = await _model_call(call)
+        return result.usage.tokens_out
+
+
+class FanOutInput(BaseModel):
+    agents: int
+    mode: Literal["child_workflows", "activities"]
+    script: str
+    llm_task_queue: str
+
+
+@workflow.defn(name="BenchFanOut")
+class FanOutWorkflow:
+    """A coordinator that runs its sub-agents at once, as children or as activities."""
+
+    @workflow.run
+    async def run(self, fan: FanOutInput) -> int:
+        calls = [
+            AgentCall(script=fan.script, index=i, llm_task_queue=fan.llm_task_queue)
+            for i in range(fan.agents)
+        ]
+        if fan.mode == "child_workflows":
+            info = workflow.info()
+            tokens = await asyncio.gather(
+                *(
+                    workflow.execute_child_workflow(
+                        SubAgentWorkflow.run, call, id=f"{info.workflow_id}-agent-{call.index}"
+                    )
+                    for call in calls
+                )
+            )
+            return sum(tokens)
+        results = await asyncio.gather(*(_model_call(call) for call in calls))
+        return sum(r.usage.tokens_out for r in results)
+
+
+class ConversationInput(BaseModel):
+    """A long conversation: one model call per turn, only the new message in its input."""
+
+    script: str
+    llm_task_queue: str
+    max_turns: int
+    max_events: int = 10_240
+    max_bytes: int = 10 * 1024 * 1024
+
+
+class ConversationResult(BaseModel):
+    turns: int
+    history_events: int
+    history_bytes: int
+
+
+@workflow.defn(name="BenchConversation")
+class ConversationWorkflow:
+    """Talks until one more turn would cross the history warning limits."""
+
+    @workflow.run
+    async def run(self, conversation: ConversationInput) -> ConversationResult:
+        turns = 0
+        per_turn_events = 0
+        per_turn_bytes = 0
+        info = workflow.info()
+        while turns < conversation.max_turns:
+            events, size = info.get_current_history_length(), info.get_current_history_size()
+            if (
+                events + per_turn_events >= conversation.max_events
+                or size + per_turn_bytes >= conversation.max_bytes
+            ):
+                break
+            await workflow.execute_activity_method(
+                LLMActivities.complete,
+                LLMRequest(
+                    node="write",
+                    call_index=0,
+                    choice=ModelChoice(provider="scripted", model=conversation.script),
+                    prompt_id="write",
+                    variables={
+                        "question": f"user message {turns}: what about the next point?",
+                        "passages": "(no passages found)",
+                        "feedback": "",
+                    },
+                    output_schema="Draft",
+                    max_tokens=420,
+                ),
+                task_queue=conversation.llm_task_queue,
+                start_to_close_timeout=LLM_TIMEOUT,
+                retry_policy=LLM_RETRY,
+            )
+            turns += 1
+            per_turn_events = max(per_turn_events, info.get_current_history_length() - events)
+            per_turn_bytes = max(per_turn_bytes, info.get_current_history_size() - size)
+        return ConversationResult(
+            turns=turns,
+            history_events=info.get_current_history_length(),
+            history_bytes=info.get_current_history_size(),
+        )
+
+
+BENCH_WORKFLOWS = [ProbeWorkflow, SubAgentWorkflow, FanOutWorkflow, ConversationWorkflow]

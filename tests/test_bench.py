@@ -1,0 +1,77 @@
+"""The benchmark's baselines run the same graph as the workflow, so comparisons are fair.
+
+No wall-clock time is asserted here: only paths, answers and call counts.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from activities.documents.store import DocumentStore
+from activities.llm.prompts import PromptBook
+from bench.plain_flow import FlowState, ResearchNodes, run_plain
+from tests.conftest import execute_scripted, running_workers, scripted_input, worker_settings
+from worker import build_gateway
+
+QUESTION = "How do idempotency keys make retries safe?"
+
+
+async def _floor(store: DocumentStore, script: str) -> FlowState:
+    settings = worker_settings()
+    with ThreadPoolExecutor(2) as executor:
+        nodes = ResearchNodes(
+            build_gateway(settings, PromptBook.load()),
+            store,
+            executor,
+            scripted_input(script, settings, QUESTION),
+        )
+        return await run_plain(nodes, scripted_input(script, settings, QUESTION))
+
+
+async def test_floor_takes_the_workflows_path_to_the_same_answer(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        _, report = await execute_scripted(client, settings, "refine_and_revise", QUESTION)
+    floor = await _floor(store, "refine_and_revise")
+    assert floor["visits"] == [v.node for v in report.visits]
+    assert floor["answer"] == report.answer
+    assert sum(floor["calls"].values()) == report.usage.calls
+
+
+async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
+    store: DocumentStore, tmp_path: Path
+) -> None:
+    pytest.importorskip("langgraph.checkpoint.sqlite")
+    from bench.langgraph_peer import checkpointed, run_langgraph
+
+    settings = worker_settings()
+    request = scripted_input("refine_and_revise", settings, QUESTION)
+    floor = await _floor(store, "refine_and_revise")
+    with ThreadPoolExecutor(2) as executor:
+        nodes = ResearchNodes(build_gateway(settings, PromptBook.load()), store, executor, request)
+        async with checkpointed(nodes, tmp_path / "checkpoints.db") as graph:
+            result = await run_langgraph(graph, request, "thread-1")
+    assert result["answer"] == floor["answer"]
+    assert result["calls"] == floor["calls"]
+    assert (tmp_path / "checkpoints.db").stat().st_size > 0
+
+
+async def test_node_timings_cover_every_node_the_flow_visited(
+    client: Client, store: DocumentStore
+) -> None:
+    pytest.importorskip("psutil")
+    from bench.step_overhead import node_durations
+
+    async with running_workers(client, store) as settings:
+        workflow_id, report = await execute_scripted(
+            client, settings, "refine_and_revise", QUESTION
+        )
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    durations, _ = node_durations(history)
+    assert set(durations) == {v.node for v in report.visits}
+    assert all(seconds >= 0 for seconds in durations.values())
