@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.binaries import temporal_cli
+from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 STARTUP_SECONDS = 60.0
@@ -42,6 +42,7 @@ def server_command(data_dir: Path, port: int, ui_port: int, ip: str) -> list[str
         str(ui_port),
         "--log-level",
         "warn",
+        *DEV_SERVER_ARGS,
     ]
     for key in ALL_SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]

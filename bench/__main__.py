@@ -38,6 +38,7 @@ from bench.common import (
     prepare_scripts,
 )
 from bench.report import format_table, plot, write_json
+from infra.binaries import DEV_SERVER_ARGS
 from infra.logging import configure_logging
 
 MEASUREMENTS = ("step", "throughput", "fanout", "recovery", "replay", "history", "where")
@@ -68,9 +69,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " write --server-arg=--flag for values that start with --",
     )
     parser.add_argument(
-        "--fast-transfer-queue",
+        "--untuned-server",
         action="store_true",
-        help="run the suite's server with history.transferProcessorMaxPollRPS=1000",
+        help="run the suite's server with Temporal's defaults instead of devserver.py's settings",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     return parser.parse_args(argv)
@@ -93,10 +94,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
 
 async def run(args: argparse.Namespace) -> list[Section]:
     info = machine()
-    server_args = [
-        *args.server_arg,
-        *(where_time_goes.FAST_TRANSFER_QUEUE if args.fast_transfer_queue else []),
-    ]
+    server_args = [*([] if args.untuned_server else DEV_SERVER_ARGS), *args.server_arg]
     info["server_args"] = server_args
     plan = _plan(args)
     sections: list[Section] = []

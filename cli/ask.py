@@ -89,7 +89,9 @@ async def _follow(
     """Print the routing decision, the child it started, and the child's progress."""
     told_route = told_child = False
     last = ""
-    while not result.done():
+    while True:
+        # One more look after the result is in, so a fast run still shows where it ended.
+        finished = result.done()
         try:
             progress = await handle.query(IntentRouterWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
         except RPCError:
@@ -111,8 +113,9 @@ async def _follow(
                 last = line
                 if "stage=awaiting_approval" in line:
                     err(f"approve, reject or send notes: client.py approve|feedback {child}")
+        if finished:
+            return told_route
         await asyncio.wait([result], timeout=PROGRESS_POLL_SECONDS)
-    return told_route
 
 
 def _route_line(decision: IntentDecision) -> str:

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
-from infra.binaries import temporal_cli
+from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
@@ -43,6 +43,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=list(ALL_SEARCH_ATTRIBUTES),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        dev_server_extra_args=list(DEV_SERVER_ARGS),
     )
     yield environment
     await environment.shutdown()

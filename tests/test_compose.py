@@ -12,6 +12,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from infra.binaries import DEV_SERVER_ARGS
 from infra.settings import TemporalSettings, WorkerSettings
 from tests.conftest import ROOT
 
@@ -92,3 +93,10 @@ def test_dockerfile_installs_the_project_and_runs_the_worker() -> None:
         assert f"COPY {package} ./{package}" in text, package
     for module in project["py-modules"]:
         assert f"{module}.py" in text, module
+
+
+def test_the_cluster_dynamic_config_matches_the_embedded_servers_tuning() -> None:
+    path = ROOT / "deploy" / "dynamicconfig" / "development-sql.yaml"
+    config: dict[str, Any] = yaml.safe_load(path.read_text())
+    assert config["history.transferProcessorMaxPollRPS"] == [{"value": 1000, "constraints": {}}]
+    assert "history.transferProcessorMaxPollRPS=1000" in DEV_SERVER_ARGS

@@ -96,7 +96,9 @@ async def test_ask_routes_research_report_incident_and_small_talk(
     assert report[1].result is not None
     assert len(report[1].result["researchers"]) == 2
     assert [r["passed"] for r in report[1].result["rounds"]] == [False, True]
-    assert "[running] stage=" in report[0].stderr  # the team's progress, polled
+    # The team's progress as the CLI polled it, down to where it ended.
+    team_lines = [line for line in report[0].stderr.splitlines() if "stage=" in line]
+    assert team_lines[-1].startswith("[delivered] stage=delivered researchers=2/2 rounds=2")
     assert incident[1].result is not None
     assert incident[1].result["outcome"] == "completed"
     assert small_talk[1].message == "Hello! Ask me about durable agents."
