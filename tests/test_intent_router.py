@@ -170,3 +170,21 @@ async def test_a_caller_without_clearance_never_receives_restricted_passages(
     assert cleared.data_route.namespaces == ["demo", "postmortems"]
     assert cleared.result is not None
     assert any(c["doc_id"].startswith("postmortems/") for c in cleared.result["citations"])
+
+
+async def test_a_korean_question_is_answered_from_the_korean_corpus(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        completed, result = await ask(
+            server_address, settings, "재시도는 어떻게 안전해지나요?", script="ko_research"
+        )
+    assert completed.code == 0, completed.stderr
+    assert result.decision.intent == "research"
+    assert result.data_route is not None
+    assert result.data_route.language == "ko"
+    assert result.data_route.namespaces == ["demo-ko"]
+    assert result.result is not None
+    cited = [c["doc_id"] for c in result.result["citations"]]
+    assert cited
+    assert all(d.startswith("demo-ko/") for d in cited)
