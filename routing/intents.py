@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from models.contracts import Routes
 from models.routing import IntentDecision
@@ -46,8 +47,8 @@ def from_model(guess: str, routes: Routes) -> IntentDecision:
     return _decision(name, routes, "", method="model")
 
 
-def refused(reason: str) -> IntentDecision:
-    return IntentDecision(intent=None, flow=None, allowed=False, method="none", reason=reason)
+def refused(reason: str, method: Literal["model", "none"] = "none") -> IntentDecision:
+    return IntentDecision(intent=None, flow=None, allowed=False, method=method, reason=reason)
 
 
 def _decision(name: str, routes: Routes, rule: str, method: str = "rule") -> IntentDecision:

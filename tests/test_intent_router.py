@@ -135,7 +135,8 @@ async def test_disallowed_and_unknown_intents_are_refused_with_a_reason(
 
     assert unknown.refused
     assert unknown.decision.method == "model"
-    assert "no known intent" in unknown.message
+    assert "named no known intent" in unknown.message
+    assert unknown.usage.calls == 3  # the answer, then two re-asks with the error
     assert unknown.child_workflow_id is None
 
     assert not guessed.refused

@@ -91,12 +91,15 @@ class IntentRouterWorkflow:
                 max_tokens=spec.max_tokens,
                 start_to_close=LLM_TIMEOUT,
                 retry=LLM_RETRY,
+                # A grammar-constrained model can only name an intent of the contract.
+                choices={"IntentGuess.intent": list(contracts.routes.intents)},
             )
         except BudgetExhausted:
-            guess = None
+            self._usage = self._usage.add(model.usage)
+            return refused("no rule matched and the budget allows no model call", "none")
         self._usage = self._usage.add(model.usage)
         if guess is None:
-            return refused("no rule matched and the router gave no valid intent")
+            return refused("the router agent named no known intent within its re-asks", "model")
         return from_model(guess.intent, contracts.routes)
 
     async def _start(
