@@ -82,6 +82,7 @@ class CoordinatorProgress(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     decision: Decision | None = None
     feedback: list[HumanFeedback] = Field(default_factory=list)
+    draft: str = Field(default="", description="the draft awaiting a person's decision")
 
 
 class ReportCitation(BaseModel):

@@ -23,6 +23,7 @@ TICKET_SERVICE_UNAVAILABLE = "TicketServiceUnavailable"
 SAGA_FAILED = "SagaFailed"
 UNKNOWN_TOOL = "UnknownTool"
 UNKNOWN_AGENT = "UnknownAgent"
+UNKNOWN_RUBRIC = "UnknownRubric"
 TOOL_ARGUMENTS_INVALID = "ToolArgumentsInvalid"
 
 

@@ -11,7 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.documents.store import DocumentStore
 from models.agents import AgentInput
-from models.coordinator import CoordinatorInput, MultiAgentReport
+from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
 from models.llm import Budget, ModelChoice
 from tests.conftest import new_id, running_workers
 from tests.processes import run_script
@@ -148,7 +148,9 @@ async def test_a_person_sends_feedback_then_approves_from_the_cli(
             id=workflow_id,
             task_queue=settings.task_queue,
         )
-        await wait_for_stage(handle, "awaiting_approval", rounds=2)
+        waiting = await wait_for_stage(handle, "awaiting_approval", rounds=2)
+        # The person sees the draft they are asked to decide on.
+        assert waiting.draft.startswith("An idempotency key derived from the workflow")
         env = {"KEEL_TASK_QUEUE": settings.task_queue}
         sent = await run_script(
             "client.py", "--address", server_address,
@@ -198,10 +200,10 @@ async def test_no_decision_in_time_takes_the_default(client: Client, store: Docu
 
 async def wait_for_stage(
     handle: WorkflowHandle[CoordinatorWorkflow, MultiAgentReport], stage: str, rounds: int
-) -> None:
+) -> CoordinatorProgress:
     for _ in range(300):
         progress = await handle.query(CoordinatorWorkflow.progress)
         if progress.stage == stage and len(progress.rounds) == rounds:
-            return
+            return progress
         await asyncio.sleep(0.1)
     raise AssertionError(f"never reached {stage} after {rounds} rounds: {progress}")

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Trigger,
     )
-    from models.errors import NO_VALID_DRAFT, UNKNOWN_AGENT
+    from models.errors import NO_VALID_DRAFT, UNKNOWN_AGENT, UNKNOWN_RUBRIC
     from models.llm import Fallback, Usage
     from models.research import Draft
     from models.tickets import ApprovalDecision
@@ -108,7 +108,7 @@ class CoordinatorWorkflow:
         if rubric is None:
             raise ApplicationError(
                 f"no rubric {request.rubric!r} in rubrics.toml",
-                type=UNKNOWN_AGENT,
+                type=UNKNOWN_RUBRIC,
                 non_retryable=True,
             )
         route = route_data(
@@ -133,9 +133,15 @@ class CoordinatorWorkflow:
             if trigger != "human":
                 reviews += 1
             draft, review = drafted
-            if best is None or (review.weighted_score or 0) >= (best[1].weighted_score or 0):
+            # With a person in the loop the latest draft is the one they decide on.
+            if (
+                best is None
+                or request.require_approval
+                or (review.weighted_score or 0) >= (best[1].weighted_score or 0)
+            ):
                 best = drafted
             if request.require_approval and (review.passed or reviews >= request.max_rounds):
+                self._progress.draft = draft.answer
                 note = await self._await_approval(request)
                 if note is None:
                     break
