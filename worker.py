@@ -34,7 +34,7 @@ from temporalio.worker import (
 )
 
 from activities.contracts.activities import ContractActivities
-from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
+from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_all, load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.llm.activities import LLMActivities
@@ -44,8 +44,8 @@ from activities.llm.chat_model import ChatModel
 from activities.llm.gateway import LLMGateway, PassageSource
 from activities.llm.local_model import LocalModel
 from activities.llm.openai_model import OpenAICompatibleModel
-from activities.llm.prices import PriceError, PriceTable
-from activities.llm.prompts import PromptBook, PromptError
+from activities.llm.prices import PriceTable
+from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
@@ -231,10 +231,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
 async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     directory = settings.contracts_dir or CONTRACTS_DIR
     try:
-        prompts = PromptBook.load(directory / "prompts.toml")
-        prices = PriceTable.load(directory / "prices.toml")
-        contracts = load_contracts(directory)
-    except (PromptError, PriceError, ContractError) as err:
+        loaded = load_all(directory)
+    except ContractError as err:
         raise SystemExit(f"invalid contracts: {err}") from err
     runtime = None
     if settings.metrics_port:
@@ -266,9 +264,9 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     workers = build_workers(
         client,
         settings,
-        build_gateway(settings, prompts, prices, passages=store),
+        build_gateway(settings, loaded.prompts, loaded.prices, passages=store),
         store,
-        contracts=contracts,
+        contracts=loaded.snapshot,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -18,11 +18,11 @@ from cli.commands import (
     Context,
     budget_input,
     err,
+    model_choice,
     start_once,
 )
 from cli.render import report_text, team_progress_line, team_report_text
 from models.coordinator import CoordinatorProgress, HumanFeedback, MultiAgentReport
-from models.llm import ModelChoice
 from models.research import ResearchReport
 from models.routing import AskInput, AskProgress, AskResult, IntentDecision
 from models.tickets import TicketSagaResult
@@ -33,14 +33,11 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 def ask_input(args: argparse.Namespace, llm_task_queue: str) -> AskInput:
-    model = None
-    if args.provider:
-        model = ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
     return AskInput(
         request=args.request,
         clearance=args.clearance,
         version=args.corpus_version,
-        model=model,
+        model=model_choice(args) if args.provider else None,
         llm_task_queue=llm_task_queue,
         budget=budget_input(args),
         approval_timeout_seconds=args.approval_timeout,

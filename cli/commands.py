@@ -63,8 +63,13 @@ def err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def model_choice(args: argparse.Namespace) -> ModelChoice:
+    """--provider and --model; the provider's default model when --model is left out."""
+    return ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
+
+
 def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInput:
-    model = ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
+    model = model_choice(args)
     fallbacks = []
     for spec in args.fallback:
         provider, _, name = spec.partition("/")
@@ -300,7 +305,7 @@ def is_not_found(error: RPCError) -> bool:
 
 
 def incident_input(args: argparse.Namespace, keel: KeelSettings) -> TicketSagaInput:
-    model = ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
+    model = model_choice(args)
     return TicketSagaInput(
         description=args.description,
         assignee=args.assignee,

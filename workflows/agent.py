@@ -132,14 +132,14 @@ class AgentWorkflow:
             proposal = await self._ask(spec.turn_prompt or "", AgentTurn, spec, contracts, known)
             if proposal is None:
                 if "budget_exhausted" not in self._flags:
-                    self._flags.append("turn_schema_failure")
+                    self._flag("turn_schema_failure")
                 break
             if proposal.tool == FINISH:
                 break
             await self._use_tool(proposal, spec, contracts)
         else:
             if spec.tools:
-                self._flags.append("max_turns_reached")
+                self._flag("max_turns_reached")
         output = await self._ask(
             spec.final_prompt, OUTPUT_MODELS[spec.output_schema], spec, contracts, request.choices
         )
@@ -313,14 +313,14 @@ class AgentWorkflow:
     def _checked(self, output: BaseModel | None) -> dict[str, Any] | None:
         """Passage ids the agent never saw are dropped: a model cannot cite its way past search."""
         if output is None:
-            self._flags.append("no_valid_output")
+            self._flag("no_valid_output")
             return None
         data = output.model_dump(mode="json")
         if isinstance(data.get("passage_ids"), list):
             seen = {pid for o in self._observations for pid in o.passage_ids}
             kept = [pid for pid in data["passage_ids"] if pid in seen]
             if len(kept) < len(data["passage_ids"]):
-                self._flags.append("unseen_passages_dropped")
+                self._flag("unseen_passages_dropped")
             data["passage_ids"] = kept
         return data
 

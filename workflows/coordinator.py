@@ -289,6 +289,7 @@ class CoordinatorWorkflow:
     ) -> tuple[Draft, ReviewRound] | None:
         number = len(self._progress.rounds) + 1
         parent = workflow.info().workflow_id
+        writer_id, reviewer_id = f"{parent}-writer-{number}", f"{parent}-reviewer-{number}"
         self._stage("writing")
         written = await self._child(
             AgentInput(
@@ -299,7 +300,7 @@ class CoordinatorWorkflow:
                 passage_ids=passage_ids,
                 variables={"notes": notes or "(none)"},
             ),
-            f"{parent}-writer-{number}",
+            writer_id,
         )
         if written.output is None:
             self._flag("writer_failed")
@@ -320,12 +321,12 @@ class CoordinatorWorkflow:
                 },
                 choices={"CriterionScore.criterion": [c.name for c in rubric.criteria]},
             ),
-            f"{parent}-reviewer-{number}",
+            reviewer_id,
         )
         review = ReviewRound(
             round=number,
-            writer_workflow_id=f"{parent}-writer-{number}",
-            reviewer_workflow_id=f"{parent}-reviewer-{number}",
+            writer_workflow_id=writer_id,
+            reviewer_workflow_id=reviewer_id,
             trigger=trigger,
         )
         if reviewed.output is None:

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from graphs.policies import LLM_RETRY, LLM_TIMEOUT
-    from models.agents import AgentInput, DirectAnswer, IntentGuess
+    from models.agents import AgentInput, AgentResult, DirectAnswer, IntentGuess
     from models.contracts import ContractSnapshot
-    from models.coordinator import CoordinatorInput
+    from models.coordinator import CoordinatorInput, MultiAgentReport
     from models.llm import ModelChoice, Usage
-    from models.research import ResearchInput
+    from models.research import ResearchInput, ResearchReport
     from models.routing import AskInput, AskProgress, AskResult, IntentDecision
-    from models.tickets import TicketSagaInput
+    from models.tickets import TicketSagaInput, TicketSagaResult
     from routing.data import route_data
     from routing.intents import from_model, match_rules, refused
     from workflows.agent import AgentWorkflow
@@ -69,7 +68,7 @@ class IntentRouterWorkflow:
         self._progress.status = "refused" if result.refused else "done"
         if child is not None:
             result.result = child.model_dump(mode="json")
-            self._usage = self._usage.add(_usage_of(child))
+            self._usage = self._usage.add(child.usage)
         result.usage = self._usage
         return result
 
@@ -108,7 +107,7 @@ class IntentRouterWorkflow:
         decision: IntentDecision,
         contracts: ContractSnapshot,
         result: AskResult,
-    ) -> BaseModel | None:
+    ) -> ResearchReport | MultiAgentReport | TicketSagaResult | AgentResult | None:
         child_id = f"{workflow.info().workflow_id}-{decision.flow}"
         self._progress.child_workflow_id = child_id
         result.child_workflow_id = child_id
@@ -184,8 +183,3 @@ class IntentRouterWorkflow:
             ),
             **common,
         )
-
-
-def _usage_of(child: BaseModel) -> Usage:
-    usage = getattr(child, "usage", None)
-    return usage if isinstance(usage, Usage) else Usage()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -32,8 +32,8 @@ class _Limits:
     max_tokens: int
     start_to_close: timedelta
     retry: RetryPolicy
-    passage_ids: tuple[str, ...] = ()
-    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    passage_ids: list[str] = field(default_factory=list)
+    choices: dict[str, list[str]] = field(default_factory=dict)
 
 
 class BudgetExhausted(Exception):
@@ -85,13 +85,7 @@ class ModelCaller:
         failure edge. Every call counts in `usage`, rejected ones included. A provider
         failure that retries cannot fix moves the run to the next model of its chain.
         """
-        limits = _Limits(
-            max_tokens,
-            start_to_close,
-            retry,
-            tuple(passage_ids or ()),
-            tuple((k, tuple(v)) for k, v in (choices or {}).items()),
-        )
+        limits = _Limits(max_tokens, start_to_close, retry, passage_ids or [], choices or {})
         while True:
             try:
                 return await self._ask_current(node, output, variables, limits)
@@ -132,8 +126,8 @@ class ModelCaller:
                 reask_error=error,
                 max_tokens=limits.max_tokens,
                 budget=left,
-                passage_ids=list(limits.passage_ids),
-                choices={k: list(v) for k, v in limits.choices},
+                passage_ids=limits.passage_ids,
+                choices=limits.choices,
             )
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
             try:

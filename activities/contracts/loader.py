@@ -7,7 +7,8 @@ or a prompt id fails at deploy time instead of in the middle of someone's run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -98,23 +99,27 @@ def _check_agents(
                 raise ContractError(f"{where} models: {err}") from err
 
 
-def load_contracts(
-    directory: Path = CONTRACTS_DIR, *, required_agents: Iterable[str] = ()
-) -> ContractSnapshot:
-    """Every file parsed, validated and cross-checked; versions recorded per file."""
-    raws: dict[str, dict[str, Any]] = {}
-    for name in FILES:
-        raws[name] = read_contract(directory / name, ContractError)
+@dataclass(frozen=True)
+class Contracts:
+    """What a worker runs on: the snapshot workflows see, and the gateway's prompts and prices."""
+
+    snapshot: ContractSnapshot
+    prompts: PromptBook
+    prices: PriceTable
+
+
+def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
+    """Every file read once, parsed, validated and cross-checked; versions recorded per file."""
+    raws = {name: read_contract(directory / name, ContractError) for name in FILES}
     try:
-        prompts = PromptBook.load(directory / "prompts.toml")
-        prices = PriceTable.load(directory / "prices.toml")
+        prompts = PromptBook.parse(raws["prompts.toml"], directory / "prompts.toml")
+        prices = PriceTable.parse(raws["prices.toml"], directory / "prices.toml")
     except (PromptError, PriceError) as err:
         raise ContractError(str(err)) from err
     tools = _table(directory / "tools.toml", raws["tools.toml"], "tools", ToolSpec)
     _check_tools(directory / "tools.toml", tools)
     agents = _table(directory / "agents.toml", raws["agents.toml"], "agents", AgentSpec)
     _check_agents(directory / "agents.toml", agents, tools, prompts, prices)
-    _require(f"{directory / 'agents.toml'}", required_agents, agents, "agent (required)")
     rubrics = _table(directory / "rubrics.toml", raws["rubrics.toml"], "rubrics", Rubric)
     routes_path = directory / "routes.toml"
     try:
@@ -123,24 +128,31 @@ def load_contracts(
         )
     except ValidationError as err:
         raise ContractError(f"{routes_path}: {describe_validation_error(err)}") from err
-    return ContractSnapshot(
+    snapshot = ContractSnapshot(
         agents=agents,
         tools=tools,
         rubrics=rubrics,
         routes=routes,
         versions={name: _version(directory / name, raws[name]) for name in FILES},
     )
+    return Contracts(snapshot, prompts, prices)
+
+
+def load_contracts(directory: Path = CONTRACTS_DIR) -> ContractSnapshot:
+    """The snapshot alone, for callers that route but make no model calls."""
+    return load_all(directory).snapshot
 
 
 def check_all(directory: Path = CONTRACTS_DIR) -> list[str]:
     """One line per file for `client.py contracts check`; raises on the first problem."""
-    snapshot = load_contracts(directory)
-    counts: dict[str, Callable[[], int]] = {
-        "agents.toml": lambda: len(snapshot.agents),
-        "tools.toml": lambda: len(snapshot.tools),
-        "rubrics.toml": lambda: len(snapshot.rubrics),
-        "routes.toml": lambda: len(snapshot.routes.intents) + len(snapshot.routes.namespaces),
-        "prompts.toml": lambda: len(PromptBook.load(directory / "prompts.toml").ids()),
-        "prices.toml": lambda: sum(1 for _ in read_contract(directory / "prices.toml", ValueError)),
+    loaded = load_all(directory)
+    snapshot = loaded.snapshot
+    counts = {
+        "agents.toml": len(snapshot.agents),
+        "tools.toml": len(snapshot.tools),
+        "rubrics.toml": len(snapshot.rubrics),
+        "routes.toml": len(snapshot.routes.intents) + len(snapshot.routes.namespaces),
+        "prompts.toml": len(loaded.prompts.ids()),
+        "prices.toml": len(read_contract(directory / "prices.toml", ContractError)),
     }
-    return [f"{name:<14} {snapshot.versions[name]:<20} {counts[name]()} entries" for name in FILES]
+    return [f"{name:<14} {snapshot.versions[name]:<20} {counts[name]} entries" for name in FILES]

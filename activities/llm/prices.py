@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -29,7 +30,11 @@ class PriceTable:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PRICES) -> PriceTable:
-        raw = read_contract(path, PriceError)
+        return cls.parse(read_contract(path, PriceError), path)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], path: Path) -> PriceTable:
+        """The prices of an already read file; `path` names it in errors."""
         prices: dict[str, dict[str, Price]] = {}
         for provider, models in raw.items():
             for model, fields in models.items():

@@ -6,6 +6,7 @@ import hashlib
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -44,7 +45,11 @@ class PromptBook:
     @classmethod
     def load(cls, path: Path = DEFAULT_PROMPTS) -> PromptBook:
         """Fail fast, naming the file and field, rather than on the first call."""
-        raw = read_contract(path, PromptError)
+        return cls.parse(read_contract(path, PromptError), path)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], path: Path) -> PromptBook:
+        """The templates of an already read file; `path` names it in errors."""
         templates: dict[str, PromptTemplate] = {}
         for prompt_id, fields in raw.items():
             try:
