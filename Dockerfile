@@ -30,6 +30,8 @@ RUN pip install --no-cache-dir --no-index --find-links /wheels keel && rm -rf /w
 WORKDIR /app
 # The source tree beside the installed dependencies: contracts/ and corpus/ are read at run time.
 COPY --chown=keel . .
+# Bytecode ahead of time: the workflow sandbox re-imports a workflow's module for every run.
+RUN python -m compileall -q activities cli graphs infra models routing workflows
 USER keel
 ENV KEEL_LOG_FORMAT=json \
     KEEL_DOCUMENTS_DB=/data/documents.db \

@@ -200,11 +200,21 @@ class ProcessSampler:
         }
 
 
-def server_pid() -> int | None:
-    """The dev server started by this process, if any: a child running `temporal`."""
+def server_pid(client: Client | None = None) -> int | None:
+    """The dev server started by this process, if any: a child running `temporal`.
+
+    With a client, the one listening on the client's port (the suite may run more
+    than one server at a time).
+    """
+    port = int(client.service_client.config.target_host.rsplit(":", 1)[1]) if client else None
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.name().startswith("temporal"):
+            if not child.name().startswith("temporal"):
+                continue
+            if port is None or any(
+                c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                for c in child.net_connections(kind="tcp")
+            ):
                 return int(child.pid)
         except psutil.NoSuchProcess:
             continue

@@ -6,6 +6,11 @@ All N flows start together and the clock stops when the last one finishes; flows
 per minute and steps per second follow from that wall time. The model stands for a
 remote API, so its concurrency is N on every side (the worker's model queue, the
 floor's and the peer's thread pools).
+
+The CPU seconds of every process involved (this one, and for Temporal the server)
+give each system's ceiling on this machine: the flows per minute its CPU cost per
+flow allows if every core did nothing else. When a system's wall time is at its
+ceiling, it is CPU-bound and only a cheaper flow or more cores make it faster.
 """
 
 from __future__ import annotations
@@ -74,9 +79,11 @@ async def _floor(ctx: Context, latency: int, flows: int) -> tuple[float, Cpu]:
     with ThreadPoolExecutor(flows) as executor:
         nodes = ResearchNodes(gateway_for(settings), ctx.store, executor, request)
         await run_plain(nodes, research_input(0, settings))
-        watch = Stopwatch()
-        await asyncio.gather(*(run_plain(nodes, request) for _ in range(flows)))
-        return watch.elapsed(), {}
+        async with ProcessSampler({"process": os.getpid()}) as cpu:
+            watch = Stopwatch()
+            await asyncio.gather(*(run_plain(nodes, request) for _ in range(flows)))
+            wall = watch.elapsed()
+        return wall, cpu.cpu
 
 
 async def _langgraph(ctx: Context, latency: int, flows: int) -> tuple[float, Cpu]:
@@ -87,11 +94,22 @@ async def _langgraph(ctx: Context, latency: int, flows: int) -> tuple[float, Cpu
         database = ctx.workdir / f"langgraph-tp-{latency}-{flows}.db"
         async with checkpointed(nodes, database) as graph:
             await run_langgraph(graph, research_input(0, settings), uuid.uuid4().hex)
-            watch = Stopwatch()
-            await asyncio.gather(
-                *(run_langgraph(graph, request, uuid.uuid4().hex) for _ in range(flows))
-            )
-            return watch.elapsed(), {}
+            async with ProcessSampler({"process": os.getpid()}) as cpu:
+                watch = Stopwatch()
+                await asyncio.gather(
+                    *(run_langgraph(graph, request, uuid.uuid4().hex) for _ in range(flows))
+                )
+                wall = watch.elapsed()
+            return wall, cpu.cpu
+
+
+# The kernel counts CPU time in 10 ms ticks: below this a run's CPU figures are noise.
+MIN_CPU_S = 0.2
+
+
+def ceiling_per_min(cpu_s: float, flows: int, cores: int) -> float:
+    """Flows per minute the CPU cost allows if all `cores` did nothing else."""
+    return cores * 60 * flows / cpu_s if cpu_s > 0 else float("inf")
 
 
 async def measure(
@@ -99,6 +117,7 @@ async def measure(
 ) -> Section:
     rows: list[list[str]] = []
     data: dict[str, Any] = {"results": {}}
+    cores = os.cpu_count() or 1
     for latency in latencies:
         for n in flows:
             figures: dict[str, Any] = {}
@@ -108,15 +127,27 @@ async def measure(
                 ("langgraph", _langgraph),
             ):
                 wall, cpu = await run(ctx, latency, n)
+                cpu_s = sum(cpu.values())
                 figures[name] = {
                     "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+                    "cpu_ms_per_flow": {k: round(v / n * 1000, 1) for k, v in cpu.items()},
+                    "ceiling_flows_per_min": round(ceiling_per_min(cpu_s, n, cores), 1),
                     "wall_s": round(wall, 3),
                     "flows_per_min": round(n / wall * 60, 1),
                     "steps_per_s": round(n * STEPS_PER_FLOW / wall, 1),
                 }
+            floor_rate = figures["floor"]["flows_per_min"]
             for name in ("temporal", "langgraph"):
-                ratio = figures[name]["flows_per_min"] / figures["floor"]["flows_per_min"]
-                figures[name]["of_floor"] = round(ratio, 3)
+                figures[name]["of_floor"] = round(figures[name]["flows_per_min"] / floor_rate, 3)
+                figures[name]["ceiling_of_floor"] = round(
+                    figures[name]["ceiling_flows_per_min"] / floor_rate, 3
+                )
+            server = figures["temporal"]["cpu_s"].get("server")
+            if server:
+                # What the server's share alone allows, as if the worker cost nothing.
+                figures["temporal"]["server_ceiling_of_floor"] = round(
+                    ceiling_per_min(server, n, cores) / floor_rate, 3
+                )
             data["results"][f"{latency}ms_n{n}"] = figures
             for name, f in figures.items():
                 rows.append(
@@ -128,12 +159,42 @@ async def measure(
                         f"{f['flows_per_min']:.0f}",
                         f"{f['steps_per_s']:.0f}",
                         f"{f.get('of_floor', 1.0):.0%}",
+                        *_cpu_cells(f, figures["floor"]["flows_per_min"]),
                     ]
                 )
     return Section(
         name="throughput",
         title="2. Throughput, N flows started at once on one worker",
-        headers=["model latency", "N", "system", "wall s", "flows/min", "steps/s", "of floor"],
+        headers=[
+            "model latency",
+            "N",
+            "system",
+            "wall s",
+            "flows/min",
+            "steps/s",
+            "of floor",
+            "CPU ms/flow",
+            "CPU ceiling",
+            "server's ceiling",
+        ],
         rows=rows,
         data=data,
+        notes=[
+            "CPU ms/flow: this process (+ the server, for temporal). CPU ceiling: the flows "
+            f"per minute that CPU cost allows on {cores} cores, as a share of the floor's "
+            "measured flows per minute; server's ceiling: the same for the server's CPU "
+            f"alone, as if the worker cost nothing. Blank where a run used under "
+            f"{MIN_CPU_S} CPU seconds (the kernel counts in 10 ms ticks)."
+        ],
     )
+
+
+def _cpu_cells(figures: dict[str, Any], floor_per_min: float) -> list[str]:
+    if sum(figures["cpu_s"].values()) < MIN_CPU_S:
+        return ["", "", ""]
+    server = figures.get("server_ceiling_of_floor")
+    return [
+        " + ".join(f"{v:.1f}" for v in figures["cpu_ms_per_flow"].values()),
+        f"{figures['ceiling_flows_per_min'] / floor_per_min:.0%}",
+        f"{server:.0%}" if server is not None else "",
+    ]

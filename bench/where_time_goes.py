@@ -4,6 +4,8 @@
 
 A probe workflow makes N sequential no-op steps of one kind; (wall(N) - wall(0)) / N
 is what one step costs, wall(0) what an empty workflow costs from start to result.
+The CPU time of the worker process and of the server is split the same way, so
+what each kind of step costs the machine is seen besides its latency.
 Kinds: a regular activity on the workflow's own queue (eager dispatch applies), one
 on another queue (as model calls on `llm` are), and a local activity.
 The probes run on the suite's server (persisted to SQLite, as users run it) and on
@@ -12,6 +14,7 @@ servers with one setting changed, so each setting's share is seen apart.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -22,7 +25,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.activities import echo
-from bench.common import Context, Section, Stopwatch, dev_server, median, ms
+from bench.common import (
+    Context,
+    ProcessSampler,
+    Section,
+    Stopwatch,
+    dev_server,
+    median,
+    ms,
+    server_pid,
+)
 from bench.workflows import BENCH_WORKFLOWS, ProbeInput, ProbeWorkflow, StepKind
 from infra.binaries import DEV_SERVER_ARGS
 
@@ -36,6 +48,9 @@ SERVER_VARIANTS: dict[str, list[str]] = {
 }
 
 
+Cpu = dict[str, float]
+
+
 async def _probe(
     client: Client,
     queue: str,
@@ -43,39 +58,62 @@ async def _probe(
     steps: int,
     runs: int,
     activity_queue: str | None = None,
-) -> float:
+) -> tuple[float, Cpu]:
+    """Median wall seconds of a run, and CPU seconds per run of the worker and server."""
+    pids = {"worker": os.getpid()}
+    server = server_pid(client)
+    if server is not None:
+        pids["server"] = server
     walls: list[float] = []
-    for i in range(runs + 1):
-        watch = Stopwatch()
-        await client.execute_workflow(
-            ProbeWorkflow.run,
-            ProbeInput(kind=kind, steps=steps, activity_queue=activity_queue),
-            id=f"bench-probe-{uuid.uuid4().hex[:10]}",
-            task_queue=queue,
-        )
-        if i:
+    probe = ProbeInput(kind=kind, steps=steps, activity_queue=activity_queue)
+    await client.execute_workflow(  # warm-up, not counted
+        ProbeWorkflow.run, probe, id=f"bench-probe-{uuid.uuid4().hex[:10]}", task_queue=queue
+    )
+    async with ProcessSampler(pids) as sampler:
+        for _ in range(runs):
+            watch = Stopwatch()
+            await client.execute_workflow(
+                ProbeWorkflow.run,
+                probe,
+                id=f"bench-probe-{uuid.uuid4().hex[:10]}",
+                task_queue=queue,
+            )
             walls.append(watch.elapsed())
-    return median(walls)
+    return median(walls), {name: cpu / runs for name, cpu in sampler.cpu.items()}
 
 
-async def probe_costs(client: Client, steps: int, runs: int) -> dict[str, float]:
-    """Milliseconds: an empty workflow, and one step of each kind."""
+def _per_step(cpu: Cpu, empty: Cpu, steps: int) -> Cpu:
+    return {name: ms((cpu[name] - empty[name]) / steps) for name in cpu}
+
+
+async def probe_costs(client: Client, steps: int, runs: int) -> dict[str, Any]:
+    """Milliseconds: an empty workflow, and one step of each kind; wall and CPU."""
     queue = f"bench-probe-{uuid.uuid4().hex[:8]}"
     other = f"{queue}-other"
     async with (
         Worker(client, task_queue=queue, workflows=BENCH_WORKFLOWS, activities=[echo]),
         Worker(client, task_queue=other, activities=[echo]),
     ):
-        empty = await _probe(client, queue, "none", 0, runs)
-        regular = await _probe(client, queue, "activity", steps, runs)
-        elsewhere = await _probe(client, queue, "activity", steps, runs, other)
-        local = await _probe(client, queue, "local_activity", steps, runs)
+        empty, empty_cpu = await _probe(client, queue, "none", 0, runs)
+        regular, regular_cpu = await _probe(client, queue, "activity", steps, runs)
+        elsewhere, elsewhere_cpu = await _probe(client, queue, "activity", steps, runs, other)
+        local, local_cpu = await _probe(client, queue, "local_activity", steps, runs)
     return {
         "empty_workflow_ms": ms(empty),
         "activity_step_ms": ms((regular - empty) / steps),
         "other_queue_activity_step_ms": ms((elsewhere - empty) / steps),
         "local_activity_step_ms": ms((local - empty) / steps),
+        "cpu_ms": {
+            "empty_workflow": {name: ms(v) for name, v in empty_cpu.items()},
+            "activity_step": _per_step(regular_cpu, empty_cpu, steps),
+            "other_queue_activity_step": _per_step(elsewhere_cpu, empty_cpu, steps),
+            "local_activity_step": _per_step(local_cpu, empty_cpu, steps),
+        },
     }
+
+
+def _cell(wall_ms: float, cpu: Cpu) -> str:
+    return f"{wall_ms:.1f} ({' + '.join(f'{v:.1f}' for v in cpu.values())})"
 
 
 async def measure(
@@ -91,10 +129,10 @@ async def measure(
     rows = [
         [
             name,
-            f"{r['empty_workflow_ms']:.1f}",
-            f"{r['activity_step_ms']:.1f}",
-            f"{r['other_queue_activity_step_ms']:.1f}",
-            f"{r['local_activity_step_ms']:.1f}",
+            _cell(r["empty_workflow_ms"], r["cpu_ms"]["empty_workflow"]),
+            _cell(r["activity_step_ms"], r["cpu_ms"]["activity_step"]),
+            _cell(r["other_queue_activity_step_ms"], r["cpu_ms"]["other_queue_activity_step"]),
+            _cell(r["local_activity_step_ms"], r["cpu_ms"]["local_activity_step"]),
         ]
         for name, r in results.items()
     ]
@@ -110,4 +148,5 @@ async def measure(
         ],
         rows=rows,
         data={"steps": steps, "runs": runs, "servers": results},
+        notes=["In brackets: CPU ms of the worker process + the server for the same stretch."],
     )

@@ -55,6 +55,19 @@ class EvidenceSet(BaseModel):
         return len({p.doc_id for p in self.passages})
 
 
+class Candidate(BaseModel):
+    """A draft with the passages it was written from and, once reviewed, its verdict.
+
+    Defined here rather than in the workflow module: the sandbox re-runs a workflow
+    module for every run, and building a pydantic class each time cost about a tenth
+    of the worker's CPU in a burst of flows (see README, Benchmarks).
+    """
+
+    draft: Draft
+    passages: list[Passage]
+    verdict: ReviewVerdict | None = None
+
+
 class ResearchInput(BaseModel):
     """Start a research run; every bound has a default so old runs replay."""
 

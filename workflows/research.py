@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from models.documents import Passage, SearchRequest
     from models.errors import NO_VALID_DRAFT
     from models.research import (
+        Candidate,
         Citation,
         Draft,
         EvidenceSet,
@@ -53,12 +54,6 @@ MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
 PROMPT_PASSAGE_CHARS = 500
 
 
-class _Candidate(BaseModel):
-    draft: Draft
-    passages: list[Passage]
-    verdict: ReviewVerdict | None = None
-
-
 @workflow.defn(name="ResearchWorkflow")
 class ResearchWorkflow:
     @workflow.init
@@ -76,9 +71,9 @@ class ResearchWorkflow:
         self._tried_queries: list[str] = []
         self._evidence = EvidenceSet()
         self._feedback = ""
-        self._current: _Candidate | None = None
-        self._best: _Candidate | None = None
-        self._chosen: _Candidate | None = None
+        self._current: Candidate | None = None
+        self._best: Candidate | None = None
+        self._chosen: Candidate | None = None
         self._flags: list[str] = []
 
     @workflow.query(name="progress")
@@ -231,7 +226,7 @@ class ResearchWorkflow:
                 type=NO_VALID_DRAFT,
                 non_retryable=True,
             )
-        self._current = _Candidate(draft=draft, passages=passages)
+        self._current = Candidate(draft=draft, passages=passages)
         return Outcome.SUCCESS
 
     async def _review(self) -> Outcome:
@@ -274,7 +269,7 @@ class ResearchWorkflow:
         if chosen is None:
             # Only a spent budget ends the flow before a draft: deliver the evidence.
             self._flag("no_draft")
-            chosen = _Candidate(
+            chosen = Candidate(
                 # Not model output, so not held to the model's output bounds.
                 draft=Draft.model_construct(
                     answer="No answer was written: the budget ran out first. The passages"
@@ -352,5 +347,5 @@ def _numbered(passages: list[Passage]) -> str:
     )
 
 
-def _score(candidate: _Candidate) -> int:
+def _score(candidate: Candidate) -> int:
     return candidate.verdict.score if candidate.verdict else 0
