@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 QUESTION ?= How do idempotency keys make retries safe?
 # corpus/<name> is ingested into namespace <name> (contracts/routes.toml describes each).
 CORPORA := demo demo-v1 demo-ko postmortems
-# The project's packages, compiled to bytecode at install: the workflow sandbox
-# re-imports a workflow's module for every run, and without bytecode (as where
-# PYTHONDONTWRITEBYTECODE is set) each run compiles it again (about 2 ms).
+# The project's packages, compiled to bytecode at install and again before a bench
+# run: the workflow sandbox re-imports a workflow's module for every run, and without
+# current bytecode (where PYTHONDONTWRITEBYTECODE is set, or after an edit) each run
+# compiles it again (about 2 ms).
 PACKAGES := activities cli graphs infra models routing workflows
 
 # llama-cpp-python compiles from source. A portable CPU build (AVX2, no -march=native):

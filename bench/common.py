@@ -200,18 +200,16 @@ class ProcessSampler:
         }
 
 
-def server_pid(client: Client | None = None) -> int | None:
-    """The dev server started by this process, if any: a child running `temporal`.
+def server_pid(client: Client) -> int | None:
+    """The dev server `client` talks to, if this process started it.
 
-    With a client, the one listening on the client's port (the suite may run more
-    than one server at a time).
+    A child running `temporal` that listens on the client's port: the suite may run
+    more than one server at a time.
     """
-    port = int(client.service_client.config.target_host.rsplit(":", 1)[1]) if client else None
+    port = int(client.service_client.config.target_host.rsplit(":", 1)[1])
     for child in psutil.Process().children(recursive=True):
         try:
-            if not child.name().startswith("temporal"):
-                continue
-            if port is None or any(
+            if child.name().startswith("temporal") and any(
                 c.laddr.port == port and c.status == psutil.CONN_LISTEN
                 for c in child.net_connections(kind="tcp")
             ):
@@ -219,6 +217,15 @@ def server_pid(client: Client | None = None) -> int | None:
         except psutil.NoSuchProcess:
             continue
     return None
+
+
+def worker_and_server(client: Client) -> dict[str, int]:
+    """Processes to sample: this one (the worker and the client), and the server."""
+    pids = {"worker": os.getpid()}
+    server = server_pid(client)
+    if server is not None:
+        pids["server"] = server
+    return pids
 
 
 def machine() -> dict[str, Any]:

@@ -13,7 +13,6 @@ dev server; memory is the peak resident growth of the worker process.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from bench.common import (
     bench_settings,
     gateway_for,
     running_workers,
-    server_pid,
+    worker_and_server,
 )
 from bench.workflows import BENCH_WORKFLOWS, AgentCall, FanOutInput, FanOutWorkflow, agent_request
 from infra.settings import WorkerSettings
@@ -66,10 +65,7 @@ async def measure(ctx: Context, agents: tuple[int, ...] = (4, 16, 64)) -> Sectio
     bench_worker = Worker(
         ctx.client, task_queue=settings.task_queue, workflows=BENCH_WORKFLOWS, activities=[]
     )
-    pids = {"worker": os.getpid()}
-    server = server_pid()
-    if server is not None:
-        pids["server"] = server
+    pids = worker_and_server(ctx.client)
     rows: list[list[str]] = []
     data: dict[str, Any] = {"results": {}}
     # The project's workers serve the model queue; the bench worker runs the coordinators.

@@ -31,7 +31,7 @@ from bench.common import (
     gateway_for,
     research_input,
     running_workers,
-    server_pid,
+    worker_and_server,
 )
 from bench.langgraph_peer import checkpointed, run_langgraph
 from bench.plain_flow import ResearchNodes, run_plain
@@ -45,10 +45,7 @@ Run = tuple[float, Cpu, dict[str, float]]
 async def _temporal(ctx: Context, latency: int, flows: int) -> Run:
     """CPU of the worker process (this one) and the server; how long the starts took."""
     settings = bench_settings(ctx.scripts, llm_concurrency=flows)
-    pids = {"worker": os.getpid()}
-    server = server_pid()
-    if server is not None:
-        pids["server"] = server
+    pids = worker_and_server(ctx.client)
     async with running_workers(ctx.client, ctx.store, settings):
         # One flow first, so the worker's caches are warm as in a long-lived worker.
         await ctx.client.execute_workflow(
@@ -144,9 +141,8 @@ async def measure(
             floor_rate = figures["floor"]["flows_per_min"]
             for name in ("temporal", "langgraph"):
                 figures[name]["of_floor"] = round(figures[name]["flows_per_min"] / floor_rate, 3)
-                figures[name]["ceiling_of_floor"] = round(
-                    figures[name]["ceiling_flows_per_min"] / floor_rate, 3
-                )
+            for f in figures.values():
+                f["ceiling_of_floor"] = round(f["ceiling_flows_per_min"] / floor_rate, 3)
             server = figures["temporal"]["cpu_s"].get("server")
             if server:
                 # What the server's share alone allows, as if the worker cost nothing.
@@ -164,7 +160,7 @@ async def measure(
                         f"{f['flows_per_min']:.0f}",
                         f"{f['steps_per_s']:.0f}",
                         f"{f.get('of_floor', 1.0):.0%}",
-                        *_cpu_cells(f, figures["floor"]["flows_per_min"]),
+                        *_cpu_cells(f),
                     ]
                 )
     return Section(
@@ -199,12 +195,12 @@ async def measure(
     )
 
 
-def _cpu_cells(figures: dict[str, Any], floor_per_min: float) -> list[str]:
+def _cpu_cells(figures: dict[str, Any]) -> list[str]:
     if sum(figures["cpu_s"].values()) < MIN_CPU_S:
         return ["", "", ""]
     server = figures.get("server_ceiling_of_floor")
     return [
         " + ".join(f"{v:.1f}" for v in figures["cpu_ms_per_flow"].values()),
-        f"{figures['ceiling_flows_per_min'] / floor_per_min:.0%}",
+        f"{figures['ceiling_of_floor']:.0%}",
         f"{server:.0%}" if server is not None else "",
     ]

@@ -14,7 +14,6 @@ servers with one setting changed, so each setting's share is seen apart.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from bench.common import (
     dev_server,
     median,
     ms,
-    server_pid,
+    worker_and_server,
 )
 from bench.workflows import BENCH_WORKFLOWS, ProbeInput, ProbeWorkflow, StepKind
 from infra.binaries import DEV_SERVER_ARGS
@@ -60,10 +59,7 @@ async def _probe(
     activity_queue: str | None = None,
 ) -> tuple[float, Cpu]:
     """Median wall seconds of a run, and CPU seconds per run of the worker and server."""
-    pids = {"worker": os.getpid()}
-    server = server_pid(client)
-    if server is not None:
-        pids["server"] = server
+    pids = worker_and_server(client)
     walls: list[float] = []
     probe = ProbeInput(kind=kind, steps=steps, activity_queue=activity_queue)
     await client.execute_workflow(  # warm-up, not counted

@@ -59,8 +59,8 @@ class Candidate(BaseModel):
     """A draft with the passages it was written from and, once reviewed, its verdict.
 
     Defined here rather than in the workflow module: the sandbox re-runs a workflow
-    module for every run, and building a pydantic class each time cost about a tenth
-    of the worker's CPU in a burst of flows (see README, Benchmarks).
+    module for every run, and building a pydantic class each time took about 6 % of
+    the worker's CPU samples in a burst of flows (see README, Benchmarks).
     """
 
     draft: Draft
