@@ -25,6 +25,7 @@ from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
 from cli import ask, commands
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from graphs.research import FLOWS
+from infra.keys import KeyRingError
 from infra.settings import KeelSettings, TemporalSettings
 from infra.temporal import connect
 from models.contracts import SecurityLevel
@@ -183,6 +184,9 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
     keel = KeelSettings()
     try:
         client = await connect(temporal)
+    except KeyRingError as error:
+        commands.err(f"error: {error}")
+        return EXIT_USAGE
     except RuntimeError:
         commands.err(
             f"error: cannot reach the Temporal server at {temporal.address}."

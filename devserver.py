@@ -6,6 +6,11 @@
     python devserver.py run                     # in the foreground
 
 State lives in .data/ (git-ignored): temporal.db survives restarts, so runs do too.
+
+Payloads are encrypted (infra/codec.py) unless KEEL_CODEC=off. Without a configured
+key, `start` writes one to <data-dir>/codec.keys (0600) the first time, hands it to
+the worker, and starts the codec server on loopback (port 8081) so that the Web UI
+(given --ui-codec-endpoint) shows decrypted payloads.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
+from infra.keys import CodecSettings, KeyRingError, ensure_key_file, load_key_ring
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 20.0
 
 
-def server_command(data_dir: Path, port: int, ui_port: int, ip: str) -> list[str]:
+def server_command(
+    data_dir: Path, port: int, ui_port: int, ip: str, codec_endpoint: str | None = None
+) -> list[str]:
     command = [
         str(temporal_cli()),
         "server",
@@ -46,6 +54,9 @@ def server_command(data_dir: Path, port: int, ui_port: int, ip: str) -> list[str
     ]
     for key in ALL_SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
+    if codec_endpoint:
+        # The UI's browser calls the codec server itself; the server never sees keys.
+        command += ["--ui-codec-endpoint", codec_endpoint]
     return command
 
 
@@ -64,10 +75,13 @@ def _port_open(ip: str, port: int) -> bool:
         return s.connect_ex((ip, port)) == 0
 
 
-def _spawn(command: list[str], log_file: Path, pid_file: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    command: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             command,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -93,14 +107,48 @@ def _stop(pid_file: Path, name: str) -> None:
     print(f"{name}: stopped (pid {pid})")
 
 
+def codec_env(data: Path) -> dict[str, str] | None:
+    """The environment that gives the worker and the codec server their keys.
+
+    Without a configured key, the first start writes one into the data folder (0600):
+    a fresh checkout encrypts from its first run, and the user's own key, when set,
+    always wins. None when KEEL_CODEC=off.
+    """
+    settings = CodecSettings()
+    if not settings.enabled:
+        return None
+    env = dict(os.environ)
+    if not settings.configured():
+        key_file = (data / "codec.keys").resolve()
+        created = ensure_key_file(key_file)
+        if created:
+            print(f"codec: generated key {created} into {key_file} (mode 0600)")
+        env["KEEL_CODEC_KEY_FILE"] = str(key_file)
+        if key_file != Path(".data/codec.keys").resolve():
+            print(f"codec: export KEEL_CODEC_KEY_FILE={key_file} for client.py and worker.py")
+        settings = CodecSettings(codec_key_file=key_file)
+    load_key_ring(settings)  # a broken key fails here, not in every process started below
+    return env
+
+
 def start(args: argparse.Namespace) -> int:
     data: Path = args.data_dir
     data.mkdir(parents=True, exist_ok=True)
+    try:
+        env = codec_env(data)
+    except KeyRingError as error:
+        print(f"codec: {error}", file=sys.stderr)
+        return 1
+    codec_endpoint = f"http://127.0.0.1:{args.codec_port}" if env is not None else None
+    if env is not None and not _start_codec_server(data, args, env):
+        return 1
+    if env is None:
+        print("codec: off (KEEL_CODEC=off): histories are stored in plaintext")
     server_pid = data / "temporal.pid"
     if _alive(server_pid) or _port_open(args.ip, args.port):
         print(f"server: already running on {args.ip}:{args.port}")
     else:
-        command = server_command(data, args.port, args.ui_port, args.ip)
+        command = server_command(data, args.port, args.ui_port, args.ip, codec_endpoint)
         server = _spawn(command, data / "temporal.log", server_pid)
         deadline = time.monotonic() + STARTUP_SECONDS
         while not _port_open(args.ip, args.port):
@@ -122,7 +170,7 @@ def start(args: argparse.Namespace) -> int:
             command += ["--address", env_address, "--log-format", "json"]
             log_file = data / "worker.log"
             offset = log_file.stat().st_size if log_file.exists() else 0
-            worker = _spawn(command, log_file, worker_pid)
+            worker = _spawn(command, log_file, worker_pid, env)
             if not _wait_for_worker(log_file, offset, worker):
                 tail = log_file.read_text(errors="replace")[offset:][-2000:]
                 print(f"worker: did not start; {log_file} says:\n{tail}", file=sys.stderr)
@@ -150,6 +198,27 @@ def _start_tickets(data: Path, port: int) -> bool:
     return True
 
 
+def _start_codec_server(data: Path, args: argparse.Namespace, env: dict[str, str]) -> bool:
+    """The codec server on loopback, for the Web UI's origins (both spellings of it)."""
+    pid_file = data / "codec.pid"
+    if _alive(pid_file) or _port_open("127.0.0.1", args.codec_port):
+        print(f"codec server: already running on 127.0.0.1:{args.codec_port}")
+        return True
+    command = [sys.executable, "-m", "codec_server", "--host", "127.0.0.1"]
+    command += ["--port", str(args.codec_port), "--log-format", "json"]
+    for host in dict.fromkeys(["localhost", "127.0.0.1", args.ip]):
+        command += ["--cors-origin", f"http://{host}:{args.ui_port}"]
+    service = _spawn(command, data / "codec.log", pid_file, env)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _port_open("127.0.0.1", args.codec_port):
+        if time.monotonic() > deadline or service.poll() is not None:
+            print(f"codec server: did not start; see {data / 'codec.log'}", file=sys.stderr)
+            return False
+        time.sleep(0.2)
+    print(f"codec server: started (pid {service.pid}) on http://127.0.0.1:{args.codec_port}")
+    return True
+
+
 def _wait_for_worker(log_file: Path, offset: int, worker: subprocess.Popen[bytes]) -> bool:
     """The worker logs `worker.started` once it polls; a dead process fails fast."""
     deadline = time.monotonic() + STARTUP_SECONDS
@@ -172,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ip", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7233)
     parser.add_argument("--ui-port", type=int, default=8233)
+    parser.add_argument("--codec-port", type=int, default=8081, help="codec server port")
     args = parser.parse_args(argv)
     data: Path = args.data_dir
     if args.action == "start":
@@ -180,9 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop(data / "worker.pid", "worker")
         _stop(data / "tickets.pid", "tickets")
         _stop(data / "temporal.pid", "server")
+        _stop(data / "codec.pid", "codec server")
         return 0
     if args.action == "status":
-        for name in ("temporal", "worker", "tickets"):
+        for name in ("temporal", "worker", "tickets", "codec"):
             pid = _alive(data / f"{name}.pid")
             print(f"{name}: " + (f"running (pid {pid})" if pid else "not running"))
         return 0

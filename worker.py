@@ -49,6 +49,7 @@ from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
+from infra.keys import KeyRingError
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
@@ -249,6 +250,8 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
             ) from err
     try:
         client = await connect(temporal, runtime=runtime)
+    except KeyRingError as err:
+        raise SystemExit(f"payload codec: {err}") from err
     except RuntimeError as err:
         raise SystemExit(
             f"cannot reach Temporal at {temporal.address}: {err}\n"

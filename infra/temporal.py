@@ -1,4 +1,4 @@
-"""Connecting to Temporal with the pydantic data converter and our settings."""
+"""Connecting to Temporal with the pydantic data converter, the payload codec and our settings."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from infra.codec import data_converter
+from infra.keys import CodecSettings
 from infra.settings import TemporalSettings
 
 
@@ -47,13 +48,21 @@ async def connect(
     settings: TemporalSettings,
     runtime: Runtime | None = None,
     connect_timeout: timedelta = timedelta(seconds=5),
+    codec: CodecSettings | None = None,
 ) -> Client:
+    """A client whose payloads are encrypted unless KEEL_CODEC=off.
+
+    Workers built on this client inherit its converter, so one setting covers the
+    client, every worker and the CLI. Raises KeyRingError (before connecting) when the
+    codec is on and no key can be found.
+    """
+    converter = data_converter(codec)
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         tls=tls_config(settings),
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         runtime=runtime,
         connect_timeout=connect_timeout,
     )

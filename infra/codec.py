@@ -1,0 +1,109 @@
+"""AES-256-GCM payload codec: what the Temporal server stores is ciphertext.
+
+Every payload (workflow and activity inputs and results, signals, queries, updates,
+failure details, and, through the failure converter's encoded attributes, failure
+messages and stack traces) is serialized whole, encrypted with the key ring's current
+key and a random 96-bit nonce, and replaced by a payload whose metadata carries only
+``encoding: binary/encrypted`` and the key's id. The key id is also the cipher's
+associated data, so a payload cannot be passed off under another key's id.
+
+The server, its database, the Web UI and ``temporal workflow show`` see ciphertext;
+only a process holding the keys (a worker, the CLI, the codec server) reads the text.
+Search attribute values, memo keys, workflow ids and activity summaries never pass
+through a codec and stay readable.
+
+Payloads without the encrypted encoding decode unchanged: histories recorded before
+the codec was turned on still replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
+
+from infra.keys import CodecSettings, KeyRing, load_key_ring
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+_NONCE_BYTES = 12
+
+
+class DecryptionError(ValueError):
+    """A payload that cannot be decrypted: unknown key id, or tampered with."""
+
+
+class EncryptionCodec(PayloadCodec):
+    """Encrypts with the ring's current key; decrypts with whichever key a payload names."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self._current = ring.current_id
+        self._current_aad = ring.current_id.encode()
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in ring.keys}
+
+    @property
+    def current_key_id(self) -> str:
+        return self._current
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(p) for p in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._ciphers[self._current].encrypt(
+            nonce, payload.SerializeToString(), self._current_aad
+        )
+        return Payload(
+            metadata={"encoding": ENCODING, KEY_ID: self._current_aad}, data=nonce + sealed
+        )
+
+    def decrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        key_id = payload.metadata.get(KEY_ID, b"").decode("utf-8", "replace")
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise DecryptionError(
+                f"payload encrypted with key {key_id!r}, which is not in the key ring"
+                f" ({', '.join(self._ciphers)})"
+            )
+        nonce, sealed = payload.data[:_NONCE_BYTES], payload.data[_NONCE_BYTES:]
+        try:
+            plain = cipher.decrypt(nonce, sealed, key_id.encode())
+        except InvalidTag as error:
+            raise DecryptionError(f"payload under key {key_id!r} failed authentication") from error
+        return Payload.FromString(plain)
+
+
+def encrypting_converter(ring: KeyRing) -> DataConverter:
+    """The pydantic converter with the codec, failure messages and traces encoded too."""
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(ring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def data_converter(settings: CodecSettings | None = None) -> DataConverter:
+    """The converter every client, worker and tool of the project uses.
+
+    Raises KeyRingError when the codec is on and no key is found: starting in
+    plaintext because a key went missing would write secrets to the server unseen.
+    """
+    settings = settings or CodecSettings()
+    if not settings.enabled:
+        return pydantic_data_converter
+    return encrypting_converter(load_key_ring(settings))
