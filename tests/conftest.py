@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
+from infra.codec import data_converter
+from infra.keys import append_new_key
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
@@ -36,12 +39,33 @@ CORPORA = {
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
 
 
+CODEC_VARIABLES = ("KEEL_CODEC", "KEEL_CODEC_KEYS", "KEEL_CODEC_KEY_FILE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def codec_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite runs encrypted, as users do: one key file for the session.
+
+    It is put in the environment, so every process a test starts (worker.py,
+    client.py, devserver.py) encrypts with the same key as the test's own clients.
+    """
+    path = tmp_path_factory.mktemp("codec") / "codec.keys"
+    append_new_key(path)
+    saved = {name: os.environ.pop(name, None) for name in CODEC_VARIABLES}
+    os.environ["KEEL_CODEC_KEY_FILE"] = str(path)
+    yield path
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+async def env(codec_key_file: Path) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         search_attributes=list(ALL_SEARCH_ATTRIBUTES),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
         dev_server_log_level="error",
         dev_server_extra_args=list(DEV_SERVER_ARGS),
     )
@@ -121,6 +145,13 @@ def scripted_input(
     }
     values.update(overrides)
     return ResearchInput.model_validate(values)
+
+
+async def plaintext(client: Client, payload: Payload) -> Payload:
+    """A payload read from a history, decrypted with the client's codec."""
+    codec = client.data_converter.payload_codec
+    assert codec is not None, "the suite runs with the payload codec"
+    return (await codec.decode([payload]))[0]
 
 
 def new_id(prefix: str = "research-test") -> str:

@@ -9,7 +9,7 @@ from temporalio.client import Client, WorkflowFailureError
 from activities.documents.store import DocumentStore
 from models.agents import AgentInput
 from models.llm import ModelChoice
-from tests.conftest import new_id, running_workers, worker_settings
+from tests.conftest import new_id, plaintext, running_workers, worker_settings
 from tests.ticket_service_process import TicketService
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
@@ -107,7 +107,7 @@ async def test_a_side_effect_is_compensated_when_the_agent_is_cancelled(
     assert audit.open_tickets == 0  # cancelled by the compensation
     history = await handle.fetch_history()
     summaries = [
-        e.user_metadata.summary.data.decode()
+        (await plaintext(client, e.user_metadata.summary)).data.decode()
         for e in history.events
         if e.HasField("user_metadata") and e.user_metadata.HasField("summary")
     ]
@@ -142,7 +142,7 @@ async def test_a_prompt_injected_document_cannot_reach_a_forbidden_tool(
     ]
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     summaries = [
-        e.user_metadata.summary.data.decode()
+        (await plaintext(client, e.user_metadata.summary)).data.decode()
         for e in history.events
         if e.HasField("user_metadata") and e.user_metadata.HasField("summary")
     ]

@@ -14,7 +14,6 @@ from typing import Any
 import httpx2
 from structlog.testing import capture_logs
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.documents.store import DocumentStore
@@ -22,6 +21,7 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
+from infra.codec import data_converter
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchReport
@@ -87,9 +87,7 @@ async def metered_client(server_address: str, port: int) -> Client:
     runtime = Runtime(
         telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
     )
-    return await Client.connect(
-        server_address, runtime=runtime, data_converter=pydantic_data_converter
-    )
+    return await Client.connect(server_address, runtime=runtime, data_converter=data_converter())
 
 
 async def test_breaker_opens_fails_over_without_calls_then_half_opens_and_closes(

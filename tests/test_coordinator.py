@@ -7,9 +7,9 @@ import json
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.documents.store import DocumentStore
+from infra.codec import data_converter
 from models.agents import AgentInput
 from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
 from models.llm import Budget, ModelChoice
@@ -92,12 +92,15 @@ async def test_team_fans_out_researchers_and_revises_until_the_rubric_passes(
     assert researcher.decisions[0].tool == "search_documents"
 
 
-def child_inputs(history: WorkflowHistory) -> list[AgentInput]:
-    converter = pydantic_data_converter.payload_converter
+async def child_inputs(history: WorkflowHistory) -> list[AgentInput]:
+    """The children's inputs as recorded: ciphertext in the history, decrypted here."""
+    converter = data_converter()
     return [
-        converter.from_payloads(
-            e.start_child_workflow_execution_initiated_event_attributes.input.payloads,
-            [AgentInput],
+        (
+            await converter.decode(
+                e.start_child_workflow_execution_initiated_event_attributes.input.payloads,
+                [AgentInput],
+            )
         )[0]
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
@@ -117,7 +120,7 @@ async def test_children_share_the_budget_and_never_spend_more_than_is_left(
             task_queue=settings.task_queue,
         )
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    inputs = child_inputs(history)
+    inputs = await child_inputs(history)
 
     assert "budget_exhausted" in report.flags
     assert report.usage.tokens <= limit

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.documents.store import DocumentStore
+from infra.codec import data_converter
 from tests.conftest import execute_scripted, running_workers
 from worker import WORKFLOWS
 
@@ -19,7 +20,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    return Replayer(workflows=WORKFLOWS, data_converter=data_converter())
 
 
 def test_recorded_histories_are_present() -> None:
@@ -45,14 +46,21 @@ async def test_a_fresh_run_replays_and_a_changed_flow_is_caught(
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     await replayer().replay_workflow(history)
     # The same history against a run whose inputs lead elsewhere must not replay.
+    # The input is ciphertext: decrypt, change and encrypt it again with the run's key.
+    codec = client.data_converter.payload_codec
+    assert codec is not None
     tampered = history.to_json_dict()
     for event in tampered["events"]:
         attributes = event.get("workflowExecutionStartedEventAttributes")
         if attributes:
-            payload = attributes["input"]["payloads"][0]
-            body = json.loads(base64.b64decode(payload["data"]))
+            sealed = json_format.ParseDict(attributes["input"]["payloads"][0], Payload())
+            assert sealed.metadata["encoding"] == b"binary/encrypted"
+            [plain] = await codec.decode([sealed])
+            body = json.loads(plain.data)
             body["max_refinements"] = 0
-            payload["data"] = base64.b64encode(json.dumps(body).encode()).decode()
+            plain.data = json.dumps(body).encode()
+            [resealed] = await codec.encode([plain])
+            attributes["input"]["payloads"][0] = json_format.MessageToDict(resealed)
     result = await replayer().replay_workflow(
         WorkflowHistory.from_json(history.workflow_id, tampered), raise_on_replay_failure=False
     )

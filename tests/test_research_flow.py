@@ -13,7 +13,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from activities.documents.store import DocumentStore
 from models.llm import Budget
 from models.research import ResearchReport
-from tests.conftest import execute_scripted, new_id, running_workers, scripted_input
+from tests.conftest import (
+    execute_scripted,
+    new_id,
+    plaintext,
+    running_workers,
+    scripted_input,
+)
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
@@ -26,8 +32,9 @@ async def activity_summaries(client: Client, workflow_id: str) -> list[str]:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     # Retrieval runs as a local activity: its summary is on its marker.
     kinds = (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_MARKER_RECORDED)
+    # Summaries are payloads, encrypted like the rest.
     return [
-        json.loads(e.user_metadata.summary.data)
+        json.loads((await plaintext(client, e.user_metadata.summary)).data)
         for e in history.events
         if e.event_type in kinds and e.user_metadata.HasField("summary")
     ]

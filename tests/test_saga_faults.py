@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.documents.store import DocumentStore
+from infra.codec import data_converter
 from tests.conftest import running_workers, worker_settings
 from tests.ports import free_port
 from tests.processes import run_script, worker_process
@@ -74,10 +74,12 @@ async def test_server_restarted_mid_saga_finishes_it_once(
         str(port),
         "--ui-port",
         str(ui_port),
+        "--codec-port",
+        str(free_port()),
     ]
     assert (await run_script("devserver.py", "start", *server)).code == 0
     try:
-        client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
+        client = await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter())
         settings = worker_settings(tickets_url=tickets.url)
         # The second subtask call is in flight when the server goes away.
         tickets.fault("create_subtask", hold_ms=3000)

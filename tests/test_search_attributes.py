@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from infra.binaries import temporal_cli
+from infra.codec import data_converter
 from infra.temporal import ensure_search_attributes
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
@@ -15,7 +15,7 @@ async def test_missing_search_attributes_are_registered_once() -> None:
     # A server started without them, like a fresh cluster.
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
         dev_server_log_level="error",
     )
     try:

@@ -27,7 +27,7 @@ from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.tickets import ApprovalDecision, SagaProgress, TicketSagaInput, TicketSagaResult
-from tests.conftest import new_id, running_workers, worker_settings
+from tests.conftest import new_id, plaintext, running_workers, worker_settings
 from tests.processes import run_script
 from tests.ticket_service_process import TicketService
 from workflows.ticket_saga import TicketSagaWorkflow
@@ -94,7 +94,7 @@ async def completed_results(
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done = e.activity_task_completed_event_attributes
             if scheduled[done.scheduled_event_id] == activity:
-                body = json.loads(done.result.payloads[0].data)
+                body = json.loads((await plaintext(client, done.result.payloads[0])).data)
                 found.append({**body, "attempt": attempts[done.scheduled_event_id]})
     return found
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
 from infra.binaries import temporal_test_server
+from infra.codec import data_converter
 from tests.conftest import running_workers, worker_settings
 from tests.test_ticket_saga import incident, start
 from tests.ticket_service_process import TicketService
@@ -24,7 +24,7 @@ from tests.ticket_service_process import TicketService
 async def skipping() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(temporal_test_server()),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
     )
     yield env
     await env.shutdown()
