@@ -14,6 +14,7 @@ A key file holds one ``id base64key`` per line, oldest first; ``#`` starts a com
     python -m infra.keys new  [--key-file PATH]   # create the file with a first key
     python -m infra.keys rotate [--key-file PATH] # append a new current key
     python -m infra.keys list [--key-file PATH]   # ids only, current last
+    python -m infra.keys env [--key-file PATH]    # the file as a KEEL_CODEC_KEYS value
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra.keys", description="Manage the payload encryption key file."
     )
-    parser.add_argument("action", choices=["new", "rotate", "list"])
+    parser.add_argument("action", choices=["new", "rotate", "list", "env"])
     parser.add_argument("--key-file", type=Path, help="default: KEEL_CODEC_KEY_FILE or .data/")
     args = parser.parse_args(argv)
     settings = CodecSettings()
@@ -203,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {path} does not exist; use `new`", file=sys.stderr)
                 return 1
             print(f"{path}: key {append_new_key(path)} (current)")
+        elif args.action == "env":
+            print(
+                ",".join(f"{k}:{base64.b64encode(v).decode()}" for k, v in read_key_file(path).keys)
+            )
         else:
             ring = read_key_file(path)
             for key_id in ring.ids():

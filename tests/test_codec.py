@@ -125,6 +125,9 @@ def test_keys_command_creates_rotates_and_lists(
     assert len(listed) == 2
     assert listed[1].endswith("(current)")
     assert listed == [read_key_file(path).ids()[0], read_key_file(path).current_id + " (current)"]
+    # The same ring as one environment value, for compose and other deployments.
+    assert main(["env", "--key-file", str(path)]) == 0
+    assert parse_inline(capsys.readouterr().out.strip()) == read_key_file(path)
 
 
 def test_inline_keys_and_their_mistakes() -> None:

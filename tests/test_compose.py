@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -12,7 +13,9 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from codec_server import CodecServerSettings
 from infra.binaries import DEV_SERVER_ARGS
+from infra.keys import CodecSettings
 from infra.settings import TemporalSettings, WorkerSettings
 from tests.conftest import ROOT
 
@@ -25,7 +28,10 @@ SERVICES = {
     "worker-orchestration",
     "worker-llm",
     "tickets",
+    "codec-server",
 }
+# Compose refuses to start without these (the payload keys and the codec server's token).
+REQUIRED_SECRETS = {"KEEL_CODEC_KEYS": "k1:" + "A" * 44, "KEEL_CODEC_SERVER_TOKEN": "t" * 32}
 WORKERS = ("worker-orchestration", "worker-llm")
 
 
@@ -40,14 +46,30 @@ def env_names(settings: type[BaseSettings]) -> set[str]:
     return {f"{prefix}{name}".upper() for name in settings.model_fields}
 
 
-def test_docker_compose_accepts_the_file() -> None:
+def docker_compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed (.ci/run installs Debian's)")
-    result = subprocess.run(
-        [binary, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, check=False
+    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED_SECRETS}
+    return subprocess.run(
+        [binary, "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**clean, **env},
     )
+
+
+def test_docker_compose_accepts_the_file() -> None:
+    result = docker_compose_config(REQUIRED_SECRETS)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED_SECRETS))
+def test_docker_compose_refuses_to_start_without_keys_or_token(missing: str) -> None:
+    result = docker_compose_config({k: v for k, v in REQUIRED_SECRETS.items() if k != missing})
+    assert result.returncode != 0
+    assert f"set {missing}" in result.stderr
 
 
 def test_cluster_services_have_health_checks_and_the_ui_port(compose: dict[str, Any]) -> None:
@@ -61,7 +83,7 @@ def test_cluster_services_have_health_checks_and_the_ui_port(compose: dict[str, 
 
 
 def test_workers_use_only_settings_the_worker_reads(compose: dict[str, Any]) -> None:
-    known = env_names(TemporalSettings) | env_names(WorkerSettings)
+    known = env_names(TemporalSettings) | env_names(WorkerSettings) | env_names(CodecSettings)
     for name in WORKERS:
         service = compose["services"][name]
         assert service["build"]["dockerfile"] == "Dockerfile"
@@ -72,6 +94,8 @@ def test_workers_use_only_settings_the_worker_reads(compose: dict[str, Any]) -> 
         WorkerSettings.model_validate(
             {k.removeprefix("KEEL_").lower(): v for k, v in env.items() if k.startswith("KEEL_")}
         )
+        assert "KEEL_CODEC_KEYS" in env  # workers encrypt, with the keys from the environment
+        assert "KEEL_CODEC" not in env  # never switched off
     roles = {compose["services"][n]["environment"]["KEEL_WORKER_ROLE"] for n in WORKERS}
     assert roles == {"orchestration", "llm"}
 
@@ -100,3 +124,24 @@ def test_the_cluster_dynamic_config_matches_the_embedded_servers_tuning() -> Non
     config: dict[str, Any] = yaml.safe_load(path.read_text())
     assert config["history.transferProcessorMaxPollRPS"] == [{"value": 1000, "constraints": {}}]
     assert "history.transferProcessorMaxPollRPS=1000" in DEV_SERVER_ARGS
+
+
+def test_the_codec_server_needs_its_token_publishes_on_loopback_and_serves_the_ui(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    codec = services["codec-server"]
+    command = codec["command"]
+    assert command[:3] == ["python", "-m", "codec_server"]
+    # It listens beyond loopback inside the network, so the token is mandatory there.
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert "KEEL_CODEC_SERVER_TOKEN" in codec["environment"]
+    assert "KEEL_CODEC_KEYS" in codec["environment"]
+    assert codec["ports"] == ["127.0.0.1:8081:8081"]
+    ui_origin = services["temporal-ui"]["environment"]["TEMPORAL_CORS_ORIGINS"]
+    assert command[command.index("--cors-origin") + 1] == ui_origin
+    assert services["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"] == (
+        "http://localhost:8081"
+    )
+    known = env_names(CodecServerSettings) | env_names(CodecSettings) | {"KEEL_LOG_FORMAT"}
+    assert set(codec["environment"]) <= known
