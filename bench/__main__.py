@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bench import (
+    codec_overhead,
     fanout,
     history_economy,
     recovery,
@@ -41,7 +42,16 @@ from bench.report import format_table, plot, write_json
 from infra.binaries import DEV_SERVER_ARGS
 from infra.logging import configure_logging
 
-MEASUREMENTS = ("step", "throughput", "fanout", "recovery", "replay", "history", "where")
+MEASUREMENTS = (
+    "step",
+    "throughput",
+    "fanout",
+    "recovery",
+    "replay",
+    "history",
+    "where",
+    "codec",
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -89,6 +99,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
         "where": lambda ctx: where_time_goes.measure(
             ctx, args.probe_steps, args.runs, args.server_variants
         ),
+        "codec": lambda ctx: codec_overhead.measure(ctx, args.runs, latencies),
     }
 
 

@@ -2,7 +2,8 @@
 
 Every measurement runs against the dev server persisted to an SQLite file, the way
 `devserver.py` runs it for users, so the figures include the disk writes a real
-deployment on one machine pays for.
+deployment on one machine pays for; and with the payload codec on, as users run
+it, under a key made for the run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import psutil
 import temporalio
 from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -33,6 +34,8 @@ from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
+from infra.codec import encrypting_converter
+from infra.keys import KeyRing
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchInput
@@ -47,6 +50,13 @@ DEMO_CORPUS = ROOT / "corpus" / "demo"
 QUESTION = "How do idempotency keys make retries safe?"
 # plan -> retrieve -> check_evidence -> write -> review -> verdict -> deliver
 STEPS_PER_FLOW = 7
+# The suite's payload key, made for the run and never written anywhere.
+BENCH_KEYS = KeyRing((("bench", os.urandom(32)),))
+
+
+def bench_converter() -> DataConverter:
+    """The converter users run with: pydantic payloads, encrypted."""
+    return encrypting_converter(BENCH_KEYS)
 
 
 def prepare_scripts(workdir: Path, latencies: Iterable[int] = (0, 500)) -> Path:
@@ -82,7 +92,7 @@ async def dev_server(
         dev_server_existing_path=str(temporal_cli()),
         dev_server_database_filename=str(workdir / "temporal.db"),
         search_attributes=list(ALL_SEARCH_ATTRIBUTES),
-        data_converter=pydantic_data_converter,
+        data_converter=bench_converter(),
         dev_server_log_level="error",
         dev_server_extra_args=list(extra_args),
     )

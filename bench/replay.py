@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from bench.activities import echo
@@ -22,6 +21,7 @@ from bench.common import (
     Context,
     Section,
     Stopwatch,
+    bench_converter,
     bench_settings,
     history_bytes,
     median,
@@ -38,9 +38,7 @@ _FIXED_EVENTS = 8
 
 
 async def _replay_seconds(history: WorkflowHistory, runs: int) -> float:
-    replayer = Replayer(
-        workflows=[*WORKFLOWS, *BENCH_WORKFLOWS], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[*WORKFLOWS, *BENCH_WORKFLOWS], data_converter=bench_converter())
     times: list[float] = []
     for _ in range(runs):
         watch = Stopwatch()
