@@ -49,6 +49,7 @@ from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
+from infra.codec import EncryptionCodec
 from infra.keys import KeyRingError
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
@@ -271,6 +272,7 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
         store,
         contracts=loaded.snapshot,
     )
+    codec = client.data_converter.payload_codec
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -285,6 +287,8 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
             role=settings.worker_role,
             task_queues=[w.task_queue for w in workers],
             metrics_port=settings.metrics_port or None,
+            # Which key new payloads are sealed with: after a rotation, the new one.
+            codec_key=codec.current_key_id if isinstance(codec, EncryptionCodec) else None,
         )
         await stop.wait()
         log.info("worker.stopping", graceful_seconds=settings.graceful_shutdown_seconds)

@@ -348,6 +348,12 @@ async def test_a_history_written_under_key_a_decodes_after_key_b_becomes_current
     restarted = await devserver(stack, "start", "--with-worker")
     assert restarted.code == 0, restarted.out + restarted.err
     assert "generated key" not in restarted.out
+    started = [
+        json.loads(line)
+        for line in (stack.data / "worker.log").read_text().splitlines()
+        if '"worker.started"' in line
+    ]
+    assert [line["codec_key"] for line in started] == [first, second]
 
     client = await stack.client()
     old = client.get_workflow_handle_for(ResearchWorkflow.run, restricted.workflow_id)
