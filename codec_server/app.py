@@ -12,7 +12,10 @@ Whoever can call it reads every history in plaintext, so:
 - with a token, every call must carry ``Authorization: Bearer <token>`` (the CLI's
   ``--codec-auth``), compared in constant time;
 - browsers may call it only from the configured origins (the Web UI's), with the
-  headers the UI sends; any other page gets no CORS headers and so cannot read answers.
+  headers the UI sends; any other page gets no CORS headers and so cannot read answers;
+- without a token it answers only requests addressed to a loopback name (the Host
+  header), so a web page whose domain is re-pointed at 127.0.0.1 (DNS rebinding)
+  cannot call it as its own origin.
 """
 
 from __future__ import annotations
@@ -72,6 +75,14 @@ def is_loopback(host: str) -> bool:
         return False  # a host name may resolve anywhere
 
 
+def _loopback_host(header: str) -> bool:
+    """The host of a Host header (`name`, `name:port`, `[::1]:port`) is a loopback name."""
+    host = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    if host.startswith("["):
+        host = host[1 : host.find("]")]
+    return is_loopback(host)
+
+
 def check_exposure(settings: CodecServerSettings) -> None:
     token = settings.token.get_secret_value() if settings.token else ""
     if settings.token is not None and len(token) < MIN_TOKEN_CHARS:
@@ -105,6 +116,8 @@ def build_app(codec: EncryptionCodec, settings: CodecServerSettings) -> FastAPI:
 
     @app.post("/{path:path}")
     async def convert(path: str, request: Request) -> Response:
+        if expected is None and not _loopback_host(request.headers.get("host", "")):
+            return JSONResponse({"error": "not addressed to a loopback name"}, status_code=403)
         if expected is not None:
             given = request.headers.get("authorization", "").encode()
             if not secrets.compare_digest(given, expected):

@@ -12,6 +12,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
+from devserver import codec_env
 from infra.codec import ENCODING, KEY_ID, DecryptionError, EncryptionCodec, data_converter
 from infra.keys import (
     CodecSettings,
@@ -155,3 +156,32 @@ def test_without_a_key_the_codec_refuses_rather_than_writing_plaintext(
         load_key_ring(CodecSettings())
     monkeypatch.setenv("KEEL_CODEC", "off")
     assert data_converter() is pydantic_data_converter
+
+
+def test_devserver_generates_a_key_only_when_none_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("KEEL_CODEC", "KEEL_CODEC_KEYS", "KEEL_CODEC_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    generated = codec_env(tmp_path / "fresh")
+    assert generated is not None
+    key_file = Path(generated["KEEL_CODEC_KEY_FILE"])
+    assert key_file == (tmp_path / "fresh" / "codec.keys").resolve()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # A second start keeps the key: histories written under it must stay readable.
+    assert codec_env(tmp_path / "fresh") == generated
+    assert len(read_key_file(key_file).ids()) == 1
+
+    # The user's own key wins, and nothing is written.
+    own = tmp_path / "own.keys"
+    append_new_key(own)
+    monkeypatch.setenv("KEEL_CODEC_KEY_FILE", str(own))
+    configured = codec_env(tmp_path / "configured")
+    assert configured is not None
+    assert configured["KEEL_CODEC_KEY_FILE"] == str(own)
+    assert not (tmp_path / "configured" / "codec.keys").exists()
+
+    # Off only by the explicit setting: no key, no codec server.
+    monkeypatch.setenv("KEEL_CODEC", "off")
+    assert codec_env(tmp_path / "off") is None
+    assert not (tmp_path / "off" / "codec.keys").exists()

@@ -165,3 +165,21 @@ def test_cors_answers_the_ui_origin_only_with_the_headers_the_ui_sends(server: s
     assert "access-control-allow-origin" not in other.headers
     ui = httpx.post(f"{server}/decode", content=body(), headers={"Origin": UI, **auth})
     assert ui.headers["access-control-allow-origin"] == UI
+
+
+def test_without_a_token_it_answers_only_requests_addressed_to_loopback(key_file: Path) -> None:
+    """A page re-pointed at 127.0.0.1 by DNS (rebinding) sends its own name as Host."""
+    port = free_port()
+    process = codec_server("--port", str(port), env={"KEEL_CODEC_KEY_FILE": str(key_file)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "[::1]:8081", "localhost"):
+            answer = httpx.post(f"{url}/decode", content=body(), headers={"Host": host})
+            assert answer.status_code == 200, host
+        for host in (f"attacker.example:{port}", "10.0.0.5", "127.0.0.1.attacker.example"):
+            answer = httpx.post(f"{url}/decode", content=body(), headers={"Host": host})
+            assert answer.status_code == 403, host
+    finally:
+        process.terminate()
+        process.wait(10)
