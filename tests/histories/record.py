@@ -95,6 +95,8 @@ async def main(names: list[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         search_attributes=list(ALL_SEARCH_ATTRIBUTES),
+        # Recorded in plaintext on purpose: committed histories must replay without a
+        # key, and the codec passes plaintext payloads through, so they replay with it on.
         data_converter=pydantic_data_converter,
     )
     try:
