@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
+from activities.llm.chat_model import BlockingChatModel, InThread
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
@@ -74,6 +76,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
     for namespace, folder in CORPORA.items():
         documents.ingest_folder(folder, namespace)
     return documents
+
+
+def in_thread(model: BlockingChatModel) -> InThread:
+    """A blocking model as the worker runs it: on a thread of its own."""
+    return InThread(model, ThreadPoolExecutor(1, thread_name_prefix="llm-test"))
 
 
 def worker_settings(**overrides: object) -> WorkerSettings:
