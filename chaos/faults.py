@@ -104,9 +104,9 @@ async def _moment(ctx: SeedContext, fault: Fault, fired: Fired) -> bool:
         previous = PREVIOUS_STEP.get(trigger.step)
         if fault.after_commit_ms and fault.route is not None:
             if previous is not None:
-                await ctx.ledger.wait_committed(f"{saga}:{previous}", 3600)
+                await ctx.ledger.wait_committed(f"{saga}:{previous}")
             await ctx.tickets.fault(fault.route, after_commit_ms=fault.after_commit_ms)
-        await ctx.ledger.wait_committed(f"{saga}:{trigger.step}", 3600)
+        await ctx.ledger.wait_committed(f"{saga}:{trigger.step}")
         await asyncio.sleep(trigger.seconds)
         return True
     return True
@@ -126,7 +126,9 @@ async def _act(ctx: SeedContext, fault: Fault, fired: Fired) -> None:
             await ctx.server.start()
             fired.back_at = time.monotonic() - ctx.started
     elif fault.kind == "cancel":
-        while len(ctx.runs) < fault.target:  # a moment before the run was even submitted
+        while True:  # the moment may come before the run was even submitted
+            if len(ctx.runs) >= fault.target:
+                break
             await asyncio.sleep(0.05)
         record = ctx.runs[fault.target - 1]
         if record.ended is not None:

@@ -171,7 +171,7 @@ class Suite:
         if not self.settings.keep and not self.failed_seeds and error is None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def _worker_config(self, queues: Queues, log_dir: Path) -> WorkerConfig:
+    def worker_config(self, queues: Queues, log_dir: Path) -> WorkerConfig:
         return WorkerConfig(
             address=self.server.address,
             task_queue=queues.task_queue,
@@ -193,11 +193,13 @@ class Suite:
         queues = Queues(self.server.address, f"ref-{self.nonce}", f"ref-llm-{self.nonce}")
         if self._reference_worker is None:
             self._reference_worker = WorkerProcess(
-                self._worker_config(queues, self.data_dir / "reference"), "all"
+                self.worker_config(queues, self.data_dir / "reference"), "all"
             )
             await self._reference_worker.start()
         self.endpoint.disarm()
-        plain = Workload(workload.index, workload.kind, "sdk", workload.decision, workload.budget_tokens)
+        plain = Workload(
+            workload.index, workload.kind, "sdk", workload.decision, workload.budget_tokens
+        )
         record = await start_run(self.client, queues, plain, f"ref-{variant}-{self.nonce}")
         decision = asyncio.create_task(drive_decision(self.client, queues, record))
         await wait_closed(self.client, record, 300)
@@ -217,7 +219,7 @@ class Suite:
         tag = f"s{plan.seed}-{self.nonce}"
         queues = Queues(self.server.address, f"chaos-{tag}", f"chaos-llm-{tag}")
         log_dir = self.data_dir / f"seed-{plan.seed}"
-        config = self._worker_config(queues, log_dir)
+        config = self.worker_config(queues, log_dir)
         workers = {role: WorkerProcess(config, role) for role in ("orchestration", "llm")}
         await asyncio.gather(*(w.start() for w in workers.values()))
         seed = _Seed(
@@ -233,7 +235,10 @@ class Suite:
         seed.started = time.monotonic()
         fired = [Fired(f) for f in plan.faults]
         limit = max(bounds.values())
-        tasks = [asyncio.create_task(fire(seed, f, fd, limit)) for f, fd in zip(plan.faults, fired, strict=True)]
+        tasks = [
+            asyncio.create_task(fire(seed, f, fd, limit))
+            for f, fd in zip(plan.faults, fired, strict=True)
+        ]
         try:
             for workload in plan.workloads:
                 seed.runs.append(
@@ -250,7 +255,9 @@ class Suite:
                 task.cancel()
             await self._settle_faults(tasks, fired)
             # A step the service is still holding commits late: let it land first.
-            await asyncio.sleep(max((f.hold_ms + f.after_commit_ms for f in plan.faults), default=0) / 1000)
+            await asyncio.sleep(
+                max((f.hold_ms + f.after_commit_ms for f in plan.faults), default=0) / 1000
+            )
             facts = [await self._facts(r, bounds, references) for r in seed.runs]
         finally:
             for task in tasks:

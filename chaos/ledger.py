@@ -84,21 +84,20 @@ class Ledger:
     async def committed(self, key: str) -> bool:
         return bool(await self.query("SELECT 1 FROM idempotency_keys WHERE key = ?", key))
 
-    async def wait_committed(self, key: str, timeout: float) -> bool:
-        """The service's database has no change feed: poll it."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not await self.committed(key):
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            return False
-        return True
+    async def wait_committed(self, key: str) -> None:
+        """The service's database has no change feed: poll it (bound it with a timeout)."""
+        while True:
+            if await self.committed(key):
+                return
+            await asyncio.sleep(0.05)
 
     async def saga(self, workflow_id: str, description: str) -> SagaRecords:
         return await asyncio.to_thread(self._saga, workflow_id, description)
 
     def _saga(self, workflow_id: str, description: str) -> SagaRecords:
-        ids = [r[0] for r in self._query("SELECT id FROM tickets WHERE description = ?", description)]
+        ids = [
+            r[0] for r in self._query("SELECT id FROM tickets WHERE description = ?", description)
+        ]
         marks = ",".join("?" * len(ids)) or "NULL"
 
         def count(sql: str) -> int:
@@ -118,7 +117,9 @@ class Ledger:
         ]
         return SagaRecords(
             tickets=len(ids),
-            open_tickets=count("SELECT COUNT(*) FROM tickets WHERE id IN ({ids}) AND status='open'"),
+            open_tickets=count(
+                "SELECT COUNT(*) FROM tickets WHERE id IN ({ids}) AND status='open'"
+            ),
             subtasks=count("SELECT COUNT(*) FROM subtasks WHERE ticket_id IN ({ids})"),
             open_subtasks=count(
                 "SELECT COUNT(*) FROM subtasks WHERE ticket_id IN ({ids}) AND status='open'"

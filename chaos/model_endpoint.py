@@ -87,7 +87,7 @@ class ScriptedEndpoint:
         return [c for c in self.calls if c.finished is None]
 
     async def wait_for_call(
-        self, number: int | None = None, *, after: float | None = None, timeout: float = 600
+        self, number: int | None = None, *, after: float | None = None, limit: float = 600
     ) -> CallRecord:
         """Call `number` once it arrived, or the first call arriving after `after`."""
 
@@ -99,16 +99,16 @@ class ScriptedEndpoint:
                     return call
             return None
 
-        async with asyncio.timeout(timeout), self._changed:
+        async with asyncio.timeout(limit), self._changed:
             await self._changed.wait_for(lambda: found() is not None)
         record = found()
         assert record is not None
         return record
 
-    async def wait_abandoned(self, record: CallRecord, timeout: float) -> float | None:
+    async def wait_abandoned(self, record: CallRecord, limit: float) -> float | None:
         """When the client gave the call up (closed its connection), or None."""
         try:
-            async with asyncio.timeout(timeout), self._changed:
+            async with asyncio.timeout(limit), self._changed:
                 await self._changed.wait_for(
                     lambda: record.abandoned is not None or record.finished is not None
                 )
@@ -122,7 +122,8 @@ class ScriptedEndpoint:
             self,
             host="127.0.0.1",
             port=port,
-            log_level="warning",
+            # A scripted close raises mid-answer on purpose; uvicorn would log each one.
+            log_level="critical",
             lifespan="off",
             timeout_graceful_shutdown=1,
         )
@@ -212,16 +213,20 @@ class ScriptedEndpoint:
         if kind == "hang":
             await self._until_abandoned(record, receive, None)
             return "hung"
-        if kind == "slow" and fault is not None:
-            if await self._until_abandoned(record, receive, fault.seconds):
-                return "abandoned"
+        if (
+            kind == "slow"
+            and fault is not None
+            and await self._until_abandoned(record, receive, fault.seconds)
+        ):
+            return "abandoned"
         completion = _completion(answer, request)
         if kind == "close":
             data = json.dumps(completion).encode()
             await send(_start(200, "application/json", len(data)))
-            await send({"type": "http.response.body", "body": data[: len(data) // 2]})
+            await send(_body(data[: len(data) // 2], more=True))
             # Raising mid-body makes uvicorn drop the connection: the client reads a
             # response that stops half-way.
+            record.outcome = "closed"
             raise ConnectionAbortedError("scripted close mid-answer")
         if stream:
             await self._stream(answer, request, send)
@@ -304,7 +309,10 @@ def _completion(answer: ScriptedAnswer, request: dict[str, Any]) -> dict[str, An
 
 
 def _start(
-    status: int, content_type: str, length: int | None, headers: tuple[tuple[bytes, bytes], ...] = ()
+    status: int,
+    content_type: str,
+    length: int | None,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> Message:
     sent = [(b"content-type", content_type.encode()), *headers]
     if length is not None:

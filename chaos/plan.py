@@ -25,8 +25,10 @@ TicketRoute = Literal["create_ticket", "create_subtask", "assign", "notify"]
 
 # Model calls each workload makes when nothing goes wrong (the scripted answers).
 MODEL_CALLS: dict[WorkloadKind, int] = {"saga": 2, "research": 3, "team": 9}
-# Tokens that run out part-way through each flow with the scripted answers.
-BUDGETS: dict[WorkloadKind, int] = {"research": 700, "team": 1400}
+# Tokens that run out part-way through each flow with the scripted answers: a research
+# run is delivered unreviewed after 2 calls, a team run before its last review (8 calls).
+BUDGETS: dict[WorkloadKind, int] = {"research": 1500, "team": 3000}
+BUDGET_CALLS: dict[WorkloadKind, int] = {"research": 2, "team": 8}
 SAGA_STEPS = ("create-ticket", "create-subtask-0", "create-subtask-1", "assign")
 ROUTE_OF_STEP: dict[str, TicketRoute] = {
     "create-ticket": "create_ticket",
@@ -52,7 +54,7 @@ class Workload:
     @property
     def variant(self) -> str:
         """Runs of one variant deliver the same report when no fault changes it."""
-        parts = [self.kind]
+        parts: list[str] = [self.kind]
         if self.decision:
             parts.append(self.decision)
         if self.budget_tokens:
@@ -60,7 +62,7 @@ class Workload:
         return "-".join(parts)
 
     def describe(self) -> str:
-        extras = [self.via]
+        extras: list[str] = [self.via]
         if self.decision:
             extras.append(self.decision)
         if self.budget_tokens:
@@ -119,7 +121,13 @@ class Fault:
             what = f"slow ticket service: next {self.route} calls {timing}"
         held = ""
         if self.hold_seconds and self.trigger.kind == "model_call":
-            held = " (call hung)" if self.model_fault == "hang" else f" (held {self.hold_seconds:.1f} s)"
+            held = (
+                " (call hung)"
+                if self.model_fault == "hang"
+                else f" (held {self.hold_seconds:.1f} s)"
+            )
+        if self.after_commit_ms and self.trigger.kind == "ticket_commit":
+            held = f" (answer held {self.after_commit_ms} ms)"
         return f"{self.trigger.describe()}{held}: {what}"
 
 
@@ -162,26 +170,23 @@ def plan_seed(seed: int, *, max_workloads: int = 2, max_faults: int = 3) -> Seed
         decision: Decision | None = None
         budget: int | None = None
         if kind == "saga":
-            decision = rng.choices(["approve", "reject"], [2, 1])[0]
+            decision = "reject" if rng.random() < 1 / 3 else "approve"
         elif rng.random() < 0.3:
             budget = BUDGETS[kind]
         workloads.append(Workload(i, kind, via, decision, budget))
-    calls = sum(MODEL_CALLS[w.kind] for w in workloads)
+    calls = sum(BUDGET_CALLS[w.kind] if w.budget_tokens else MODEL_CALLS[w.kind] for w in workloads)
     free_calls = list(range(1, calls + 1))
     rng.shuffle(free_calls)
     sagas = [w for w in workloads if w.kind == "saga"]
-    faults = [
-        _fault(rng, workloads, sagas, free_calls) for _ in range(rng.randint(1, max_faults))
-    ]
+    faults = [_fault(rng, workloads, sagas, free_calls) for _ in range(rng.randint(1, max_faults))]
     return SeedPlan(seed, workloads, [f for f in faults if f is not None])
 
 
 def _fault(
     rng: random.Random, workloads: list[Workload], sagas: list[Workload], free_calls: list[int]
 ) -> Fault | None:
-    kind: FaultKind = rng.choices(
-        ["kill_worker", "restart_server", "cancel", "model", "slow_tickets"], [3, 2, 2, 4, 1]
-    )[0]
+    kinds: list[FaultKind] = ["kill_worker", "restart_server", "cancel", "model", "slow_tickets"]
+    kind = rng.choices(kinds, [3, 2, 2, 4, 1])[0]
     if kind == "slow_tickets" and not sagas:
         kind = "model"
     if kind == "model":
@@ -206,27 +211,36 @@ def _fault(
             after_commit_ms=0 if hold else slow,
         )
     trigger, hung, after_commit = _moment(rng, sagas, free_calls, allow_hang=kind == "cancel")
-    common: dict[str, object] = {
-        "hold_seconds": round(rng.uniform(2.0, 4.0), 1) if trigger.kind == "model_call" else 0.0,
-        "model_fault": "hang" if hung else None,
-        "after_commit_ms": after_commit,
-        "route": ROUTE_OF_STEP[trigger.step] if trigger.kind == "ticket_commit" else None,
-    }
+    held = round(rng.uniform(2.0, 4.0), 1) if trigger.kind == "model_call" else 0.0
+    step_route = ROUTE_OF_STEP[trigger.step] if trigger.kind == "ticket_commit" else None
+    role: Role = "llm"
+    down = 0.0
+    target, via = 0, "sdk"
     if kind == "kill_worker":
-        role: Role = "llm" if trigger.kind == "model_call" else rng.choice(["llm", "orchestration"])
         if trigger.kind == "ticket_commit":
             role = "orchestration"
+        elif trigger.kind == "delay":
+            role = rng.choice(["llm", "orchestration"])
         down = round(rng.uniform(0.5, 3.0), 1)
-        return Fault(trigger, "kill_worker", role=role, down_seconds=down, **common)  # type: ignore[arg-type]
-    if kind == "restart_server":
+    elif kind == "restart_server":
         down = round(rng.uniform(1.0, 6.0), 1)
-        return Fault(trigger, "restart_server", down_seconds=down, **common)  # type: ignore[arg-type]
-    if trigger.kind == "ticket_commit":
-        target = trigger.workload
     else:
-        target = rng.choice(workloads).index
-    via: Via = rng.choice(["sdk", "cli"])
-    return Fault(trigger, "cancel", target=target, via=via, **common)  # type: ignore[arg-type]
+        kind = "cancel"
+        ticket = trigger.kind == "ticket_commit"
+        target = trigger.workload if ticket else rng.choice(workloads).index
+        via = rng.choice(["sdk", "cli"])
+    return Fault(
+        trigger,
+        kind,
+        role=role,
+        down_seconds=down,
+        target=target,
+        via="cli" if via == "cli" else "sdk",
+        model_fault="hang" if hung else None,
+        hold_seconds=held,
+        route=step_route,
+        after_commit_ms=after_commit,
+    )
 
 
 def _moment(

@@ -97,7 +97,9 @@ async def start_run(client: Client, queues: Queues, workload: Workload, tag: str
         return record
     arg: BaseModel
     if kind == "saga":
-        arg = TicketSagaInput(description=description, model=MODEL, llm_task_queue=queues.llm_task_queue)
+        arg = TicketSagaInput(
+            description=description, model=MODEL, llm_task_queue=queues.llm_task_queue
+        )
         await client.start_workflow(
             TicketSagaWorkflow.run, arg, id=workflow_id, task_queue=queues.task_queue
         )
