@@ -22,6 +22,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from activities.documents.store import DocumentStore
 from chaos.faults import Fired, arm_model_faults, fire
@@ -149,8 +150,12 @@ class Suite:
         await self.endpoint.start(free_port())
         await self.tickets.start()
         await self.server.start()
+        # The suite stops the server on purpose: the client's retry warnings are noise.
+        quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
         self._client = await Client.connect(
-            self.server.address, data_converter=pydantic_data_converter
+            self.server.address,
+            data_converter=pydantic_data_converter,
+            runtime=Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet))),
         )
         return self
 
