@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 MODEL_ACTIVITY = "complete_llm"
+# Failed workflow tasks the server causes in normal operation and the SDK retries (a
+# new event arrived while a task completed, a sticky queue reset): not a fault of the code.
+BENIGN_TASK_FAILURES = {
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_STICKY_TASK_QUEUE,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND,
+}
 
 
 @dataclass
@@ -63,8 +71,9 @@ async def read_histories(client: Client, workflow_id: str) -> HistoryFacts:
                         usage.get("tokens_out", 0)
                     )
             elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-                failure = event.workflow_task_failed_event_attributes.failure
-                facts.task_failures.append(f"{current}: {failure.message[:200]}")
+                task = event.workflow_task_failed_event_attributes
+                if task.cause not in BENIGN_TASK_FAILURES:
+                    facts.task_failures.append(f"{current}: {task.failure.message[:200]}")
             elif kind == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
                 child = event.start_child_workflow_execution_initiated_event_attributes
                 pending.append(child.workflow_id)
