@@ -6,7 +6,6 @@ is seen the way a worker sees it: as the typed error the retry policy acts on.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -83,7 +82,7 @@ PLAN_CALL = ChatCall(
 
 
 async def _complete(model: OpenAICompatibleModel) -> str:
-    return (await asyncio.to_thread(model.complete, PLAN_CALL)).text
+    return (await model.complete(PLAN_CALL)).text
 
 
 async def test_endpoint_answers_and_faults_as_typed_provider_errors(
