@@ -20,7 +20,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 LLAMA_WHEELS ?= $(HOME)/.cache/keel/wheels/llama-$(LLAMA_VERSION)-portable
 
-.PHONY: install demo server worker stop test lint histories bench clean
+.PHONY: install demo server worker stop test lint histories bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -73,6 +73,12 @@ $(VENV)/.installed-bench: $(VENV)/.installed pyproject.toml
 bench: $(VENV)/.installed-bench
 	$(PY) -m compileall -q $(PACKAGES) >/dev/null
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The randomized fault suite (chaos/): real server, workers and ticket service, faults
+# drawn from each seed. CHAOS_ARGS passes flags: make chaos CHAOS_ARGS="--seeds 200".
+CHAOS_ARGS ?= --seeds 10
+chaos: install
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .data

@@ -40,7 +40,7 @@ from activities.documents.store import DocumentStore
 from activities.llm.activities import LLMActivities
 from activities.llm.anthropic_model import AnthropicModel
 from activities.llm.breakers import Breakers
-from activities.llm.chat_model import ChatModel
+from activities.llm.chat_model import ChatModel, InThread
 from activities.llm.gateway import LLMGateway, PassageSource
 from activities.llm.local_model import LocalModel
 from activities.llm.openai_model import OpenAICompatibleModel
@@ -99,6 +99,9 @@ class LogContextInterceptor(Interceptor):
         return _ActivityLogContext(next)
 
 
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+
+
 def build_gateway(
     settings: WorkerSettings,
     prompts: PromptBook,
@@ -108,9 +111,11 @@ def build_gateway(
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value else None
 
+    # Blocking models run on a pool sized to the queue's concurrency, off the event loop.
+    executor = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
     providers: dict[Provider, ChatModel] = {
-        "local": LocalModel(settings.local_model_path),
-        "scripted": ScriptedModel(settings.scripted_dir),
+        "local": InThread(LocalModel(settings.local_model_path), executor),
+        "scripted": InThread(ScriptedModel(settings.scripted_dir), executor),
         "openai": OpenAICompatibleModel(
             settings.openai_base_url,
             secret(settings.openai_api_key),
@@ -141,6 +146,10 @@ def build_workers(
     common: dict[str, Any] = {
         "interceptors": interceptors,
         "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Heartbeats reach the server at most this far apart (the SDK's default is 80 %
+        # of the heartbeat timeout): a cancellation comes back in a heartbeat's answer,
+        # so this bounds how long a cancelled model or tool call keeps running.
+        "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
     }
     breaker_config = BreakerConfig(
         window=settings.breaker_window,
@@ -188,8 +197,7 @@ def build_workers(
     if settings.worker_role in ("all", "llm"):
         # The breaker workflows run on the orchestration queue.
         breakers = Breakers(scope, settings.task_queue, breaker_config)
-        executor = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
-        llm = LLMActivities(gateway, executor, breakers)
+        llm = LLMActivities(gateway, breakers)
         workers.append(
             Worker(
                 client,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from temporalio.worker import Worker
@@ -50,14 +49,13 @@ async def _temporal(ctx: Context, settings: WorkerSettings, mode: Mode, agents: 
     )
 
 
-async def _gather(settings: WorkerSettings, agents: int, executor: ThreadPoolExecutor) -> None:
+async def _gather(settings: WorkerSettings, agents: int) -> None:
     gateway = gateway_for(settings)
-    loop = asyncio.get_running_loop()
     calls = [
         agent_request(AgentCall(script=SUBAGENT_SCRIPT, index=i, llm_task_queue=""))
         for i in range(agents)
     ]
-    await asyncio.gather(*(loop.run_in_executor(executor, gateway.complete, c) for c in calls))
+    await asyncio.gather(*(gateway.complete(c) for c in calls))
 
 
 async def measure(ctx: Context, agents: tuple[int, ...] = (4, 16, 64)) -> Section:
@@ -71,35 +69,34 @@ async def measure(ctx: Context, agents: tuple[int, ...] = (4, 16, 64)) -> Sectio
     # The project's workers serve the model queue; the bench worker runs the coordinators.
     research_side = settings.model_copy(update={"task_queue": f"{settings.task_queue}-research"})
     async with running_workers(ctx.client, ctx.store, research_side, extra=[bench_worker]):
-        with ThreadPoolExecutor(max(agents)) as executor:
-            for mode in MODES:
-                if mode != "asyncio.gather":
-                    await _temporal(ctx, settings, mode, 1)  # warm up
-                for k in agents:
-                    async with ProcessSampler(pids) as sampler:
-                        watch = Stopwatch()
-                        if mode == "asyncio.gather":
-                            await _gather(settings, k, executor)
-                        else:
-                            await _temporal(ctx, settings, mode, k)
-                        wall = watch.elapsed()
-                    figures = {
-                        "wall_ms": round(wall * 1000, 1),
-                        "worker_cpu_ms": round(sampler.cpu["worker"] * 1000, 1),
-                        "server_cpu_ms": round(sampler.cpu.get("server", 0.0) * 1000, 1),
-                        "worker_peak_rss_growth_mb": sampler.rss_growth_mb["worker"],
-                    }
-                    data["results"][f"{mode}_{k}"] = figures
-                    rows.append(
-                        [
-                            mode,
-                            str(k),
-                            f"{figures['wall_ms']:.0f}",
-                            f"{figures['worker_cpu_ms']:.0f}",
-                            f"{figures['server_cpu_ms']:.0f}",
-                            f"{figures['worker_peak_rss_growth_mb']:.1f}",
-                        ]
-                    )
+        for mode in MODES:
+            if mode != "asyncio.gather":
+                await _temporal(ctx, settings, mode, 1)  # warm up
+            for k in agents:
+                async with ProcessSampler(pids) as sampler:
+                    watch = Stopwatch()
+                    if mode == "asyncio.gather":
+                        await _gather(settings, k)
+                    else:
+                        await _temporal(ctx, settings, mode, k)
+                    wall = watch.elapsed()
+                figures = {
+                    "wall_ms": round(wall * 1000, 1),
+                    "worker_cpu_ms": round(sampler.cpu["worker"] * 1000, 1),
+                    "server_cpu_ms": round(sampler.cpu.get("server", 0.0) * 1000, 1),
+                    "worker_peak_rss_growth_mb": sampler.rss_growth_mb["worker"],
+                }
+                data["results"][f"{mode}_{k}"] = figures
+                rows.append(
+                    [
+                        mode,
+                        str(k),
+                        f"{figures['wall_ms']:.0f}",
+                        f"{figures['worker_cpu_ms']:.0f}",
+                        f"{figures['server_cpu_ms']:.0f}",
+                        f"{figures['worker_peak_rss_growth_mb']:.1f}",
+                    ]
+                )
     return Section(
         name="fanout",
         title="3. Fan-out: K sub-agents (one scripted model call each, 200 ms)",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 
 from activities.documents.store import DocumentStore
@@ -63,12 +62,10 @@ class ResearchNodes:
         self,
         gateway: LLMGateway,
         store: DocumentStore,
-        executor: ThreadPoolExecutor,
         request: ResearchInput,
     ) -> None:
         self._gateway = gateway
         self._store = store
-        self._executor = executor
         self._request = request
 
     def table(self) -> dict[str, Node]:
@@ -98,8 +95,7 @@ class ResearchNodes:
             output_schema=schema,
             max_tokens=MAX_TOKENS[node],
         )
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self._gateway.complete, request)
+        result = await self._gateway.complete(request)
         return result.output, calls
 
     async def plan(self, state: FlowState) -> FlowState:

@@ -17,7 +17,6 @@ import itertools
 import json
 import uuid
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -102,16 +101,15 @@ async def _floor_runs(ctx: Context, latency: int, runs: int) -> dict[str, Any]:
     request = research_input(latency, settings)
     walls: list[float] = []
     per_node: dict[str, list[float]] = defaultdict(list)
-    with ThreadPoolExecutor(4) as executor:
-        nodes = ResearchNodes(gateway_for(settings), ctx.store, executor, request)
-        for i in range(runs + 1):
-            timings: dict[str, float] = {}
-            watch = Stopwatch()
-            await run_plain(nodes, request, timings)
-            if i:
-                walls.append(watch.elapsed())
-                for node, seconds in timings.items():
-                    per_node[node].append(seconds)
+    nodes = ResearchNodes(gateway_for(settings), ctx.store, request)
+    for i in range(runs + 1):
+        timings: dict[str, float] = {}
+        watch = Stopwatch()
+        await run_plain(nodes, request, timings)
+        if i:
+            walls.append(watch.elapsed())
+            for node, seconds in timings.items():
+                per_node[node].append(seconds)
     return {"wall": walls, "nodes": {n: median(v) for n, v in per_node.items()}}
 
 
@@ -119,14 +117,13 @@ async def _langgraph_runs(ctx: Context, latency: int, runs: int) -> dict[str, An
     settings = bench_settings(ctx.scripts)
     request = research_input(latency, settings)
     walls: list[float] = []
-    with ThreadPoolExecutor(4) as executor:
-        nodes = ResearchNodes(gateway_for(settings), ctx.store, executor, request)
-        async with checkpointed(nodes, ctx.workdir / f"langgraph-step-{latency}.db") as graph:
-            for i in range(runs + 1):
-                watch = Stopwatch()
-                await run_langgraph(graph, request, uuid.uuid4().hex)
-                if i:
-                    walls.append(watch.elapsed())
+    nodes = ResearchNodes(gateway_for(settings), ctx.store, request)
+    async with checkpointed(nodes, ctx.workdir / f"langgraph-step-{latency}.db") as graph:
+        for i in range(runs + 1):
+            watch = Stopwatch()
+            await run_langgraph(graph, request, uuid.uuid4().hex)
+            if i:
+                walls.append(watch.elapsed())
     return {"wall": walls}
 
 

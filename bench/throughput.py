@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench.common import (
@@ -75,33 +74,31 @@ async def _temporal(ctx: Context, latency: int, flows: int) -> Run:
 
 
 async def _floor(ctx: Context, latency: int, flows: int) -> Run:
-    settings = bench_settings(ctx.scripts)
+    settings = bench_settings(ctx.scripts, llm_concurrency=flows)
     request = research_input(latency, settings)
-    with ThreadPoolExecutor(flows) as executor:
-        nodes = ResearchNodes(gateway_for(settings), ctx.store, executor, request)
-        await run_plain(nodes, research_input(0, settings))
-        async with ProcessSampler({"process": os.getpid()}) as cpu:
-            watch = Stopwatch()
-            await asyncio.gather(*(run_plain(nodes, request) for _ in range(flows)))
-            wall = watch.elapsed()
-        return wall, cpu.cpu, {}
+    nodes = ResearchNodes(gateway_for(settings), ctx.store, request)
+    await run_plain(nodes, research_input(0, settings))
+    async with ProcessSampler({"process": os.getpid()}) as cpu:
+        watch = Stopwatch()
+        await asyncio.gather(*(run_plain(nodes, request) for _ in range(flows)))
+        wall = watch.elapsed()
+    return wall, cpu.cpu, {}
 
 
 async def _langgraph(ctx: Context, latency: int, flows: int) -> Run:
-    settings = bench_settings(ctx.scripts)
+    settings = bench_settings(ctx.scripts, llm_concurrency=flows)
     request = research_input(latency, settings)
-    with ThreadPoolExecutor(flows) as executor:
-        nodes = ResearchNodes(gateway_for(settings), ctx.store, executor, request)
-        database = ctx.workdir / f"langgraph-tp-{latency}-{flows}.db"
-        async with checkpointed(nodes, database) as graph:
-            await run_langgraph(graph, research_input(0, settings), uuid.uuid4().hex)
-            async with ProcessSampler({"process": os.getpid()}) as cpu:
-                watch = Stopwatch()
-                await asyncio.gather(
-                    *(run_langgraph(graph, request, uuid.uuid4().hex) for _ in range(flows))
-                )
-                wall = watch.elapsed()
-            return wall, cpu.cpu, {}
+    nodes = ResearchNodes(gateway_for(settings), ctx.store, request)
+    database = ctx.workdir / f"langgraph-tp-{latency}-{flows}.db"
+    async with checkpointed(nodes, database) as graph:
+        await run_langgraph(graph, research_input(0, settings), uuid.uuid4().hex)
+        async with ProcessSampler({"process": os.getpid()}) as cpu:
+            watch = Stopwatch()
+            await asyncio.gather(
+                *(run_langgraph(graph, request, uuid.uuid4().hex) for _ in range(flows))
+            )
+            wall = watch.elapsed()
+        return wall, cpu.cpu, {}
 
 
 # The kernel counts CPU time in 10 ms ticks: below this a run's CPU figures are noise.

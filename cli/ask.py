@@ -21,7 +21,7 @@ from cli.commands import (
     model_choice,
     start_once,
 )
-from cli.render import report_text, team_progress_line, team_report_text
+from cli.render import report_text, root_cause, team_progress_line, team_report_text
 from models.coordinator import CoordinatorProgress, HumanFeedback, MultiAgentReport
 from models.research import ResearchReport
 from models.routing import AskInput, AskProgress, AskResult, IntentDecision
@@ -65,7 +65,7 @@ async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
     try:
         answer = await result
     except WorkflowFailureError as failure:
-        err(f"ask failed: {failure.cause}")
+        err(f"ask failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(workflow_id, run_id)}")
         return EXIT_FAILED
     if not told:  # done before the first look

@@ -28,7 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.render import progress_line, report_text, ui_link
+from cli.render import progress_line, report_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
 from models.llm import Budget, ModelChoice
@@ -190,7 +190,7 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     try:
         report = result.result()
     except WorkflowFailureError as failure:
-        err(f"research failed: {failure.cause}")
+        err(f"research failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(handle.id, run_id)}")
         return EXIT_FAILED
     print(report.model_dump_json(indent=2) if args.json else report_text(report))
@@ -226,7 +226,8 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
     try:
         result = await handle.result()
     except WorkflowFailureError as failure:
-        err(f"{args.workflow_id} failed: {failure.cause}")
+        err(f"{args.workflow_id} failed: {root_cause(failure)}")
+        err(f"Web UI: {ctx.link(args.workflow_id, description.run_id)}")
         return EXIT_FAILED
     if isinstance(result, ResearchReport) and not args.json:
         print(report_text(result))
@@ -292,7 +293,7 @@ async def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
             task_queue=ctx.keel.task_queue,
         )
     except WorkflowFailureError as failure:
-        err(f"ingest failed: {failure.cause}")
+        err(f"ingest failed: {root_cause(failure)}")
         return EXIT_FAILED
     print(result.model_dump_json())
     for skipped in result.skipped:

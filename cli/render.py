@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from urllib.parse import quote
+
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    TimeoutError,
+)
 
 from models.coordinator import CoordinatorProgress, MultiAgentReport
 from models.research import ResearchProgress, ResearchReport
@@ -12,6 +21,39 @@ from models.research import ResearchProgress, ResearchReport
 def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str | None) -> str:
     base = f"{ui_url.rstrip('/')}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, '')}"
     return f"{base}/{run_id}/history" if run_id else base
+
+
+ROOT_CAUSE_CHARS = 300
+# Anything shaped like a key or a bearer token is cut from what a terminal shows.
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})")
+
+
+def root_cause(error: BaseException) -> str:
+    """The innermost failure of a chain in one line, and where it happened.
+
+    Temporal wraps a failure once per layer (workflow, child, activity), so the
+    outer messages say only "Activity task failed"; the user needs the inside one.
+    """
+    where = ""
+    current: BaseException | None = error
+    innermost = error
+    while current is not None:
+        if isinstance(current, ActivityError):
+            where = f"in {current.activity_type}"
+        elif isinstance(current, ChildWorkflowError):
+            where = f"in {current.workflow_type} {current.workflow_id}"
+        innermost = current
+        current = current.__cause__
+    if isinstance(innermost, ApplicationError) and innermost.type:
+        text = f"{innermost.type}: {innermost.message}"
+    elif isinstance(innermost, TimeoutError) and innermost.type is not None:
+        text = f"{innermost.type.name.removeprefix('TIMEOUT_TYPE_').lower()} timeout"
+    elif isinstance(innermost, CancelledError):
+        text = "cancelled"
+    else:
+        text = str(innermost) or type(innermost).__name__
+    line = " ".join(_SECRET.sub("***", text).split())[:ROOT_CAUSE_CHARS]
+    return f"{line} ({where})" if where else line
 
 
 def progress_line(progress: ResearchProgress) -> str:

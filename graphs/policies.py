@@ -19,6 +19,11 @@ from models.errors import (
     UNKNOWN_TOOL,
 )
 
+# Every activity that can run for more than a few seconds heartbeats (about once a
+# second, activities/heartbeat.py): a worker that died is noticed within this, not
+# after the start-to-close timeout, and a cancellation reaches the running call.
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+
 # Transport failures (a crashed worker, a stalled model) are retried with backoff;
 # schema failures are not retried here: the workflow re-asks with the error instead.
 LLM_RETRY = RetryPolicy(

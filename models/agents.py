@@ -134,7 +134,7 @@ class AgentInput(BaseModel):
 
 class AgentProgress(BaseModel):
     agent: str
-    status: Literal["running", "done", "failed"] = "running"
+    status: Literal["running", "done", "failed", "cancelled"] = "running"
     turn: int = 0
     runs: int = 1
     tool_calls: dict[str, int] = Field(default_factory=dict)

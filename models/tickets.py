@@ -54,6 +54,13 @@ class UndoRecord(SideEffect):
     record_id: int
 
 
+class UndoByKey(SideEffect):
+    """A compensation known before its step runs: undo whatever the write under
+    `target_key` did, or make sure it never happens if it has not landed yet."""
+
+    target_key: str = Field(min_length=8, max_length=200)
+
+
 class ServiceRecord(BaseModel):
     """What the service answered; `replayed` when the key had been seen before."""
 
@@ -91,7 +98,8 @@ class CompensationEntry(BaseModel):
     step: str
     action: str
     record_id: int
-    status: Literal["registered", "running", "done"] = "registered"
+    status: Literal["registered", "running", "done", "failed"] = "registered"
+    error: str = Field(default="", description="why the undo failed, when it did")
 
 
 class SagaProgress(BaseModel):

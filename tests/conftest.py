@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
+from activities.llm.chat_model import BlockingChatModel, InThread
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
@@ -98,6 +100,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
     for namespace, folder in CORPORA.items():
         documents.ingest_folder(folder, namespace)
     return documents
+
+
+def in_thread(model: BlockingChatModel) -> InThread:
+    """A blocking model as the worker runs it: on a thread of its own."""
+    return InThread(model, ThreadPoolExecutor(1, thread_name_prefix="llm-test"))
 
 
 def worker_settings(**overrides: object) -> WorkerSettings:

@@ -5,7 +5,6 @@ No wall-clock time is asserted here: only paths, answers and call counts.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,12 @@ QUESTION = "How do idempotency keys make retries safe?"
 
 async def _floor(store: DocumentStore, script: str) -> FlowState:
     settings = worker_settings()
-    with ThreadPoolExecutor(2) as executor:
-        nodes = ResearchNodes(
-            build_gateway(settings, PromptBook.load()),
-            store,
-            executor,
-            scripted_input(script, settings, QUESTION),
-        )
-        return await run_plain(nodes, scripted_input(script, settings, QUESTION))
+    nodes = ResearchNodes(
+        build_gateway(settings, PromptBook.load()),
+        store,
+        scripted_input(script, settings, QUESTION),
+    )
+    return await run_plain(nodes, scripted_input(script, settings, QUESTION))
 
 
 async def test_floor_takes_the_workflows_path_to_the_same_answer(
@@ -52,10 +49,9 @@ async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
     settings = worker_settings()
     request = scripted_input("refine_and_revise", settings, QUESTION)
     floor = await _floor(store, "refine_and_revise")
-    with ThreadPoolExecutor(2) as executor:
-        nodes = ResearchNodes(build_gateway(settings, PromptBook.load()), store, executor, request)
-        async with checkpointed(nodes, tmp_path / "checkpoints.db") as graph:
-            result = await run_langgraph(graph, request, "thread-1")
+    nodes = ResearchNodes(build_gateway(settings, PromptBook.load()), store, request)
+    async with checkpointed(nodes, tmp_path / "checkpoints.db") as graph:
+        result = await run_langgraph(graph, request, "thread-1")
     assert result["answer"] == floor["answer"]
     assert result["calls"] == floor["calls"]
     assert (tmp_path / "checkpoints.db").stat().st_size > 0

@@ -25,7 +25,13 @@ from infra.codec import data_converter
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchReport
-from tests.conftest import SCRIPTED_DIR, execute_scripted, running_workers, worker_settings
+from tests.conftest import (
+    SCRIPTED_DIR,
+    execute_scripted,
+    in_thread,
+    running_workers,
+    worker_settings,
+)
 from tests.ports import free_port
 from tests.processes import run_script
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
@@ -120,10 +126,10 @@ async def breaker_scenario(client: Client, store: DocumentStore, server_address:
     model = OpenAICompatibleModel(
         "http://primary.invalid/v1",
         "sk-test",
-        http_client=httpx2.Client(transport=httpx2.MockTransport(primary)),
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(primary)),
     )
     gateway = LLMGateway(
-        PromptBook.load(), {"openai": model, "scripted": ScriptedModel(SCRIPTED_DIR)}
+        PromptBook.load(), {"openai": model, "scripted": in_thread(ScriptedModel(SCRIPTED_DIR))}
     )
     settings = worker_settings(
         breaker_window=4,

@@ -14,7 +14,7 @@ from activities.documents.store import DocumentStore
 from cli.commands import research_input
 from client import build_parser
 from infra.settings import KeelSettings, WorkerSettings
-from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers
+from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers, worker_settings
 from tests.processes import run_script
 from workflows.search_attributes import RESEARCH_STATUS
 
@@ -233,3 +233,27 @@ async def test_research_without_a_worker_says_so_and_keeps_the_run(
     description = await client.get_workflow_handle(f"research-{request_id}").describe()
     assert description.status == WorkflowExecutionStatus.RUNNING
     await client.get_workflow_handle(f"research-{request_id}").terminate("test done")
+
+
+async def test_a_failed_run_names_its_root_cause_in_one_line(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    key = "sk-canary-0123456789abcdef"
+    unreachable = worker_settings(
+        openai_base_url="http://127.0.0.1:1/v1", openai_api_key=key, provider_timeout_seconds=2
+    )
+    async with running_workers(client, store, unreachable) as settings:
+        result = await run_script(
+            "client.py",
+            *("--address", server_address, "research", QUESTION),
+            *("--provider", "openai", "--model", "gpt-5-mini"),
+            env=cli_env(settings),
+        )
+    assert result.code != 0
+    failed = [line for line in result.stderr.splitlines() if line.startswith("research failed")]
+    assert failed == [
+        "research failed: ProviderUnavailable: openai: unreachable: Connection error."
+        " (in complete_llm)"
+    ]
+    assert "Web UI: http" in result.stderr
+    assert key not in result.stdout + result.stderr

@@ -12,7 +12,7 @@ from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
 from models.llm import ModelChoice
-from tests.conftest import SCRIPTED_DIR, execute_scripted, running_workers
+from tests.conftest import SCRIPTED_DIR, execute_scripted, in_thread, running_workers
 
 PRIMARY = ModelChoice.model_validate({"provider": "openai", "model": "gpt-5-mini"})
 FALLBACK = ModelChoice.model_validate({"provider": "scripted", "model": "refine_and_revise"})
@@ -28,10 +28,10 @@ def gateway_with_primary(status: int, seen: list[httpx2.Request]) -> LLMGateway:
     primary = OpenAICompatibleModel(
         "http://primary.invalid/v1",
         "sk-test",
-        http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(answer)),
     )
     return LLMGateway(
-        PromptBook.load(), {"openai": primary, "scripted": ScriptedModel(SCRIPTED_DIR)}
+        PromptBook.load(), {"openai": primary, "scripted": in_thread(ScriptedModel(SCRIPTED_DIR))}
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ class RecordingModel:
         self.text = text
         self.calls: list[ChatCall] = []
 
-    def complete(self, call: ChatCall) -> Completion:
+    async def complete(self, call: ChatCall) -> Completion:
         self.calls.append(call)
         return Completion(text=self.text, tokens_in=11, tokens_out=7)
 
@@ -45,9 +46,9 @@ def gateway(model: RecordingModel) -> LLMGateway:
     return LLMGateway(PromptBook.load(), {"local": model})
 
 
-def test_valid_output_is_returned_with_usage_and_prompt_version() -> None:
+async def test_valid_output_is_returned_with_usage_and_prompt_version() -> None:
     model = RecordingModel('{"queries": ["saga compensation"]}')
-    result = gateway(model).complete(request())
+    result = await gateway(model).complete(request())
     assert result.output == {"queries": ["saga compensation"]}
     assert (result.usage.tokens_in, result.usage.tokens_out, result.usage.calls) == (11, 7, 1)
     assert result.prompt_id == "plan"
@@ -61,9 +62,9 @@ def test_valid_output_is_returned_with_usage_and_prompt_version() -> None:
     "text",
     ['{"queries": []}', '{"queries": ["ok"]', "plain words", '{"queries": ["' + "x" * 80 + '"]}'],
 )
-def test_invalid_output_raises_a_non_retryable_schema_violation(text: str) -> None:
+async def test_invalid_output_raises_a_non_retryable_schema_violation(text: str) -> None:
     with pytest.raises(ApplicationError) as raised:
-        gateway(RecordingModel(text)).complete(request())
+        await gateway(RecordingModel(text)).complete(request())
     assert raised.value.type == SCHEMA_VIOLATION
     assert raised.value.non_retryable
     assert raised.value.message.startswith("ResearchPlan: ")
@@ -71,19 +72,19 @@ def test_invalid_output_raises_a_non_retryable_schema_violation(text: str) -> No
     assert raised.value.details[1]["tokens_out"] == 7
 
 
-def test_a_reask_carries_the_validation_error_to_the_model() -> None:
+async def test_a_reask_carries_the_validation_error_to_the_model() -> None:
     model = RecordingModel('{"queries": ["saga"]}')
-    gateway(model).complete(request(reask_error="queries: List should have at least 1 item"))
+    await gateway(model).complete(request(reask_error="queries: List should have at least 1 item"))
     assert "rejected: queries: List should have at least 1 item" in model.calls[0].user
 
 
-def test_unknown_schema_and_missing_variable_are_typed_errors() -> None:
+async def test_unknown_schema_and_missing_variable_are_typed_errors() -> None:
     gw = gateway(RecordingModel("{}"))
     with pytest.raises(ApplicationError) as raised:
-        gw.complete(request(output_schema="Nope"))
+        await gw.complete(request(output_schema="Nope"))
     assert raised.value.type == UNKNOWN_SCHEMA
     with pytest.raises(ApplicationError) as raised:
-        gw.complete(request(variables={"question": "q"}))
+        await gw.complete(request(variables={"question": "q"}))
     assert raised.value.type == UNKNOWN_PROMPT
     assert "feedback" in raised.value.message
 
@@ -91,14 +92,15 @@ def test_unknown_schema_and_missing_variable_are_typed_errors() -> None:
 def test_scripted_model_replays_answers_per_node_call() -> None:
     model = ScriptedModel(SCRIPTED_DIR)
     call = ChatCall("refine_and_revise", "s", "u", {}, 10, 0.0, "plan", 0)
-    first = model.complete(call)
-    second = model.complete(ChatCall("refine_and_revise", "s", "u", {}, 10, 0.0, "plan", 1))
-    later = model.complete(ChatCall("refine_and_revise", "s", "u", {}, 10, 0.0, "plan", 9))
+    going = threading.Event()
+    first = model.complete(call, going)
+    second = model.complete(ChatCall("refine_and_revise", "s", "u", {}, 10, 0.0, "plan", 1), going)
+    later = model.complete(ChatCall("refine_and_revise", "s", "u", {}, 10, 0.0, "plan", 9), going)
     assert "zzqx" in first.text
     assert "idempotency" in second.text
     assert later.text == second.text
     with pytest.raises(ApplicationError) as raised:
-        model.complete(ChatCall("missing", "s", "u", {}, 10, 0.0, "plan", 0))
+        model.complete(ChatCall("missing", "s", "u", {}, 10, 0.0, "plan", 0), going)
     assert raised.value.type == SCRIPT_MISSING
 
 
@@ -110,33 +112,33 @@ def test_prompt_contracts_load_and_bad_files_name_file_and_field(tmp_path: Path)
         PromptBook.load(bad)
 
 
-def test_cost_comes_from_the_price_table_and_unpriced_models_are_refused() -> None:
+async def test_cost_comes_from_the_price_table_and_unpriced_models_are_refused() -> None:
     model = RecordingModel('{"queries": ["saga"]}')
     gw = LLMGateway(PromptBook.load(), {"openai": model})
-    priced = gw.complete(request(choice=ModelChoice(provider="openai", model="gpt-5-mini")))
+    priced = await gw.complete(request(choice=ModelChoice(provider="openai", model="gpt-5-mini")))
     # 11 tokens in at $0.25/M and 7 out at $2.00/M
     assert priced.usage.cost_usd == pytest.approx((11 * 0.25 + 7 * 2.00) / 1_000_000)
     with pytest.raises(ApplicationError) as raised:
-        gw.complete(request(choice=ModelChoice(provider="openai", model="gpt-unknown")))
+        await gw.complete(request(choice=ModelChoice(provider="openai", model="gpt-unknown")))
     assert raised.value.type == "UnpricedModel"
     assert raised.value.non_retryable
     assert len(model.calls) == 1  # the unpriced call was never made
 
 
-def test_a_budget_caps_the_output_and_refuses_a_call_it_cannot_pay_for() -> None:
+async def test_a_budget_caps_the_output_and_refuses_a_call_it_cannot_pay_for() -> None:
     model = RecordingModel('{"queries": ["saga"]}')
     gw = gateway(model)
-    gw.complete(request(max_tokens=300, budget=BudgetLeft(tokens=260)))
+    await gw.complete(request(max_tokens=300, budget=BudgetLeft(tokens=260)))
     call = model.calls[-1]
     prompt_chars = len(call.system) + len(call.user)
     assert call.max_tokens == 260 - (prompt_chars + 1) // 2
     with pytest.raises(ApplicationError) as raised:
-        gw.complete(request(budget=BudgetLeft(tokens=prompt_chars // 2)))
+        await gw.complete(request(budget=BudgetLeft(tokens=prompt_chars // 2)))
     assert raised.value.type == "BudgetExhausted"
     assert raised.value.non_retryable
     assert len(model.calls) == 1
     cost_gw = LLMGateway(PromptBook.load(), {"openai": model})
-    cost_gw.complete(
+    await cost_gw.complete(
         request(
             choice=ModelChoice(provider="openai", model="gpt-5"),
             budget=BudgetLeft(cost_usd=0.001),
@@ -155,19 +157,19 @@ def test_a_child_budget_is_what_the_parent_has_left() -> None:
     assert Budget().for_child(Usage(tokens_in=5)) == Budget()
 
 
-def test_raw_newlines_inside_json_strings_are_accepted_without_a_reask() -> None:
+async def test_raw_newlines_inside_json_strings_are_accepted_without_a_reask() -> None:
     model = RecordingModel('{"queries": ["saga\ncompensation"]}')
-    result = gateway(model).complete(request())
+    result = await gateway(model).complete(request())
     assert result.output == {"queries": ["saga\ncompensation"]}
 
 
-def test_passages_named_by_id_are_read_from_the_store_into_the_prompt(
+async def test_passages_named_by_id_are_read_from_the_store_into_the_prompt(
     store: DocumentStore,
 ) -> None:
     model = RecordingModel('{"answer": "Keys make retries safe, says [1].", "citations": [1]}')
     chunk = "demo/idempotency-keys#1"
     gw = LLMGateway(PromptBook.load(), {"local": model}, passages=store)
-    gw.complete(
+    await gw.complete(
         request(
             node="writer",
             prompt_id="writer",
@@ -195,20 +197,20 @@ def turn_request(**overrides: object) -> LLMRequest:
     return request(**values)
 
 
-def test_choices_narrow_the_schema_sent_and_are_enforced_on_the_answer() -> None:
+async def test_choices_narrow_the_schema_sent_and_are_enforced_on_the_answer() -> None:
     model = RecordingModel('{"thought": "", "tool": "search_passage", "arguments": {}}')
     with pytest.raises(ApplicationError) as raised:
-        gateway(model).complete(turn_request())
+        await gateway(model).complete(turn_request())
     assert raised.value.type == SCHEMA_VIOLATION
     assert "tool: 'search_passage' is not one of ['search_documents', 'finish']" in (
         raised.value.message
     )
     assert model.calls[0].schema["properties"]["tool"]["enum"] == ["search_documents", "finish"]
     ok = RecordingModel('{"thought": "", "tool": "finish", "arguments": {}}')
-    assert gateway(ok).complete(turn_request()).output["tool"] == "finish"
+    assert (await gateway(ok).complete(turn_request())).output["tool"] == "finish"
 
 
-def test_choices_reach_nested_models_and_unknown_fields_are_refused() -> None:
+async def test_choices_reach_nested_models_and_unknown_fields_are_refused() -> None:
     model = RecordingModel(
         '{"scores": [{"criterion": "relevance", "score": 4}, {"criterion": "vibes", "score": 5}]}'
     )
@@ -220,10 +222,12 @@ def test_choices_reach_nested_models_and_unknown_fields_are_refused() -> None:
         choices={"CriterionScore.criterion": ["relevance", "grounding"]},
     )
     with pytest.raises(ApplicationError) as raised:
-        gateway(model).complete(reviewer)
+        await gateway(model).complete(reviewer)
     assert "scores.1.criterion: 'vibes' is not one of" in raised.value.message
     sent = model.calls[0].schema["$defs"]["CriterionScore"]["properties"]["criterion"]
     assert sent["enum"] == ["relevance", "grounding"]
     with pytest.raises(ApplicationError) as unknown:
-        gateway(model).complete(reviewer.model_copy(update={"choices": {"Nope.field": ["x"]}}))
+        await gateway(model).complete(
+            reviewer.model_copy(update={"choices": {"Nope.field": ["x"]}})
+        )
     assert unknown.value.type == UNKNOWN_SCHEMA

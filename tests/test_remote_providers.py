@@ -58,16 +58,16 @@ def call() -> ChatCall:
     return ChatCall("some-model", "system", "user", schema, 100, 0.0, "plan", 0)
 
 
-def mocked(handler: Callable[[httpx2.Request], httpx2.Response]) -> httpx2.Client:
-    return httpx2.Client(transport=httpx2.MockTransport(handler))
+def mocked(handler: Callable[[httpx2.Request], httpx2.Response]) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
 
 
 @pytest.mark.model
-def test_openai_provider_gets_schema_valid_output_from_a_real_server(
+async def test_openai_provider_gets_schema_valid_output_from_a_real_server(
     llama_server: LlamaServer,
 ) -> None:
     model = OpenAICompatibleModel(llama_server.base_url, None, "json_object")
-    result = LLMGateway(PromptBook.load(), {"openai": model}).complete(plan_request())
+    result = await LLMGateway(PromptBook.load(), {"openai": model}).complete(plan_request())
     assert ResearchPlan.model_validate(result.output).queries
     assert result.provider == "openai"
     assert result.usage.tokens_in > 0
@@ -122,10 +122,10 @@ async def test_research_flow_runs_on_the_openai_provider_and_recovers_a_flaky_on
     assert first_llm_attempt == 3  # two 503s, then the answer
 
 
-def test_an_unreachable_endpoint_is_a_retryable_error() -> None:
+async def test_an_unreachable_endpoint_is_a_retryable_error() -> None:
     model = OpenAICompatibleModel("http://127.0.0.1:1/v1", SECRET, timeout_seconds=2)
     with pytest.raises(ApplicationError) as raised:
-        model.complete(call())
+        await model.complete(call())
     assert raised.value.type == "ProviderUnavailable"
     assert not raised.value.non_retryable
 
@@ -142,7 +142,7 @@ def test_an_unreachable_endpoint_is_a_retryable_error() -> None:
         (400, {"error": {"message": "unknown parameter"}}, {}, "ProviderBadRequest", False, None),
     ],
 )  # fmt: skip
-def test_openai_errors_are_typed_and_never_carry_the_key(
+async def test_openai_errors_are_typed_and_never_carry_the_key(
     status: int,
     body: dict[str, object],
     headers: dict[str, str],
@@ -155,14 +155,14 @@ def test_openai_errors_are_typed_and_never_carry_the_key(
 
     model = OpenAICompatibleModel("http://api.invalid/v1", SECRET, http_client=mocked(answer))
     with pytest.raises(ApplicationError) as raised:
-        model.complete(call())
+        await model.complete(call())
     assert raised.value.type == kind
     assert raised.value.non_retryable is not retryable
     assert raised.value.next_retry_delay == delay
     assert SECRET not in str(raised.value)
 
 
-def test_openai_requests_carry_the_schema_and_no_client_retries() -> None:
+async def test_openai_requests_carry_the_schema_and_no_client_retries() -> None:
     seen: list[httpx2.Request] = []
 
     def answer(request: httpx2.Request) -> httpx2.Response:
@@ -171,14 +171,14 @@ def test_openai_requests_carry_the_schema_and_no_client_retries() -> None:
 
     model = OpenAICompatibleModel("http://api.invalid/v1", SECRET, http_client=mocked(answer))
     with pytest.raises(ApplicationError):
-        model.complete(call())
+        await model.complete(call())
     assert len(seen) == 1  # the SDK did not retry on its own
     body = json.loads(seen[0].content)
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["schema"]["title"] == "ResearchPlan"
 
 
-def test_anthropic_structured_output_comes_from_a_forced_tool() -> None:
+async def test_anthropic_structured_output_comes_from_a_forced_tool() -> None:
     seen: list[dict[str, object]] = []
 
     def answer(request: httpx2.Request) -> httpx2.Response:
@@ -200,7 +200,7 @@ def test_anthropic_structured_output_comes_from_a_forced_tool() -> None:
         )  # fmt: skip
 
     model = AnthropicModel(SECRET, "http://anthropic.invalid", http_client=mocked(answer))
-    completion = model.complete(call())
+    completion = await model.complete(call())
     assert json.loads(completion.text) == {"queries": ["circuit breaker half-open"]}
     assert (completion.tokens_in, completion.tokens_out) == (31, 12)
     assert seen[0]["tool_choice"] == {"type": "tool", "name": "answer"}
@@ -209,7 +209,7 @@ def test_anthropic_structured_output_comes_from_a_forced_tool() -> None:
     assert tools[0]["input_schema"]["title"] == "ResearchPlan"
 
 
-def test_anthropic_errors_are_typed_too() -> None:
+async def test_anthropic_errors_are_typed_too() -> None:
     def answer(_: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(
             401, json={"type": "error", "error": {"type": "authentication_error", "message": "no"}}
@@ -217,6 +217,6 @@ def test_anthropic_errors_are_typed_too() -> None:
 
     model = AnthropicModel(SECRET, "http://anthropic.invalid", http_client=mocked(answer))
     with pytest.raises(ApplicationError) as raised:
-        model.complete(call())
+        await model.complete(call())
     assert raised.value.type == "ProviderAuth"
     assert raised.value.non_retryable

@@ -26,7 +26,13 @@ from temporalio.exceptions import ApplicationError
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
 from models.llm import ModelChoice
-from models.tickets import ApprovalDecision, SagaProgress, TicketSagaInput, TicketSagaResult
+from models.tickets import (
+    ApprovalDecision,
+    SagaProgress,
+    TicketSagaInput,
+    TicketSagaResult,
+    UndoByKey,
+)
 from tests.conftest import new_id, plaintext, running_workers, worker_settings
 from tests.processes import run_script
 from tests.ticket_service_process import TicketService
@@ -155,13 +161,19 @@ async def test_reject_from_the_cli_unwinds_every_step_in_reverse(
         ("delete_subtask", "done"), ("revoke_assignment", "done"),
     ]  # fmt: skip
     history = await client.get_workflow_handle(handle.id).fetch_history()
-    undo_order = [
-        e.activity_task_scheduled_event_attributes.activity_type.name
+    undos = [
+        e.activity_task_scheduled_event_attributes
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ][-5:]
-    assert undo_order == [
-        "revoke_assignment", "delete_subtask", "delete_subtask", "delete_subtask", "cancel_ticket"
+    assert {u.activity_type.name for u in undos} == {"undo_side_effect"}
+    # Each undo names the key of the step it undoes: the reverse of the steps.
+    targets = [
+        (await client.data_converter.decode(u.input.payloads, [UndoByKey]))[0].target_key
+        for u in undos
+    ]
+    assert [t.removeprefix(f"{handle.id}:") for t in targets] == [
+        "assign", "create-subtask-2", "create-subtask-1", "create-subtask-0", "create-ticket"
     ]  # fmt: skip
     audit = tickets.audit(request.description)
     assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
@@ -184,7 +196,8 @@ async def test_a_permanently_failing_step_compensates_every_earlier_step(
     assert cause.message.startswith("saga failed at assign: ")
     assert "unknown assignee 'nobody'" in cause.message
     assert progress.outcome == "failed"
-    assert [c.status for c in progress.compensations] == ["done"] * (1 + SUBTASKS)
+    # The refused assignment's own undo runs too, and finds nothing to undo.
+    assert [c.status for c in progress.compensations] == ["done"] * (2 + SUBTASKS)
     audit = tickets.audit(request.description)
     assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
     assert (audit.active_assignments, audit.revoked_assignments) == (0, 0)
@@ -282,8 +295,9 @@ async def test_a_failing_compensation_is_retried_until_it_succeeds(
         await decide(handle, "reject")
         result = await handle.result()
     assert result.outcome == "rejected"
-    cancelled = await completed_results(client, handle.id, "cancel_ticket")
-    assert [c["attempt"] for c in cancelled] == [3]
+    # Revoke, three deletes, then the cancel: two 503s, done on its third attempt.
+    undone = await completed_results(client, handle.id, "undo_side_effect")
+    assert [c["attempt"] for c in undone] == [1, 1, 1, 1, 3]
     audit = tickets.audit(request.description)
     assert (audit.open_tickets, audit.duplicates, audit.orphans) == (0, 0, 0)
 

@@ -75,7 +75,12 @@ class TicketService:
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
-            self._process.wait(10)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                # A request held by an injected fault keeps it from stopping gracefully.
+                self._process.kill()
+                self._process.wait(10)
 
     def fault(self, route: str, **settings: Any) -> None:
         response = httpx.post(f"{self.url}/_faults", json={"route": route, **settings})

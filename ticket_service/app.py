@@ -3,6 +3,9 @@
 With faults enabled (`--faults`, for tests only), `POST /_faults` makes the next
 calls of a route hold their transaction, delay their answer after the commit, or
 fail with a status, so tests can make real processes misbehave on cue.
+
+`POST /undo` undoes the write made under another key (cancels the ticket it
+created, deletes the subtask, ...), whether or not its caller saw the answer.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ Route = Literal[
     "revoke_assignment",
     "notify",
     "retract",
+    "undo",
 ]
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=200)]
 
@@ -51,9 +55,14 @@ class NewNotification(BaseModel):
     message: str = Field(min_length=1, max_length=2000)
 
 
+class Undo(BaseModel):
+    key: str = Field(min_length=8, max_length=200, description="the key of the write to undo")
+
+
 class Fault(BaseModel):
     route: Route
     times: int = Field(default=1, ge=1)
+    delay_ms: int = Field(default=0, ge=0, description="wait before the transaction: slow")
     hold_ms: int = Field(default=0, ge=0, description="keep the transaction open before writing")
     after_commit_ms: int = Field(default=0, ge=0, description="delay the answer after commit")
     status: int | None = Field(default=None, ge=400, le=599, description="fail instead")
@@ -88,8 +97,12 @@ def create_app(db_path: Path, faults_enabled: bool = False) -> FastAPI:
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
         return JSONResponse(status_code=error.status, content={"detail": error.message})
 
-    def write(key: str, route: Route, body: dict[str, Any], action: Action) -> JSONResponse:
-        fault = faults.take(route) if faults_enabled else None
+    def write(
+        key: str, route: Route, body: dict[str, Any], action: Action, fault_route: str = ""
+    ) -> JSONResponse:
+        fault = faults.take(fault_route or route) if faults_enabled else None
+        if fault is not None and fault.delay_ms:
+            time.sleep(fault.delay_ms / 1000)
         if fault is not None and fault.status is not None:
             raise HTTPException(fault.status, f"injected failure on {route}")
         status, response, replayed = db.idempotent(
@@ -145,6 +158,13 @@ def create_app(db_path: Path, faults_enabled: bool = False) -> FastAPI:
     def retract(notification_id: int, key: IdempotencyKey) -> JSONResponse:
         action = db.retract(notification_id)
         return write(key, "retract", {"notification_id": notification_id}, action)
+
+    @app.post("/undo")
+    def undo(body: Undo, key: IdempotencyKey) -> JSONResponse:
+        """Undo the write made under `body.key`, or make sure it never happens."""
+        # Faults aimed at an undo route (cancel_ticket, ...) hit the undo by key of its write.
+        undone = db.undo_route(body.key) if faults_enabled else None
+        return write(key, "undo", body.model_dump(), db.undo(body.key), undone or "")
 
     @app.get("/tickets/{ticket_id}")
     def ticket(ticket_id: int) -> dict[str, Any]:

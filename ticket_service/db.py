@@ -3,6 +3,10 @@
 Every write runs in one `BEGIN IMMEDIATE` transaction together with its
 idempotency record, so a crash can never keep one without the other, and two
 requests with the same key are serialized: the second sees the first's result.
+
+An undo names the key of the write it undoes, not the record it made, so a caller
+can undo a write whose answer it never saw. An undo that comes before its write
+leaves a tombstone under the write's key: the write, arriving late, is refused.
 """
 
 from __future__ import annotations
@@ -59,6 +63,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at TEXT NOT NULL
 );
 """
+
+
+# The route recorded under a key that was undone before its write arrived.
+TOMBSTONE = "tombstone"
+# Each write's undo, as the service's own route (and TicketDB's method) names it.
+_UNDO_ROUTES = {
+    "create_ticket": "cancel_ticket",
+    "create_subtask": "delete_subtask",
+    "assign": "revoke_assignment",
+    "notify": "retract",
+}
 
 
 class ServiceError(Exception):
@@ -121,6 +136,8 @@ class TicketDB:
                 ).fetchone()
                 if row is not None:
                     db.execute("COMMIT")
+                    if row["route"] == TOMBSTONE:
+                        raise ServiceError(409, f"Idempotency-Key {key!r} was undone before it")
                     if row["request_hash"] != request_hash:
                         raise ServiceError(
                             422, f"Idempotency-Key {key!r} was used for a different request"
@@ -244,6 +261,11 @@ class TicketDB:
             ).fetchone()
             if row is None:
                 raise ServiceError(404, f"no notification {notification_id}")
+            done = db.execute(
+                "SELECT id FROM notifications WHERE retracts = ?", (notification_id,)
+            ).fetchone()
+            if done is not None:
+                return 200, {"id": done["id"], "status": "retracted"}
             cur = db.execute(
                 "INSERT INTO notifications"
                 " (ticket_id, channel, message, kind, retracts, created_at)"
@@ -251,6 +273,34 @@ class TicketDB:
                 (row["ticket_id"], row["channel"], "retracted", notification_id, _now()),
             )
             return 201, {"id": cur.lastrowid, "status": "retracted"}
+
+        return run
+
+    def undo_route(self, key: str) -> str | None:
+        """The route an undo of `key` amounts to (cancel_ticket, ...), if its write landed."""
+        with self.connect() as db:
+            row = db.execute("SELECT route FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
+        return _UNDO_ROUTES.get(row["route"]) if row else None
+
+    @classmethod
+    def undo(cls, key: str) -> Action:
+        """Undo whatever the write under `key` did; a write that never landed never will."""
+
+        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
+            row = db.execute(
+                "SELECT route, status_code, response FROM idempotency_keys WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO idempotency_keys VALUES (?, ?, '', 409, ?, ?)",
+                    (key, TOMBSTONE, json.dumps({"detail": "undone before it was done"}), _now()),
+                )
+                return 200, {"id": 0, "status": "never_done"}
+            undo_route = _UNDO_ROUTES.get(row["route"])
+            if undo_route is None or not 200 <= row["status_code"] < 300:
+                return 200, {"id": 0, "status": "nothing_to_undo"}
+            undoer: Callable[[int], Action] = getattr(cls, undo_route)
+            return undoer(json.loads(row["response"])["id"])(db)
 
         return run
 

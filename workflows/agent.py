@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm.schemas import OUTPUT_MODELS
     from activities.tools.activities import ToolActivities
-    from graphs.policies import LLM_RETRY, LLM_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
+    from graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
     from models.agents import (
         FINISH,
         AgentCarry,
@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from routing.tools import route_tool
     from workflows.contract_snapshot import load_contracts
     from workflows.model_calls import BudgetExhausted, ModelCaller
-    from workflows.saga import Saga
+    from workflows.saga import UNDO_BEFORE_CALL, Saga
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -89,8 +89,8 @@ class AgentWorkflow:
     async def run(self, request: AgentInput) -> AgentResult:
         try:
             result = await self._run(request)
-        except (Exception, asyncio.CancelledError):
-            self._progress.status = "failed"
+        except (Exception, asyncio.CancelledError) as error:
+            self._progress.status = "cancelled" if is_cancelled_exception(error) else "failed"
             if self._compensations:
                 await self._saga.compensate()
             raise
@@ -195,15 +195,35 @@ class AgentWorkflow:
                 clearance=self._input.clearance,
             )
             args = ", ".join(f"{k}={v}" for k, v in proposal.arguments.items())
+            tool_spec = contracts.tools[tool]
+            undo_first = (
+                tool_spec.side_effect
+                and tool_spec.compensation is not None
+                and workflow.patched(UNDO_BEFORE_CALL)
+            )
+            if undo_first:
+                # Known before the call, by its key: a cancel or a crash while the call is
+                # in flight undoes it if it landed and keeps it from landing if not.
+                assert tool_spec.compensation is not None
+                self._remember_undo(
+                    ToolInvocation(
+                        tool=tool_spec.compensation,
+                        arguments={"key": call.idempotency_key},
+                        idempotency_key=f"{call.idempotency_key}:undo",
+                    )
+                )
             try:
                 outcome = await workflow.execute_activity_method(
                     ToolActivities.call,
                     call,
                     start_to_close_timeout=TOOL_TIMEOUT,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=TOOL_RETRY,
                     summary=f"{tool}({args}) turn {self._turns}"[:200],
                 )
             except ActivityError as error:
+                if is_cancelled_exception(error):
+                    raise  # the run is cancelled: its side effects are undone, not observed
                 cause = error.cause
                 kind = cause.type if isinstance(cause, ApplicationError) else None
                 if kind == CIRCUIT_OPEN:
@@ -219,15 +239,19 @@ class AgentWorkflow:
                 self._observe(tool, f"error: {message}")
                 return
             self._count(tool, contracts)
-            tool_spec = contracts.tools[tool]
-            if tool_spec.side_effect and tool_spec.compensation and outcome.record_id is not None:
-                undo = ToolInvocation(
-                    tool=tool_spec.compensation,
-                    arguments={"record_id": outcome.record_id},
-                    idempotency_key=f"{call.idempotency_key}:undo",
+            if (
+                not undo_first
+                and tool_spec.side_effect
+                and tool_spec.compensation
+                and outcome.record_id is not None
+            ):
+                self._remember_undo(
+                    ToolInvocation(
+                        tool=tool_spec.compensation,
+                        arguments={"record_id": outcome.record_id},
+                        idempotency_key=f"{call.idempotency_key}:undo",
+                    )
                 )
-                self._compensations.append(undo)
-                self._register_undo(undo)
             self._observe(tool, outcome.text, outcome.passage_ids)
             return
 
@@ -238,10 +262,16 @@ class AgentWorkflow:
         if cost:
             self._model.spend(Usage(cost_usd=cost))
 
+    def _remember_undo(self, undo: ToolInvocation) -> None:
+        """Register an undo now and carry it across continue-as-new."""
+        self._compensations.append(undo)
+        self._register_undo(undo)
+
     def _register_undo(self, undo: ToolInvocation) -> None:
         record_id = int(undo.arguments.get("record_id", 0))
+        target = undo.arguments.get("key")
         self._saga.register(
-            f"{undo.tool} {record_id}",
+            f"{undo.tool} {target or record_id}",
             ToolActivities.call,
             undo,
             action=undo.tool,

@@ -9,6 +9,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
+    from graphs.policies import HEARTBEAT_TIMEOUT
     from models.documents import IngestRequest, IngestResult
     from models.errors import INGEST_PATH_NOT_FOUND
 
@@ -24,6 +25,7 @@ class IngestWorkflow:
             DocumentActivities.ingest,
             request,
             start_to_close_timeout=INGEST_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=INGEST_RETRY,
             summary=f"ingest {request.path} into {request.namespace}",
         )

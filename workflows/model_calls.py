@@ -9,10 +9,11 @@ from typing import TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
+    from graphs.policies import HEARTBEAT_TIMEOUT
     from models.errors import BUDGET_EXHAUSTED, SCHEMA_VIOLATION
     from models.llm import (
         Budget,
@@ -90,7 +91,8 @@ class ModelCaller:
             try:
                 return await self._ask_current(node, output, variables, limits)
             except ActivityError as err:
-                if self._current + 1 >= len(self._chain):
+                # A cancellation is the run's, not the model's: no fallback can answer it.
+                if is_cancelled_exception(err) or self._current + 1 >= len(self._chain):
                     raise
                 failed, self._current = self._chain[self._current], self._current + 1
                 reason = _reason(err)
@@ -136,6 +138,7 @@ class ModelCaller:
                     request,
                     task_queue=self._task_queue,
                     start_to_close_timeout=limits.start_to_close,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=limits.retry,
                     summary=summary,
                 )

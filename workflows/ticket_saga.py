@@ -3,8 +3,11 @@
 The model turns the report into a ticket with subtasks; then create ticket ->
 create subtasks -> assign -> (human approval) -> notify. Every call carries an
 idempotency key made of the workflow id and the step, never the attempt, so
-retries, worker crashes and replays cannot duplicate a record. A failure, a
-rejection or a cancellation runs the registered compensations in reverse.
+retries, worker crashes and replays cannot duplicate a record. Each step's undo
+is registered before the step is called, by the step's key: a cancel, a crash or
+a failure while the call is in flight still undoes it if it landed, and makes
+sure it never lands if it had not. A failure, a rejection or a cancellation runs
+the registered compensations in reverse.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.tickets.activities import TicketActivities
-    from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SIDE_EFFECT_RETRY
+    from graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, SIDE_EFFECT_RETRY
     from models.errors import SAGA_FAILED, SCHEMA_VIOLATION
     from models.tickets import (
         ApprovalDecision,
@@ -30,10 +33,11 @@ with workflow.unsafe.imports_passed_through():
         ServiceRecord,
         TicketSagaInput,
         TicketSagaResult,
+        UndoByKey,
         UndoRecord,
     )
     from workflows.model_calls import ModelCaller
-    from workflows.saga import Saga
+    from workflows.saga import UNDO_BEFORE_CALL, Saga, Undo
 
 TRIAGE_MAX_TOKENS = 200
 
@@ -48,6 +52,7 @@ class TicketSagaWorkflow:
         self._step_timeout = timedelta(seconds=request.step_timeout_seconds)
         self._saga = Saga(self._step_timeout)
         self._step = "triage"
+        self._undo_first = False
 
     @workflow.query(name="progress")
     def progress(self) -> SagaProgress:
@@ -76,15 +81,36 @@ class TicketSagaWorkflow:
         step: str,
         activity: object,
         call: CreateTicket | CreateSubtask | AssignTicket | SendNotification,
+        undo: Undo,
+        undo_key: str,
     ) -> ServiceRecord:
+        """Run one side effect; its undo is registered before the call (by its key).
+
+        Runs recorded before `UNDO_BEFORE_CALL` registered `undo` by record, after.
+        """
         self._step = step
+        entry = None
+        if self._undo_first:
+            entry = self._saga.register(
+                step,
+                TicketActivities.undo_side_effect,
+                UndoByKey(idempotency_key=self._key(undo_key), target_key=call.idempotency_key),
+                action=undo.__name__,
+            )
         record: ServiceRecord = await workflow.execute_activity_method(
             activity,  # type: ignore[call-overload]
             call,
             start_to_close_timeout=self._step_timeout,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=SIDE_EFFECT_RETRY,
             summary=f"{step}",
         )
+        if entry is not None:
+            entry.record_id = record.id
+        else:
+            self._saga.register(
+                step, undo, UndoRecord(idempotency_key=self._key(undo_key), record_id=record.id)
+            )
         self._progress.steps_done.append(step)
         return record
 
@@ -108,8 +134,9 @@ class TicketSagaWorkflow:
             return await self._run_steps(request, triage)
         except (Exception, asyncio.CancelledError) as error:
             cancelled = is_cancelled_exception(error)
-            await self._compensate()
             self._progress.outcome = "cancelled" if cancelled else "failed"
+            # An undo that failed for good fails the run with every such failure named.
+            await self._compensate()
             if cancelled:
                 raise
             root = error.cause if isinstance(error, ActivityError) and error.cause else error
@@ -123,6 +150,7 @@ class TicketSagaWorkflow:
         self, request: TicketSagaInput, triage: IncidentTriage
     ) -> TicketSagaResult:
         self._progress.status = "acting"
+        self._undo_first = workflow.patched(UNDO_BEFORE_CALL)
         ticket = await self._act(
             "create_ticket",
             TicketActivities.create_ticket,
@@ -132,13 +160,10 @@ class TicketSagaWorkflow:
                 description=request.description,
                 severity=triage.severity,
             ),
+            TicketActivities.cancel_ticket,
+            "undo-create-ticket",
         )
         self._progress.ticket_id = ticket.id
-        self._saga.register(
-            "create_ticket",
-            TicketActivities.cancel_ticket,
-            UndoRecord(idempotency_key=self._key("undo-create-ticket"), record_id=ticket.id),
-        )
         subtask_ids: list[int] = []
         for n, title in enumerate(triage.subtasks):
             subtask = await self._act(
@@ -149,24 +174,18 @@ class TicketSagaWorkflow:
                     ticket_id=ticket.id,
                     title=title,
                 ),
+                TicketActivities.delete_subtask,
+                f"undo-subtask-{n}",
             )
             subtask_ids.append(subtask.id)
-            self._saga.register(
-                f"create_subtask_{n}",
-                TicketActivities.delete_subtask,
-                UndoRecord(idempotency_key=self._key(f"undo-subtask-{n}"), record_id=subtask.id),
-            )
         assignment = await self._act(
             "assign",
             TicketActivities.assign_ticket,
             AssignTicket(
                 idempotency_key=self._key("assign"), ticket_id=ticket.id, assignee=request.assignee
             ),
-        )
-        self._saga.register(
-            "assign",
             TicketActivities.revoke_assignment,
-            UndoRecord(idempotency_key=self._key("undo-assign"), record_id=assignment.id),
+            "undo-assign",
         )
 
         self._progress.status = "awaiting_approval"
@@ -197,13 +216,10 @@ class TicketSagaWorkflow:
                     channel=request.channel,
                     message=f"[{triage.severity}] {triage.title} (ticket {ticket.id})",
                 ),
+                TicketActivities.retract_notification,
+                "undo-notify",
             )
             notification_id = notification.id
-            self._saga.register(
-                "notify",
-                TicketActivities.retract_notification,
-                UndoRecord(idempotency_key=self._key("undo-notify"), record_id=notification.id),
-            )
             self._progress.outcome = "completed"
         self._progress.status = "done"
         return TicketSagaResult(
@@ -221,5 +237,7 @@ class TicketSagaWorkflow:
 
     async def _compensate(self) -> None:
         self._progress.status = "compensating"
-        await self._saga.compensate()
-        self._progress.status = "done"
+        try:
+            await self._saga.compensate()
+        finally:
+            self._progress.status = "done"

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore, IngestPathError
+from activities.heartbeat import heartbeating
 from models.contracts import SecurityLevel, may_read
 from models.documents import IngestRequest, IngestResult, Passage, SearchRequest, SearchResult
 from models.errors import ACCESS_DENIED, INGEST_PATH_NOT_FOUND, PASSAGE_NOT_FOUND
@@ -86,8 +87,10 @@ class DocumentActivities:
     @activity.defn(name="ingest_documents")
     async def ingest(self, request: IngestRequest) -> IngestResult:
         try:
-            result = await asyncio.to_thread(
-                self._store.ingest_folder, Path(request.path), request.namespace
+            # Heartbeats: a worker that dies while a large folder is read is noticed
+            # within seconds; the store's writes are idempotent, so a retry is safe.
+            result = await heartbeating(
+                asyncio.to_thread(self._store.ingest_folder, Path(request.path), request.namespace)
             )
         except IngestPathError as err:
             raise ApplicationError(

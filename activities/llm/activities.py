@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-from concurrent.futures import ThreadPoolExecutor
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.llm.breakers import BREAKER_FAILURES, Breakers
 from activities.llm.gateway import LLMGateway
 from models.errors import CIRCUIT_OPEN
@@ -17,20 +13,18 @@ from models.llm import LLMRequest, LLMResult
 
 
 class LLMActivities:
-    def __init__(
-        self, gateway: LLMGateway, executor: ThreadPoolExecutor, breakers: Breakers | None = None
-    ) -> None:
+    def __init__(self, gateway: LLMGateway, breakers: Breakers | None = None) -> None:
         self._gateway = gateway
-        self._executor = executor
         self._breakers = breakers
 
     @activity.defn(name="complete_llm")
     async def complete(self, request: LLMRequest) -> LLMResult:
-        """Ask the model's breaker, call on the thread pool, tell the breaker how it went.
+        """Ask the model's breaker, call the model, tell the breaker how it went.
 
-        The model runs on a thread pool sized to its concurrency, so a CPU-bound
-        local model never stalls the worker's event loop. An open breaker fails the
-        call at once, without touching the provider: the fallback chain moves on.
+        The call heartbeats while it runs: a crashed worker is noticed within the
+        heartbeat timeout, and a cancellation stops the model call and frees its
+        slot at once. An open breaker fails the call without touching the provider:
+        the fallback chain moves on.
         """
         name = request.choice.label
         breakers = (
@@ -48,13 +42,8 @@ class LLMActivities:
                     non_retryable=True,
                 )
             before = permission.state
-        loop = asyncio.get_running_loop()
-        # The log context (workflow id, activity, attempt) goes along into the thread.
-        in_context = functools.partial(
-            contextvars.copy_context().run, self._gateway.complete, request
-        )
         try:
-            result = await loop.run_in_executor(self._executor, in_context)
+            result = await heartbeating(self._gateway.complete(request))
         except ApplicationError as error:
             if breakers is not None:
                 await breakers.record(name, error.type in BREAKER_FAILURES, before)

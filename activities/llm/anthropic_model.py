@@ -22,10 +22,10 @@ class AnthropicModel:
         api_key: str | None,
         base_url: str | None = None,
         timeout_seconds: float = 60.0,
-        http_client: httpx2.Client | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         self._api_key = api_key
-        self._client = anthropic.Anthropic(
+        self._client = anthropic.AsyncAnthropic(
             api_key=api_key or "no-key",
             base_url=base_url,
             max_retries=0,
@@ -33,9 +33,9 @@ class AnthropicModel:
             http_client=http_client,
         )
 
-    def complete(self, call: ChatCall) -> Completion:
+    async def complete(self, call: ChatCall) -> Completion:
         try:
-            message = self._client.messages.create(
+            message = await self._client.messages.create(
                 model=call.model,
                 system=call.system,
                 messages=[{"role": "user", "content": call.user}],
@@ -50,7 +50,9 @@ class AnthropicModel:
                 tool_choice={"type": "tool", "name": TOOL_NAME},
             )
         except anthropic.AnthropicError as error:
-            raise provider_error("anthropic", error, self._api_key) from error
+            # Not chained: the SDK's error can carry the request or the key, and a
+            # failure's cause is stored in the history.
+            raise provider_error("anthropic", error, self._api_key) from None
         answer = next((block.input for block in message.content if block.type == "tool_use"), None)
         text = json.dumps(answer) if answer is not None else ""
         return Completion(

@@ -62,13 +62,25 @@ class Breakers:
             ).add(1, {"breaker": name})
         return permission
 
-    async def record(self, name: str, failed: bool, before: str) -> BreakerState:
+    async def record(self, name: str, failed: bool, before: str) -> BreakerState | None:
+        """Tell the breaker how the call went; None when it could not be told.
+
+        Never fails the call: the provider has answered (and been paid), so a retry
+        caused by the breaker would pay it again. One missed outcome only makes the
+        breaker's window a call shorter.
+        """
         handle = activity.client().get_workflow_handle_for(
             CircuitBreakerWorkflow.run, breaker_id(self._scope, name)
         )
-        state = await handle.execute_update(
-            CircuitBreakerWorkflow.record, CallOutcome(failed=failed)
-        )
+        try:
+            state = await handle.execute_update(
+                CircuitBreakerWorkflow.record,
+                CallOutcome(failed=failed),
+                rpc_timeout=BREAKER_RPC_TIMEOUT,
+            )
+        except _UNREACHABLE as error:
+            log.warning("breaker.unrecorded", breaker=name, failed=failed, error=str(error))
+            return None
         if state.state != before:
             log.warning("breaker.transition", breaker=name, from_state=before, to_state=state.state)
             activity.metric_meter().create_counter(

@@ -110,7 +110,7 @@ class LLMGateway:
             )
         return cap
 
-    def complete(self, request: LLMRequest) -> LLMResult:
+    async def complete(self, request: LLMRequest) -> LLMResult:
         output_model = OUTPUT_MODELS.get(request.output_schema)
         if output_model is None:
             raise ApplicationError(
@@ -134,7 +134,7 @@ class LLMGateway:
         max_tokens = self._output_cap(request, len(prompt.system) + len(user))
         schema = narrowed_schema(output_model, request.choices)
         started = time.monotonic()
-        completion = provider.complete(
+        completion = await provider.complete(
             ChatCall(
                 model=request.choice.model,
                 system=prompt.system,

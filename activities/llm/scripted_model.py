@@ -10,13 +10,13 @@ latency, like a real model's. Token counts are words, not model tokens.
 from __future__ import annotations
 
 import json
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from activities.llm.chat_model import ChatCall, Completion
+from activities.llm.chat_model import CallStopped, ChatCall, Completion
 from models.errors import SCRIPT_MISSING
 
 
@@ -34,7 +34,7 @@ class ScriptedModel:
             ) from err
         return script
 
-    def complete(self, call: ChatCall) -> Completion:
+    def complete(self, call: ChatCall, stop: threading.Event) -> Completion:
         script = self._script(call.model)
         answers = script.get(call.node)
         if not isinstance(answers, list) or not answers:
@@ -45,7 +45,8 @@ class ScriptedModel:
             )
         answer = answers[min(call.call_index, len(answers) - 1)]
         text = answer if isinstance(answer, str) else json.dumps(answer)
-        time.sleep(float(script.get("_delay_ms", 0)) / 1000)
+        if stop.wait(float(script.get("_delay_ms", 0)) / 1000):
+            raise CallStopped(f"{call.node} stopped: its caller was cancelled")
         return Completion(
             text=text,
             tokens_in=len(f"{call.system} {call.user}".split()),

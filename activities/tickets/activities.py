@@ -1,4 +1,9 @@
-"""Ticket-service calls as activities; a retried call sends the same key and changes nothing."""
+"""Ticket-service calls as activities; a retried call sends the same key and changes nothing.
+
+Every call heartbeats while it waits, so a cancelled step's request is aborted
+rather than left to commit after the workflow moved on, and undoes treat a record
+that is already gone as undone.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.tickets.http_errors import raise_for_status
 from models.errors import TICKET_SERVICE_UNAVAILABLE
 from models.tickets import (
@@ -17,6 +23,7 @@ from models.tickets import (
     CreateTicket,
     SendNotification,
     ServiceRecord,
+    UndoByKey,
     UndoRecord,
 )
 
@@ -28,15 +35,23 @@ class TicketActivities:
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout_seconds
 
-    async def _post(self, path: str, key: str, body: dict[str, Any] | None = None) -> ServiceRecord:
+    async def _post(
+        self, path: str, key: str, body: dict[str, Any] | None = None, *, undo: bool = False
+    ) -> ServiceRecord:
         try:
             async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as http:
-                response = await http.post(path, json=body, headers={"Idempotency-Key": key})
+                response = await heartbeating(
+                    http.post(path, json=body, headers={"Idempotency-Key": key})
+                )
         except httpx.TransportError as error:
             raise ApplicationError(
                 f"ticket service at {self._base_url} unreachable: {error!r}",
                 type=TICKET_SERVICE_UNAVAILABLE,
             ) from error
+        if undo and response.status_code == 404:
+            # Undoing what is not there is done: the unwind goes on.
+            log.info("tickets.undo_absent", path=path, key=key)
+            return ServiceRecord(id=0, status="absent")
         raise_for_status(response)
         data = response.json()
         record = ServiceRecord(
@@ -54,7 +69,9 @@ class TicketActivities:
 
     @activity.defn(name="cancel_ticket")
     async def cancel_ticket(self, call: UndoRecord) -> ServiceRecord:
-        return await self._post(f"/tickets/{call.record_id}/cancel", call.idempotency_key)
+        return await self._post(
+            f"/tickets/{call.record_id}/cancel", call.idempotency_key, undo=True
+        )
 
     @activity.defn(name="create_subtask")
     async def create_subtask(self, call: CreateSubtask) -> ServiceRecord:
@@ -63,7 +80,9 @@ class TicketActivities:
 
     @activity.defn(name="delete_subtask")
     async def delete_subtask(self, call: UndoRecord) -> ServiceRecord:
-        return await self._post(f"/subtasks/{call.record_id}/delete", call.idempotency_key)
+        return await self._post(
+            f"/subtasks/{call.record_id}/delete", call.idempotency_key, undo=True
+        )
 
     @activity.defn(name="assign_ticket")
     async def assign_ticket(self, call: AssignTicket) -> ServiceRecord:
@@ -72,7 +91,9 @@ class TicketActivities:
 
     @activity.defn(name="revoke_assignment")
     async def revoke_assignment(self, call: UndoRecord) -> ServiceRecord:
-        return await self._post(f"/assignments/{call.record_id}/revoke", call.idempotency_key)
+        return await self._post(
+            f"/assignments/{call.record_id}/revoke", call.idempotency_key, undo=True
+        )
 
     @activity.defn(name="send_notification")
     async def send_notification(self, call: SendNotification) -> ServiceRecord:
@@ -82,7 +103,12 @@ class TicketActivities:
     @activity.defn(name="retract_notification")
     async def retract_notification(self, call: UndoRecord) -> ServiceRecord:
         path = f"/notifications/{call.record_id}/retract"
-        return await self._post(path, call.idempotency_key)
+        return await self._post(path, call.idempotency_key, undo=True)
+
+    @activity.defn(name="undo_side_effect")
+    async def undo_side_effect(self, call: UndoByKey) -> ServiceRecord:
+        """Undo by the step's key: works whether or not the step's answer was ever seen."""
+        return await self._post("/undo", call.idempotency_key, {"key": call.target_key})
 
     def all(self) -> list[Any]:
         return [
@@ -94,4 +120,5 @@ class TicketActivities:
             self.revoke_assignment,
             self.send_notification,
             self.retract_notification,
+            self.undo_side_effect,
         ]

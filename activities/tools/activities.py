@@ -25,7 +25,7 @@ from models.errors import (
     TOOL_ARGUMENTS_INVALID,
     UNKNOWN_TOOL,
 )
-from models.tickets import CreateTicket, UndoRecord
+from models.tickets import CreateTicket, UndoByKey, UndoRecord
 from models.tools import ToolInvocation, ToolOutcome
 
 log = structlog.get_logger()
@@ -140,10 +140,19 @@ class ToolActivities:
         )
 
     async def _cancel_ticket(self, call: ToolInvocation) -> ToolOutcome:
-        ticket_id = int(call.arguments["record_id"])
-        record = await self._tickets.cancel_ticket(
-            UndoRecord(idempotency_key=call.idempotency_key, record_id=ticket_id)
-        )
+        """By the ticket, or by the key it was created with (its answer may never have come)."""
+        if "key" in call.arguments:
+            record = await self._tickets.undo_side_effect(
+                UndoByKey(
+                    idempotency_key=call.idempotency_key, target_key=str(call.arguments["key"])
+                )
+            )
+        else:
+            record = await self._tickets.cancel_ticket(
+                UndoRecord(
+                    idempotency_key=call.idempotency_key, record_id=int(call.arguments["record_id"])
+                )
+            )
         return ToolOutcome(
             tool=call.tool, text=f"ticket {record.id} {record.status}", replayed=record.replayed
         )
