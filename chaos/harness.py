@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from activities.documents.store import DocumentStore
@@ -50,6 +49,7 @@ from chaos.runs import (
     wait_closed,
     workflow_id_for,
 )
+from infra.codec import data_converter
 
 CORPORA = ("demo", "demo-v1", "demo-ko", "postmortems")
 # A fault-free run's allowance, by workload, on a busy 2-core machine.
@@ -154,7 +154,7 @@ class Suite:
         quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
         self._client = await Client.connect(
             self.server.address,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(),
             runtime=Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet))),
         )
         return self

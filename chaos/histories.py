@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -34,6 +35,12 @@ class HistoryFacts:
     unread: list[str] = field(default_factory=list)
 
 
+async def _plain(client: Client, payload: Payload) -> bytes:
+    """A payload's bytes, decrypted with the client's codec when it has one."""
+    codec = client.data_converter.payload_codec
+    return (await codec.decode([payload]))[0].data if codec else payload.data
+
+
 async def read_histories(client: Client, workflow_id: str) -> HistoryFacts:
     facts = HistoryFacts()
     pending = [workflow_id]
@@ -54,7 +61,7 @@ async def read_histories(client: Client, workflow_id: str) -> HistoryFacts:
             elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 done = event.activity_task_completed_event_attributes
                 if scheduled.get(done.scheduled_event_id) == MODEL_ACTIVITY:
-                    body = json.loads(done.result.payloads[0].data)
+                    body = json.loads(await _plain(client, done.result.payloads[0]))
                     usage = body.get("usage", {})
                     facts.model_calls += 1
                     facts.model_tokens += int(usage.get("tokens_in", 0)) + int(
@@ -66,7 +73,7 @@ async def read_histories(client: Client, workflow_id: str) -> HistoryFacts:
                 failed = event.activity_task_failed_event_attributes
                 details = failed.failure.application_failure_info.details.payloads
                 if scheduled.get(failed.scheduled_event_id) == MODEL_ACTIVITY and len(details) > 1:
-                    usage = json.loads(details[1].data)
+                    usage = json.loads(await _plain(client, details[1]))
                     facts.model_tokens += int(usage.get("tokens_in", 0)) + int(
                         usage.get("tokens_out", 0)
                     )
