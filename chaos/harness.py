@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import shutil
 import tempfile
 import time
@@ -50,6 +51,7 @@ from chaos.runs import (
     workflow_id_for,
 )
 from infra.codec import data_converter
+from infra.keys import DEFAULT_KEY_FILE, CodecSettings, ensure_key_file
 
 CORPORA = ("demo", "demo-v1", "demo-ko", "postmortems")
 # A fault-free run's allowance, by workload, on a busy 2-core machine.
@@ -120,6 +122,19 @@ class _Seed:
     call_base: int = 0
 
 
+def _own_payload_key(path: Path) -> None:
+    """Without the user's keys (or the default key file), a key of the suite's own.
+
+    The client and every worker process (which inherit the environment) then encrypt
+    with it; histories of a run stay readable through the suite's client alone.
+    """
+    settings = CodecSettings()
+    if not settings.enabled or settings.configured() or DEFAULT_KEY_FILE.exists():
+        return
+    ensure_key_file(path)
+    os.environ["KEEL_CODEC_KEY_FILE"] = str(path)
+
+
 class Suite:
     def __init__(self, settings: SuiteSettings) -> None:
         self.settings = settings
@@ -133,6 +148,7 @@ class Suite:
         )
         self.ledger = Ledger(self.tickets.db_path)
         self.server = DevServer(self.data_dir / "server")
+        _own_payload_key(self.data_dir / "codec.keys")
         self._client: Client | None = None
         self._references: dict[str, dict[str, Any]] = {}
         self._reference_worker: WorkerProcess | None = None

@@ -6,8 +6,10 @@ is seen the way a worker sees it: as the typed error the retry policy acts on.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -15,10 +17,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm.chat_model import ChatCall
 from activities.llm.openai_model import OpenAICompatibleModel
+from chaos import harness
 from chaos.model_endpoint import ModelFault, ScriptedEndpoint
 from chaos.plan import plan_seed
 from chaos.processes import free_port
 from chaos.script import Script
+from infra.codec import data_converter
+from infra.keys import KeyRingError, append_new_key
 from models.errors import PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE
 
 
@@ -149,3 +154,33 @@ async def test_the_endpoint_streams_server_sent_events(endpoint: ScriptedEndpoin
     assert usage is not None
     assert usage.completion_tokens == len(text.split())
     assert endpoint.calls[-1].stream
+
+
+def test_the_suite_encrypts_with_a_key_of_its_own_when_the_user_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("KEEL_CODEC", "KEEL_CODEC_KEYS", "KEEL_CODEC_KEY_FILE"):
+        monkeypatch.setenv(name, "")  # recorded, so the suite's own setting is undone
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(harness, "DEFAULT_KEY_FILE", tmp_path / "absent.keys")
+    with pytest.raises(KeyRingError):
+        data_converter()  # a fresh clone: no key anywhere
+
+    harness._own_payload_key(tmp_path / "run" / "codec.keys")
+
+    assert os.environ["KEEL_CODEC_KEY_FILE"] == str(tmp_path / "run" / "codec.keys")
+    assert data_converter().payload_codec is not None
+
+
+def test_the_suite_keeps_the_users_own_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = tmp_path / "mine.keys"
+    append_new_key(mine)
+    monkeypatch.delenv("KEEL_CODEC_KEYS", raising=False)
+    monkeypatch.setenv("KEEL_CODEC_KEY_FILE", str(mine))
+
+    harness._own_payload_key(tmp_path / "run" / "codec.keys")
+
+    assert os.environ["KEEL_CODEC_KEY_FILE"] == str(mine)
+    assert not (tmp_path / "run" / "codec.keys").exists()
