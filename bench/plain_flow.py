@@ -1,9 +1,14 @@
-"""The research flow without durability: the same nodes, calls and routing table.
+"""The research flow without durability: a re-implementation of its nodes.
 
-The floor and the LangGraph peer both run these node functions, which make the very
-calls the workflow's activities make (the gateway with the scripted model, the
-document store's search) and route on `RESEARCH_GRAPH`, so the only thing that
-differs between the three is how steps are scheduled and recorded.
+These node functions are written again here, over a state dict, rather than shared
+with `ResearchWorkflow` (whose nodes are methods of the workflow, scheduling
+activities). They make the same calls the workflow's activities make (the gateway
+with the scripted model, the document store's search), with the same prompts'
+variables and output budgets, and route on the same `RESEARCH_GRAPH`; the floor and
+the LangGraph peer both run them. What they leave out is what the workflow adds:
+re-asks on schema violations, fallbacks, budgets and the durable record, none of
+which the scripted answers exercise. `tests/test_bench.py` checks that all three
+systems visit the same nodes and deliver the same answer.
 """
 
 from __future__ import annotations

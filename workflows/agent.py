@@ -18,7 +18,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.llm.schemas import OUTPUT_MODELS
     from activities.tools.activities import ToolActivities
     from graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
     from models.agents import (
@@ -41,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_TOOL,
     )
     from models.llm import Usage
+    from models.outputs import OUTPUT_MODELS
     from models.tools import ToolInvocation
     from routing.tools import route_tool
     from workflows.contract_snapshot import load_contracts
