@@ -1,6 +1,8 @@
 """The benchmark's baselines run the same graph as the workflow, so comparisons are fair.
 
-No wall-clock time is asserted here: only paths, answers and call counts.
+No wall-clock time is asserted here: only paths, answers and call counts. The tests
+marked `bench` need the `bench` extra (LangGraph, psutil): `make bench` installs it
+and runs them before the measurements; `make test` deselects them.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ async def test_floor_takes_the_workflows_path_to_the_same_answer(
     assert sum(floor["calls"].values()) == report.usage.calls
 
 
+@pytest.mark.bench
 async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
     store: DocumentStore, tmp_path: Path
 ) -> None:
-    pytest.importorskip("langgraph.checkpoint.sqlite")
     from bench.langgraph_peer import checkpointed, run_langgraph
 
     settings = worker_settings()
@@ -57,10 +59,10 @@ async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
     assert (tmp_path / "checkpoints.db").stat().st_size > 0
 
 
+@pytest.mark.bench
 async def test_node_timings_cover_every_node_the_flow_visited(
     client: Client, store: DocumentStore
 ) -> None:
-    pytest.importorskip("psutil")
     from bench.step_overhead import node_durations
 
     async with running_workers(client, store) as settings:
