@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
@@ -39,6 +40,7 @@ CORPORA = {
     "postmortems": ROOT / "corpus" / "postmortems",
 }
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
+QUESTION = "How do idempotency keys make retries safe?"
 
 
 CODEC_VARIABLES = ("KEEL_CODEC", "KEEL_CODEC_KEYS", "KEEL_CODEC_KEY_FILE")
@@ -177,3 +179,30 @@ async def execute_scripted(
         task_queue=settings.task_queue,
     )
     return workflow_id, report
+
+
+async def research_on_workers(
+    client: Client,
+    store: DocumentStore,
+    script: str = "refine_and_revise",
+    question: str = QUESTION,
+    *,
+    gateway: LLMGateway | None = None,
+    max_cached_workflows: int = 1000,
+    **overrides: object,
+) -> tuple[str, ResearchReport]:
+    """Workers of its own for one scripted research flow, run to its report."""
+    async with running_workers(
+        client, store, gateway=gateway, max_cached_workflows=max_cached_workflows
+    ) as settings:
+        return await execute_scripted(client, settings, script, question, **overrides)
+
+
+def typed_cause(failure: WorkflowFailureError, error_type: str) -> ApplicationError:
+    """The typed error that failed a run (under its ActivityError, if an activity raised it)."""
+    cause: BaseException | None = failure.cause
+    if isinstance(cause, ActivityError):
+        cause = cause.cause
+    assert isinstance(cause, ApplicationError), repr(cause)
+    assert cause.type == error_type, (cause.type, cause.message)
+    return cause

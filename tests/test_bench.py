@@ -15,7 +15,11 @@ from temporalio.client import Client
 from activities.documents.store import DocumentStore
 from activities.llm.prompts import PromptBook
 from bench.plain_flow import FlowState, ResearchNodes, run_plain
-from tests.conftest import execute_scripted, running_workers, scripted_input, worker_settings
+from tests.conftest import (
+    research_on_workers,
+    scripted_input,
+    worker_settings,
+)
 from worker import build_gateway
 
 QUESTION = "How do idempotency keys make retries safe?"
@@ -34,8 +38,7 @@ async def _floor(store: DocumentStore, script: str) -> FlowState:
 async def test_floor_takes_the_workflows_path_to_the_same_answer(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _, report = await execute_scripted(client, settings, "refine_and_revise", QUESTION)
+    _, report = await research_on_workers(client, store, "refine_and_revise", QUESTION)
     floor = await _floor(store, "refine_and_revise")
     assert floor["visits"] == [v.node for v in report.visits]
     assert floor["answer"] == report.answer
@@ -65,10 +68,7 @@ async def test_node_timings_cover_every_node_the_flow_visited(
 ) -> None:
     from bench.step_overhead import node_durations
 
-    async with running_workers(client, store) as settings:
-        workflow_id, report = await execute_scripted(
-            client, settings, "refine_and_revise", QUESTION
-        )
+    workflow_id, report = await research_on_workers(client, store, "refine_and_revise", QUESTION)
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     durations, _ = node_durations(history)
     assert set(durations) == {v.node for v in report.visits}
