@@ -56,6 +56,12 @@ def root_cause(error: BaseException) -> str:
     return f"{line} ({where})" if where else line
 
 
+def _opening(asked: str, heading: str, answer: str) -> list[str]:
+    """What was asked, the answer wrapped for a terminal, and the citations' heading."""
+    wrapped = textwrap.wrap(answer, 88, initial_indent="  ", subsequent_indent="  ")
+    return [asked, "", f"{heading}:", *wrapped, "", "Citations:"]
+
+
 def progress_line(progress: ResearchProgress) -> str:
     return (
         f"[{progress.status}] node={progress.node} iteration={progress.iteration}"
@@ -68,9 +74,7 @@ def progress_line(progress: ResearchProgress) -> str:
 
 
 def report_text(report: ResearchReport) -> str:
-    lines = [f"Question: {report.question}", "", "Answer:"]
-    lines += textwrap.wrap(report.answer, 88, initial_indent="  ", subsequent_indent="  ")
-    lines += ["", "Citations:"]
+    lines = _opening(f"Question: {report.question}", "Answer", report.answer)
     if not report.citations:
         lines.append("  (none)")
     for c in report.citations:
@@ -116,9 +120,7 @@ def team_progress_line(progress: CoordinatorProgress) -> str:
 
 
 def team_report_text(report: MultiAgentReport) -> str:
-    lines = [f"Request: {report.request}", "", "Report:"]
-    lines += textwrap.wrap(report.answer, 88, initial_indent="  ", subsequent_indent="  ")
-    lines += ["", "Citations:"]
+    lines = _opening(f"Request: {report.request}", "Report", report.answer)
     lines += [f"  [{c.number}] {c.passage_id}" for c in report.citations] or ["  (none)"]
     lines += ["", f"Researchers ({len(report.researchers)}, in parallel):"]
     for r in report.researchers:

@@ -23,9 +23,10 @@ from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
 from infra.codec import data_converter
 from infra.settings import WorkerSettings
-from models.llm import ModelChoice
 from models.research import ResearchReport
 from tests.conftest import (
+    FALLBACK,
+    PRIMARY,
     SCRIPTED_DIR,
     execute_scripted,
     in_thread,
@@ -36,8 +37,6 @@ from tests.ports import free_port
 from tests.processes import run_script
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
-PRIMARY = ModelChoice.model_validate({"provider": "openai", "model": "gpt-5-mini"})
-FALLBACK = ModelChoice.model_validate({"provider": "scripted", "model": "refine_and_revise"})
 ANSWERS: dict[str, dict[str, Any]] = {
     "ResearchPlan": {"queries": ["idempotency key retries"]},
     "RefinedQueries": {"queries": ["idempotency key"]},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities.contracts.loader import load_contracts
 from activities.documents.activities import DocumentActivities
@@ -13,12 +13,10 @@ from activities.documents.store import DocumentStore
 from models.contracts import SecurityLevel
 from models.documents import SearchRequest
 from tests.conftest import (
-    new_id,
+    failed_research,
     research_on_workers,
-    running_workers,
-    scripted_input,
+    typed_cause,
 )
-from workflows.research import ResearchWorkflow
 
 QUESTION = "What went wrong with Blueheron's ticket dedup?"
 
@@ -85,22 +83,11 @@ def test_read_applies_the_same_clearance_rule(
 async def test_public_research_run_asking_for_postmortems_fails_access_denied(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        workflow_id = new_id()
-        with pytest.raises(WorkflowFailureError) as failure:
-            await client.execute_workflow(
-                ResearchWorkflow.run,
-                scripted_input("postmortem_lookup", settings, QUESTION, namespaces=["postmortems"]),
-                id=workflow_id,
-                task_queue=settings.task_queue,
-            )
+    workflow_id, failure = await failed_research(
+        client, store, "postmortem_lookup", QUESTION, namespaces=["postmortems"]
+    )
     # The search runs as a local activity: its failure reaches the workflow directly.
-    cause: BaseException | None = failure.value.cause
-    while isinstance(cause, ActivityError):
-        cause = cause.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == "AccessDenied"
-    assert cause.non_retryable
+    assert typed_cause(failure, "AccessDenied").non_retryable
     # Refused before any search: nothing was retrieved, nothing written.
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     kinds = [e.event_type for e in history.events]

@@ -11,16 +11,14 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
-from models.llm import ModelChoice
 from tests.conftest import (
+    FALLBACK,
+    PRIMARY,
     QUESTION,
     SCRIPTED_DIR,
     in_thread,
     research_on_workers,
 )
-
-PRIMARY = ModelChoice.model_validate({"provider": "openai", "model": "gpt-5-mini"})
-FALLBACK = ModelChoice.model_validate({"provider": "scripted", "model": "refine_and_revise"})
 
 
 def gateway_with_primary(status: int, seen: list[httpx2.Request]) -> LLMGateway:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
 from models.llm import Budget
@@ -15,11 +14,10 @@ from models.research import ResearchReport
 from tests.conftest import (
     QUESTION,
     execute_scripted,
-    new_id,
+    failed_research,
     plaintext,
     research_on_workers,
     running_workers,
-    scripted_input,
     typed_cause,
 )
 from workflows.research import ResearchWorkflow
@@ -167,16 +165,10 @@ async def test_refinement_bound_writes_with_what_there_is(
 async def test_missing_script_fails_the_run_with_a_typed_error(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        workflow_id = new_id()
-        with pytest.raises(WorkflowFailureError) as failure:
-            await client.execute_workflow(
-                ResearchWorkflow.run,
-                scripted_input("no_such_script", settings, "Anything at all?"),
-                id=workflow_id,
-                task_queue=settings.task_queue,
-            )
-    typed_cause(failure.value, "ScriptMissing")
+    workflow_id, failure = await failed_research(
+        client, store, "no_such_script", "Anything at all?"
+    )
+    typed_cause(failure, "ScriptMissing")
     description = await client.get_workflow_handle(workflow_id).describe()
     assert description.typed_search_attributes.get(RESEARCH_STATUS) == "failed"
 
