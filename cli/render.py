@@ -15,6 +15,7 @@ from temporalio.exceptions import (
 )
 
 from models.coordinator import CoordinatorProgress, MultiAgentReport
+from models.llm import Usage
 from models.research import ResearchProgress, ResearchReport
 
 
@@ -62,13 +63,15 @@ def _opening(asked: str, heading: str, answer: str) -> list[str]:
     return [asked, "", f"{heading}:", *wrapped, "", "Citations:"]
 
 
+def _calls(usage: Usage) -> str:
+    return f"llm_calls={usage.calls} tokens={usage.tokens_in}+{usage.tokens_out}"
+
+
 def progress_line(progress: ResearchProgress) -> str:
     return (
         f"[{progress.status}] node={progress.node} iteration={progress.iteration}"
         f" refinements={progress.refinements} revisions={progress.revisions}"
-        f" reasks={progress.reasks} evidence={progress.evidence}"
-        f" llm_calls={progress.usage.calls}"
-        f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
+        f" reasks={progress.reasks} evidence={progress.evidence} {_calls(progress.usage)}"
         f" cost=${progress.usage.cost_usd:.6f}"
     )
 
@@ -114,8 +117,7 @@ def team_progress_line(progress: CoordinatorProgress) -> str:
     return (
         f"[{progress.status}] stage={progress.stage}"
         f" researchers={done}/{len(progress.researchers)} rounds={len(progress.rounds)}"
-        f" scores=[{scores}] llm_calls={progress.usage.calls}"
-        f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
+        f" scores=[{scores}] {_calls(progress.usage)}"
     )
 
 
