@@ -1,6 +1,6 @@
 # Two commands from a fresh machine:
 #   make demo   - embedded Temporal server + worker, ingest the corpora, run a research flow
-#   make test   - lint, type-check and the test suite on the real dev server
+#   make test   - lint, type-check, the docs check and the test suite on the real dev server
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,7 +20,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 LLAMA_WHEELS ?= $(HOME)/.cache/keel/wheels/llama-$(LLAMA_VERSION)-portable
 
-.PHONY: install demo server worker stop test lint histories bench chaos clean
+.PHONY: install demo server worker stop test lint docs-check histories bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -56,8 +56,13 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# Every command shown in README.md, docs/*.md and bench/README.md runs against a dev
+# server of the check's own, or is parsed where it cannot run (tests/docs_check.py).
+docs-check: install
+	$(PY) -m tests.docs_check
+
 # pytest exits 5 when it collected nothing: a suite that ran no test has failed.
-test: lint
+test: lint docs-check
 	@set +e; $(PY) -m pytest; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$code
 
@@ -70,7 +75,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench]'
 	touch $@
 
+# The peers' own tests first (deselected by make test, which lacks the extra): a
+# bench whose baselines take another path than the workflow would compare nothing.
 bench: $(VENV)/.installed-bench
+	$(PY) -m pytest -q -m bench tests/test_bench.py
 	$(PY) -m compileall -q $(PACKAGES) >/dev/null
 	$(PY) -m bench $(BENCH_ARGS)
 

@@ -188,14 +188,7 @@ def _start_tickets(data: Path, port: int) -> bool:
     command = [sys.executable, "-m", "ticket_service", "--port", str(port)]
     command += ["--db", str(data / "tickets.db")]
     service = _spawn(command, data / "tickets.log", pid_file)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not _port_open("127.0.0.1", port):
-        if time.monotonic() > deadline or service.poll() is not None:
-            print(f"tickets: did not start; see {data / 'tickets.log'}", file=sys.stderr)
-            return False
-        time.sleep(0.2)
-    print(f"tickets: started (pid {service.pid}) on http://127.0.0.1:{port}")
-    return True
+    return _serving("tickets", service, port, data / "tickets.log")
 
 
 def _start_codec_server(data: Path, args: argparse.Namespace, env: dict[str, str]) -> bool:
@@ -209,13 +202,18 @@ def _start_codec_server(data: Path, args: argparse.Namespace, env: dict[str, str
     for host in dict.fromkeys(["localhost", "127.0.0.1", args.ip]):
         command += ["--cors-origin", f"http://{host}:{args.ui_port}"]
     service = _spawn(command, data / "codec.log", pid_file, env)
+    return _serving("codec server", service, args.codec_port, data / "codec.log")
+
+
+def _serving(name: str, service: subprocess.Popen[bytes], port: int, log: Path) -> bool:
+    """Wait until a started service listens on loopback; a dead process fails fast."""
     deadline = time.monotonic() + STARTUP_SECONDS
-    while not _port_open("127.0.0.1", args.codec_port):
+    while not _port_open("127.0.0.1", port):
         if time.monotonic() > deadline or service.poll() is not None:
-            print(f"codec server: did not start; see {data / 'codec.log'}", file=sys.stderr)
+            print(f"{name}: did not start; see {log}", file=sys.stderr)
             return False
         time.sleep(0.2)
-    print(f"codec server: started (pid {service.pid}) on http://127.0.0.1:{args.codec_port}")
+    print(f"{name}: started (pid {service.pid}) on http://127.0.0.1:{port}")
     return True
 
 

@@ -1,9 +1,14 @@
-"""The research flow without durability: the same nodes, calls and routing table.
+"""The research flow without durability: a re-implementation of its nodes.
 
-The floor and the LangGraph peer both run these node functions, which make the very
-calls the workflow's activities make (the gateway with the scripted model, the
-document store's search) and route on `RESEARCH_GRAPH`, so the only thing that
-differs between the three is how steps are scheduled and recorded.
+These node functions are written again here, over a state dict, rather than shared
+with `ResearchWorkflow` (whose nodes are methods of the workflow, scheduling
+activities). They make the same calls the workflow's activities make (the gateway
+with the scripted model, the document store's search), with the same prompts'
+variables and output budgets, and route on the same `RESEARCH_GRAPH`; the floor and
+the LangGraph peer both run them. What they leave out is what the workflow adds:
+re-asks on schema violations, fallbacks, budgets and the durable record, none of
+which the scripted answers exercise. `tests/test_bench.py` checks that all three
+systems visit the same nodes and deliver the same answer.
 """
 
 from __future__ import annotations
@@ -15,18 +20,8 @@ from typing import Any, TypedDict
 
 from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
+from graphs import research as graph
 from graphs.machine import Outcome
-from graphs.research import (
-    CHECK_EVIDENCE,
-    DELIVER,
-    PLAN,
-    REFINE,
-    RESEARCH_GRAPH,
-    RETRIEVE,
-    REVIEW,
-    VERDICT,
-    WRITE,
-)
 from models.llm import LLMRequest, ModelChoice
 from models.research import ResearchInput
 from workflows.research import MAX_TOKENS, PROMPT_PASSAGE_CHARS
@@ -70,14 +65,14 @@ class ResearchNodes:
 
     def table(self) -> dict[str, Node]:
         return {
-            PLAN: self.plan,
-            RETRIEVE: self.retrieve,
-            CHECK_EVIDENCE: self.check_evidence,
-            REFINE: self.refine,
-            WRITE: self.write,
-            REVIEW: self.review,
-            VERDICT: self.verdict,
-            DELIVER: self.deliver,
+            graph.PLAN: self.plan,
+            graph.RETRIEVE: self.retrieve,
+            graph.CHECK_EVIDENCE: self.check_evidence,
+            graph.REFINE: self.refine,
+            graph.WRITE: self.write,
+            graph.REVIEW: self.review,
+            graph.VERDICT: self.verdict,
+            graph.DELIVER: self.deliver,
         }
 
     async def _ask(
@@ -99,16 +94,13 @@ class ResearchNodes:
         return result.output, calls
 
     async def plan(self, state: FlowState) -> FlowState:
-        feedback = state.get("feedback", "")
         output, calls = await self._ask(
             state,
-            PLAN,
+            graph.PLAN,
             "ResearchPlan",
             {
                 "question": state["question"],
-                "feedback": f"A reviewer rejected the previous answer: {feedback}"
-                if feedback
-                else "",
+                "feedback": _feedback(state, "A reviewer rejected the previous answer: {}"),
             },
         )
         return {
@@ -141,7 +133,7 @@ class ResearchNodes:
     async def refine(self, state: FlowState) -> FlowState:
         output, calls = await self._ask(
             state,
-            REFINE,
+            graph.REFINE,
             "RefinedQueries",
             {"question": state["question"], "failed_queries": "; ".join(state.get("tried", []))},
         )
@@ -153,17 +145,14 @@ class ResearchNodes:
         }
 
     async def write(self, state: FlowState) -> FlowState:
-        feedback = state.get("feedback", "")
         output, calls = await self._ask(
             state,
-            WRITE,
+            graph.WRITE,
             "Draft",
             {
                 "question": state["question"],
                 "passages": numbered(state.get("passages", [])),
-                "feedback": f"\nA reviewer rejected an earlier answer: {feedback}\n"
-                if feedback
-                else "",
+                "feedback": _feedback(state, "\nA reviewer rejected an earlier answer: {}\n"),
             },
         )
         return {"draft": output, "calls": calls, "outcome": Outcome.SUCCESS.value}
@@ -171,7 +160,7 @@ class ResearchNodes:
     async def review(self, state: FlowState) -> FlowState:
         output, calls = await self._ask(
             state,
-            REVIEW,
+            graph.REVIEW,
             "ReviewVerdict",
             {
                 "question": state["question"],
@@ -197,6 +186,12 @@ class ResearchNodes:
         return {"answer": state["draft"]["answer"], "outcome": "delivered"}
 
 
+def _feedback(state: FlowState, template: str) -> str:
+    """The reviewer's feedback in the prompt's words, or nothing before a first review."""
+    feedback = state.get("feedback", "")
+    return template.format(feedback) if feedback else ""
+
+
 def numbered(passages: list[dict[str, Any]]) -> str:
     """Passages as the workflow numbers them in its prompts."""
     if not passages:
@@ -216,13 +211,13 @@ async def run_plain(
     """Drive the nodes with the graph's transition table, in memory: the floor."""
     table = nodes.table()
     state = initial_state(request)
-    node = RESEARCH_GRAPH.start
+    node = graph.RESEARCH_GRAPH.start
     while True:
         started = time.perf_counter()
         state.update(await table[node](state))
         if timings is not None:
             timings[node] = timings.get(node, 0.0) + time.perf_counter() - started
         state["visits"] = [*state["visits"], node]
-        if RESEARCH_GRAPH.node(node).terminal:
+        if graph.RESEARCH_GRAPH.node(node).terminal:
             return state
-        node = RESEARCH_GRAPH.next(node, Outcome(state["outcome"]))
+        node = graph.RESEARCH_GRAPH.next(node, Outcome(state["outcome"]))

@@ -48,6 +48,19 @@ def write_json(path: Path, machine: dict[str, Any], sections: Sequence[Section])
     path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
 
 
+# Each panel's axes and title: (x label, y label, title).
+PANEL_LABELS = {
+    "step_overhead": (
+        "model latency per call",
+        "overhead per step, ms",
+        "Per-step overhead vs plain asyncio",
+    ),
+    "throughput": ("flows started at once", "flows per minute", "Throughput"),
+    "fanout": ("sub-agents", "total ms", "Fan-out"),
+    "replay": ("history events", "replay ms", "Replay"),
+}
+
+
 def plot(path: Path, sections: Sequence[Section]) -> None:
     """One figure, a panel per measurement that has a curve worth seeing."""
     by_name = {s.name: s.data for s in sections}
@@ -69,9 +82,6 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
                 ]
                 ax.bar([i + offset * 0.4 for i in range(len(latencies))], values, 0.4, label=system)
             ax.set_xticks([i + 0.2 for i in range(len(latencies))], [f"{x} ms" for x in latencies])
-            ax.set_xlabel("model latency per call")
-            ax.set_ylabel("overhead per step, ms")
-            ax.set_title("Per-step overhead vs plain asyncio")
         elif name == "throughput":
             data = data["results"]
             for system in ("floor", "temporal", "langgraph"):
@@ -82,9 +92,6 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
                     ax.plot(ns, values, marker="o", label=f"{system}, {latency} ms")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("flows started at once")
-            ax.set_ylabel("flows per minute")
-            ax.set_title("Throughput")
         elif name == "fanout":
             data = data["results"]
             for mode in ("child_workflows", "activities", "asyncio.gather"):
@@ -92,9 +99,6 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
                 ks = [int(k.rsplit("_", 1)[1]) for k in keys]
                 ax.plot(ks, [data[k]["wall_ms"] for k in keys], marker="o", label=mode)
             ax.set_xscale("log", base=2)
-            ax.set_xlabel("sub-agents")
-            ax.set_ylabel("total ms")
-            ax.set_title("Fan-out")
         else:
             data = data["histories"]
             names = [k for k in data if k.startswith("probe")]
@@ -105,9 +109,8 @@ def plot(path: Path, sections: Sequence[Section]) -> None:
             )
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("history events")
-            ax.set_ylabel("replay ms")
-            ax.set_title("Replay")
+        xlabel, ylabel, title = PANEL_LABELS[name]
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         if name != "replay":
             ax.legend(fontsize=7)
     fig.tight_layout()

@@ -51,23 +51,18 @@ class Workload:
     def label(self) -> str:
         return f"{self.kind}#{self.index}"
 
+    def _choices(self, budget: str) -> list[str]:
+        """The decision and the budget, where the workload has them."""
+        budget_part = [budget.format(self.budget_tokens)] if self.budget_tokens else []
+        return [*([self.decision] if self.decision else []), *budget_part]
+
     @property
     def variant(self) -> str:
         """Runs of one variant deliver the same report when no fault changes it."""
-        parts: list[str] = [self.kind]
-        if self.decision:
-            parts.append(self.decision)
-        if self.budget_tokens:
-            parts.append(f"budget{self.budget_tokens}")
-        return "-".join(parts)
+        return "-".join([self.kind, *self._choices("budget{}")])
 
     def describe(self) -> str:
-        extras: list[str] = [self.via]
-        if self.decision:
-            extras.append(self.decision)
-        if self.budget_tokens:
-            extras.append(f"budget {self.budget_tokens} tokens")
-        return f"{self.label} ({', '.join(extras)})"
+        return f"{self.label} ({', '.join([self.via, *self._choices('budget {} tokens')])})"
 
 
 @dataclass(frozen=True)

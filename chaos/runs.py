@@ -230,25 +230,17 @@ async def terminate(client: Client, record: RunRecord, reason: str) -> None:
 async def collect_result(client: Client, record: RunRecord) -> None:
     """The delivered result, reduced to what must not change under faults."""
     kind = record.workload.kind
+    wid = record.workflow_id
     try:
         if kind == "saga":
-            saga = await client.get_workflow_handle_for(
-                TicketSagaWorkflow.run, record.workflow_id
-            ).result()
-            record.summary = saga_summary(saga)
-            record.usage_tokens = saga.usage.tokens
+            saga = await client.get_workflow_handle_for(TicketSagaWorkflow.run, wid).result()
+            record.summary, record.usage_tokens = saga_summary(saga), saga.usage.tokens
         elif kind == "research":
-            report = await client.get_workflow_handle_for(
-                ResearchWorkflow.run, record.workflow_id
-            ).result()
-            record.summary = research_summary(report)
-            record.usage_tokens = report.usage.tokens
+            report = await client.get_workflow_handle_for(ResearchWorkflow.run, wid).result()
+            record.summary, record.usage_tokens = research_summary(report), report.usage.tokens
         else:
-            team = await client.get_workflow_handle_for(
-                CoordinatorWorkflow.run, record.workflow_id
-            ).result()
-            record.summary = team_summary(team)
-            record.usage_tokens = team.usage.tokens
+            team = await client.get_workflow_handle_for(CoordinatorWorkflow.run, wid).result()
+            record.summary, record.usage_tokens = team_summary(team), team.usage.tokens
     except WorkflowFailureError as failure:
         record.failure = _root(failure)
     except RPCError as error:

@@ -15,6 +15,7 @@ from temporalio.exceptions import (
 )
 
 from models.coordinator import CoordinatorProgress, MultiAgentReport
+from models.llm import Usage
 from models.research import ResearchProgress, ResearchReport
 
 
@@ -56,21 +57,27 @@ def root_cause(error: BaseException) -> str:
     return f"{line} ({where})" if where else line
 
 
+def _opening(asked: str, heading: str, answer: str) -> list[str]:
+    """What was asked, the answer wrapped for a terminal, and the citations' heading."""
+    wrapped = textwrap.wrap(answer, 88, initial_indent="  ", subsequent_indent="  ")
+    return [asked, "", f"{heading}:", *wrapped, "", "Citations:"]
+
+
+def _calls(usage: Usage) -> str:
+    return f"llm_calls={usage.calls} tokens={usage.tokens_in}+{usage.tokens_out}"
+
+
 def progress_line(progress: ResearchProgress) -> str:
     return (
         f"[{progress.status}] node={progress.node} iteration={progress.iteration}"
         f" refinements={progress.refinements} revisions={progress.revisions}"
-        f" reasks={progress.reasks} evidence={progress.evidence}"
-        f" llm_calls={progress.usage.calls}"
-        f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
+        f" reasks={progress.reasks} evidence={progress.evidence} {_calls(progress.usage)}"
         f" cost=${progress.usage.cost_usd:.6f}"
     )
 
 
 def report_text(report: ResearchReport) -> str:
-    lines = [f"Question: {report.question}", "", "Answer:"]
-    lines += textwrap.wrap(report.answer, 88, initial_indent="  ", subsequent_indent="  ")
-    lines += ["", "Citations:"]
+    lines = _opening(f"Question: {report.question}", "Answer", report.answer)
     if not report.citations:
         lines.append("  (none)")
     for c in report.citations:
@@ -110,15 +117,12 @@ def team_progress_line(progress: CoordinatorProgress) -> str:
     return (
         f"[{progress.status}] stage={progress.stage}"
         f" researchers={done}/{len(progress.researchers)} rounds={len(progress.rounds)}"
-        f" scores=[{scores}] llm_calls={progress.usage.calls}"
-        f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
+        f" scores=[{scores}] {_calls(progress.usage)}"
     )
 
 
 def team_report_text(report: MultiAgentReport) -> str:
-    lines = [f"Request: {report.request}", "", "Report:"]
-    lines += textwrap.wrap(report.answer, 88, initial_indent="  ", subsequent_indent="  ")
-    lines += ["", "Citations:"]
+    lines = _opening(f"Request: {report.request}", "Report", report.answer)
     lines += [f"  [{c.number}] {c.passage_id}" for c in report.citations] or ["  (none)"]
     lines += ["", f"Researchers ({len(report.researchers)}, in parallel):"]
     for r in report.researchers:

@@ -19,6 +19,20 @@ from models.errors import (
     UNKNOWN_TOOL,
 )
 
+
+def _backoff(
+    first: timedelta, cap: timedelta, *, attempts: int, non_retryable: list[str] | None = None
+) -> RetryPolicy:
+    """Exponential backoff (doubling from `first` up to `cap`); 0 attempts: no limit."""
+    return RetryPolicy(
+        initial_interval=first,
+        backoff_coefficient=2.0,
+        maximum_interval=cap,
+        maximum_attempts=attempts,
+        non_retryable_error_types=non_retryable,
+    )
+
+
 # Every activity that can run for more than a few seconds heartbeats (about once a
 # second, activities/heartbeat.py): a worker that died is noticed within this, not
 # after the start-to-close timeout, and a cancellation reaches the running call.
@@ -26,50 +40,34 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 # Transport failures (a crashed worker, a stalled model) are retried with backoff;
 # schema failures are not retried here: the workflow re-asks with the error instead.
-LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=4,
-    non_retryable_error_types=[SCHEMA_VIOLATION, UNKNOWN_SCHEMA, UNKNOWN_PROMPT, SCRIPT_MISSING],
+LLM_RETRY = _backoff(
+    timedelta(seconds=1),
+    timedelta(seconds=30),
+    attempts=4,
+    non_retryable=[SCHEMA_VIOLATION, UNKNOWN_SCHEMA, UNKNOWN_PROMPT, SCRIPT_MISSING],
 )
 # A local model on a CPU may take a while per call; the timeout bounds one attempt.
 LLM_TIMEOUT = timedelta(minutes=3)
 
-SEARCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=5,
-)
+SEARCH_RETRY = _backoff(timedelta(milliseconds=200), timedelta(seconds=5), attempts=5)
 SEARCH_TIMEOUT = timedelta(seconds=20)
 
 # A side effect is safe to retry because it carries an idempotency key; a rejected
 # request (4xx) is not worth retrying and sends the saga to its compensations.
-SIDE_EFFECT_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=8,
-    non_retryable_error_types=[TICKET_REJECTED],
+SIDE_EFFECT_RETRY = _backoff(
+    timedelta(milliseconds=500), timedelta(seconds=10), attempts=8, non_retryable=[TICKET_REJECTED]
 )
 # Compensations must finish: retried without limit, with a capped backoff.
-COMPENSATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,
-)
+COMPENSATION_RETRY = _backoff(timedelta(milliseconds=500), timedelta(seconds=30), attempts=0)
 
 # Agents' tools: fast, local or idempotent, so retried with a short backoff; a bad
 # argument, a refused namespace or an open breaker is an answer for the agent, not
 # something a retry could fix.
-TOOL_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=5,
-    non_retryable_error_types=[
+TOOL_RETRY = _backoff(
+    timedelta(milliseconds=200),
+    timedelta(seconds=5),
+    attempts=5,
+    non_retryable=[
         UNKNOWN_TOOL,
         TOOL_ARGUMENTS_INVALID,
         ACCESS_DENIED,

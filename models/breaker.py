@@ -16,6 +16,19 @@ from pydantic import BaseModel, Field
 
 BreakerStateName = Literal["closed", "open", "half_open"]
 
+# The entity workflow's stable names, shared by the workflow that defines them and
+# the activities that call it, so neither layer imports the other. Renaming any of
+# them breaks running breakers.
+BREAKER_WORKFLOW = "CircuitBreakerWorkflow"
+ACQUIRE_UPDATE = "acquire"
+RECORD_UPDATE = "record"
+STATE_QUERY = "state"
+
+
+def breaker_id(scope: str, name: str) -> str:
+    """One breaker per scope (the task queue) and model or tool."""
+    return f"breaker-{scope}-{name}"
+
 
 class BreakerConfig(BaseModel):
     window: int = Field(default=20, ge=1, description="last N outcomes considered")

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
@@ -22,6 +24,8 @@ from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.codec import data_converter
 from infra.keys import append_new_key
 from infra.settings import WorkerSettings
+from models.agents import AgentInput
+from models.coordinator import CoordinatorInput
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
 from tests.ticket_service_process import TicketService
@@ -39,7 +43,14 @@ CORPORA = {
     "postmortems": ROOT / "corpus" / "postmortems",
 }
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
+QUESTION = "How do idempotency keys make retries safe?"
 
+
+# A remote primary that tests make fail, and the scripted model runs fall back to.
+PRIMARY = ModelChoice.model_validate({"provider": "openai", "model": "gpt-5-mini"})
+FALLBACK = ModelChoice.model_validate({"provider": "scripted", "model": "refine_and_revise"})
+
+TeamInput = TypeVar("TeamInput", AgentInput, CoordinatorInput)
 
 CODEC_VARIABLES = ("KEEL_CODEC", "KEEL_CODEC_KEYS", "KEEL_CODEC_KEY_FILE")
 
@@ -142,6 +153,18 @@ async def running_workers(
         yield settings
 
 
+def scripted_team_input(
+    model: type[TeamInput], script: str, llm_task_queue: str, **fields: object
+) -> TeamInput:
+    """An agent's or a team's input, every agent on one scripted model."""
+    values: dict[str, object] = {
+        "models": [ModelChoice(provider="scripted", model=script)],
+        "llm_task_queue": llm_task_queue,
+    }
+    values.update(fields)
+    return model.model_validate(values)
+
+
 def scripted_input(
     script: str, settings: WorkerSettings, question: str, **overrides: object
 ) -> ResearchInput:
@@ -177,3 +200,46 @@ async def execute_scripted(
         task_queue=settings.task_queue,
     )
     return workflow_id, report
+
+
+async def research_on_workers(
+    client: Client,
+    store: DocumentStore,
+    script: str = "refine_and_revise",
+    question: str = QUESTION,
+    *,
+    gateway: LLMGateway | None = None,
+    max_cached_workflows: int = 1000,
+    **overrides: object,
+) -> tuple[str, ResearchReport]:
+    """Workers of its own for one scripted research flow, run to its report."""
+    async with running_workers(
+        client, store, gateway=gateway, max_cached_workflows=max_cached_workflows
+    ) as settings:
+        return await execute_scripted(client, settings, script, question, **overrides)
+
+
+async def failed_research(
+    client: Client, store: DocumentStore, script: str, question: str, **overrides: object
+) -> tuple[str, WorkflowFailureError]:
+    """Workers of its own for one scripted research flow that must fail; its id and failure."""
+    workflow_id = new_id()
+    async with running_workers(client, store) as settings:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                ResearchWorkflow.run,
+                scripted_input(script, settings, question, **overrides),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+            )
+    return workflow_id, failure.value
+
+
+def typed_cause(failure: WorkflowFailureError, error_type: str) -> ApplicationError:
+    """The typed error that failed a run (under its ActivityError, if an activity raised it)."""
+    cause: BaseException | None = failure.cause
+    while isinstance(cause, ActivityError):
+        cause = cause.cause
+    assert isinstance(cause, ApplicationError), repr(cause)
+    assert cause.type == error_type, (cause.type, cause.message)
+    return cause

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-
-import httpx
 
 from activities.llm.local_model import bundled_model_path
-from tests.ports import free_port
+from tests.ports import free_port, wait_until_serving
 
 MODEL_ALIAS = "smollm2"
 
@@ -28,14 +25,7 @@ class LlamaServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base_url}/models", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError("llama_cpp.server did not start")
+        wait_until_serving(f"{self.base_url}/models", "llama_cpp.server", seconds=60)
 
     def stop(self) -> None:
         if self._process is not None:

@@ -4,43 +4,72 @@ from __future__ import annotations
 
 import asyncio
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 
 from activities.documents.store import DocumentStore
-from models.agents import AgentInput
-from models.llm import ModelChoice
-from tests.conftest import new_id, plaintext, running_workers, worker_settings
+from infra.settings import WorkerSettings
+from models.agents import AgentInput, AgentResult
+from tests.conftest import (
+    new_id,
+    plaintext,
+    running_workers,
+    scripted_team_input,
+    worker_settings,
+)
 from tests.ticket_service_process import TicketService
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
 
 def agent_input(agent: str, script: str, llm_task_queue: str, **overrides: object) -> AgentInput:
-    values: dict[str, object] = {
+    fields: dict[str, object] = {
         "agent": agent,
         "task": "How should retries back off?",
         "namespaces": ["demo"],
-        "models": [ModelChoice(provider="scripted", model=script)],
-        "llm_task_queue": llm_task_queue,
+        **overrides,
     }
-    values.update(overrides)
-    return AgentInput.model_validate(values)
+    return scripted_team_input(AgentInput, script, llm_task_queue, **fields)
+
+
+async def run_agent(
+    client: Client,
+    store: DocumentStore,
+    agent: str,
+    script: str,
+    *,
+    workflow_id: str | None = None,
+    settings: WorkerSettings | None = None,
+    **overrides: object,
+) -> AgentResult:
+    """Workers of its own for one scripted agent, run to its result."""
+    settings = settings or worker_settings()
+    async with running_workers(client, store, settings):
+        return await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input(agent, script, settings.llm_task_queue, **overrides),
+            id=workflow_id or new_id("agent"),
+            task_queue=settings.task_queue,
+        )
+
+
+async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, WorkflowHistory]]:
+    """Every run of a workflow id (continue-as-new chains them): its status and history."""
+    runs = []
+    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        status = execution.status.name if execution.status else ""
+        runs.append((status, await handle.fetch_history()))
+    return runs
 
 
 async def test_a_long_conversation_continues_as_new_and_keeps_its_quotas(
     client: Client, store: DocumentStore
 ) -> None:
     workflow_id = new_id("agent")
-    async with running_workers(client, store) as settings:
-        result = await client.execute_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "researcher", "agent_long", settings.llm_task_queue,
-                max_turns=10, history_event_limit=30,
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )  # fmt: skip
+    result = await run_agent(
+        client, store, "researcher", "agent_long",
+        workflow_id=workflow_id, max_turns=10, history_event_limit=30,
+    )  # fmt: skip
 
     assert result.runs >= 3  # each run stopped near 30 events and handed over
     assert result.turns == 10
@@ -60,14 +89,9 @@ async def test_a_long_conversation_continues_as_new_and_keeps_its_quotas(
     assert "unseen_passages_dropped" in result.flags
 
     handle = client.get_workflow_handle(workflow_id)
-    runs = 0
-    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
-        runs += 1
-        history = await client.get_workflow_handle(
-            workflow_id, run_id=execution.run_id
-        ).fetch_history()
-        assert len(history.events) < 60
-    assert runs == result.runs
+    runs = await run_histories(client, workflow_id)
+    assert all(len(history.events) < 60 for _, history in runs)
+    assert len(runs) == result.runs
     assert (await handle.describe()).run_id is not None
 
 
@@ -119,16 +143,11 @@ async def test_a_prompt_injected_document_cannot_reach_a_forbidden_tool(
 ) -> None:
     workflow_id = new_id("agent-injected")
     settings = worker_settings(tickets_url=tickets.url)
-    async with running_workers(client, store, settings):
-        result = await client.execute_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "researcher", "injected_researcher", settings.llm_task_queue,
-                task="What permissions should an agent's tools have?",
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )  # fmt: skip
+    result = await run_agent(
+        client, store, "researcher", "injected_researcher",
+        workflow_id=workflow_id, settings=settings,
+        task="What permissions should an agent's tools have?",
+    )  # fmt: skip
     # The model read the injected notice, then asked for the tool it names.
     read = next(o for o in result.observations if o.tool == "read_passage")
     assert "SYSTEM NOTICE TO AI AGENTS" in read.text
@@ -192,23 +211,14 @@ async def test_a_history_growing_in_bytes_also_continues_as_new(
     client: Client, store: DocumentStore
 ) -> None:
     workflow_id = new_id("agent-bytes")
-    async with running_workers(client, store) as settings:
-        result = await client.execute_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "researcher", "agent_long", settings.llm_task_queue,
-                max_turns=6, history_bytes_limit=10_000,
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )  # fmt: skip
+    result = await run_agent(
+        client, store, "researcher", "agent_long",
+        workflow_id=workflow_id, max_turns=6, history_bytes_limit=10_000,
+    )  # fmt: skip
     assert result.runs >= 2
     assert result.turns == 6
-    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
-        if execution.status and execution.status.name == "CONTINUED_AS_NEW":
-            history = await client.get_workflow_handle(
-                workflow_id, run_id=execution.run_id
-            ).fetch_history()
+    for status, history in await run_histories(client, workflow_id):
+        if status == "CONTINUED_AS_NEW":
             # Handed over at the first turn boundary past the limit: over it by at most
             # one turn (a model call, a tool call; the contract snapshot in the first run).
             size = sum(event.ByteSize() for event in history.events)

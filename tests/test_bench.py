@@ -1,6 +1,8 @@
 """The benchmark's baselines run the same graph as the workflow, so comparisons are fair.
 
-No wall-clock time is asserted here: only paths, answers and call counts.
+No wall-clock time is asserted here: only paths, answers and call counts. The tests
+marked `bench` need the `bench` extra (LangGraph, psutil): `make bench` installs it
+and runs them before the measurements; `make test` deselects them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from temporalio.client import Client
 from activities.documents.store import DocumentStore
 from activities.llm.prompts import PromptBook
 from bench.plain_flow import FlowState, ResearchNodes, run_plain
-from tests.conftest import execute_scripted, running_workers, scripted_input, worker_settings
+from tests.conftest import (
+    research_on_workers,
+    scripted_input,
+    worker_settings,
+)
 from worker import build_gateway
 
 QUESTION = "How do idempotency keys make retries safe?"
@@ -32,18 +38,17 @@ async def _floor(store: DocumentStore, script: str) -> FlowState:
 async def test_floor_takes_the_workflows_path_to_the_same_answer(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _, report = await execute_scripted(client, settings, "refine_and_revise", QUESTION)
+    _, report = await research_on_workers(client, store, "refine_and_revise", QUESTION)
     floor = await _floor(store, "refine_and_revise")
     assert floor["visits"] == [v.node for v in report.visits]
     assert floor["answer"] == report.answer
     assert sum(floor["calls"].values()) == report.usage.calls
 
 
+@pytest.mark.bench
 async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
     store: DocumentStore, tmp_path: Path
 ) -> None:
-    pytest.importorskip("langgraph.checkpoint.sqlite")
     from bench.langgraph_peer import checkpointed, run_langgraph
 
     settings = worker_settings()
@@ -57,16 +62,13 @@ async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
     assert (tmp_path / "checkpoints.db").stat().st_size > 0
 
 
+@pytest.mark.bench
 async def test_node_timings_cover_every_node_the_flow_visited(
     client: Client, store: DocumentStore
 ) -> None:
-    pytest.importorskip("psutil")
     from bench.step_overhead import node_durations
 
-    async with running_workers(client, store) as settings:
-        workflow_id, report = await execute_scripted(
-            client, settings, "refine_and_revise", QUESTION
-        )
+    workflow_id, report = await research_on_workers(client, store, "refine_and_revise", QUESTION)
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     durations, _ = node_durations(history)
     assert set(durations) == {v.node for v in report.visits}

@@ -23,9 +23,10 @@ from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
 from infra.codec import data_converter
 from infra.settings import WorkerSettings
-from models.llm import ModelChoice
 from models.research import ResearchReport
 from tests.conftest import (
+    FALLBACK,
+    PRIMARY,
     SCRIPTED_DIR,
     execute_scripted,
     in_thread,
@@ -36,8 +37,6 @@ from tests.ports import free_port
 from tests.processes import run_script
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
-PRIMARY = ModelChoice.model_validate({"provider": "openai", "model": "gpt-5-mini"})
-FALLBACK = ModelChoice.model_validate({"provider": "scripted", "model": "refine_and_revise"})
 ANSWERS: dict[str, dict[str, Any]] = {
     "ResearchPlan": {"queries": ["idempotency key retries"]},
     "RefinedQueries": {"queries": ["idempotency key"]},
@@ -155,11 +154,11 @@ async def breaker_scenario(client: Client, store: DocumentStore, server_address:
         assert primary.requests == 2
         assert second.fallbacks[0].reason.startswith("CircuitOpen")
         listed = await run_script(
-            "client.py", "--address", server_address, "breakers", "--scope", scope
+            "client.py", "--address", server_address, "breakers", "--scope", scope, "--json"
         )
         assert listed.code == 0, listed.stderr
-        assert "openai/gpt-5-mini" in listed.stdout
-        assert "open" in listed.stdout
+        states = {b["name"]: b["state"] for b in json.loads(listed.stdout)}
+        assert states[PRIMARY.label] == "open"
         status = await run_script("client.py", "--address", server_address, "status", first_id)
         assert status.code == 0, status.stderr
         progress = json.loads(status.stdout)["progress"]

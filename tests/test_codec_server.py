@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from infra.codec import KEY_ID, EncryptionCodec
 from infra.keys import append_new_key, read_key_file
 from tests.conftest import ROOT
-from tests.ports import free_port
+from tests.ports import free_port, wait_until_serving
 
 TOKEN = "codec-test-token-0123456789abcdef"
 UI = "http://localhost:8233"
@@ -32,18 +31,6 @@ def codec_server(*args: str, env: dict[str, str] | None = None) -> subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("the codec server did not start")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +49,7 @@ def server(key_file: Path) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url, process)
+        wait_until_serving(f"{url}/health", "the codec server", process)
         yield url
     finally:
         process.terminate()
@@ -173,7 +160,7 @@ def test_without_a_token_it_answers_only_requests_addressed_to_loopback(key_file
     process = codec_server("--port", str(port), env={"KEEL_CODEC_KEY_FILE": str(key_file)})
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url, process)
+        wait_until_serving(f"{url}/health", "the codec server", process)
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", "[::1]:8081", "localhost"):
             answer = httpx.post(f"{url}/decode", content=body(), headers={"Host": host})
             assert answer.status_code == 200, host

@@ -22,6 +22,7 @@ from tests.conftest import ROOT
 COMPOSE = ROOT / "docker-compose.yml"
 SERVICES = {
     "postgresql",
+    "temporal-schema",
     "temporal",
     "temporal-admin-tools",
     "temporal-ui",
@@ -79,7 +80,58 @@ def test_cluster_services_have_health_checks_and_the_ui_port(compose: dict[str, 
         assert services[name]["healthcheck"]["test"], name
     assert "8233:8080" in services["temporal-ui"]["ports"]
     assert "7233:7233" in services["temporal"]["ports"]
-    assert services["temporal"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    assert services["temporal-schema"]["depends_on"]["postgresql"]["condition"] == (
+        "service_healthy"
+    )
+
+
+def _tag_default(image: str) -> tuple[str, str]:
+    """`temporalio/server:${TEMPORAL_VERSION:-1.31.0}` -> ("temporalio/server", "1.31.0")."""
+    match = re.fullmatch(r"([\w./-]+):\$\{\w+:-([\w.-]+)\}", image)
+    assert match, f"{image}: a pinned tag that can be overridden"
+    return match.group(1), match.group(2)
+
+
+def test_temporal_runs_on_maintained_images_after_a_schema_step(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert not any("auto-setup" in str(s.get("image", "")) for s in services.values())
+    server, server_tag = _tag_default(services["temporal"]["image"])
+    schema, schema_tag = _tag_default(services["temporal-schema"]["image"])
+    tools, tools_tag = _tag_default(services["temporal-admin-tools"]["image"])
+    assert (server, schema, tools) == (
+        "temporalio/server", "temporalio/admin-tools", "temporalio/admin-tools"
+    )  # fmt: skip
+    assert server_tag == schema_tag == tools_tag  # the schema matches the server
+    # The server starts only once the schema step has finished without an error.
+    assert services["temporal"]["depends_on"] == {
+        "temporal-schema": {"condition": "service_completed_successfully"}
+    }
+    script = (ROOT / "deploy" / "temporal-schema.sh").read_text()
+    assert "/deploy/temporal-schema.sh" in services["temporal-schema"]["entrypoint"]
+    for step in ("create", "setup-schema -v 0.0", "update-schema -d"):
+        assert f'sql --db "$db" {step}' in script
+    assert "temporal:temporal temporal_visibility:visibility" in script
+
+
+def test_the_schema_script_is_valid_shell() -> None:
+    result = subprocess.run(
+        ["sh", "-n", str(ROOT / "deploy" / "temporal-schema.sh")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_workers_scale_with_compose_scale(compose: dict[str, Any]) -> None:
+    """`--scale` starts N copies: none may claim a fixed name or a host port."""
+    for name in WORKERS:
+        service = compose["services"][name]
+        assert "container_name" not in service, name
+        assert "ports" not in service, name
+        assert "hostname" not in service, name
+
+
+def test_admin_tools_create_the_namespace_the_server_image_lacks(compose: dict[str, Any]) -> None:
+    command = " ".join(compose["services"]["temporal-admin-tools"]["command"])
+    assert "namespace create --namespace default" in command
 
 
 def test_workers_use_only_settings_the_worker_reads(compose: dict[str, Any]) -> None:

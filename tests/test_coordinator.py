@@ -12,8 +12,8 @@ from activities.documents.store import DocumentStore
 from infra.codec import data_converter
 from models.agents import AgentInput
 from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
-from models.llm import Budget, ModelChoice
-from tests.conftest import new_id, running_workers
+from models.llm import Budget
+from tests.conftest import new_id, running_workers, scripted_team_input
 from tests.processes import run_script
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow
@@ -22,13 +22,21 @@ REQUEST = "Write a report on how idempotency keys and circuit breakers keep agen
 
 
 def team_input(script: str, llm_task_queue: str, **overrides: object) -> CoordinatorInput:
-    values: dict[str, object] = {
-        "request": REQUEST,
-        "models": [ModelChoice(provider="scripted", model=script)],
-        "llm_task_queue": llm_task_queue,
-    }
-    values.update(overrides)
-    return CoordinatorInput.model_validate(values)
+    fields: dict[str, object] = {"request": REQUEST, **overrides}
+    return scripted_team_input(CoordinatorInput, script, llm_task_queue, **fields)
+
+
+async def run_team(
+    client: Client, store: DocumentStore, workflow_id: str, **overrides: object
+) -> MultiAgentReport:
+    """Workers of their own for one scripted team, run to its report."""
+    async with running_workers(client, store) as settings:
+        return await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_report", settings.llm_task_queue, **overrides),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
 
 
 async def test_team_fans_out_researchers_and_revises_until_the_rubric_passes(
@@ -112,13 +120,7 @@ async def test_children_share_the_budget_and_never_spend_more_than_is_left(
 ) -> None:
     workflow_id = new_id("team-budget")
     limit = 700
-    async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input("team_report", settings.llm_task_queue, budget=Budget(max_tokens=limit)),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
+    report = await run_team(client, store, workflow_id, budget=Budget(max_tokens=limit))
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     inputs = await child_inputs(history)
 
@@ -187,16 +189,10 @@ async def test_a_person_sends_feedback_then_approves_from_the_cli(
 
 
 async def test_no_decision_in_time_takes_the_default(client: Client, store: DocumentStore) -> None:
-    async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input(
-                "team_report", settings.llm_task_queue,
-                require_approval=True, approval_timeout_seconds=1, approval_default="reject",
-            ),
-            id=new_id("team-timeout"),
-            task_queue=settings.task_queue,
-        )  # fmt: skip
+    report = await run_team(
+        client, store, new_id("team-timeout"),
+        require_approval=True, approval_timeout_seconds=1, approval_default="reject",
+    )  # fmt: skip
     assert report.decision == "reject"
     assert {"approval_timed_out", "rejected"} <= set(report.flags)
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities.contracts.loader import load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from models.contracts import SecurityLevel
 from models.documents import SearchRequest
-from tests.conftest import execute_scripted, new_id, running_workers, scripted_input
-from workflows.research import ResearchWorkflow
+from tests.conftest import (
+    failed_research,
+    research_on_workers,
+    typed_cause,
+)
 
 QUESTION = "What went wrong with Blueheron's ticket dedup?"
 
@@ -80,22 +83,11 @@ def test_read_applies_the_same_clearance_rule(
 async def test_public_research_run_asking_for_postmortems_fails_access_denied(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        workflow_id = new_id()
-        with pytest.raises(WorkflowFailureError) as failure:
-            await client.execute_workflow(
-                ResearchWorkflow.run,
-                scripted_input("postmortem_lookup", settings, QUESTION, namespaces=["postmortems"]),
-                id=workflow_id,
-                task_queue=settings.task_queue,
-            )
+    workflow_id, failure = await failed_research(
+        client, store, "postmortem_lookup", QUESTION, namespaces=["postmortems"]
+    )
     # The search runs as a local activity: its failure reaches the workflow directly.
-    cause: BaseException | None = failure.value.cause
-    while isinstance(cause, ActivityError):
-        cause = cause.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == "AccessDenied"
-    assert cause.non_retryable
+    assert typed_cause(failure, "AccessDenied").non_retryable
     # Refused before any search: nothing was retrieved, nothing written.
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     kinds = [e.event_type for e in history.events]
@@ -111,15 +103,14 @@ async def test_public_research_run_asking_for_postmortems_fails_access_denied(
 async def test_restricted_research_run_cites_a_postmortem(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _workflow_id, report = await execute_scripted(
-            client,
-            settings,
-            "postmortem_lookup",
-            QUESTION,
-            namespaces=["postmortems"],
-            clearance="restricted",
-        )
+    _workflow_id, report = await research_on_workers(
+        client,
+        store,
+        "postmortem_lookup",
+        QUESTION,
+        namespaces=["postmortems"],
+        clearance="restricted",
+    )
     assert report.review_passed
     assert report.citations[0].doc_id == "postmortems/2024-03-ticket-dedup-outage"
     assert "Blueheron" in report.citations[0].passage

@@ -11,11 +11,14 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
-from models.llm import ModelChoice
-from tests.conftest import SCRIPTED_DIR, execute_scripted, in_thread, running_workers
-
-PRIMARY = ModelChoice.model_validate({"provider": "openai", "model": "gpt-5-mini"})
-FALLBACK = ModelChoice.model_validate({"provider": "scripted", "model": "refine_and_revise"})
+from tests.conftest import (
+    FALLBACK,
+    PRIMARY,
+    QUESTION,
+    SCRIPTED_DIR,
+    in_thread,
+    research_on_workers,
+)
 
 
 def gateway_with_primary(status: int, seen: list[httpx2.Request]) -> LLMGateway:
@@ -44,17 +47,15 @@ async def test_the_run_moves_to_the_next_model_and_records_why(
     client: Client, store: DocumentStore, status: int, reason: str, primary_requests: int
 ) -> None:
     seen: list[httpx2.Request] = []
-    async with running_workers(
-        client, store, gateway=gateway_with_primary(status, seen)
-    ) as settings:
-        _, report = await execute_scripted(
-            client,
-            settings,
-            "refine_and_revise",
-            "How do idempotency keys make retries safe?",
-            model=PRIMARY,
-            fallback_models=[FALLBACK],
-        )
+    _, report = await research_on_workers(
+        client,
+        store,
+        "refine_and_revise",
+        QUESTION,
+        model=PRIMARY,
+        fallback_models=[FALLBACK],
+        gateway=gateway_with_primary(status, seen),
+    )
     assert report.review_passed
     assert report.provider == "scripted"
     [fallback] = report.fallbacks

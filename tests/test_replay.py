@@ -13,7 +13,7 @@ from temporalio.worker import Replayer
 
 from activities.documents.store import DocumentStore
 from infra.codec import data_converter
-from tests.conftest import execute_scripted, running_workers
+from tests.conftest import QUESTION, research_on_workers
 from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -39,10 +39,7 @@ async def test_recorded_history_replays(path: Path) -> None:
 async def test_a_fresh_run_replays_and_a_changed_flow_is_caught(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        workflow_id, _ = await execute_scripted(
-            client, settings, "refine_and_revise", "How do idempotency keys make retries safe?"
-        )
+    workflow_id, _ = await research_on_workers(client, store, "refine_and_revise", QUESTION)
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     await replayer().replay_workflow(history)
     # The same history against a run whose inputs lead elsewhere must not replay.

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
 from models.llm import Budget
 from models.research import ResearchReport
 from tests.conftest import (
+    QUESTION,
     execute_scripted,
-    new_id,
+    failed_research,
     plaintext,
+    research_on_workers,
     running_workers,
-    scripted_input,
+    typed_cause,
 )
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
@@ -45,7 +45,7 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
 ) -> None:
     async with running_workers(client, store) as settings:
         workflow_id, report = await execute_scripted(
-            client, settings, "refine_and_revise", "How do idempotency keys make retries safe?"
+            client, settings, "refine_and_revise", QUESTION
         )
         progress = await client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id).query(
             ResearchWorkflow.progress
@@ -102,10 +102,9 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
 async def test_revision_bound_delivers_the_best_draft_flagged(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _workflow_id, report = await execute_scripted(
-            client, settings, "never_passes", "What states does a circuit breaker have?"
-        )
+    _workflow_id, report = await research_on_workers(
+        client, store, "never_passes", "What states does a circuit breaker have?"
+    )
     assert report.flags == ["max_revisions_reached"]
     assert not report.review_passed
     assert report.review_score == 3  # the second of three drafts scored best
@@ -117,10 +116,9 @@ async def test_revision_bound_delivers_the_best_draft_flagged(
 async def test_schema_violations_are_reasked_with_the_error_then_accepted(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        workflow_id, report = await execute_scripted(
-            client, settings, "malformed_then_valid", "How does a saga undo its steps?"
-        )
+    workflow_id, report = await research_on_workers(
+        client, store, "malformed_then_valid", "How does a saga undo its steps?"
+    )
     assert report.reasks == 3  # two broken plans, one too-short draft
     assert report.usage.calls == 6  # 3 plans, 2 drafts, 1 review: rejected ones count too
     assert report.flags == []
@@ -141,10 +139,9 @@ async def test_schema_violations_are_reasked_with_the_error_then_accepted(
 async def test_reask_limit_takes_the_plan_fallback_edge(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _workflow_id, report = await execute_scripted(
-            client, settings, "plan_always_broken", "Why add jitter to retries with backoff?"
-        )
+    _workflow_id, report = await research_on_workers(
+        client, store, "plan_always_broken", "Why add jitter to retries with backoff?"
+    )
     assert "plan_fallback" in report.flags
     assert path(report)[0] == "plan:schema failure"
     assert report.reasks == 2  # max_reasks=2: three tries in all, then the fallback edge
@@ -156,10 +153,9 @@ async def test_reask_limit_takes_the_plan_fallback_edge(
 async def test_refinement_bound_writes_with_what_there_is(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _workflow_id, report = await execute_scripted(
-            client, settings, "no_evidence", "What is the airspeed of a swallow?"
-        )
+    _workflow_id, report = await research_on_workers(
+        client, store, "no_evidence", "What is the airspeed of a swallow?"
+    )
     assert report.refinements == 2
     assert report.flags == ["insufficient_evidence", "no_evidence"]
     assert report.citations == []
@@ -169,20 +165,10 @@ async def test_refinement_bound_writes_with_what_there_is(
 async def test_missing_script_fails_the_run_with_a_typed_error(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        workflow_id = new_id()
-        with pytest.raises(WorkflowFailureError) as failure:
-            await client.execute_workflow(
-                ResearchWorkflow.run,
-                scripted_input("no_such_script", settings, "Anything at all?"),
-                id=workflow_id,
-                task_queue=settings.task_queue,
-            )
-    activity_error = failure.value.cause
-    assert isinstance(activity_error, ActivityError)
-    cause = activity_error.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == "ScriptMissing"
+    workflow_id, failure = await failed_research(
+        client, store, "no_such_script", "Anything at all?"
+    )
+    typed_cause(failure, "ScriptMissing")
     description = await client.get_workflow_handle(workflow_id).describe()
     assert description.typed_search_attributes.get(RESEARCH_STATUS) == "failed"
 
@@ -190,10 +176,9 @@ async def test_missing_script_fails_the_run_with_a_typed_error(
 async def test_every_task_replays_from_history_without_a_cache(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store, max_cached_workflows=0) as settings:
-        _workflow_id, report = await execute_scripted(
-            client, settings, "refine_and_revise", "How do idempotency keys make retries safe?"
-        )
+    _workflow_id, report = await research_on_workers(
+        client, store, "refine_and_revise", QUESTION, max_cached_workflows=0
+    )
     assert report.review_passed
     assert report.usage.calls == 7
 
@@ -201,14 +186,9 @@ async def test_every_task_replays_from_history_without_a_cache(
 async def test_a_budget_running_out_mid_flow_delivers_the_draft_flagged_without_overspending(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _, report = await execute_scripted(
-            client,
-            settings,
-            "refine_and_revise",
-            "How do idempotency keys make retries safe?",
-            budget=Budget(max_tokens=1500),
-        )
+    _, report = await research_on_workers(
+        client, store, "refine_and_revise", QUESTION, budget=Budget(max_tokens=1500)
+    )
     assert report.flags == ["budget_exhausted", "unreviewed"]
     assert path(report)[-2:] == ["review:budget exhausted", "deliver:delivered"]
     assert report.usage.calls == 3  # plan, refine, write; the review did not fit
@@ -220,14 +200,13 @@ async def test_a_budget_running_out_mid_flow_delivers_the_draft_flagged_without_
 async def test_a_passed_deadline_stops_model_calls_and_delivers_the_evidence_flagged(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _, report = await execute_scripted(
-            client,
-            settings,
-            "refine_and_revise",
-            "How do idempotency keys make retries safe?",
-            budget=Budget(deadline=datetime(2020, 1, 1, tzinfo=UTC)),
-        )
+    _, report = await research_on_workers(
+        client,
+        store,
+        "refine_and_revise",
+        QUESTION,
+        budget=Budget(deadline=datetime(2020, 1, 1, tzinfo=UTC)),
+    )
     assert report.usage.calls == 0
     assert report.flags == ["budget_exhausted", "no_draft", "no_evidence"]
     assert report.citations == []

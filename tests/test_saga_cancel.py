@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
-from tests.conftest import worker_settings
+from tests.conftest import typed_cause, worker_settings
 from tests.processes import run_script, worker_process
 from tests.test_saga_faults import until
 from tests.test_ticket_saga import (
@@ -151,9 +150,7 @@ async def test_an_undo_that_fails_for_good_does_not_stop_the_unwind(
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
         progress = await handle.query(TicketSagaWorkflow.progress)
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == "CompensationFailed"
+    cause = typed_cause(failure.value, "CompensationFailed")
     assert cause.message.startswith("compensation failed for create_subtask_2: ")
     assert "409" in cause.message
     statuses = {c.step: c.status for c in progress.compensations}

@@ -21,7 +21,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
@@ -33,7 +32,7 @@ from models.tickets import (
     TicketSagaResult,
     UndoByKey,
 )
-from tests.conftest import new_id, plaintext, running_workers, worker_settings
+from tests.conftest import new_id, plaintext, running_workers, typed_cause, worker_settings
 from tests.processes import run_script
 from tests.ticket_service_process import TicketService
 from workflows.ticket_saga import TicketSagaWorkflow
@@ -190,9 +189,7 @@ async def test_a_permanently_failing_step_compensates_every_earlier_step(
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         progress = await handle.query(TicketSagaWorkflow.progress)
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError)
-    assert cause.type == "SagaFailed"
+    cause = typed_cause(failure.value, "SagaFailed")
     assert cause.message.startswith("saga failed at assign: ")
     assert "unknown assignee 'nobody'" in cause.message
     assert progress.outcome == "failed"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.ports import free_port
+from tests.ports import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,14 +62,7 @@ class TicketService:
             ],
             cwd=ROOT,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("ticket service did not start")
+        wait_until_serving(f"{self.url}/health", "ticket service")
 
     def stop(self) -> None:
         if self._process is not None:

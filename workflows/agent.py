@@ -18,7 +18,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.llm.schemas import OUTPUT_MODELS
     from activities.tools.activities import ToolActivities
     from graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
     from models.agents import (
@@ -41,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_TOOL,
     )
     from models.llm import Usage
+    from models.outputs import OUTPUT_MODELS
     from models.tools import ToolInvocation
     from routing.tools import route_tool
     from workflows.contract_snapshot import load_contracts
@@ -205,13 +205,7 @@ class AgentWorkflow:
                 # Known before the call, by its key: a cancel or a crash while the call is
                 # in flight undoes it if it landed and keeps it from landing if not.
                 assert tool_spec.compensation is not None
-                self._remember_undo(
-                    ToolInvocation(
-                        tool=tool_spec.compensation,
-                        arguments={"key": call.idempotency_key},
-                        idempotency_key=f"{call.idempotency_key}:undo",
-                    )
-                )
+                self._remember_undo(tool_spec.compensation, call, {"key": call.idempotency_key})
             try:
                 outcome = await workflow.execute_activity_method(
                     ToolActivities.call,
@@ -245,13 +239,7 @@ class AgentWorkflow:
                 and tool_spec.compensation
                 and outcome.record_id is not None
             ):
-                self._remember_undo(
-                    ToolInvocation(
-                        tool=tool_spec.compensation,
-                        arguments={"record_id": outcome.record_id},
-                        idempotency_key=f"{call.idempotency_key}:undo",
-                    )
-                )
+                self._remember_undo(tool_spec.compensation, call, {"record_id": outcome.record_id})
             self._observe(tool, outcome.text, outcome.passage_ids)
             return
 
@@ -262,8 +250,14 @@ class AgentWorkflow:
         if cost:
             self._model.spend(Usage(cost_usd=cost))
 
-    def _remember_undo(self, undo: ToolInvocation) -> None:
-        """Register an undo now and carry it across continue-as-new."""
+    def _remember_undo(
+        self, compensation: str, call: ToolInvocation, arguments: dict[str, Any]
+    ) -> None:
+        """Register the call's undo now (under the call's key plus `:undo`) and carry it
+        across continue-as-new."""
+        undo = ToolInvocation(
+            tool=compensation, arguments=arguments, idempotency_key=f"{call.idempotency_key}:undo"
+        )
         self._compensations.append(undo)
         self._register_undo(undo)
 

@@ -13,34 +13,42 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.breaker import BreakerStart, BreakerState, CallOutcome, Permission
+    from models.breaker import (
+        ACQUIRE_UPDATE,
+        BREAKER_WORKFLOW,
+        RECORD_UPDATE,
+        STATE_QUERY,
+        BreakerStart,
+        BreakerState,
+        CallOutcome,
+        Permission,
+        breaker_id,
+    )
+
+__all__ = ["CircuitBreakerWorkflow", "breaker_id"]
 
 
-def breaker_id(scope: str, name: str) -> str:
-    return f"breaker-{scope}-{name}"
-
-
-@workflow.defn(name="CircuitBreakerWorkflow")
+@workflow.defn(name=BREAKER_WORKFLOW)
 class CircuitBreakerWorkflow:
     @workflow.init
     def __init__(self, start: BreakerStart) -> None:
         self._state = start.state or BreakerState(name=start.name, config=start.config)
 
-    @workflow.update(name="acquire")
+    @workflow.update(name=ACQUIRE_UPDATE)
     def acquire(self) -> Permission:
         before = self._state.state
         permission = self._state.acquire(workflow.now())
         self._log_transition(before)
         return permission
 
-    @workflow.update(name="record")
+    @workflow.update(name=RECORD_UPDATE)
     def record(self, outcome: CallOutcome) -> BreakerState:
         before = self._state.state
         self._state.record(outcome.failed, workflow.now())
         self._log_transition(before)
         return self._state
 
-    @workflow.query(name="state")
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> BreakerState:
         return self._state
 

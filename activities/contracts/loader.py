@@ -19,9 +19,9 @@ from pydantic import BaseModel, ValidationError
 from activities.llm.contract_files import read_contract
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
-from activities.llm.schemas import OUTPUT_MODELS
 from models.contracts import AgentSpec, ContractSnapshot, Routes, Rubric, ToolSpec
 from models.errors import describe_validation_error
+from models.outputs import OUTPUT_MODELS
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 FILES = ("agents.toml", "tools.toml", "rubrics.toml", "routes.toml", "prompts.toml", "prices.toml")

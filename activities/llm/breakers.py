@@ -10,10 +10,19 @@ from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateRPCTimeo
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from models.breaker import BreakerConfig, BreakerStart, BreakerState, CallOutcome, Permission
+from models.breaker import (
+    ACQUIRE_UPDATE,
+    BREAKER_WORKFLOW,
+    RECORD_UPDATE,
+    BreakerConfig,
+    BreakerStart,
+    BreakerState,
+    CallOutcome,
+    Permission,
+    breaker_id,
+)
 from models.errors import PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE
 from models.llm import Provider
-from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
 log = structlog.get_logger()
 
@@ -39,18 +48,21 @@ class Breakers:
 
     async def acquire(self, name: str) -> Permission:
         workflow_id = breaker_id(self._scope, name)
-        start = WithStartWorkflowOperation(
-            CircuitBreakerWorkflow.run,
+        # The entity workflow is called by its recorded names (models/breaker.py), so
+        # this activity module does not import the workflow module.
+        start: WithStartWorkflowOperation[None, None] = WithStartWorkflowOperation(
+            BREAKER_WORKFLOW,
             BreakerStart(name=name, config=self._config),
             id=workflow_id,
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         try:
-            permission = await activity.client().execute_update_with_start_workflow(
-                CircuitBreakerWorkflow.acquire,
+            permission: Permission = await activity.client().execute_update_with_start_workflow(
+                ACQUIRE_UPDATE,
                 start_workflow_operation=start,
                 rpc_timeout=BREAKER_RPC_TIMEOUT,
+                result_type=Permission,
             )
         except _UNREACHABLE as error:
             log.warning("breaker.unreachable", breaker=name, error=str(error))
@@ -69,14 +81,13 @@ class Breakers:
         caused by the breaker would pay it again. One missed outcome only makes the
         breaker's window a call shorter.
         """
-        handle = activity.client().get_workflow_handle_for(
-            CircuitBreakerWorkflow.run, breaker_id(self._scope, name)
-        )
+        handle = activity.client().get_workflow_handle(breaker_id(self._scope, name))
         try:
-            state = await handle.execute_update(
-                CircuitBreakerWorkflow.record,
+            state: BreakerState = await handle.execute_update(
+                RECORD_UPDATE,
                 CallOutcome(failed=failed),
                 rpc_timeout=BREAKER_RPC_TIMEOUT,
+                result_type=BreakerState,
             )
         except _UNREACHABLE as error:
             log.warning("breaker.unrecorded", breaker=name, failed=failed, error=str(error))

@@ -16,7 +16,6 @@ from temporalio.exceptions import ApplicationError
 from activities.llm.chat_model import ChatCall, ChatModel
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
-from activities.llm.schemas import OUTPUT_MODELS
 from models.documents import Passage
 from models.errors import (
     BUDGET_EXHAUSTED,
@@ -28,6 +27,7 @@ from models.errors import (
     describe_validation_error,
 )
 from models.llm import LLMRequest, LLMResult, Provider, Usage
+from models.outputs import OUTPUT_MODELS
 
 log = structlog.get_logger()
 

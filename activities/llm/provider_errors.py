@@ -7,13 +7,11 @@ are not. Messages never carry the API key.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import anthropic
-import httpx2
 import openai
 from temporalio.exceptions import ApplicationError
 
+from activities.retry_after import retry_after
 from models.errors import (
     CONTEXT_TOO_LONG,
     PROVIDER_AUTH,
@@ -38,14 +36,6 @@ _CONTEXT_HINTS = (
 )
 
 
-def _retry_after(response: httpx2.Response) -> timedelta | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return timedelta(seconds=float(value))
-    except ValueError:
-        return None
-
-
 def provider_error(provider: str, error: Exception, secret: str | None = None) -> ApplicationError:
     """The typed error to raise from the activity in place of an SDK exception."""
     text = str(error)
@@ -59,11 +49,11 @@ def provider_error(provider: str, error: Exception, secret: str | None = None) -
     message = f"{provider}: HTTP {status}: {text}"
     if status == 429:
         return ApplicationError(
-            message, type=PROVIDER_RATE_LIMITED, next_retry_delay=_retry_after(error.response)
+            message, type=PROVIDER_RATE_LIMITED, next_retry_delay=retry_after(error.response)
         )
     if status >= 500 or status == 408:
         return ApplicationError(
-            message, type=PROVIDER_UNAVAILABLE, next_retry_delay=_retry_after(error.response)
+            message, type=PROVIDER_UNAVAILABLE, next_retry_delay=retry_after(error.response)
         )
     if status in (401, 403):
         return ApplicationError(

@@ -62,6 +62,11 @@ class TicketActivities:
         log.info("tickets.call", path=path, key=key, **record.model_dump())
         return record
 
+    async def _undo(self, collection: str, action: str, call: UndoRecord) -> ServiceRecord:
+        """A compensation: the record's own undo endpoint, under the undo's own key."""
+        path = f"/{collection}/{call.record_id}/{action}"
+        return await self._post(path, call.idempotency_key, undo=True)
+
     @activity.defn(name="create_ticket")
     async def create_ticket(self, call: CreateTicket) -> ServiceRecord:
         body = call.model_dump(include={"title", "description", "severity"})
@@ -69,9 +74,7 @@ class TicketActivities:
 
     @activity.defn(name="cancel_ticket")
     async def cancel_ticket(self, call: UndoRecord) -> ServiceRecord:
-        return await self._post(
-            f"/tickets/{call.record_id}/cancel", call.idempotency_key, undo=True
-        )
+        return await self._undo("tickets", "cancel", call)
 
     @activity.defn(name="create_subtask")
     async def create_subtask(self, call: CreateSubtask) -> ServiceRecord:
@@ -80,9 +83,7 @@ class TicketActivities:
 
     @activity.defn(name="delete_subtask")
     async def delete_subtask(self, call: UndoRecord) -> ServiceRecord:
-        return await self._post(
-            f"/subtasks/{call.record_id}/delete", call.idempotency_key, undo=True
-        )
+        return await self._undo("subtasks", "delete", call)
 
     @activity.defn(name="assign_ticket")
     async def assign_ticket(self, call: AssignTicket) -> ServiceRecord:
@@ -91,9 +92,7 @@ class TicketActivities:
 
     @activity.defn(name="revoke_assignment")
     async def revoke_assignment(self, call: UndoRecord) -> ServiceRecord:
-        return await self._post(
-            f"/assignments/{call.record_id}/revoke", call.idempotency_key, undo=True
-        )
+        return await self._undo("assignments", "revoke", call)
 
     @activity.defn(name="send_notification")
     async def send_notification(self, call: SendNotification) -> ServiceRecord:
@@ -102,8 +101,7 @@ class TicketActivities:
 
     @activity.defn(name="retract_notification")
     async def retract_notification(self, call: UndoRecord) -> ServiceRecord:
-        path = f"/notifications/{call.record_id}/retract"
-        return await self._post(path, call.idempotency_key, undo=True)
+        return await self._undo("notifications", "retract", call)
 
     @activity.defn(name="undo_side_effect")
     async def undo_side_effect(self, call: UndoByKey) -> ServiceRecord:

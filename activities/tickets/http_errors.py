@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import httpx
 from temporalio.exceptions import ApplicationError
 
+from activities.retry_after import retry_after
 from models.errors import TICKET_REJECTED, TICKET_SERVICE_UNAVAILABLE
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def retry_after(response: httpx.Response) -> timedelta | None:
-    value = response.headers.get("Retry-After", "")
-    return timedelta(seconds=float(value)) if value.replace(".", "", 1).isdigit() else None
 
 
 def raise_for_status(response: httpx.Response) -> None:

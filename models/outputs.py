@@ -1,4 +1,5 @@
-"""Output models a call may name; the gateway validates model output against them."""
+"""Output models a call may name, by name: the gateway validates model output against
+them, the contract loader checks agents name one, and AgentWorkflow types its answer."""
 
 from __future__ import annotations
 
