@@ -37,6 +37,7 @@ from activities.contracts.activities import ContractActivities
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_all, load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
+from activities.heartbeat import HEARTBEAT_EVERY_SECONDS
 from activities.llm.activities import LLMActivities
 from activities.llm.anthropic_model import AnthropicModel
 from activities.llm.breakers import Breakers
@@ -139,8 +140,14 @@ def build_workers(
     *,
     max_cached_workflows: int = 1000,
     contracts: ContractSnapshot | None = None,
+    heartbeats: bool = True,
 ) -> list[Worker]:
-    """The workers this process runs, by role; tests build them the same way."""
+    """The workers this process runs, by role; tests build them the same way.
+
+    `heartbeats=False` leaves model calls silent: only the bench uses it, to price
+    heartbeats beside the same run with them (a crash is then seen only after the
+    start-to-close timeout, and a cancel never reaches the call).
+    """
     contracts = contracts or load_contracts()
     interceptors = [LogContextInterceptor()]
     common: dict[str, Any] = {
@@ -197,7 +204,7 @@ def build_workers(
     if settings.worker_role in ("all", "llm"):
         # The breaker workflows run on the orchestration queue.
         breakers = Breakers(scope, settings.task_queue, breaker_config)
-        llm = LLMActivities(gateway, breakers)
+        llm = LLMActivities(gateway, breakers, HEARTBEAT_EVERY_SECONDS if heartbeats else None)
         workers.append(
             Worker(
                 client,

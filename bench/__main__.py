@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import (
     codec_overhead,
     fanout,
+    heartbeat_overhead,
     history_economy,
     recovery,
     replay,
@@ -51,6 +52,7 @@ MEASUREMENTS = (
     "history",
     "where",
     "codec",
+    "heartbeat",
 )
 
 
@@ -100,6 +102,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
             ctx, args.probe_steps, args.runs, args.server_variants
         ),
         "codec": lambda ctx: codec_overhead.measure(ctx, args.runs, latencies),
+        "heartbeat": lambda ctx: heartbeat_overhead.measure(ctx, args.runs, latencies),
     }
 
 
@@ -116,7 +119,10 @@ async def run(args: argparse.Namespace) -> list[Section]:
             ctx = Context(
                 env,
                 workdir,
-                prepare_scripts(workdir, latencies={0, *args.latencies}),
+                prepare_scripts(
+                    workdir,
+                    latencies={0, *args.latencies, heartbeat_overhead.HEARTBEATING_LATENCY_MS},
+                ),
                 demo_store(workdir),
             )
             for name in MEASUREMENTS:

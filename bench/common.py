@@ -138,9 +138,11 @@ async def running_workers(
     store: DocumentStore,
     settings: WorkerSettings,
     extra: Sequence[Worker] = (),
+    heartbeats: bool = True,
 ) -> AsyncIterator[WorkerSettings]:
     """The project's workers, built as worker.py builds them, plus bench-only ones."""
-    workers = [*build_workers(client, settings, gateway_for(settings), store), *extra]
+    built = build_workers(client, settings, gateway_for(settings), store, heartbeats=heartbeats)
+    workers = [*built, *extra]
     async with AsyncExitStack() as stack:
         for w in workers:
             await stack.enter_async_context(w)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.heartbeat import heartbeating
+from activities.heartbeat import HEARTBEAT_EVERY_SECONDS, heartbeating
 from activities.llm.breakers import BREAKER_FAILURES, Breakers
 from activities.llm.gateway import LLMGateway
 from models.errors import CIRCUIT_OPEN
@@ -13,9 +13,15 @@ from models.llm import LLMRequest, LLMResult
 
 
 class LLMActivities:
-    def __init__(self, gateway: LLMGateway, breakers: Breakers | None = None) -> None:
+    def __init__(
+        self,
+        gateway: LLMGateway,
+        breakers: Breakers | None = None,
+        heartbeat_every: float | None = HEARTBEAT_EVERY_SECONDS,
+    ) -> None:
         self._gateway = gateway
         self._breakers = breakers
+        self._heartbeat_every = heartbeat_every
 
     @activity.defn(name="complete_llm")
     async def complete(self, request: LLMRequest) -> LLMResult:
@@ -43,7 +49,7 @@ class LLMActivities:
                 )
             before = permission.state
         try:
-            result = await heartbeating(self._gateway.complete(request))
+            result = await heartbeating(self._gateway.complete(request), self._heartbeat_every)
         except ApplicationError as error:
             if breakers is not None:
                 await breakers.record(name, error.type in BREAKER_FAILURES, before)
