@@ -10,24 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
 from infra.binaries import temporal_cli
 from infra.settings import WorkerSettings
+from models.agents import AgentInput
+from models.breaker import BreakerConfig, BreakerStart, CallOutcome
 from models.coordinator import CoordinatorInput
+from models.documents import IngestRequest
 from models.llm import ModelChoice
 from models.routing import AskInput
-from tests.conftest import DEMO_CORPUS, running_workers, scripted_input
+from models.tickets import ApprovalDecision, TicketSagaInput
+from tests.conftest import DEMO_CORPUS, running_workers, scripted_input, worker_settings
+from tests.ticket_service_process import TicketService
+from workflows.agent import AgentWorkflow
+from workflows.circuit_breaker import CircuitBreakerWorkflow
 from workflows.coordinator import CoordinatorWorkflow
+from workflows.ingest import IngestWorkflow
 from workflows.intent_router import IntentRouterWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+from workflows.ticket_saga import TicketSagaWorkflow
 
 HERE = Path(__file__).parent
 
@@ -76,6 +86,84 @@ async def ask_small_talk(client: Client, settings: WorkerSettings, workflow_id: 
     return [workflow_id]
 
 
+def incident(decision: str) -> Recorder:
+    """A saga that waits for approval and is approved (it notifies) or rejected (it unwinds)."""
+
+    async def record(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+        handle = await client.start_workflow(
+            TicketSagaWorkflow.run,
+            TicketSagaInput(
+                description="Checkout returns HTTP 500 since 14:02 for every card payment",
+                model=ModelChoice(provider="scripted", model="incident_triage"),
+                llm_task_queue=settings.llm_task_queue,
+                step_timeout_seconds=5,
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        for _ in range(600):
+            progress = await handle.query(TicketSagaWorkflow.progress)
+            if progress.status == "awaiting_approval":
+                break
+            await asyncio.sleep(0.1)
+        await handle.execute_update(
+            TicketSagaWorkflow.decide, ApprovalDecision.model_validate({"decision": decision})
+        )
+        await handle.result()
+        return [workflow_id]
+
+    return record
+
+
+async def agent_continued(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+    """An agent loop long enough to continue as new twice: every run is kept."""
+    await client.execute_workflow(
+        AgentWorkflow.run,
+        AgentInput(
+            agent="researcher",
+            task="How should retries back off?",
+            namespaces=["demo"],
+            models=[ModelChoice(provider="scripted", model="agent_long")],
+            llm_task_queue=settings.llm_task_queue,
+            max_turns=10,
+            history_event_limit=30,
+        ),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    return [workflow_id]
+
+
+async def breaker(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+    """A breaker entity that opens after failures and refuses a call; recorded while open.
+
+    It runs until the server suggests continuing as new, so its history is taken
+    from the running execution, then the entity is terminated.
+    """
+    handle: WorkflowHandle[CircuitBreakerWorkflow, None] = await client.start_workflow(
+        CircuitBreakerWorkflow.run,
+        BreakerStart(name="openai:recorded", config=BreakerConfig(min_calls=2, window=4)),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    for failed in (False, True, True):
+        await handle.execute_update(CircuitBreakerWorkflow.acquire)
+        await handle.execute_update(CircuitBreakerWorkflow.record, CallOutcome(failed=failed))
+    permission = await handle.execute_update(CircuitBreakerWorkflow.acquire)
+    assert not permission.allowed
+    return [workflow_id]
+
+
+async def ingest(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+    await client.execute_workflow(
+        IngestWorkflow.run,
+        IngestRequest(path=str(DEMO_CORPUS), namespace="demo"),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    return [workflow_id]
+
+
 FLOWS: dict[str, Recorder] = {
     "research_refine_and_revise": research(
         "refine_and_revise", "How do idempotency keys make retries safe?"
@@ -85,6 +173,11 @@ FLOWS: dict[str, Recorder] = {
     ),
     "team_report": team,
     "ask_small_talk": ask_small_talk,
+    "incident_approved": incident("approve"),
+    "incident_rejected": incident("reject"),
+    "agent_continued": agent_continued,
+    "breaker": breaker,
+    "ingest": ingest,
 }
 
 
@@ -99,21 +192,40 @@ async def main(names: list[str]) -> None:
         # key, and the codec passes plaintext payloads through, so they replay with it on.
         data_converter=pydantic_data_converter,
     )
+    tickets = TicketService(Path(tempfile.mkdtemp(prefix="keel-record-")) / "tickets.db")
+    tickets.start()
     try:
         store = DocumentStore(HERE / ".record-documents.db")
         store.ingest_folder(DEMO_CORPUS, "demo")
-        async with running_workers(env.client, store) as settings:
+        settings = worker_settings(tickets_url=tickets.url)
+        async with running_workers(env.client, store, settings):
             for name in names or FLOWS:
                 ids = await FLOWS[name](env.client, settings, f"history-{name}")
                 for workflow_id in ids:
-                    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
-                    # The file is named for the workflow id, which child ids derive from.
-                    stem = workflow_id.removeprefix("history-")
-                    (HERE / f"{stem}.json").write_text(history.to_json())
-                    print(f"wrote {stem}.json ({len(history.events)} events)")
+                    await _write(env.client, workflow_id)
     finally:
+        tickets.stop()
         (HERE / ".record-documents.db").unlink(missing_ok=True)
         await env.shutdown()
+
+
+async def _write(client: Client, workflow_id: str) -> None:
+    """Every run of the execution, oldest first: `<stem>.json`, then `<stem>@2.json`, ...
+
+    The file is named for the workflow id (child ids derive from it); runs after a
+    continue-as-new are numbered.
+    """
+    runs = [e async for e in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    runs.sort(key=lambda e: e.start_time)
+    stem = workflow_id.removeprefix("history-")
+    for number, execution in enumerate(runs, start=1):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        name = stem if number == 1 else f"{stem}@{number}"
+        (HERE / f"{name}.json").write_text(history.to_json())
+        print(f"wrote {name}.json ({len(history.events)} events)")
+    if runs and runs[-1].status is not None and runs[-1].status.name == "RUNNING":
+        await client.get_workflow_handle(workflow_id).terminate("recorded")
 
 
 if __name__ == "__main__":
