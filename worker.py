@@ -25,12 +25,14 @@ import structlog
 from pydantic import SecretStr
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
     Worker,
+    WorkerDeploymentConfig,
 )
 
 from activities.contracts.activities import ContractActivities
@@ -151,6 +153,14 @@ def build_workers(
         # so this bounds how long a cancelled model or tool call keeps running.
         "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
     }
+    if settings.build_id:
+        # Each workflow type declares whether it is pinned or upgrades (workflows/);
+        # activities follow the run that scheduled them.
+        common["deployment_config"] = WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(settings.deployment_name, settings.build_id),
+            use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+        )
     breaker_config = BreakerConfig(
         window=settings.breaker_window,
         min_calls=settings.breaker_min_calls,
@@ -227,6 +237,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     parser.add_argument("--openai-base-url", help="OpenAI-compatible endpoint")
     parser.add_argument("--openai-schema-mode", choices=["json_schema", "json_object"])
     parser.add_argument("--log-format", choices=["auto", "json", "console"])
+    parser.add_argument("--build-id", help="this build's id: turns versioning on (KEEL_BUILD_ID)")
+    parser.add_argument("--deployment-name", help="Worker Deployment name (KEEL_DEPLOYMENT_NAME)")
     args = vars(parser.parse_args(argv))
     try:
         temporal = TemporalSettings(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -58,7 +59,7 @@ TOOL_ANSWERS = frozenset(
 )
 
 
-@workflow.defn(name="AgentWorkflow")
+@workflow.defn(name="AgentWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class AgentWorkflow:
     @workflow.init
     def __init__(self, request: AgentInput) -> None:
@@ -124,7 +125,11 @@ class AgentWorkflow:
             await self._use_tool(seed, spec, contracts)
         while spec.tools and self._turns < max_turns:
             if self._turns > self._carry.turns and self._history_is_long():
-                workflow.continue_as_new(self._continued(request))
+                # Pinned to its build while it runs; the next run starts on the current one.
+                workflow.continue_as_new(
+                    self._continued(request),
+                    initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+                )
             self._turns += 1
             # Any tool of the contract, so a grammar keeps a small model to real names; the
             # ToolRouter then decides which of them this role may use.

@@ -11,6 +11,7 @@ as new when the server suggests it.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from models.breaker import BreakerStart, BreakerState, CallOutcome, Permission
@@ -20,7 +21,7 @@ def breaker_id(scope: str, name: str) -> str:
     return f"breaker-{scope}-{name}"
 
 
-@workflow.defn(name="CircuitBreakerWorkflow")
+@workflow.defn(name="CircuitBreakerWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class CircuitBreakerWorkflow:
     @workflow.init
     def __init__(self, start: BreakerStart) -> None:
@@ -58,6 +59,8 @@ class CircuitBreakerWorkflow:
                 workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
             )
         )
+        # Pinned to its build while it runs; the next run starts on the current one.
         workflow.continue_as_new(
-            BreakerStart(name=start.name, config=self._state.config, state=self._state)
+            BreakerStart(name=start.name, config=self._state.config, state=self._state),
+            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
         )

@@ -16,6 +16,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -42,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
 TRIAGE_MAX_TOKENS = 200
 
 
-@workflow.defn(name="TicketSagaWorkflow")
+@workflow.defn(name="TicketSagaWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class TicketSagaWorkflow:
     @workflow.init
     def __init__(self, request: TicketSagaInput) -> None:
