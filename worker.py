@@ -154,12 +154,14 @@ def build_workers(
         "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
     }
     if settings.build_id:
-        # Each workflow type declares whether it is pinned or upgrades (workflows/);
-        # activities follow the run that scheduled them.
+        # Every run is pinned: it finishes on the build it started on, so a deploy never
+        # changes the code under a run in flight. Long-lived runs move to the current
+        # build when they continue as new. (A per-type behaviour on `workflow.defn`
+        # would be refused by the server from workers without a build id.)
         common["deployment_config"] = WorkerDeploymentConfig(
             version=WorkerDeploymentVersion(settings.deployment_name, settings.build_id),
             use_worker_versioning=True,
-            default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+            default_versioning_behavior=VersioningBehavior.PINNED,
         )
     breaker_config = BreakerConfig(
         window=settings.breaker_window,

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -59,7 +58,7 @@ TOOL_ANSWERS = frozenset(
 )
 
 
-@workflow.defn(name="AgentWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="AgentWorkflow")
 class AgentWorkflow:
     @workflow.init
     def __init__(self, request: AgentInput) -> None:

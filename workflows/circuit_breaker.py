@@ -11,7 +11,6 @@ as new when the server suggests it.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from models.breaker import BreakerStart, BreakerState, CallOutcome, Permission
@@ -21,7 +20,7 @@ def breaker_id(scope: str, name: str) -> str:
     return f"breaker-{scope}-{name}"
 
 
-@workflow.defn(name="CircuitBreakerWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="CircuitBreakerWorkflow")
 class CircuitBreakerWorkflow:
     @workflow.init
     def __init__(self, start: BreakerStart) -> None:

@@ -14,7 +14,6 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -47,7 +46,7 @@ MAX_PASSAGES = 6
 PASSAGES_PER_RESEARCHER = 2
 
 
-@workflow.defn(name="CoordinatorWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="CoordinatorWorkflow")
 class CoordinatorWorkflow:
     @workflow.init
     def __init__(self, request: CoordinatorInput) -> None:

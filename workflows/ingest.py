@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
@@ -17,7 +17,7 @@ INGEST_TIMEOUT = timedelta(minutes=10)
 INGEST_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=[INGEST_PATH_NOT_FOUND])
 
 
-@workflow.defn(name="IngestWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="IngestWorkflow")
 class IngestWorkflow:
     @workflow.run
     async def run(self, request: IngestRequest) -> IngestResult:

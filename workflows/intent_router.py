@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -33,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ticket_saga import TicketSagaWorkflow
 
 
-@workflow.defn(name="IntentRouterWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="IntentRouterWorkflow")
 class IntentRouterWorkflow:
     @workflow.init
     def __init__(self, request: AskInput) -> None:

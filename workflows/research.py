@@ -12,7 +12,6 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -55,7 +54,7 @@ MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
 PROMPT_PASSAGE_CHARS = 500
 
 
-@workflow.defn(name="ResearchWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="ResearchWorkflow")
 class ResearchWorkflow:
     @workflow.init
     def __init__(self, request: ResearchInput) -> None:

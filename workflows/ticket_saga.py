@@ -16,7 +16,6 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -43,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
 TRIAGE_MAX_TOKENS = 200
 
 
-@workflow.defn(name="TicketSagaWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="TicketSagaWorkflow")
 class TicketSagaWorkflow:
     @workflow.init
     def __init__(self, request: TicketSagaInput) -> None:
