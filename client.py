@@ -22,7 +22,7 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import ask, commands
+from cli import ask, commands, fork
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from graphs.research import FLOWS
 from infra.keys import KeyRingError
@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="PATH is a folder on the worker's machine (e.g. in its container): send it as is",
     )
     p.set_defaults(run=commands.cmd_ingest)
+    p = sub.add_parser(
+        "fork", help="run a research flow again from one of its model calls, side by side"
+    )
+    p.add_argument("workflow_id")
+    p.add_argument("--at", required=True, help="the call to run again from: write, write#2, review")
+    p.set_defaults(run=fork.cmd_fork)
     p = sub.add_parser("contracts", help="validate the contract files in contracts/")
     p.add_argument("action", choices=["check"])
     p.add_argument("--dir", type=Path, default=CONTRACTS_DIR, help="contracts folder")

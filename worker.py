@@ -25,12 +25,14 @@ import structlog
 from pydantic import SecretStr
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
     Worker,
+    WorkerDeploymentConfig,
 )
 
 from activities.contracts.activities import ContractActivities
@@ -158,6 +160,16 @@ def build_workers(
         # so this bounds how long a cancelled model or tool call keeps running.
         "max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE,
     }
+    if settings.build_id:
+        # Every run is pinned: it finishes on the build it started on, so a deploy never
+        # changes the code under a run in flight. Long-lived runs move to the current
+        # build when they continue as new. (A per-type behaviour on `workflow.defn`
+        # would be refused by the server from workers without a build id.)
+        common["deployment_config"] = WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(settings.deployment_name, settings.build_id),
+            use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.PINNED,
+        )
     breaker_config = BreakerConfig(
         window=settings.breaker_window,
         min_calls=settings.breaker_min_calls,
@@ -234,6 +246,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     parser.add_argument("--openai-base-url", help="OpenAI-compatible endpoint")
     parser.add_argument("--openai-schema-mode", choices=["json_schema", "json_object"])
     parser.add_argument("--log-format", choices=["auto", "json", "console"])
+    parser.add_argument("--build-id", help="this build's id: turns versioning on (KEEL_BUILD_ID)")
+    parser.add_argument("--deployment-name", help="Worker Deployment name (KEEL_DEPLOYMENT_NAME)")
     args = vars(parser.parse_args(argv))
     try:
         temporal = TemporalSettings(

@@ -124,7 +124,11 @@ class AgentWorkflow:
             await self._use_tool(seed, spec, contracts)
         while spec.tools and self._turns < max_turns:
             if self._turns > self._carry.turns and self._history_is_long():
-                workflow.continue_as_new(self._continued(request))
+                # Pinned to its build while it runs; the next run starts on the current one.
+                workflow.continue_as_new(
+                    self._continued(request),
+                    initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+                )
             self._turns += 1
             # Any tool of the contract, so a grammar keeps a small model to real names; the
             # ToolRouter then decides which of them this role may use.

@@ -66,6 +66,8 @@ class CircuitBreakerWorkflow:
                 workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
             )
         )
+        # Pinned to its build while it runs; the next run starts on the current one.
         workflow.continue_as_new(
-            BreakerStart(name=start.name, config=self._state.config, state=self._state)
+            BreakerStart(name=start.name, config=self._state.config, state=self._state),
+            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
         )
