@@ -28,7 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.render import progress_line, report_text, root_cause, ui_link
+from cli.render import progress_line, refusal, report_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
 from models.llm import Budget, ModelChoice
@@ -44,6 +44,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_REFUSED = 4  # the flow refused the caller (clearance, an undeclared namespace, a path)
 PROGRESS_POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 5.0
 
@@ -190,6 +191,10 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     try:
         report = result.result()
     except WorkflowFailureError as failure:
+        reason = refusal(failure)
+        if reason is not None:
+            err(f"research refused: {reason}")
+            return EXIT_REFUSED
         err(f"research failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(handle.id, run_id)}")
         return EXIT_FAILED
@@ -226,6 +231,10 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
     try:
         result = await handle.result()
     except WorkflowFailureError as failure:
+        reason = refusal(failure)
+        if reason is not None:
+            err(f"{args.workflow_id} refused: {reason}")
+            return EXIT_REFUSED
         err(f"{args.workflow_id} failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(args.workflow_id, description.run_id)}")
         return EXIT_FAILED

@@ -15,6 +15,7 @@ from temporalio.exceptions import (
 )
 
 from models.coordinator import CoordinatorProgress, MultiAgentReport
+from models.errors import REFUSALS
 from models.research import ResearchProgress, ResearchReport
 
 
@@ -54,6 +55,16 @@ def root_cause(error: BaseException) -> str:
         text = str(innermost) or type(innermost).__name__
     line = " ".join(_SECRET.sub("***", text).split())[:ROOT_CAUSE_CHARS]
     return f"{line} ({where})" if where else line
+
+
+def refusal(error: BaseException) -> str | None:
+    """The reason, in one line, when a flow failed because it refused the caller."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, ApplicationError) and current.type in REFUSALS:
+            return " ".join(_SECRET.sub("***", current.message).split())[:ROOT_CAUSE_CHARS]
+        current = current.__cause__
+    return None
 
 
 def progress_line(progress: ResearchProgress) -> str:
