@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
 from infra.codec import data_converter
 from models.agents import AgentInput
 from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
 from models.llm import Budget, ModelChoice
-from tests.conftest import new_id, running_workers
+from tests.conftest import new_id, plaintext, running_workers
 from tests.processes import run_script
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow
@@ -210,3 +212,37 @@ async def wait_for_stage(
             return progress
         await asyncio.sleep(0.1)
     raise AssertionError(f"never reached {stage} after {rounds} rounds: {progress}")
+
+
+async def test_a_team_with_no_readable_namespace_is_refused_before_planning(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("team-refused")
+    async with running_workers(client, store) as settings:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                CoordinatorWorkflow.run,
+                team_input("team_report", settings.llm_task_queue, version="9"),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+            )
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "NoReadableNamespace"
+    assert "demo: version 2, not 9" in cause.message
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == ["load_contracts"]  # no plan call, no researcher
+    [failed] = [
+        e.workflow_execution_failed_event_attributes.failure
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    ]
+    [attributes] = client.data_converter.payload_converter.from_payloads(
+        [await plaintext(client, failed.encoded_attributes)]
+    )
+    assert attributes["stack_trace"] == ""

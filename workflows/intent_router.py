@@ -114,6 +114,15 @@ class IntentRouterWorkflow:
         contracts: ContractSnapshot,
         result: AskResult,
     ) -> ResearchReport | MultiAgentReport | TicketSagaResult | AgentResult | None:
+        if decision.flow in ("research", "report"):
+            self._progress.data_route = result.data_route = self._route
+            # Runs started before this patch started a team that had nothing to read.
+            if not self._route.namespaces and (
+                decision.flow == "research" or workflow.patched("report-needs-readable-namespace")
+            ):
+                result.refused = True
+                result.message = no_readable_namespace(request.clearance, self._route.excluded)
+                return None
         child_id = f"{workflow.info().workflow_id}-{decision.flow}"
         self._progress.child_workflow_id = child_id
         result.child_workflow_id = child_id
@@ -151,12 +160,6 @@ class IntentRouterWorkflow:
                 **common,
             )
         if decision.flow == "report":
-            # Runs started before this patch started a team that had nothing to read.
-            if not self._route.namespaces and workflow.patched("report-needs-readable-namespace"):
-                self._progress.data_route = result.data_route = self._route
-                result.refused = True
-                result.message = no_readable_namespace(request.clearance, self._route.excluded)
-                return None
             return await workflow.execute_child_workflow(
                 CoordinatorWorkflow.run,
                 CoordinatorInput(
@@ -172,12 +175,6 @@ class IntentRouterWorkflow:
                 **common,
             )
         route = self._route
-        self._progress.data_route = route
-        result.data_route = route
-        if not route.namespaces:
-            result.refused = True
-            result.message = no_readable_namespace(request.clearance, route.excluded)
-            return None
         return await workflow.execute_child_workflow(
             ResearchWorkflow.run,
             ResearchInput.model_validate(
