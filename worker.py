@@ -169,7 +169,11 @@ def build_workers(
     if settings.worker_role in ("all", "orchestration"):
         # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
         namespaces = contracts.routes.namespaces
-        documents = DocumentActivities(store, {n: ns.security for n, ns in namespaces.items()})
+        documents = DocumentActivities(
+            store,
+            {n: ns.security for n, ns in namespaces.items()},
+            settings.ingest_root_paths(),
+        )
         tickets = TicketActivities(settings.tickets_url)
         tools = ToolActivities(
             contracts, documents, tickets, Breakers(scope, settings.task_queue, breaker_config)

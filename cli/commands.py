@@ -302,6 +302,11 @@ async def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
             task_queue=ctx.keel.task_queue,
         )
     except WorkflowFailureError as failure:
+        reason = refusal(failure)
+        if reason is not None:
+            # The namespace or the folder the user named is not allowed: nothing was read.
+            err(f"ingest refused: {reason}")
+            return EXIT_USAGE
         err(f"ingest failed: {root_cause(failure)}")
         return EXIT_FAILED
     print(result.model_dump_json())

@@ -8,6 +8,7 @@ Our own settings carry the ``KEEL_`` prefix.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".data")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class TemporalSettings(BaseSettings):
@@ -57,6 +59,10 @@ class WorkerSettings(KeelSettings):
     contracts_dir: Path | None = Field(
         default=None, description="folder of the contract files; default: the project's contracts/"
     )
+    ingest_roots: str = Field(
+        default=str(PROJECT_ROOT / "corpus"),
+        description=f"folders ingest may read, separated by {os.pathsep!r}; nothing outside them",
+    )
     # Remote providers. Keys come from the environment only (the providers' own names
     # work too), are held as secrets, and never enter workflow inputs or logs.
     openai_base_url: str = "https://api.openai.com/v1"
@@ -78,3 +84,7 @@ class WorkerSettings(KeelSettings):
     breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
     breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+
+    def ingest_root_paths(self) -> list[Path]:
+        """The ingest roots, resolved (symbolic links followed) as the paths checked against."""
+        return [Path(p).expanduser().resolve() for p in self.ingest_roots.split(os.pathsep) if p]

@@ -53,11 +53,13 @@ async def test_search_allows_a_restricted_namespace_to_a_restricted_caller(
     assert "Blueheron" in result.passages[0].text
 
 
-async def test_unlisted_namespaces_count_as_public(store: DocumentStore) -> None:
-    open_store = DocumentActivities(store)  # no levels: everything is public
-    result = await open_store.search(request("public", "postmortems"))
-    assert result.passages
-    guarded = DocumentActivities(store, {"postmortems": "internal"})
+async def test_an_undeclared_namespace_is_refused_at_the_store_too(store: DocumentStore) -> None:
+    undeclared = DocumentActivities(store, {"demo": "public"})
+    with pytest.raises(ApplicationError) as refused:
+        await undeclared.search(request("restricted", "postmortems"))
+    assert refused.value.type == "UnknownNamespace"
+    assert refused.value.non_retryable
+    guarded = DocumentActivities(store, {"demo": "public", "postmortems": "internal"})
     with pytest.raises(ApplicationError, match="internal"):
         await guarded.search(request("public", "postmortems"))
     assert (await guarded.search(request("internal", "postmortems"))).passages
