@@ -56,6 +56,10 @@ class WorkerSettings(KeelSettings):
     local_model_path: Path | None = None
     scripted_dir: Path = Path("tests/fixtures/scripted")
     tickets_url: str = "http://127.0.0.1:8400"
+    # The ticket service's bearer token: KEEL_TICKETS_TOKEN or KEEL_TICKETS_TOKEN_FILE,
+    # else .data/tickets.token (infra/tokens.py).
+    tickets_token: SecretStr | None = None
+    tickets_token_file: Path | None = None
     contracts_dir: Path | None = Field(
         default=None, description="folder of the contract files; default: the project's contracts/"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -43,11 +44,22 @@ class Audit:
 
 
 class TicketService:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, token: str | None = None) -> None:
+        """`token`: the bearer token it requires; by default the session's KEEL_TICKETS_TOKEN."""
         self.db_path = db_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token = token or os.environ["KEEL_TICKETS_TOKEN"]
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """A call as the worker makes it, with the service's bearer token."""
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        return httpx.post(url, headers=headers, **kwargs)
 
     def start(self) -> None:
         self._process = subprocess.Popen(
@@ -62,6 +74,7 @@ class TicketService:
                 "--faults",
             ],
             cwd=ROOT,
+            env={**os.environ, "KEEL_TICKETS_TOKEN": self.token},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -83,7 +96,7 @@ class TicketService:
                 self._process.wait(10)
 
     def fault(self, route: str, **settings: Any) -> None:
-        response = httpx.post(f"{self.url}/_faults", json={"route": route, **settings})
+        response = self.post(f"{self.url}/_faults", json={"route": route, **settings})
         response.raise_for_status()
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
