@@ -270,9 +270,7 @@ async def test_a_refused_research_run_is_one_line_and_exit_code_4(
         )  # fmt: skip
     assert result.code == 4, result.stderr
     assert result.stdout == ""
-    errors = [line for line in result.stderr.splitlines() if "postmortems" in line]
-    assert errors == [
+    # Nothing else: no header, no progress of a run that never started its first node.
+    assert result.stderr.splitlines() == [
         "research refused: namespace 'postmortems' is restricted; clearance public may not read it"
     ]
-    assert "Traceback" not in result.stderr
-    assert ".py" not in result.stderr
