@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
     )
     from routing.data import clearance_refusal
-    from workflows.contract_snapshot import load_contracts
+    from workflows.contract_snapshot import load_contracts_locally
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
@@ -133,10 +133,11 @@ class ResearchWorkflow:
     async def _check_clearance(self) -> None:
         """Refuse a namespace the caller may not read before any model call or search.
 
-        Decided on the contracts the run recorded, so the answer replays; the search
+        Decided on the contracts the run recorded (a local activity, like the search:
+        no extra trip through the server's queues), so the answer replays; the search
         activity still checks again at the store's boundary.
         """
-        contracts = await load_contracts()
+        contracts = await load_contracts_locally()
         refusal = clearance_refusal(
             [self._input.namespace, *self._input.namespaces],
             contracts.routes.namespaces,
