@@ -20,7 +20,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 LLAMA_WHEELS ?= $(HOME)/.cache/keel/wheels/llama-$(LLAMA_VERSION)-portable
 
-.PHONY: install demo server worker stop test lint docs-check histories bench chaos clean
+.PHONY: install demo server worker stop test lint docs-check histories bench chaos canary-scan clean
 
 install: $(VENV)/.installed
 
@@ -87,6 +87,14 @@ bench: $(VENV)/.installed-bench
 CHAOS_ARGS ?= --seeds 10
 chaos: install
 	$(PY) -m chaos $(CHAOS_ARGS)
+
+# Strings that must never be readable without the keys (a fake API key, a phrase from a
+# restricted document), one per line in CANARIES: found in .data/temporal.db, its WAL,
+# .data/*.log or any history as `temporal` shows it without a codec -> exit 1.
+# See docs/security.md. CANARY_ARGS passes flags: CANARY_ARGS="--file cli-output.txt".
+CANARIES ?= canaries.txt
+canary-scan: install
+	$(PY) -m infra.canary --strings-file $(CANARIES) --all-workflows $(CANARY_ARGS)
 
 clean:
 	rm -rf $(VENV) .data

@@ -11,6 +11,10 @@ Payloads are encrypted (infra/codec.py) unless KEEL_CODEC=off. Without a configu
 key, `start` writes one to <data-dir>/codec.keys (0600) the first time, hands it to
 the worker, and starts the codec server on loopback (port 8081) so that the Web UI
 (given --ui-codec-endpoint) shows decrypted payloads.
+
+The ticket service requires a bearer token: without KEEL_TICKETS_TOKEN or
+KEEL_TICKETS_TOKEN_FILE, `start` writes one to <data-dir>/tickets.token (0600) the
+first time and hands it to the ticket service and the worker.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.keys import CodecSettings, KeyRingError, ensure_key_file, load_key_ring
+from infra.tokens import TicketsTokenSettings, TokenError, ensure_token_file, load_tickets_token
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 STARTUP_SECONDS = 60.0
@@ -131,6 +136,22 @@ def codec_env(data: Path) -> dict[str, str] | None:
     return env
 
 
+def tickets_env(data: Path, env: dict[str, str]) -> None:
+    """Give the ticket service and the worker one bearer token, generated if none is set.
+
+    Written on every start, whether or not the service starts now, so that a worker
+    started before the service already holds the token.
+    """
+    settings = TicketsTokenSettings()
+    if not settings.configured():
+        token_file = (data / "tickets.token").resolve()
+        if ensure_token_file(token_file):
+            print(f"tickets: generated a bearer token into {token_file} (mode 0600)")
+        env["KEEL_TICKETS_TOKEN_FILE"] = str(token_file)
+        settings = TicketsTokenSettings(tickets_token_file=token_file)
+    load_tickets_token(settings)  # a bad token fails here, not in the processes below
+
+
 def start(args: argparse.Namespace) -> int:
     data: Path = args.data_dir
     data.mkdir(parents=True, exist_ok=True)
@@ -138,6 +159,12 @@ def start(args: argparse.Namespace) -> int:
         env = codec_env(data)
     except KeyRingError as error:
         print(f"codec: {error}", file=sys.stderr)
+        return 1
+    processes_env = dict(os.environ) if env is None else env
+    try:
+        tickets_env(data, processes_env)
+    except TokenError as error:
+        print(f"tickets: {error}", file=sys.stderr)
         return 1
     codec_endpoint = f"http://127.0.0.1:{args.codec_port}" if env is not None else None
     if env is not None and not _start_codec_server(data, args, env):
@@ -158,7 +185,7 @@ def start(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         print(f"server: started (pid {server.pid}) on {args.ip}:{args.port}, state in {data}")
     print(f"Web UI: http://{args.ip}:{args.ui_port}")
-    if args.with_tickets and not _start_tickets(data, args.tickets_port):
+    if args.with_tickets and not _start_tickets(data, args.tickets_port, processes_env):
         return 1
     if args.with_worker:
         worker_pid = data / "worker.pid"
@@ -170,7 +197,7 @@ def start(args: argparse.Namespace) -> int:
             command += ["--address", env_address, "--log-format", "json"]
             log_file = data / "worker.log"
             offset = log_file.stat().st_size if log_file.exists() else 0
-            worker = _spawn(command, log_file, worker_pid, env)
+            worker = _spawn(command, log_file, worker_pid, processes_env)
             if not _wait_for_worker(log_file, offset, worker):
                 tail = log_file.read_text(errors="replace")[offset:][-2000:]
                 print(f"worker: did not start; {log_file} says:\n{tail}", file=sys.stderr)
@@ -179,7 +206,7 @@ def start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_tickets(data: Path, port: int) -> bool:
+def _start_tickets(data: Path, port: int, env: dict[str, str]) -> bool:
     """The ticket service the incident saga acts on, with its database in the same folder."""
     pid_file = data / "tickets.pid"
     if _alive(pid_file) or _port_open("127.0.0.1", port):
@@ -187,7 +214,7 @@ def _start_tickets(data: Path, port: int) -> bool:
         return True
     command = [sys.executable, "-m", "ticket_service", "--port", str(port)]
     command += ["--db", str(data / "tickets.db")]
-    service = _spawn(command, data / "tickets.log", pid_file)
+    service = _spawn(command, data / "tickets.log", pid_file, env)
     return _serving("tickets", service, port, data / "tickets.log")
 
 

@@ -57,6 +57,7 @@ from infra.keys import KeyRingError
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
+from infra.tokens import TicketsTokenSettings, TokenError, load_tickets_token
 from models.breaker import BreakerConfig
 from models.contracts import ContractSnapshot
 from models.llm import Provider
@@ -188,8 +189,20 @@ def build_workers(
     if settings.worker_role in ("all", "orchestration"):
         # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
         namespaces = contracts.routes.namespaces
-        documents = DocumentActivities(store, {n: ns.security for n, ns in namespaces.items()})
-        tickets = TicketActivities(settings.tickets_url)
+        documents = DocumentActivities(
+            store,
+            {n: ns.security for n, ns in namespaces.items()},
+            settings.ingest_root_paths(),
+        )
+        tickets = TicketActivities(
+            settings.tickets_url,
+            load_tickets_token(
+                TicketsTokenSettings(
+                    tickets_token=settings.tickets_token,
+                    tickets_token_file=settings.tickets_token_file,
+                )
+            ),
+        )
         tools = ToolActivities(
             contracts, documents, tickets, Breakers(scope, settings.task_queue, breaker_config)
         )
@@ -294,13 +307,16 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     if added:
         log.info("worker.search_attributes_registered", names=added)
     store = DocumentStore(settings.documents_db)
-    workers = build_workers(
-        client,
-        settings,
-        build_gateway(settings, loaded.prompts, loaded.prices, passages=store),
-        store,
-        contracts=loaded.snapshot,
-    )
+    try:
+        workers = build_workers(
+            client,
+            settings,
+            build_gateway(settings, loaded.prompts, loaded.prices, passages=store),
+            store,
+            contracts=loaded.snapshot,
+        )
+    except TokenError as err:
+        raise SystemExit(f"ticket service token: {err}") from None
     codec = client.data_converter.payload_codec
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

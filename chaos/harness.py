@@ -198,6 +198,7 @@ class Suite:
             task_queue=queues.task_queue,
             llm_task_queue=queues.llm_task_queue,
             tickets_url=self.tickets.url,
+            tickets_token=self.tickets.token,
             openai_base_url=self.endpoint.base_url,
             documents_db=self.data_dir / "documents.db",
             log_dir=log_dir,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -97,6 +98,7 @@ class WorkerConfig:
     task_queue: str
     llm_task_queue: str
     tickets_url: str
+    tickets_token: str
     openai_base_url: str
     documents_db: Path
     log_dir: Path
@@ -137,6 +139,8 @@ class WorkerProcess:
                 cwd=ROOT,
                 env={
                     **os.environ,
+                    # The service's bearer token, from the environment as in a deployment.
+                    "KEEL_TICKETS_TOKEN": c.tickets_token,
                     "KEEL_GRACEFUL_SHUTDOWN_SECONDS": "2",
                     "KEEL_PROVIDER_TIMEOUT_SECONDS": str(c.provider_timeout_seconds),
                 },
@@ -177,6 +181,8 @@ class TicketServiceProcess:
         self.db_path = db_path
         self.log_file = log_file
         self.port = free_port()
+        # A token of its own for each suite run: the service refuses to start without one.
+        self.token = secrets.token_urlsafe(24)
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -189,6 +195,7 @@ class TicketServiceProcess:
                 sys.executable, "-m", "ticket_service",
                 "--port", str(self.port), "--db", str(self.db_path), "--faults",
                 cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                env={**os.environ, "KEEL_TICKETS_TOKEN": self.token},
             )  # fmt: skip
         deadline = time.monotonic() + STARTUP_SECONDS
         async with httpx.AsyncClient() as http:
@@ -203,7 +210,10 @@ class TicketServiceProcess:
     async def fault(self, route: str, **settings: Any) -> None:
         async with httpx.AsyncClient() as http:
             response = await http.post(
-                f"{self.url}/_faults", json={"route": route, **settings}, timeout=10
+                f"{self.url}/_faults",
+                json={"route": route, **settings},
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=10,
             )
             response.raise_for_status()
 

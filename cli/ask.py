@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 from cli.commands import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_REFUSED,
     PROGRESS_POLL_SECONDS,
     Context,
     budget_input,
@@ -21,14 +22,13 @@ from cli.commands import (
     model_choice,
     start_once,
 )
-from cli.render import report_text, root_cause, team_progress_line, team_report_text
+from cli.render import refusal, report_text, root_cause, team_progress_line, team_report_text
 from models.coordinator import CoordinatorProgress, HumanFeedback, MultiAgentReport
 from models.research import ResearchReport
 from models.routing import AskInput, AskProgress, AskResult, IntentDecision
 from models.tickets import TicketSagaResult
 from workflows.intent_router import IntentRouterWorkflow
 
-EXIT_REFUSED = 4
 QUERY_TIMEOUT = timedelta(seconds=5)
 
 
@@ -65,6 +65,10 @@ async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
     try:
         answer = await result
     except WorkflowFailureError as failure:
+        reason = refusal(failure)
+        if reason is not None:
+            err(f"ask refused: {reason}")
+            return EXIT_REFUSED
         err(f"ask failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(workflow_id, run_id)}")
         return EXIT_FAILED

@@ -28,7 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.render import progress_line, report_text, root_cause, ui_link
+from cli.render import progress_line, refusal, report_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
 from models.llm import Budget, ModelChoice
@@ -44,6 +44,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_REFUSED = 4  # the flow refused the caller (clearance, an undeclared namespace, a path)
 PROGRESS_POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 5.0
 
@@ -158,13 +159,33 @@ async def _progress(handle: WorkflowHandle[ResearchWorkflow, ResearchReport]) ->
     return await handle.query(ResearchWorkflow.progress, rpc_timeout=timedelta(seconds=5))
 
 
+class _Deferred:
+    """Stderr lines held back until the run is under way.
+
+    A run refused at its start (a namespace the caller may not read) then prints its
+    one refusal line and nothing else; any other run shows its header as before.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self._held = lines
+
+    def say(self, line: str) -> None:
+        self.flush()
+        err(line)
+
+    def flush(self) -> None:
+        for held in self._held:
+            err(held)
+        self._held = []
+
+
 async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     handle, existing = await _start(ctx, args)
     run_id = handle.run_id
+    header = [f"workflow {handle.id} run {run_id}", f"Web UI: {ctx.link(handle.id, run_id)}"]
     if existing:
-        err(f"request {args.request_id!r} was already submitted; showing its run")
-    err(f"workflow {handle.id} run {run_id}")
-    err(f"Web UI: {ctx.link(handle.id, run_id)}")
+        header.insert(0, f"request {args.request_id!r} was already submitted; showing its run")
+    out = _Deferred(header)
     result = asyncio.ensure_future(handle.result())
     last = ""
     started = time.monotonic()
@@ -172,17 +193,19 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     while True:
         done = result.done()
         try:
-            line = progress_line(await _progress(handle))
+            progress = await _progress(handle)
+            # Before its first node the run is still checking what it may read.
+            line = progress_line(progress) if progress.iteration or progress.visits else last
         except RPCError:
             line = last  # no worker has picked the run up yet
             if not hinted and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
-                err(
+                out.say(
                     f"still waiting for a worker on task queue {ctx.keel.task_queue!r};"
                     " start one with `python worker.py` (the run is kept meanwhile)"
                 )
                 hinted = True
         if line != last:
-            err(line)
+            out.say(line)
             last = line
         if done:
             break
@@ -190,9 +213,14 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     try:
         report = result.result()
     except WorkflowFailureError as failure:
-        err(f"research failed: {root_cause(failure)}")
+        reason = refusal(failure)
+        if reason is not None:
+            err(f"research refused: {reason}")
+            return EXIT_REFUSED
+        out.say(f"research failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(handle.id, run_id)}")
         return EXIT_FAILED
+    out.flush()
     print(report.model_dump_json(indent=2) if args.json else report_text(report))
     if not args.json:
         print(f"Web UI: {ctx.link(handle.id, run_id)}")
@@ -226,6 +254,10 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
     try:
         result = await handle.result()
     except WorkflowFailureError as failure:
+        reason = refusal(failure)
+        if reason is not None:
+            err(f"{args.workflow_id} refused: {reason}")
+            return EXIT_REFUSED
         err(f"{args.workflow_id} failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(args.workflow_id, description.run_id)}")
         return EXIT_FAILED
@@ -293,6 +325,11 @@ async def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
             task_queue=ctx.keel.task_queue,
         )
     except WorkflowFailureError as failure:
+        reason = refusal(failure)
+        if reason is not None:
+            # The namespace or the folder the user named is not allowed: nothing was read.
+            err(f"ingest refused: {reason}")
+            return EXIT_USAGE
         err(f"ingest failed: {root_cause(failure)}")
         return EXIT_FAILED
     print(result.model_dump_json())

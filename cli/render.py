@@ -15,6 +15,7 @@ from temporalio.exceptions import (
 )
 
 from models.coordinator import CoordinatorProgress, MultiAgentReport
+from models.errors import REFUSALS
 from models.llm import Usage
 from models.research import ResearchProgress, ResearchReport
 
@@ -65,6 +66,16 @@ def _opening(asked: str, heading: str, answer: str) -> list[str]:
 
 def _calls(usage: Usage) -> str:
     return f"llm_calls={usage.calls} tokens={usage.tokens_in}+{usage.tokens_out}"
+
+
+def refusal(error: BaseException) -> str | None:
+    """The reason, in one line, when a flow failed because it refused the caller."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, ApplicationError) and current.type in REFUSALS:
+            return " ".join(_SECRET.sub("***", current.message).split())[:ROOT_CAUSE_CHARS]
+        current = current.__cause__
+    return None
 
 
 def progress_line(progress: ResearchProgress) -> str:

@@ -25,14 +25,17 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
-    DefaultFailureConverterWithEncodedAttributes,
+    DefaultFailureConverter,
     PayloadCodec,
+    PayloadConverter,
 )
 
 from infra.keys import CodecSettings, KeyRing, load_key_ring
+from models.errors import REFUSALS
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -88,12 +91,53 @@ class EncryptionCodec(PayloadCodec):
         return Payload.FromString(plain)
 
 
+class FailureConverter(DefaultFailureConverter):
+    """The SDK's failure converter, without stack traces on refusals.
+
+    A refusal (``models.errors.REFUSALS``: a namespace above the caller's clearance,
+    a path outside the ingest roots) is an answer, not a bug: its traceback would only
+    show the worker's file paths to whoever reads the history, so the failure keeps its
+    type and one-line message and drops the trace. Other failures keep theirs.
+    """
+
+    encode_attributes = False
+
+    def __init__(self) -> None:
+        super().__init__(encode_common_attributes=False)
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        if (
+            failure.HasField("application_failure_info")
+            and failure.application_failure_info.type in REFUSALS
+        ):
+            failure.stack_trace = ""
+        if self.encode_attributes:
+            # As the SDK's encoded attributes: message and trace move into a payload,
+            # which the codec then encrypts.
+            failure.encoded_attributes.CopyFrom(
+                payload_converter.to_payloads(
+                    [{"message": failure.message, "stack_trace": failure.stack_trace}]
+                )[0]
+            )
+            failure.message = "Encoded failure"
+            failure.stack_trace = ""
+
+
+class EncodedFailureConverter(FailureConverter):
+    """Failure messages and stack traces in an (encrypted) payload, not in the clear."""
+
+    encode_attributes = True
+
+
 def encrypting_converter(ring: KeyRing) -> DataConverter:
     """The pydantic converter with the codec, failure messages and traces encoded too."""
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=EncryptionCodec(ring),
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        failure_converter_class=EncodedFailureConverter,
     )
 
 
@@ -105,5 +149,6 @@ def data_converter(settings: CodecSettings | None = None) -> DataConverter:
     """
     settings = settings or CodecSettings()
     if not settings.enabled:
-        return pydantic_data_converter
+        plain = pydantic_data_converter
+        return dataclasses.replace(plain, failure_converter_class=FailureConverter)
     return encrypting_converter(load_key_ring(settings))

@@ -8,6 +8,7 @@ Our own settings carry the ``KEEL_`` prefix.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".data")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class TemporalSettings(BaseSettings):
@@ -54,8 +56,16 @@ class WorkerSettings(KeelSettings):
     local_model_path: Path | None = None
     scripted_dir: Path = Path("tests/fixtures/scripted")
     tickets_url: str = "http://127.0.0.1:8400"
+    # The ticket service's bearer token: KEEL_TICKETS_TOKEN or KEEL_TICKETS_TOKEN_FILE,
+    # else .data/tickets.token (infra/tokens.py).
+    tickets_token: SecretStr | None = None
+    tickets_token_file: Path | None = None
     contracts_dir: Path | None = Field(
         default=None, description="folder of the contract files; default: the project's contracts/"
+    )
+    ingest_roots: str = Field(
+        default=str(PROJECT_ROOT / "corpus"),
+        description=f"folders ingest may read, separated by {os.pathsep!r}; nothing outside them",
     )
     # Remote providers. Keys come from the environment only (the providers' own names
     # work too), are held as secrets, and never enter workflow inputs or logs.
@@ -85,3 +95,7 @@ class WorkerSettings(KeelSettings):
         default=None, description="this build's id; set it to turn versioning on"
     )
     deployment_name: str = Field(default="keel", description="the Worker Deployment's name")
+
+    def ingest_root_paths(self) -> list[Path]:
+        """The ingest roots, resolved (symbolic links followed) as the paths checked against."""
+        return [Path(p).expanduser().resolve() for p in self.ingest_roots.split(os.pathsep) if p]

@@ -16,16 +16,25 @@ CIRCUIT_OPEN = "CircuitOpen"
 SCRIPT_MISSING = "ScriptMissing"
 INGEST_PATH_NOT_FOUND = "IngestPathNotFound"
 ACCESS_DENIED = "AccessDenied"
+UNKNOWN_NAMESPACE = "UnknownNamespace"
+NO_READABLE_NAMESPACE = "NoReadableNamespace"
+INGEST_PATH_REFUSED = "IngestPathRefused"
 PASSAGE_NOT_FOUND = "PassageNotFound"
 NO_VALID_DRAFT = "NoValidDraft"
 TICKET_REJECTED = "TicketRejected"
 TICKET_SERVICE_UNAVAILABLE = "TicketServiceUnavailable"
+TICKET_SERVICE_AUTH = "TicketServiceAuth"
 SAGA_FAILED = "SagaFailed"
 COMPENSATION_FAILED = "CompensationFailed"
 UNKNOWN_TOOL = "UnknownTool"
 UNKNOWN_AGENT = "UnknownAgent"
 UNKNOWN_RUBRIC = "UnknownRubric"
 TOOL_ARGUMENTS_INVALID = "ToolArgumentsInvalid"
+
+# Refusals: the caller asked for something it may not have. They are expected
+# outcomes, not bugs, so their failures carry no stack trace (infra/codec.py): the
+# history, the Web UI and the CLI show one line naming the reason.
+REFUSALS = frozenset({ACCESS_DENIED, UNKNOWN_NAMESPACE, NO_READABLE_NAMESPACE, INGEST_PATH_REFUSED})
 
 
 def describe_validation_error(err: ValidationError, limit: int = 5) -> str:

@@ -7,9 +7,10 @@ searched, and the route says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from models.contracts import DataNamespace, Language, SecurityLevel, may_read
+from models.errors import ACCESS_DENIED, UNKNOWN_NAMESPACE
 from models.routing import DataRoute
 
 
@@ -20,6 +21,35 @@ def detect_language(text: str) -> Language:
         return "en"
     hangul = sum(1 for c in letters if "\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff")
     return "ko" if hangul / len(letters) >= 0.3 else "en"
+
+
+def clearance_refusal(
+    requested: Iterable[str], namespaces: Mapping[str, DataNamespace], clearance: SecurityLevel
+) -> tuple[str, str] | None:
+    """(error type, reason) for the first namespace a caller may not search, else None.
+
+    A namespace routes.toml does not declare is refused rather than assumed public:
+    nobody has said who may read it. Pure, so a workflow decides it before any model
+    call or search.
+    """
+    for name in dict.fromkeys(requested):
+        ns = namespaces.get(name)
+        if ns is None:
+            return UNKNOWN_NAMESPACE, f"namespace {name!r} is not declared in routes.toml"
+        if not may_read(clearance, ns.security):
+            return (
+                ACCESS_DENIED,
+                f"namespace {name!r} is {ns.security}; clearance {clearance} may not read it",
+            )
+    return None
+
+
+def no_readable_namespace(clearance: SecurityLevel, excluded: Mapping[str, str]) -> str:
+    """One line: why a request has nothing to search, namespace by namespace."""
+    reasons = "; ".join(f"{name}: {why}" for name, why in sorted(excluded.items()))
+    return f"no document namespace that clearance {clearance} may read matches the request" + (
+        f" ({reasons})" if reasons else ""
+    )
 
 
 def _version_key(version: str) -> tuple[int, ...] | tuple[str]:

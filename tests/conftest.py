@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -73,6 +74,26 @@ def codec_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ[name] = value
 
 
+TICKETS_TOKEN_VARIABLES = ("KEEL_TICKETS_TOKEN", "KEEL_TICKETS_TOKEN_FILE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tickets_token() -> Iterator[str]:
+    """The ticket service's bearer token for the session, as a deployment sets it.
+
+    In the environment, so the ticket service, in-process workers and every worker.py
+    a test starts send the same token.
+    """
+    token = secrets.token_urlsafe(24)
+    saved = {name: os.environ.pop(name, None) for name in TICKETS_TOKEN_VARIABLES}
+    os.environ["KEEL_TICKETS_TOKEN"] = token
+    yield token
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 async def env(codec_key_file: Path) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
@@ -97,9 +118,11 @@ def server_address(env: WorkflowEnvironment) -> str:
 
 
 @pytest.fixture(scope="session")
-def tickets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TicketService]:
+def tickets(
+    tmp_path_factory: pytest.TempPathFactory, tickets_token: str
+) -> Iterator[TicketService]:
     """One ticket service process for the session, fault injection enabled."""
-    service = TicketService(tmp_path_factory.mktemp("tickets") / "tickets.db")
+    service = TicketService(tmp_path_factory.mktemp("tickets") / "tickets.db", tickets_token)
     service.start()
     yield service
     service.stop()

@@ -257,3 +257,20 @@ async def test_a_failed_run_names_its_root_cause_in_one_line(
     ]
     assert "Web UI: http" in result.stderr
     assert key not in result.stdout + result.stderr
+
+
+async def test_a_refused_research_run_is_one_line_and_exit_code_4(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        result = await run_script(
+            "client.py", "--address", server_address,
+            "research", QUESTION, "--corpus", "postmortems", *SCRIPTED,
+            env=cli_env(settings),
+        )  # fmt: skip
+    assert result.code == 4, result.stderr
+    assert result.stdout == ""
+    # Nothing else: no header, no progress of a run that never started its first node.
+    assert result.stderr.splitlines() == [
+        "research refused: namespace 'postmortems' is restricted; clearance public may not read it"
+    ]

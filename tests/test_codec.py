@@ -99,6 +99,38 @@ async def test_failure_messages_and_stack_traces_are_encrypted() -> None:
     assert decoded.type == "ProviderError"
 
 
+@pytest.mark.parametrize("codec", ["on", "off"])
+async def test_a_refusal_keeps_its_one_line_and_drops_its_stack_trace(codec: str) -> None:
+    key = base64.b64encode(b"k" * 32).decode()
+    converter = data_converter(CodecSettings(codec=codec, codec_keys=f"a:{key}"))
+
+    async def converted(error_type: str) -> ApplicationError:
+        failure = Failure()
+        try:
+            try:
+                raise ValueError("the cause")
+            except ValueError as cause:
+                raise ApplicationError("namespace 'x' is restricted", type=error_type) from cause
+        except ApplicationError as error:
+            await converter.encode_failure(error, failure)
+        assert b"test_codec.py" not in failure.SerializeToString() or codec == "off"
+        decoded = await converter.decode_failure(failure)
+        assert isinstance(decoded, ApplicationError)
+        assert decoded.message == "namespace 'x' is restricted"
+        # Each level encoded once, and decoded back.
+        assert isinstance(decoded.cause, ApplicationError)
+        assert decoded.cause.message == "the cause"
+        return decoded
+
+    refused = await converted("AccessDenied")
+    assert refused.failure is not None
+    assert refused.failure.stack_trace == ""
+    # Only refusals: a bug keeps the trace that locates it.
+    bug = await converted("SchemaViolation")
+    assert bug.failure is not None
+    assert "test_codec.py" in bug.failure.stack_trace
+
+
 def test_key_file_is_private_appended_on_rotation_and_the_last_key_is_current(
     tmp_path: Path,
 ) -> None:
@@ -155,7 +187,9 @@ def test_without_a_key_the_codec_refuses_rather_than_writing_plaintext(
     with pytest.raises(KeyRingError, match="KEEL_CODEC=off"):
         load_key_ring(CodecSettings())
     monkeypatch.setenv("KEEL_CODEC", "off")
-    assert data_converter() is pydantic_data_converter
+    plain = data_converter()
+    assert plain.payload_codec is None
+    assert plain.payload_converter_class is pydantic_data_converter.payload_converter_class
 
 
 def test_devserver_generates_a_key_only_when_none_is_configured(

@@ -17,6 +17,7 @@ from codec_server import CodecServerSettings
 from infra.binaries import DEV_SERVER_ARGS
 from infra.keys import CodecSettings
 from infra.settings import TemporalSettings, WorkerSettings
+from infra.tokens import TicketsTokenSettings
 from tests.conftest import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -32,7 +33,11 @@ SERVICES = {
     "codec-server",
 }
 # Compose refuses to start without these (the payload keys and the codec server's token).
-REQUIRED_SECRETS = {"KEEL_CODEC_KEYS": "k1:" + "A" * 44, "KEEL_CODEC_SERVER_TOKEN": "t" * 32}
+REQUIRED_SECRETS = {
+    "KEEL_CODEC_KEYS": "k1:" + "A" * 44,
+    "KEEL_CODEC_SERVER_TOKEN": "t" * 32,
+    "KEEL_TICKETS_TOKEN": "s" * 32,
+}
 WORKERS = ("worker-orchestration", "worker-llm")
 
 
@@ -197,3 +202,16 @@ def test_the_codec_server_needs_its_token_publishes_on_loopback_and_serves_the_u
     )
     known = env_names(CodecServerSettings) | env_names(CodecSettings) | {"KEEL_LOG_FORMAT"}
     assert set(codec["environment"]) <= known
+
+
+def test_the_ticket_service_needs_its_token_and_stays_on_the_compose_network(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    tickets = services["tickets"]
+    assert "ports" not in tickets  # reachable from the workers only, never from the host
+    assert set(tickets["environment"]) == {"KEEL_TICKETS_TOKEN"}
+    assert set(tickets["environment"]) <= env_names(TicketsTokenSettings)
+    orchestration = services["worker-orchestration"]["environment"]
+    assert orchestration["KEEL_TICKETS_URL"] == "http://tickets:8400"
+    assert orchestration["KEEL_TICKETS_TOKEN"] == tickets["environment"]["KEEL_TICKETS_TOKEN"]

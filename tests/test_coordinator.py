@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
 from infra.codec import data_converter
 from models.agents import AgentInput
 from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
-from models.llm import Budget
-from tests.conftest import new_id, running_workers, scripted_team_input
+from models.llm import Budget, ModelChoice
+from tests.conftest import new_id, plaintext, running_workers
 from tests.processes import run_script
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow
@@ -22,21 +24,13 @@ REQUEST = "Write a report on how idempotency keys and circuit breakers keep agen
 
 
 def team_input(script: str, llm_task_queue: str, **overrides: object) -> CoordinatorInput:
-    fields: dict[str, object] = {"request": REQUEST, **overrides}
-    return scripted_team_input(CoordinatorInput, script, llm_task_queue, **fields)
-
-
-async def run_team(
-    client: Client, store: DocumentStore, workflow_id: str, **overrides: object
-) -> MultiAgentReport:
-    """Workers of their own for one scripted team, run to its report."""
-    async with running_workers(client, store) as settings:
-        return await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input("team_report", settings.llm_task_queue, **overrides),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
+    values: dict[str, object] = {
+        "request": REQUEST,
+        "models": [ModelChoice(provider="scripted", model=script)],
+        "llm_task_queue": llm_task_queue,
+    }
+    values.update(overrides)
+    return CoordinatorInput.model_validate(values)
 
 
 async def test_team_fans_out_researchers_and_revises_until_the_rubric_passes(
@@ -120,7 +114,13 @@ async def test_children_share_the_budget_and_never_spend_more_than_is_left(
 ) -> None:
     workflow_id = new_id("team-budget")
     limit = 700
-    report = await run_team(client, store, workflow_id, budget=Budget(max_tokens=limit))
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_report", settings.llm_task_queue, budget=Budget(max_tokens=limit)),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     inputs = await child_inputs(history)
 
@@ -189,10 +189,16 @@ async def test_a_person_sends_feedback_then_approves_from_the_cli(
 
 
 async def test_no_decision_in_time_takes_the_default(client: Client, store: DocumentStore) -> None:
-    report = await run_team(
-        client, store, new_id("team-timeout"),
-        require_approval=True, approval_timeout_seconds=1, approval_default="reject",
-    )  # fmt: skip
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input(
+                "team_report", settings.llm_task_queue,
+                require_approval=True, approval_timeout_seconds=1, approval_default="reject",
+            ),
+            id=new_id("team-timeout"),
+            task_queue=settings.task_queue,
+        )  # fmt: skip
     assert report.decision == "reject"
     assert {"approval_timed_out", "rejected"} <= set(report.flags)
 
@@ -206,3 +212,37 @@ async def wait_for_stage(
             return progress
         await asyncio.sleep(0.1)
     raise AssertionError(f"never reached {stage} after {rounds} rounds: {progress}")
+
+
+async def test_a_team_with_no_readable_namespace_is_refused_before_planning(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("team-refused")
+    async with running_workers(client, store) as settings:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                CoordinatorWorkflow.run,
+                team_input("team_report", settings.llm_task_queue, version="9"),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+            )
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "NoReadableNamespace"
+    assert "demo: version 2, not 9" in cause.message
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == ["load_contracts"]  # no plan call, no researcher
+    [failed] = [
+        e.workflow_execution_failed_event_attributes.failure
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    ]
+    [attributes] = client.data_converter.payload_converter.from_payloads(
+        [await plaintext(client, failed.encoded_attributes)]
+    )
+    assert attributes["stack_trace"] == ""

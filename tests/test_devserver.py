@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import stat
+import sys
 from pathlib import Path
 
 import httpx
@@ -10,7 +14,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from infra.codec import data_converter
 from models.research import ResearchInput
-from tests.conftest import new_id
+from tests.conftest import ROOT, new_id
 from tests.ports import free_port
 from tests.processes import run_script
 from workflows.research import ResearchWorkflow
@@ -55,5 +59,49 @@ async def test_runs_survive_a_server_restart_and_search_attributes_are_registere
         listed = [wf async for wf in client.list_workflows(f'{RESEARCH_STATUS.name} = "queued"')]
         assert [wf.id for wf in listed] == [workflow_id]
         await client.get_workflow_handle(workflow_id).terminate("test done")
+    finally:
+        await run_script("devserver.py", "stop", *args)
+
+
+async def test_start_generates_the_ticket_services_token_and_the_service_requires_it(
+    tmp_path: Path,
+) -> None:
+    port, tickets_port = free_port(), free_port()
+    args = ["--data-dir", str(tmp_path), "--port", str(port), "--ui-port", str(free_port())]
+    args += ["--tickets-port", str(tickets_port), "--codec-port", str(free_port())]
+    # No token configured, as on a fresh checkout.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_TICKETS_TOKEN")}
+
+    async def start() -> tuple[int | None, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "devserver.py"), "start", "--with-tickets", *args,
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(process.communicate(), 120)
+        return process.returncode, out.decode()
+
+    code, out = await start()
+    try:
+        assert code == 0, out
+        token_file = tmp_path / "tickets.token"
+        assert f"tickets: generated a bearer token into {token_file}" in out
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert token not in out
+        url = f"http://127.0.0.1:{tickets_port}/tickets"
+        body = {"title": "Disk full", "description": "devserver token", "severity": "low"}
+        async with httpx.AsyncClient() as http:
+            refused = await http.post(url, json=body, headers={"Idempotency-Key": "k" * 16})
+            created = await http.post(
+                url,
+                json=body,
+                headers={"Idempotency-Key": "k" * 16, "Authorization": f"Bearer {token}"},
+            )
+        assert refused.status_code == 401
+        assert created.status_code == 201
+        code, out = await start()  # idempotent: the token is kept
+        assert code == 0, out
+        assert "generated" not in out
+        assert token_file.read_text().strip() == token
     finally:
         await run_script("devserver.py", "stop", *args)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.contracts.loader import load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from models.contracts import SecurityLevel
 from models.documents import SearchRequest
-from tests.conftest import (
-    failed_research,
-    research_on_workers,
-    typed_cause,
-)
+from tests.conftest import execute_scripted, new_id, plaintext, running_workers, scripted_input
+from workflows.research import ResearchWorkflow
 
 QUESTION = "What went wrong with Blueheron's ticket dedup?"
 
@@ -56,11 +53,13 @@ async def test_search_allows_a_restricted_namespace_to_a_restricted_caller(
     assert "Blueheron" in result.passages[0].text
 
 
-async def test_unlisted_namespaces_count_as_public(store: DocumentStore) -> None:
-    open_store = DocumentActivities(store)  # no levels: everything is public
-    result = await open_store.search(request("public", "postmortems"))
-    assert result.passages
-    guarded = DocumentActivities(store, {"postmortems": "internal"})
+async def test_an_undeclared_namespace_is_refused_at_the_store_too(store: DocumentStore) -> None:
+    undeclared = DocumentActivities(store, {"demo": "public"})
+    with pytest.raises(ApplicationError) as refused:
+        await undeclared.search(request("restricted", "postmortems"))
+    assert refused.value.type == "UnknownNamespace"
+    assert refused.value.non_retryable
+    guarded = DocumentActivities(store, {"demo": "public", "postmortems": "internal"})
     with pytest.raises(ApplicationError, match="internal"):
         await guarded.search(request("public", "postmortems"))
     assert (await guarded.search(request("internal", "postmortems"))).passages
@@ -80,37 +79,90 @@ def test_read_applies_the_same_clearance_rule(
     assert missing.value.type == "PassageNotFound"
 
 
-async def test_public_research_run_asking_for_postmortems_fails_access_denied(
+async def refused_run(
+    client: Client, store: DocumentStore, **overrides: object
+) -> tuple[ApplicationError, WorkflowHistory]:
+    """A research run that should be refused: its root cause and its history."""
+    async with running_workers(client, store) as settings:
+        workflow_id = new_id()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                ResearchWorkflow.run,
+                scripted_input("postmortem_lookup", settings, QUESTION, **overrides),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+            )
+    cause: BaseException | None = failure.value.cause
+    while isinstance(cause, ActivityError):
+        cause = cause.cause
+    assert isinstance(cause, ApplicationError)
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return cause, history
+
+
+async def test_public_research_run_asking_for_postmortems_is_refused_before_any_model_call(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id, failure = await failed_research(
-        client, store, "postmortem_lookup", QUESTION, namespaces=["postmortems"]
+    cause, history = await refused_run(client, store, namespaces=["postmortems"])
+    assert cause.type == "AccessDenied"
+    assert cause.non_retryable
+    assert (
+        cause.message == "namespace 'postmortems' is restricted; clearance public may not read it"
     )
-    # The search runs as a local activity: its failure reaches the workflow directly.
-    assert typed_cause(failure, "AccessDenied").non_retryable
-    # Refused before any search: nothing was retrieved, nothing written.
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    # Refused before any model call or search: only the contracts were read.
     kinds = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED in kinds
-    scheduled = [
-        e.activity_task_scheduled_event_attributes.activity_type.name
+    # Two markers, the patch's and the contracts' (local activities): the search, a
+    # local activity too, would add a third; no activity at all was scheduled.
+    assert kinds.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 2
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in kinds
+
+
+async def test_a_refusal_stores_one_line_and_no_stack_trace_in_the_history(
+    client: Client, store: DocumentStore
+) -> None:
+    _cause, history = await refused_run(client, store, namespaces=["postmortems"])
+    [failed] = [
+        e.workflow_execution_failed_event_attributes.failure
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    ]
+    assert failed.application_failure_info.type == "AccessDenied"
+    assert failed.stack_trace == ""
+    # Message and trace travel in the encrypted encoded attributes: read them there.
+    [attributes] = client.data_converter.payload_converter.from_payloads(
+        [await plaintext(client, failed.encoded_attributes)]
+    )
+    assert attributes["stack_trace"] == ""
+    assert "\n" not in attributes["message"]
+    assert attributes["message"].startswith("namespace 'postmortems' is restricted")
+
+
+async def test_an_undeclared_namespace_is_refused_not_taken_as_public(
+    client: Client, store: DocumentStore
+) -> None:
+    cause, history = await refused_run(client, store, namespace="etc")
+    assert cause.type == "UnknownNamespace"
+    assert "'etc' is not declared in routes.toml" in cause.message
+    assert not any(
+        e.activity_task_scheduled_event_attributes.activity_type.name == "complete_llm"
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
-    assert scheduled == ["complete_llm"]  # the plan, then the refused search
+    )
 
 
 async def test_restricted_research_run_cites_a_postmortem(
     client: Client, store: DocumentStore
 ) -> None:
-    _workflow_id, report = await research_on_workers(
-        client,
-        store,
-        "postmortem_lookup",
-        QUESTION,
-        namespaces=["postmortems"],
-        clearance="restricted",
-    )
+    async with running_workers(client, store) as settings:
+        _workflow_id, report = await execute_scripted(
+            client,
+            settings,
+            "postmortem_lookup",
+            QUESTION,
+            namespaces=["postmortems"],
+            clearance="restricted",
+        )
     assert report.review_passed
     assert report.citations[0].doc_id == "postmortems/2024-03-ticket-dedup-outage"
     assert "Blueheron" in report.citations[0].passage

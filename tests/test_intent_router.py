@@ -189,3 +189,19 @@ async def test_a_korean_question_is_answered_from_the_korean_corpus(
     cited = [c["doc_id"] for c in result.result["citations"]]
     assert cited
     assert all(d.startswith("demo-ko/") for d in cited)
+
+
+async def test_a_report_with_no_readable_namespace_is_refused_without_starting_a_team(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        completed, result = await ask(
+            server_address, settings, "Write a report on idempotency keys", "--corpus-version", "9"
+        )
+    assert completed.code == 4, completed.stderr
+    assert result.refused
+    assert result.decision.flow == "report"
+    assert result.child_workflow_id is None
+    assert result.message.startswith("no document namespace that clearance public may read")
+    assert "demo: version 2, not 9" in result.message
+    assert result.usage.calls == 0  # decided by rule and by the DataRouter: no model call

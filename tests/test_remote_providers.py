@@ -114,10 +114,17 @@ async def test_research_flow_runs_on_the_openai_provider_and_recovers_a_flaky_on
     assert report.provider == "openai"
     assert report.citations
     history = await client.get_workflow_handle(workflow_id).fetch_history()
+    llm_calls = {
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "complete_llm"
+    }
     first_llm_attempt = next(
         e.activity_task_started_event_attributes.attempt
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and e.activity_task_started_event_attributes.scheduled_event_id in llm_calls
     )
     assert first_llm_attempt == 3  # two 503s, then the answer
 

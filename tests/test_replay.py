@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
-from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner

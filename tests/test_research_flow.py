@@ -91,7 +91,13 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
     assert progress.evidence >= 2
 
     summaries = await activity_summaries(client, workflow_id)
-    assert summaries[:3] == ["plan #1", "retrieve: zzqx flurble", "refine_query #1"]
+    # The contracts first: what the caller may read is decided before any model call.
+    assert summaries[:4] == [
+        "load contracts",
+        "plan #1",
+        "retrieve: zzqx flurble",
+        "refine_query #1",
+    ]
     assert "review #2" in summaries
 
     description = await client.get_workflow_handle(workflow_id).describe()
@@ -125,7 +131,7 @@ async def test_schema_violations_are_reasked_with_the_error_then_accepted(
     assert report.review_passed
     assert any("saga" in c.doc_id for c in report.citations)
     summaries = await activity_summaries(client, workflow_id)
-    assert summaries[:3] == ["plan #1", "plan #2 (re-ask 1)", "plan #3 (re-ask 2)"]
+    assert summaries[1:4] == ["plan #1", "plan #2 (re-ask 1)", "plan #3 (re-ask 2)"]
     # Re-asks are separate activities, each a first attempt: not transport retries.
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     started = [

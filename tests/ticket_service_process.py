@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -42,11 +43,22 @@ class Audit:
 
 
 class TicketService:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, token: str | None = None) -> None:
+        """`token`: the bearer token it requires; by default the session's KEEL_TICKETS_TOKEN."""
         self.db_path = db_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token = token or os.environ["KEEL_TICKETS_TOKEN"]
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """A call as the worker makes it, with the service's bearer token."""
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        return httpx.post(url, headers=headers, **kwargs)
 
     def start(self) -> None:
         self._process = subprocess.Popen(
@@ -61,6 +73,7 @@ class TicketService:
                 "--faults",
             ],
             cwd=ROOT,
+            env={**os.environ, "KEEL_TICKETS_TOKEN": self.token},
         )
         wait_until_serving(f"{self.url}/health", "ticket service")
 
@@ -75,7 +88,7 @@ class TicketService:
                 self._process.wait(10)
 
     def fault(self, route: str, **settings: Any) -> None:
-        response = httpx.post(f"{self.url}/_faults", json={"route": route, **settings})
+        response = self.post(f"{self.url}/_faults", json={"route": route, **settings})
         response.raise_for_status()
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:

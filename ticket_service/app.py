@@ -1,5 +1,9 @@
 """The HTTP API. Every write requires an `Idempotency-Key` header.
 
+Every call but `GET /health` requires `Authorization: Bearer <token>`, compared in
+constant time; without it, or with another token, the answer is 401 and nothing is
+read or written.
+
 With faults enabled (`--faults`, for tests only), `POST /_faults` makes the next
 calls of a route hold their transaction, delay their answer after the commit, or
 fail with a status, so tests can make real processes misbehave on cue.
@@ -10,13 +14,15 @@ created, deletes the subtask, ...), whether or not its caller saw the answer.
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ticket_service.db import Action, ServiceError, TicketDB
@@ -88,10 +94,28 @@ class _Faults:
         return None
 
 
-def create_app(db_path: Path, faults_enabled: bool = False) -> FastAPI:
+def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastAPI:
+    if not token:
+        raise ValueError("the ticket service needs a bearer token")
+    expected = f"Bearer {token}".encode()
     db = TicketDB(db_path)
     faults = _Faults()
-    app = FastAPI(title="ticket service")
+    app = FastAPI(title="ticket service", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def bearer_only(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Before routing, so an unauthenticated call reaches no handler and no database."""
+        if request.url.path != "/health":
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse(
+                    {"detail": "missing or wrong bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:

@@ -17,3 +17,16 @@ async def load_contracts() -> ContractSnapshot:
         retry_policy=CONTRACTS_RETRY,
         summary="load contracts",
     )
+
+
+async def load_contracts_locally() -> ContractSnapshot:
+    """The same snapshot as a local activity: recorded as a marker, no task queue trip.
+
+    For a check at a run's start that must not delay the run's first step.
+    """
+    return await workflow.execute_local_activity_method(
+        ContractActivities.snapshot,
+        start_to_close_timeout=CONTRACTS_TIMEOUT,
+        retry_policy=CONTRACTS_RETRY,
+        summary="load contracts",
+    )

@@ -32,11 +32,16 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Trigger,
     )
-    from models.errors import NO_VALID_DRAFT, UNKNOWN_AGENT, UNKNOWN_RUBRIC
+    from models.errors import (
+        NO_READABLE_NAMESPACE,
+        NO_VALID_DRAFT,
+        UNKNOWN_AGENT,
+        UNKNOWN_RUBRIC,
+    )
     from models.llm import Fallback, Usage
     from models.research import Draft
     from models.tickets import ApprovalDecision
-    from routing.data import route_data
+    from routing.data import no_readable_namespace, route_data
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
     from workflows.model_calls import BudgetExhausted, ModelCaller
@@ -115,6 +120,13 @@ class CoordinatorWorkflow:
             request.request, contracts.routes.namespaces, request.clearance, version=request.version
         )
         self._progress.data_route = route
+        # Runs started before this patch planned and researched with no namespace at all.
+        if not route.namespaces and workflow.patched("refuse-without-readable-namespace"):
+            raise ApplicationError(
+                no_readable_namespace(request.clearance, route.excluded),
+                type=NO_READABLE_NAMESPACE,
+                non_retryable=True,
+            )
         questions = await self._plan(request, contracts)
 
         self._stage("researching")

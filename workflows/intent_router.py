@@ -20,9 +20,9 @@ with workflow.unsafe.imports_passed_through():
     from models.coordinator import CoordinatorInput, MultiAgentReport
     from models.llm import ModelChoice, Usage
     from models.research import ResearchInput, ResearchReport
-    from models.routing import AskInput, AskProgress, AskResult, IntentDecision
+    from models.routing import AskInput, AskProgress, AskResult, DataRoute, IntentDecision
     from models.tickets import TicketSagaInput, TicketSagaResult
-    from routing.data import route_data
+    from routing.data import no_readable_namespace, route_data
     from routing.intents import from_model, match_rules, refused
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
@@ -38,6 +38,7 @@ class IntentRouterWorkflow:
     def __init__(self, request: AskInput) -> None:
         self._progress = AskProgress()
         self._usage = Usage()
+        self._route = DataRoute(language="en", namespaces=[])
 
     @workflow.query(name="progress")
     def progress(self) -> AskProgress:
@@ -46,6 +47,11 @@ class IntentRouterWorkflow:
     @workflow.run
     async def run(self, request: AskInput) -> AskResult:
         contracts = await load_contracts()
+        # The DataRouter decides first, from the contracts alone: which namespaces this
+        # caller's request may search, before any model call.
+        self._route = route_data(
+            request.request, contracts.routes.namespaces, request.clearance, version=request.version
+        )
         decision = match_rules(request.request, contracts.routes)
         if decision is None:
             decision = await self._classify(request, contracts)
@@ -108,6 +114,15 @@ class IntentRouterWorkflow:
         contracts: ContractSnapshot,
         result: AskResult,
     ) -> ResearchReport | MultiAgentReport | TicketSagaResult | AgentResult | None:
+        if decision.flow in ("research", "report"):
+            self._progress.data_route = result.data_route = self._route
+            # Runs started before this patch started a team that had nothing to read.
+            if not self._route.namespaces and (
+                decision.flow == "research" or workflow.patched("report-needs-readable-namespace")
+            ):
+                result.refused = True
+                result.message = no_readable_namespace(request.clearance, self._route.excluded)
+                return None
         child_id = f"{workflow.info().workflow_id}-{decision.flow}"
         self._progress.child_workflow_id = child_id
         result.child_workflow_id = child_id
@@ -159,15 +174,7 @@ class IntentRouterWorkflow:
                 ),
                 **common,
             )
-        route = route_data(
-            request.request, contracts.routes.namespaces, request.clearance, version=request.version
-        )
-        self._progress.data_route = route
-        result.data_route = route
-        if not route.namespaces:
-            result.refused = True
-            result.message = "no document namespace this caller may read matches the request"
-            return None
+        route = self._route
         return await workflow.execute_child_workflow(
             ResearchWorkflow.run,
             ResearchInput.model_validate(

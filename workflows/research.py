@@ -44,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
         ReviewVerdict,
         RunStatus,
     )
+    from routing.data import clearance_refusal
+    from workflows.contract_snapshot import load_contracts_locally
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
@@ -94,6 +96,9 @@ class ResearchWorkflow:
         self._set_status("running")
         node = RESEARCH_GRAPH.start
         try:
+            # Runs started before this patch let the search activity refuse, after the plan.
+            if workflow.patched("clearance-at-start"):
+                await self._check_clearance()
             while not RESEARCH_GRAPH.node(node).terminal:
                 self._enter(node)
                 try:
@@ -124,6 +129,23 @@ class ResearchWorkflow:
     def _enter(self, node: str) -> None:
         self._progress.node = node
         workflow.upsert_search_attributes([RESEARCH_NODE.value_set(node)])
+
+    async def _check_clearance(self) -> None:
+        """Refuse a namespace the caller may not read before any model call or search.
+
+        Decided on the contracts the run recorded (a local activity, like the search:
+        no extra trip through the server's queues), so the answer replays; the search
+        activity still checks again at the store's boundary.
+        """
+        contracts = await load_contracts_locally()
+        refusal = clearance_refusal(
+            [self._input.namespace, *self._input.namespaces],
+            contracts.routes.namespaces,
+            self._input.clearance,
+        )
+        if refusal is not None:
+            error_type, reason = refusal
+            raise ApplicationError(reason, type=error_type, non_retryable=True)
 
     # --- nodes -------------------------------------------------------------------------
 

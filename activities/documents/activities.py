@@ -1,14 +1,19 @@
 """Retrieval and ingestion as activities, so they are retried and recorded.
 
 Clearance is enforced here, at the store's boundary, as well as by the DataRouter:
-a request that names a namespace above its caller's clearance is refused whatever
-built it (a router bug, a hand-written workflow input, a tool call).
+a request that names a namespace above its caller's clearance, or one routes.toml
+does not declare, is refused whatever built it (a router bug, a hand-written
+workflow input, a tool call).
+
+Ingestion reads folders on the worker's machine on behalf of whoever can start a
+workflow, so it reads only under the configured roots (``KEEL_INGEST_ROOTS``) and
+only into declared namespaces: ``ingest /etc`` is refused before anything is read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -19,25 +24,45 @@ from activities.documents.store import DocumentStore, IngestPathError
 from activities.heartbeat import heartbeating
 from models.contracts import SecurityLevel, may_read
 from models.documents import IngestRequest, IngestResult, Passage, SearchRequest, SearchResult
-from models.errors import ACCESS_DENIED, INGEST_PATH_NOT_FOUND, PASSAGE_NOT_FOUND
+from models.errors import (
+    ACCESS_DENIED,
+    INGEST_PATH_NOT_FOUND,
+    INGEST_PATH_REFUSED,
+    PASSAGE_NOT_FOUND,
+    UNKNOWN_NAMESPACE,
+)
 
 log = structlog.get_logger()
 
 
 class DocumentActivities:
     def __init__(
-        self, store: DocumentStore, security: Mapping[str, SecurityLevel] | None = None
+        self,
+        store: DocumentStore,
+        security: Mapping[str, SecurityLevel],
+        ingest_roots: Sequence[Path] = (),
     ) -> None:
-        """`security` maps a namespace to its level; a namespace not in it is public."""
+        """`security`: each declared namespace's level (routes.toml); others are refused.
+
+        `ingest_roots`: the folders ingestion may read, resolved; none means no ingest.
+        """
         self._store = store
-        self._security = dict(security or {})
+        self._security = dict(security)
+        self._roots = [root.resolve() for root in ingest_roots]
 
     @property
     def store(self) -> DocumentStore:
         return self._store
 
     def level(self, namespace: str) -> SecurityLevel:
-        return self._security.get(namespace, "public")
+        level = self._security.get(namespace)
+        if level is None:
+            raise ApplicationError(
+                f"namespace {namespace!r} is not declared in routes.toml",
+                type=UNKNOWN_NAMESPACE,
+                non_retryable=True,
+            )
+        return level
 
     def check_access(self, namespaces: Iterable[str], clearance: SecurityLevel) -> None:
         """Refuse, before any search, the first namespace above the caller's clearance.
@@ -84,13 +109,36 @@ class DocumentActivities:
         self.check_access([passage.namespace], clearance)
         return passage
 
+    def check_ingest(self, request: IngestRequest) -> Path:
+        """The folder to read, resolved, once namespace and path are allowed; else a refusal.
+
+        Resolved first, so neither `..` nor a symbolic link leads out of a root.
+        """
+        self.level(request.namespace)
+        folder = Path(request.path).expanduser().resolve()
+        if not any(folder.is_relative_to(root) for root in self._roots):
+            roots = ", ".join(str(r) for r in self._roots) or "none configured"
+            raise ApplicationError(
+                f"{request.path} is outside the ingest roots ({roots}; KEEL_INGEST_ROOTS)",
+                type=INGEST_PATH_REFUSED,
+                non_retryable=True,
+            )
+        return folder
+
     @activity.defn(name="ingest_documents")
     async def ingest(self, request: IngestRequest) -> IngestResult:
+        try:
+            folder = self.check_ingest(request)
+        except ApplicationError as refused:
+            log.warning(
+                "documents.ingest_refused", namespace=request.namespace, reason=refused.type
+            )
+            raise
         try:
             # Heartbeats: a worker that dies while a large folder is read is noticed
             # within seconds; the store's writes are idempotent, so a retry is safe.
             result = await heartbeating(
-                asyncio.to_thread(self._store.ingest_folder, Path(request.path), request.namespace)
+                asyncio.to_thread(self._store.ingest_folder, folder, request.namespace)
             )
         except IngestPathError as err:
             raise ApplicationError(

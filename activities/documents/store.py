@@ -113,8 +113,12 @@ class DocumentStore:
             raise IngestPathError(f"not a folder: {folder}")
         changed = unchanged = chunk_count = 0
         skipped: list[str] = []
+        inside = folder.resolve()
         for file in sorted(p for p in folder.rglob("*") if p.suffix in DOCUMENT_SUFFIXES):
             relative = file.relative_to(folder).as_posix()
+            if not file.resolve().is_relative_to(inside):
+                skipped.append(f"{relative}: a link to outside the folder")
+                continue
             size = file.stat().st_size
             if size > MAX_DOCUMENT_BYTES:
                 skipped.append(f"{relative}: {size} bytes, over {MAX_DOCUMENT_BYTES}")

@@ -31,9 +31,16 @@ log = structlog.get_logger()
 
 
 class TicketActivities:
-    def __init__(self, base_url: str, timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, token: str | None = None, timeout_seconds: float = 30.0
+    ) -> None:
+        """`token`: the service's bearer token, read by the worker from its environment.
+
+        Never an activity input: inputs are recorded in the history.
+        """
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout_seconds
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _post(
         self, path: str, key: str, body: dict[str, Any] | None = None, *, undo: bool = False
@@ -41,7 +48,7 @@ class TicketActivities:
         try:
             async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout) as http:
                 response = await heartbeating(
-                    http.post(path, json=body, headers={"Idempotency-Key": key})
+                    http.post(path, json=body, headers={"Idempotency-Key": key, **self._auth})
                 )
         except httpx.TransportError as error:
             raise ApplicationError(

@@ -9,6 +9,8 @@ break on deploy.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -192,6 +194,8 @@ async def main(names: list[str]) -> None:
         # key, and the codec passes plaintext payloads through, so they replay with it on.
         data_converter=pydantic_data_converter,
     )
+    # The ticket service and the workers share a token of the recording's own.
+    os.environ.setdefault("KEEL_TICKETS_TOKEN", secrets.token_urlsafe(24))
     tickets = TicketService(Path(tempfile.mkdtemp(prefix="keel-record-")) / "tickets.db")
     tickets.start()
     try:
