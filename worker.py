@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -272,6 +273,31 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     return temporal, worker
 
 
+async def _connect_waiting(
+    temporal: TemporalSettings, wait_seconds: float, runtime: Runtime | None
+) -> Client:
+    """Connect, waiting up to `wait_seconds` for a server that is not up yet.
+
+    A worker restarted by its supervisor while the server restarts too (a host
+    reboot, an upgrade) waits for it instead of exiting, which would leave runs
+    without a worker until someone notices.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return await connect(temporal, runtime=runtime)
+        except KeyRingError as err:
+            raise SystemExit(f"payload codec: {err}") from err
+        except RuntimeError as err:
+            if time.monotonic() >= deadline:
+                raise SystemExit(
+                    f"cannot reach Temporal at {temporal.address}: {err}\n"
+                    "start the embedded server with: python devserver.py start"
+                ) from err
+            log.warning("worker.waiting_for_temporal", address=temporal.address)
+            await asyncio.sleep(1)
+
+
 async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     directory = settings.contracts_dir or CONTRACTS_DIR
     try:
@@ -291,15 +317,7 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
                 f"cannot serve metrics on port {settings.metrics_port} ({err});"
                 " choose another with --metrics-port or KEEL_METRICS_PORT, 0 to disable"
             ) from err
-    try:
-        client = await connect(temporal, runtime=runtime)
-    except KeyRingError as err:
-        raise SystemExit(f"payload codec: {err}") from err
-    except RuntimeError as err:
-        raise SystemExit(
-            f"cannot reach Temporal at {temporal.address}: {err}\n"
-            "start the embedded server with: python devserver.py start"
-        ) from err
+    client = await _connect_waiting(temporal, settings.connect_wait_seconds, runtime)
     try:
         added = await ensure_search_attributes(client, ALL_SEARCH_ATTRIBUTES)
     except SearchAttributesMissing as err:

@@ -17,12 +17,15 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError
 
 from activities.documents.store import DocumentStore
 from chaos.faults import Fired, arm_model_faults, fire
@@ -236,7 +239,22 @@ class Suite:
 
     # --- one seed ----------------------------------------------------------------------
 
+    async def _server_ready(self, seconds: float = 60) -> None:
+        """Wait until the server answers: the seed before may have just restarted it."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                await self.client.workflow_service.get_system_info(
+                    GetSystemInfoRequest(), timeout=timedelta(seconds=2)
+                )
+                return
+            except RPCError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
     async def run_seed(self, plan: SeedPlan) -> SeedResult:
+        await self._server_ready()
         references = {w.index: await self.reference(w) for w in plan.workloads}
         tag = f"s{plan.seed}-{self.nonce}"
         queues = Queues(self.server.address, f"chaos-{tag}", f"chaos-llm-{tag}")

@@ -88,6 +88,9 @@ class WorkerSettings(KeelSettings):
     breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
     breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
     graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    connect_wait_seconds: float = Field(
+        default=60.0, ge=0, description="how long a starting worker waits for the server"
+    )
     # Worker Deployment Versioning (docs/upgrades.md): with a build id, the worker
     # serves only runs of its own version; pinned flows finish on the version they
     # started on, and new runs go to the deployment's current version.

@@ -10,7 +10,9 @@ import urllib.request
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
+from infra.binaries import temporal_cli
 from models.documents import IngestRequest
 from tests.conftest import (
     DEMO_CORPUS,
@@ -21,6 +23,7 @@ from tests.conftest import (
 from tests.ports import free_port
 from tests.processes import run_script, worker_process
 from workflows.ingest import IngestWorkflow
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 
 def fetch(url: str) -> str:
@@ -75,4 +78,42 @@ async def test_a_taken_metrics_port_is_one_clear_line(server_address: str) -> No
         )
     assert result.code == 1
     assert f"cannot serve metrics on port {port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_a_worker_started_before_its_server_waits_for_it(tmp_path: Path) -> None:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    settings = worker_settings()
+    async with worker_process(address, settings, tmp_path, capture_logs=True) as process:
+        assert process.stderr is not None
+        await asyncio.sleep(3)
+        assert process.returncode is None  # still waiting, not gone
+        server = await WorkflowEnvironment.start_local(
+            port=port,
+            dev_server_existing_path=str(temporal_cli()),
+            search_attributes=list(ALL_SEARCH_ATTRIBUTES),
+            dev_server_log_level="error",
+        )
+        try:
+            events: list[str] = []
+            async with asyncio.timeout(60):
+                while "worker.started" not in events:
+                    line = await process.stderr.readline()
+                    assert line, "the worker exited"
+                    events.append(json.loads(line).get("event", ""))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await process.wait()
+            await server.shutdown()
+    assert "worker.waiting_for_temporal" in events
+
+
+async def test_a_worker_gives_up_on_an_absent_server_after_its_wait(tmp_path: Path) -> None:
+    result = await run_script(
+        "worker.py", "--address", f"127.0.0.1:{free_port()}",
+        env={"KEEL_CONNECT_WAIT_SECONDS": "2"}, limit_seconds=60,
+    )  # fmt: skip
+    assert result.code == 1
+    assert "cannot reach Temporal at 127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr
