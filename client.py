@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import sys
@@ -60,18 +61,40 @@ def _research_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-cost", type=float, help="stop model calls past this many USD")
     p.add_argument("--budget-seconds", type=float, help="stop model calls after this long")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _stream_arg(p)
+
+
+def _stream_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the answer as the model writes it (default: when stderr is a terminal;"
+        " each batch of text is a signal in the run's history)",
+    )
+
+
+def _connection_args(p: argparse.ArgumentParser, suppress: bool) -> None:
+    """--address and --temporal-namespace, before or after the subcommand."""
+    default = argparse.SUPPRESS if suppress else None
+    p.add_argument("--address", default=default, help="Temporal frontend (TEMPORAL_ADDRESS)")
+    p.add_argument(
+        "--temporal-namespace", default=default, help="Temporal namespace (TEMPORAL_NAMESPACE)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="client.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--address", help="Temporal frontend (TEMPORAL_ADDRESS)")
-    parser.add_argument("--temporal-namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+    _connection_args(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_args(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = functools.partial(sub.add_parser, parents=[common])
 
-    p = sub.add_parser("research", help="run a research flow, show progress, print the report")
+    p = add("research", help="run a research flow, show progress, print the report")
     _research_args(p)
     p.set_defaults(run=commands.cmd_research)
-    p = sub.add_parser("start", help="start a research flow and return at once")
+    p = add("start", help="start a research flow and return at once")
     _research_args(p)
     p.set_defaults(run=commands.cmd_start)
     for name, fn, text in (
@@ -79,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("result", commands.cmd_result, "wait for a run and print its report"),
         ("cancel", commands.cmd_cancel, "cancel a running flow"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = add(name, help=text)
         p.add_argument("workflow_id")
         if name == "result":
             p.add_argument("--json", action="store_true")
         p.set_defaults(run=fn)
-    p = sub.add_parser("incident", help="triage an incident into a ticket saga (awaits approval)")
+    p = add("incident", help="triage an incident into a ticket saga (awaits approval)")
     p.add_argument("description")
     p.add_argument("--request-id", help="idempotent submission: the same id starts one saga")
     p.add_argument("--assignee", default="oncall")
@@ -93,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
     p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")
     p.set_defaults(run=commands.cmd_incident)
-    p = sub.add_parser("ask", help="the front door: route a request to its flow, print the result")
+    p = add("ask", help="the front door: route a request to its flow, print the result")
     p.add_argument("request")
     p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
     p.add_argument("--clearance", choices=["public", "internal", "restricted"], default="public")
@@ -106,19 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-approval", action="store_true", help="a report waits for a person")
     p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _stream_arg(p)
     p.set_defaults(run=ask.cmd_ask)
-    p = sub.add_parser("feedback", help="send notes to a team report waiting for approval")
+    p = add("watch", help="follow a run's steps and answer live (running or finished)")
+    p.add_argument("workflow_id")
+    p.add_argument("--no-tokens", action="store_true", help="steps only, not the answer's text")
+    p.set_defaults(run=commands.cmd_watch)
+    p = add("feedback", help="send notes to a team report waiting for approval")
     p.add_argument("workflow_id")
     p.add_argument("text")
     p.add_argument("--by", default=os.environ.get("USER", "cli"))
     p.set_defaults(run=ask.cmd_feedback)
     for name in ("approve", "reject"):
-        p = sub.add_parser(name, help=f"{name} a ticket saga or team report awaiting a decision")
+        p = add(name, help=f"{name} a ticket saga or team report awaiting a decision")
         p.add_argument("workflow_id")
         p.add_argument("--by", default=os.environ.get("USER", "cli"))
         p.add_argument("--reason", default="")
         p.set_defaults(run=commands.cmd_decide)
-    p = sub.add_parser("breakers", help="circuit breakers of the models: state and history")
+    p = add("breakers", help="circuit breakers of the models: state and history")
     p.add_argument(
         "--scope",
         default=os.environ.get("KEEL_BREAKER_SCOPE") or KeelSettings().task_queue,
@@ -126,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_breakers)
-    p = sub.add_parser("list", help="recent research runs and team reports")
+    p = add("list", help="recent research runs and team reports")
     p.add_argument(
         "--type", action="append", choices=["research", "report"], help="only these (repeatable)"
     )
@@ -134,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_list)
-    p = sub.add_parser("ingest", help="ingest a folder of .md/.txt files (read by the worker)")
+    p = add("ingest", help="ingest a folder of .md/.txt files (read by the worker)")
     p.add_argument("path")
     p.add_argument("--corpus", default="demo", help="document namespace")
     p.add_argument(
@@ -143,11 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="PATH is a folder on the worker's machine (e.g. in its container): send it as is",
     )
     p.set_defaults(run=commands.cmd_ingest)
-    p = sub.add_parser("contracts", help="validate the contract files in contracts/")
+    p = add("contracts", help="validate the contract files in contracts/")
     p.add_argument("action", choices=["check"])
     p.add_argument("--dir", type=Path, default=CONTRACTS_DIR, help="contracts folder")
     p.set_defaults(run=None)
-    p = sub.add_parser("flows", help="print a flow's transition table")
+    p = add("flows", help="print a flow's transition table")
     p.add_argument("name", nargs="?", default="research", choices=sorted(FLOWS))
     p.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
     p.set_defaults(run=None)

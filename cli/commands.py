@@ -28,11 +28,12 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.render import progress_line, report_text, root_cause, ui_link
+from cli.live import LiveView, follow, no_channel
+from cli.render import report_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
 from models.llm import Budget, ModelChoice
-from models.research import ResearchInput, ResearchProgress, ResearchReport
+from models.research import ResearchInput, ResearchReport
 from models.tickets import ApprovalDecision, TicketSagaInput
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 from workflows.ingest import IngestWorkflow
@@ -46,6 +47,8 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 PROGRESS_POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 5.0
+# After a run's result, how long its watcher may take to read the rest of its channel.
+DRAIN_SECONDS = 10.0
 
 
 class Context:
@@ -84,7 +87,47 @@ def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInpu
         max_refinements=args.max_refinements,
         max_revisions=args.max_revisions,
         budget=budget_input(args),
+        stream_tokens=wants_tokens(args),
     )
+
+
+def wants_tokens(args: argparse.Namespace) -> bool:
+    """--stream/--no-stream; by default only a command that prints to a terminal streams.
+
+    Token deltas reach the run as batched signals, so a run nobody watches live
+    (`start`, a pipe, an API caller) keeps its history short.
+    """
+    choice: bool | None = getattr(args, "stream", None)
+    if choice is not None:
+        return choice
+    return args.command in ("research", "ask") and sys.stderr.isatty()
+
+
+async def watch_run(
+    ctx: Context, workflow_id: str, result: asyncio.Future[Any], view: LiveView
+) -> None:
+    """Show the run's channel while its result is awaited; say so when no worker has it."""
+    watcher = asyncio.ensure_future(follow(ctx.client, workflow_id, view))
+    started = time.monotonic()
+    while not result.done():
+        await asyncio.wait([result, watcher], timeout=PROGRESS_POLL_SECONDS)
+        if watcher.done() and not result.done():
+            break  # the channel cannot be read; the result is still awaited below
+        if not view.events and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
+            err(
+                f"still waiting for a worker on task queue {ctx.keel.task_queue!r};"
+                " start one with `python worker.py` (the run is kept meanwhile)"
+            )
+            started = float("inf")
+    await asyncio.wait([result])
+    try:
+        await asyncio.wait_for(watcher, DRAIN_SECONDS)
+    except TimeoutError:
+        watcher.cancel()
+    except Exception as error:  # the live view is a side channel; the result stands
+        view.close()
+        err(f"{workflow_id}: {no_channel(error)}")
+    view.close()
 
 
 def budget_input(args: argparse.Namespace) -> Budget:
@@ -154,10 +197,6 @@ async def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _progress(handle: WorkflowHandle[ResearchWorkflow, ResearchReport]) -> ResearchProgress:
-    return await handle.query(ResearchWorkflow.progress, rpc_timeout=timedelta(seconds=5))
-
-
 async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     handle, existing = await _start(ctx, args)
     run_id = handle.run_id
@@ -166,27 +205,7 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     err(f"workflow {handle.id} run {run_id}")
     err(f"Web UI: {ctx.link(handle.id, run_id)}")
     result = asyncio.ensure_future(handle.result())
-    last = ""
-    started = time.monotonic()
-    hinted = False
-    while True:
-        done = result.done()
-        try:
-            line = progress_line(await _progress(handle))
-        except RPCError:
-            line = last  # no worker has picked the run up yet
-            if not hinted and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
-                err(
-                    f"still waiting for a worker on task queue {ctx.keel.task_queue!r};"
-                    " start one with `python worker.py` (the run is kept meanwhile)"
-                )
-                hinted = True
-        if line != last:
-            err(line)
-            last = line
-        if done:
-            break
-        await asyncio.wait([result], timeout=PROGRESS_POLL_SECONDS)
+    await watch_run(ctx, handle.id, result, LiveView(tokens=wants_tokens(args)))
     try:
         report = result.result()
     except WorkflowFailureError as failure:
@@ -366,3 +385,23 @@ async def cmd_breakers(ctx: Context, args: argparse.Namespace) -> int:
         )
     err(f"{len(states)} breaker(s) in scope {args.scope!r}")
     return EXIT_OK
+
+
+async def cmd_watch(ctx: Context, args: argparse.Namespace) -> int:
+    """`client.py watch <id>`: any run with a live channel, from its start to now and on."""
+
+    handle = ctx.client.get_workflow_handle(args.workflow_id)
+    await handle.describe()  # a missing run is one line, before anything else
+    view = LiveView(tokens=not args.no_tokens)
+    try:
+        await follow(ctx.client, args.workflow_id, view)
+    except (RPCError, WorkflowUpdateFailedError) as error:
+        view.close()
+        err(f"error: {args.workflow_id}: {no_channel(error)}")
+        return EXIT_FAILED
+    view.close()
+    description = await handle.describe()
+    status = description.status.name if description.status else "UNKNOWN"
+    link = ctx.link(args.workflow_id, description.run_id)
+    err(f"{args.workflow_id} {status.lower()}; Web UI: {link}")
+    return EXIT_OK if description.status == WorkflowExecutionStatus.COMPLETED else EXIT_FAILED

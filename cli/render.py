@@ -15,6 +15,7 @@ from temporalio.exceptions import (
 )
 
 from models.coordinator import CoordinatorProgress, MultiAgentReport
+from models.live import research_line, team_line
 from models.research import ResearchProgress, ResearchReport
 
 
@@ -57,14 +58,7 @@ def root_cause(error: BaseException) -> str:
 
 
 def progress_line(progress: ResearchProgress) -> str:
-    return (
-        f"[{progress.status}] node={progress.node} iteration={progress.iteration}"
-        f" refinements={progress.refinements} revisions={progress.revisions}"
-        f" reasks={progress.reasks} evidence={progress.evidence}"
-        f" llm_calls={progress.usage.calls}"
-        f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
-        f" cost=${progress.usage.cost_usd:.6f}"
-    )
+    return research_line(progress)
 
 
 def report_text(report: ResearchReport) -> str:
@@ -103,16 +97,7 @@ def report_text(report: ResearchReport) -> str:
 
 
 def team_progress_line(progress: CoordinatorProgress) -> str:
-    done = sum(1 for r in progress.researchers if r.status == "done")
-    scores = ",".join(
-        f"{r.weighted_score:.1f}" if r.weighted_score is not None else "-" for r in progress.rounds
-    )
-    return (
-        f"[{progress.status}] stage={progress.stage}"
-        f" researchers={done}/{len(progress.researchers)} rounds={len(progress.rounds)}"
-        f" scores=[{scores}] llm_calls={progress.usage.calls}"
-        f" tokens={progress.usage.tokens_in}+{progress.usage.tokens_out}"
-    )
+    return team_line(progress)
 
 
 def team_report_text(report: MultiAgentReport) -> str:

@@ -6,6 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.live import TokenPublisher, reset_reason
 from activities.llm.breakers import BREAKER_FAILURES, Breakers
 from activities.llm.gateway import LLMGateway
 from models.errors import CIRCUIT_OPEN
@@ -43,7 +44,7 @@ class LLMActivities:
                 )
             before = permission.state
         try:
-            result = await heartbeating(self._gateway.complete(request))
+            result = await heartbeating(self._call(request))
         except ApplicationError as error:
             if breakers is not None:
                 await breakers.record(name, error.type in BREAKER_FAILURES, before)
@@ -51,3 +52,11 @@ class LLMActivities:
         if breakers is not None:
             await breakers.record(name, False, before)
         return result
+
+    async def _call(self, request: LLMRequest) -> LLMResult:
+        """The gateway call, its output published as written when the run asked for it."""
+        if not request.stream_call:
+            return await self._gateway.complete(request)
+        reason = reset_reason(request.reask_error)
+        async with TokenPublisher(request.stream_call, request.node, reason) as live:
+            return await self._gateway.complete(request, on_text=live.write)
