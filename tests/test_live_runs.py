@@ -24,6 +24,8 @@ from tests.conftest import (
 from tests.processes import run_script, worker_process
 from tests.test_agents import agent_input
 from tests.test_cli import cli_env
+from tests.test_ticket_saga import decide, incident, progress_when, saga_workers, start
+from tests.ticket_service_process import TicketService
 from workflows.agent import AgentWorkflow
 from workflows.research import ResearchWorkflow
 
@@ -269,3 +271,21 @@ async def test_a_worker_killed_mid_answer_shows_a_reset_then_the_whole_answer(
     tail = shown.split("(write#1 starts over:")[1]
     assert tail.count(answer) == 1
     assert f"  write > {answer}\n" in tail
+
+
+async def test_a_rejected_saga_shows_its_steps_the_wait_and_the_compensation(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    recorder = Recorder()
+    async with saga_workers(client, store, tickets) as settings:
+        handle = await start(client, settings, incident(settings))
+        watcher = asyncio.ensure_future(follow(client, handle.id, recorder.view))
+        await progress_when(handle, "awaiting_approval")
+        await decide(handle, "reject")
+        await handle.result()
+        await asyncio.wait_for(watcher, 30)
+    steps = [e.node for e in recorder.events if e.kind == "step"]
+    assert steps[0] == "triage"  # the script's first triage breaks the schema: a re-ask
+    assert steps.index("create_ticket") < steps.index("assign")
+    assert steps[-3:] == ["approval", "compensation", "done"]
+    assert recorder.events[-1].text.startswith("rejected: ticket ")
