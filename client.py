@@ -154,9 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_breakers)
-    p = add("list", help="recent research runs and team reports")
+    p = add("list", help="recent runs of every flow: research, team, saga, router")
     p.add_argument(
-        "--type", action="append", choices=["research", "report"], help="only these (repeatable)"
+        "--type",
+        action="append",
+        choices=list(commands.FLOW_TYPES),
+        help="only these (repeatable; team and report are the same)",
     )
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])

@@ -24,6 +24,7 @@ from bench import (
     recovery,
     replay,
     step_overhead,
+    streaming,
     throughput,
     where_time_goes,
 )
@@ -51,6 +52,7 @@ MEASUREMENTS = (
     "history",
     "where",
     "codec",
+    "streaming",
 )
 
 
@@ -100,6 +102,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
             ctx, args.probe_steps, args.runs, args.server_variants
         ),
         "codec": lambda ctx: codec_overhead.measure(ctx, args.runs, latencies),
+        "streaming": lambda ctx: streaming.measure(ctx, args.runs, latencies),
     }
 
 

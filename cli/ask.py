@@ -13,6 +13,7 @@ from cli.commands import (
     EXIT_FAILED,
     EXIT_OK,
     Context,
+    after_decision,
     budget_input,
     err,
     model_choice,
@@ -127,5 +128,6 @@ async def cmd_feedback(ctx: Context, args: argparse.Namespace) -> int:
     except WorkflowUpdateFailedError as failure:
         err(f"feedback refused: {failure.cause}")
         return EXIT_FAILED
-    print(json.dumps(progress.model_dump(mode="json"), indent=2))
+    settled = await after_decision(handle, progress.model_dump(mode="json"))
+    print(json.dumps(settled, indent=2, default=str))
     return EXIT_OK

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -29,9 +30,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.live import LiveView, follow, no_channel
-from cli.render import report_text, root_cause, ui_link
+from cli.render import default_ui_url, report_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
+from models.live import LiveEvent
 from models.llm import Budget, ModelChoice
 from models.research import ResearchInput, ResearchReport
 from models.tickets import ApprovalDecision, TicketSagaInput
@@ -49,6 +51,10 @@ PROGRESS_POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 5.0
 # After a run's result, how long its watcher may take to read the rest of its channel.
 DRAIN_SECONDS = 10.0
+# How long approve/reject/feedback wait for the flow to act on the decision.
+SETTLE_SECONDS = 10.0
+# A run quiet this long is asked whether its model call is still waiting for a slot.
+QUEUED_CHECK_SECONDS = 2.0
 
 
 class Context:
@@ -58,7 +64,8 @@ class Context:
         self.keel = keel
 
     def link(self, workflow_id: str, run_id: str | None) -> str:
-        return ui_link(self.keel.ui_url, self.temporal.namespace, workflow_id, run_id)
+        ui_url = self.keel.ui_url or default_ui_url(self.temporal.address)
+        return ui_link(ui_url, self.temporal.namespace, workflow_id, run_id)
 
 
 def err(message: str) -> None:
@@ -109,10 +116,21 @@ async def watch_run(
     """Show the run's channel while its result is awaited; say so when no worker has it."""
     watcher = asyncio.ensure_future(follow(ctx.client, workflow_id, view))
     started = time.monotonic()
+    seen, quiet_since, told_queued = 0, time.monotonic(), -1
     while not result.done():
         await asyncio.wait([result, watcher], timeout=PROGRESS_POLL_SECONDS)
         if watcher.done() and not result.done():
             break  # the channel cannot be read; the result is still awaited below
+        if view.events != seen:
+            seen, quiet_since = view.events, time.monotonic()
+        elif (
+            seen
+            and told_queued != seen
+            and time.monotonic() - quiet_since > QUEUED_CHECK_SECONDS
+            and await waiting_for_model(ctx, workflow_id)
+        ):
+            view.show("", LiveEvent(kind="step", text="queued: waiting for a free model slot"))
+            told_queued = seen = view.events
         if not view.events and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
             err(
                 f"still waiting for a worker on task queue {ctx.keel.task_queue!r};"
@@ -226,11 +244,15 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     out: dict[str, object] = {"workflow_id": handle.id, "run_id": description.run_id}
     out["type"] = description.workflow_type
     out["status"] = status
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        out["queued"] = await waiting_for_model(ctx, handle.id)
     try:
         out["progress"] = await handle.query("progress", rpc_timeout=timedelta(seconds=5))
     except RPCError as error:
         out["progress"] = None
         err(f"progress query not answered ({error.message}); is a worker running?")
+    if out.get("queued"):
+        err("queued: its model call waits for a free model slot (another run holds it)")
     print(json.dumps(out, indent=2, default=str))
     err(f"Web UI: {ctx.link(handle.id, description.run_id)}")
     return EXIT_OK
@@ -257,15 +279,44 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# `client.py list --type`: every kind of flow a person starts ("report" is the team's old name).
+FLOW_TYPES = {
+    "research": "ResearchWorkflow",
+    "team": "CoordinatorWorkflow",
+    "report": "CoordinatorWorkflow",
+    "saga": "TicketSagaWorkflow",
+    "router": "IntentRouterWorkflow",
+}
+MODEL_ACTIVITY = "complete_llm"  # LLMActivities.complete's activity name
+LIST_HEADER = ("WORKFLOW ID", "TYPE", "STATUS", "STATE", "NODE", "STARTED")
+
+
+async def waiting_for_model(ctx: Context, workflow_id: str) -> bool:
+    """The run's model call is scheduled but no model slot has taken it yet."""
+    description = await ctx.client.get_workflow_handle(workflow_id).describe()
+    now = datetime.now(UTC).timestamp()
+    for pending in description.raw_description.pending_activities:
+        retry_at = pending.next_attempt_schedule_time.ToSeconds()
+        if (
+            pending.activity_type.name == MODEL_ACTIVITY
+            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+            and (not retry_at or retry_at <= now)  # not a retry's backoff
+        ):
+            return True
+    return False
+
+
 async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    types = {"research": "ResearchWorkflow", "report": "CoordinatorWorkflow"}
-    query = " OR ".join(f'WorkflowType = "{types[k]}"' for k in args.type or types)
-    query = f"({query})"
+    kinds = dict.fromkeys(FLOW_TYPES[k] for k in args.type or FLOW_TYPES)
+    query = "(" + " OR ".join(f'WorkflowType = "{t}"' for t in kinds) + ")"
     if args.status:
         query += f' AND ResearchStatus = "{args.status}"'
     rows = []
     async for wf in ctx.client.list_workflows(query, limit=args.limit):
         attrs = wf.typed_search_attributes
+        state = attrs.get(RESEARCH_STATUS)
+        if wf.status == WorkflowExecutionStatus.RUNNING and await waiting_for_model(ctx, wf.id):
+            state = "queued"  # for the one model slot, not yet running its node
         rows.append(
             {
                 "workflow_id": wf.id,
@@ -273,19 +324,20 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
                 "type": wf.workflow_type,
                 "status": wf.status.name if wf.status else "UNKNOWN",
                 "node": attrs.get(RESEARCH_NODE),
-                "research_status": attrs.get(RESEARCH_STATUS),
+                "research_status": state,
                 "started": wf.start_time.isoformat(),
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            print(
-                f"{r['workflow_id']:<40} {r['type']:<20} {r['status']:<11}"
-                f" {r['research_status'] or '-':<10} {r['node'] or '-':<17} {r['started']}"
-            )
-        err(f"{len(rows)} run(s)")
+        return EXIT_OK
+    keys = ("workflow_id", "type", "status", "research_status", "node", "started")
+    table = [LIST_HEADER] + [tuple(str(r[k] or "-") for k in keys) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(LIST_HEADER) - 1)]
+    for row in table:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
+    err(f"{len(rows)} run(s)")
     return EXIT_OK
 
 
@@ -358,8 +410,30 @@ async def cmd_decide(ctx: Context, args: argparse.Namespace) -> int:
     except WorkflowUpdateFailedError as failure:
         err(f"{args.command} refused: {failure.cause}")
         return EXIT_FAILED
-    print(json.dumps(progress, indent=2, default=str))
+    print(json.dumps(await after_decision(handle, progress), indent=2, default=str))
     return EXIT_OK
+
+
+async def after_decision(handle: WorkflowHandle[Any, Any], progress: Any) -> Any:
+    """The flow's progress once it has acted on a decision, not as it was when accepting it.
+
+    An update answers as soon as it is recorded; the flow moves on (notifies, compensates,
+    revises) in its next step, so the progress is read again until it has left the wait.
+    """
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while _waiting(progress) and time.monotonic() < deadline:
+        await asyncio.sleep(PROGRESS_POLL_SECONDS / 2)
+        try:
+            progress = await handle.query("progress", rpc_timeout=timedelta(seconds=5))
+        except RPCError:
+            break
+    return progress
+
+
+def _waiting(progress: Any) -> bool:
+    if not isinstance(progress, dict):
+        return False
+    return "awaiting_approval" in (progress.get("status"), progress.get("stage"))
 
 
 async def cmd_breakers(ctx: Context, args: argparse.Namespace) -> int:

@@ -14,9 +14,18 @@ from temporalio.exceptions import (
     TimeoutError,
 )
 
+from infra.settings import UI_PORT_OFFSET
 from models.coordinator import CoordinatorProgress, MultiAgentReport
 from models.live import research_line, team_line
 from models.research import ResearchProgress, ResearchReport
+
+
+def default_ui_url(address: str) -> str:
+    """The dev server's Web UI for a frontend address: same host, port + 1000."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"http://{address}:8233"
+    return f"http://{host}:{int(port) + UI_PORT_OFFSET}"
 
 
 def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str | None) -> str:
