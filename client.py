@@ -29,6 +29,7 @@ from graphs.research import FLOWS
 from infra.keys import KeyRingError
 from infra.settings import KeelSettings, TemporalSettings
 from infra.temporal import connect
+from infra.tracing import command_span, configure_tracing, flush_tracing
 from models.contracts import SecurityLevel
 from models.llm import Provider
 
@@ -226,7 +227,8 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
         )
         return EXIT_UNREACHABLE
     try:
-        return await command(Context(client, temporal, keel), args)
+        with command_span(f"client.py {args.command}"):
+            return await command(Context(client, temporal, keel), args)
     except RPCError as error:
         if commands.is_not_found(error):
             commands.err(f"error: not found: {error.message}")
@@ -245,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_contracts(args.dir)
     if args.run is None:
         return print_flow(args.name, args.mermaid)
+    configure_tracing("keel-client")
     if args.command == "ingest" and not args.path_on_worker:
         args.path = Path(args.path).resolve()
         if not args.path.is_dir():
@@ -262,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
+    flush_tracing()
     # The SDK's native client threads can crash interpreter teardown after the work
     # is done (SIGSEGV/SIGABRT in a share of runs); skip teardown so the exit code
     # is the one the command returned.
