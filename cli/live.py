@@ -90,6 +90,7 @@ class LiveView:
     events: int = 0
     on_event: Callable[[LiveEvent], None] | None = None
     _calls: dict[str, _Call] = field(default_factory=dict)
+    _done: set[str] = field(default_factory=set)
     _open: str | None = None  # the call whose answer line is being written
 
     def show(self, prefix: str, event: LiveEvent) -> None:
@@ -101,10 +102,20 @@ class LiveView:
     def _show(self, prefix: str, event: LiveEvent) -> None:
         key = f"{prefix}{event.call}"
         if event.kind == "tokens":
-            if self.tokens:
+            if self.tokens and key not in self._done:
                 self._tokens(prefix, key, event)
             return
+        if event.kind == "done":
+            if self.tokens:
+                # The whole output: show what the deltas had not, and end the line.
+                self._calls.setdefault(key, _Call()).raw = ""
+                self._tokens(prefix, key, event)
+                if self._open == key:
+                    self._end()
+            self._done.add(key)
+            return
         if event.kind == "reset":
+            self._done.discard(key)
             call = self._calls.pop(key, None)
             if self.tokens and call is not None and call.shown:
                 self._line(f"{prefix}  ({event.call} starts over: {event.text})")

@@ -17,7 +17,7 @@ from models.research import ResearchProgress
 
 LIVE_TOPIC = "live"
 
-EventKind = Literal["node", "step", "child", "tokens", "reset"]
+EventKind = Literal["node", "step", "child", "tokens", "reset", "done"]
 
 
 class LiveEvent(BaseModel):
@@ -26,7 +26,9 @@ class LiveEvent(BaseModel):
     `node` and `step` are lines to show as they are; `child` names a child workflow a
     watcher follows too, under `role`; `tokens` is text a model call (`call`) wrote
     since its last delta; `reset` says the call's partial output is void (a retry or a
-    re-ask follows), so a watcher drops it instead of gluing two attempts together.
+    re-ask follows), so a watcher drops it instead of gluing two attempts together;
+    `done` is the call's accepted output in full, published by the workflow once the
+    call returned, so a watcher completes the text without waiting for the last deltas.
     """
 
     kind: EventKind

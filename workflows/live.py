@@ -33,6 +33,10 @@ class LiveChannel:
         """Something happened inside a node: a search, a re-ask, a fallback, a tool call."""
         self._topic.publish(LiveEvent(kind="step", node=node, text=text))
 
+    def done(self, call: str, node: str, output: str) -> None:
+        """A streamed call's accepted output: later deltas of the call are superseded."""
+        self._topic.publish(LiveEvent(kind="done", call=call, node=node, text=output))
+
     def child(self, workflow_id: str, role: str) -> None:
         """A child workflow started; a watcher follows its channel under `role`."""
         self._topic.publish(LiveEvent(kind="child", workflow_id=workflow_id, role=role))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -173,6 +174,8 @@ class ModelCaller:
                     raise BudgetExhausted(cause.message) from err
                 raise
             self.last = result
+            if stream_call and self.live is not None:
+                self.live.done(stream_call, node, json.dumps(result.output))
             self.prompts[result.prompt_id] = result.prompt_hash
             self.usage = self.usage.add(result.usage)
             return output.model_validate(result.output)
