@@ -68,9 +68,12 @@ class IntentRouterWorkflow:
         self._progress.status = "running"
         try:
             child = await self._start(request, decision, contracts, result)
-        except (Exception, asyncio.CancelledError):
+        except Exception:
             self._progress.status = "failed"
             self._live.release()
+            raise
+        except asyncio.CancelledError:
+            self._live.release()  # the channel answers its watchers; the status stays
             raise
         self._progress.status = "refused" if result.refused else "done"
         if child is not None:
