@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import sys
@@ -28,6 +29,7 @@ from graphs.research import FLOWS
 from infra.keys import KeyRingError
 from infra.settings import KeelSettings, TemporalSettings
 from infra.temporal import connect
+from infra.tracing import command_span, configure_tracing, flush_tracing
 from models.contracts import SecurityLevel
 from models.llm import Provider
 
@@ -60,18 +62,40 @@ def _research_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-cost", type=float, help="stop model calls past this many USD")
     p.add_argument("--budget-seconds", type=float, help="stop model calls after this long")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _stream_arg(p)
+
+
+def _stream_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the answer as the model writes it (default: when stderr is a terminal;"
+        " each batch of text is a signal in the run's history)",
+    )
+
+
+def _connection_args(p: argparse.ArgumentParser, suppress: bool) -> None:
+    """--address and --temporal-namespace, before or after the subcommand."""
+    default = argparse.SUPPRESS if suppress else None
+    p.add_argument("--address", default=default, help="Temporal frontend (TEMPORAL_ADDRESS)")
+    p.add_argument(
+        "--temporal-namespace", default=default, help="Temporal namespace (TEMPORAL_NAMESPACE)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="client.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--address", help="Temporal frontend (TEMPORAL_ADDRESS)")
-    parser.add_argument("--temporal-namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+    _connection_args(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_args(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = functools.partial(sub.add_parser, parents=[common])
 
-    p = sub.add_parser("research", help="run a research flow, show progress, print the report")
+    p = add("research", help="run a research flow, show progress, print the report")
     _research_args(p)
     p.set_defaults(run=commands.cmd_research)
-    p = sub.add_parser("start", help="start a research flow and return at once")
+    p = add("start", help="start a research flow and return at once")
     _research_args(p)
     p.set_defaults(run=commands.cmd_start)
     for name, fn, text in (
@@ -79,12 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("result", commands.cmd_result, "wait for a run and print its report"),
         ("cancel", commands.cmd_cancel, "cancel a running flow"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = add(name, help=text)
         p.add_argument("workflow_id")
         if name == "result":
             p.add_argument("--json", action="store_true")
         p.set_defaults(run=fn)
-    p = sub.add_parser("incident", help="triage an incident into a ticket saga (awaits approval)")
+    p = add("incident", help="triage an incident into a ticket saga (awaits approval)")
     p.add_argument("description")
     p.add_argument("--request-id", help="idempotent submission: the same id starts one saga")
     p.add_argument("--assignee", default="oncall")
@@ -93,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
     p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")
     p.set_defaults(run=commands.cmd_incident)
-    p = sub.add_parser("ask", help="the front door: route a request to its flow, print the result")
+    p = add("ask", help="the front door: route a request to its flow, print the result")
     p.add_argument("request")
     p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
     p.add_argument("--clearance", choices=["public", "internal", "restricted"], default="public")
@@ -106,19 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-approval", action="store_true", help="a report waits for a person")
     p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _stream_arg(p)
     p.set_defaults(run=ask.cmd_ask)
-    p = sub.add_parser("feedback", help="send notes to a team report waiting for approval")
+    p = add("watch", help="follow a run's steps and answer live (running or finished)")
+    p.add_argument("workflow_id")
+    p.add_argument("--no-tokens", action="store_true", help="steps only, not the answer's text")
+    p.set_defaults(run=commands.cmd_watch)
+    p = add("feedback", help="send notes to a team report waiting for approval")
     p.add_argument("workflow_id")
     p.add_argument("text")
     p.add_argument("--by", default=os.environ.get("USER", "cli"))
     p.set_defaults(run=ask.cmd_feedback)
     for name in ("approve", "reject"):
-        p = sub.add_parser(name, help=f"{name} a ticket saga or team report awaiting a decision")
+        p = add(name, help=f"{name} a ticket saga or team report awaiting a decision")
         p.add_argument("workflow_id")
         p.add_argument("--by", default=os.environ.get("USER", "cli"))
         p.add_argument("--reason", default="")
         p.set_defaults(run=commands.cmd_decide)
-    p = sub.add_parser("breakers", help="circuit breakers of the models: state and history")
+    p = add("breakers", help="circuit breakers of the models: state and history")
     p.add_argument(
         "--scope",
         default=os.environ.get("KEEL_BREAKER_SCOPE") or KeelSettings().task_queue,
@@ -126,15 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_breakers)
-    p = sub.add_parser("list", help="recent research runs and team reports")
+    p = add("list", help="recent runs of every flow: research, team, saga, router")
     p.add_argument(
-        "--type", action="append", choices=["research", "report"], help="only these (repeatable)"
+        "--type",
+        action="append",
+        choices=list(commands.FLOW_TYPES),
+        help="only these (repeatable; team and report are the same)",
     )
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_list)
-    p = sub.add_parser("ingest", help="ingest a folder of .md/.txt files (read by the worker)")
+    p = add("ingest", help="ingest a folder of .md/.txt files (read by the worker)")
     p.add_argument("path")
     p.add_argument("--corpus", default="demo", help="document namespace")
     p.add_argument(
@@ -143,17 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="PATH is a folder on the worker's machine (e.g. in its container): send it as is",
     )
     p.set_defaults(run=commands.cmd_ingest)
-    p = sub.add_parser(
-        "fork", help="run a research flow again from one of its model calls, side by side"
-    )
+    p = add("fork", help="run a research flow again from one of its model calls, side by side")
     p.add_argument("workflow_id")
     p.add_argument("--at", required=True, help="the call to run again from: write, write#2, review")
     p.set_defaults(run=fork.cmd_fork)
-    p = sub.add_parser("contracts", help="validate the contract files in contracts/")
+    p = add("contracts", help="validate the contract files in contracts/")
     p.add_argument("action", choices=["check"])
     p.add_argument("--dir", type=Path, default=CONTRACTS_DIR, help="contracts folder")
     p.set_defaults(run=None)
-    p = sub.add_parser("flows", help="print a flow's transition table")
+    p = add("flows", help="print a flow's transition table")
     p.add_argument("name", nargs="?", default="research", choices=sorted(FLOWS))
     p.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
     p.set_defaults(run=None)
@@ -201,7 +231,8 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
         )
         return EXIT_UNREACHABLE
     try:
-        return await command(Context(client, temporal, keel), args)
+        with command_span(f"client.py {args.command}"):
+            return await command(Context(client, temporal, keel), args)
     except RPCError as error:
         if commands.is_not_found(error):
             commands.err(f"error: not found: {error.message}")
@@ -220,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_contracts(args.dir)
     if args.run is None:
         return print_flow(args.name, args.mermaid)
+    configure_tracing("keel-client")
     if args.command == "ingest" and not args.path_on_worker:
         args.path = Path(args.path).resolve()
         if not args.path.is_dir():
@@ -237,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
+    flush_tracing()
     # The SDK's native client threads can crash interpreter teardown after the work
     # is done (SIGSEGV/SIGABRT in a share of runs); skip teardown so the exit code
     # is the one the command returned.

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.keys import CodecSettings, KeyRingError, ensure_key_file, load_key_ring
+from infra.settings import UI_PORT_OFFSET
 from infra.tokens import TicketsTokenSettings, TokenError, ensure_token_file, load_tickets_token
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
@@ -185,6 +186,8 @@ def start(args: argparse.Namespace) -> int:
             time.sleep(0.3)
         print(f"server: started (pid {server.pid}) on {args.ip}:{args.port}, state in {data}")
     print(f"Web UI: http://{args.ip}:{args.ui_port}")
+    if args.ui_port != args.port + UI_PORT_OFFSET:
+        print(f"export KEEL_UI_URL=http://{args.ip}:{args.ui_port} for client.py's links")
     if args.with_tickets and not _start_tickets(data, args.tickets_port, processes_env):
         return 1
     if args.with_worker:
@@ -195,6 +198,12 @@ def start(args: argparse.Namespace) -> int:
             env_address = f"{args.ip}:{args.port}"
             command = [sys.executable, str(Path(__file__).with_name("worker.py"))]
             command += ["--address", env_address, "--log-format", "json"]
+            # The worker keeps its documents in the data folder and acts on the ticket
+            # service at --tickets-port, unless the environment says otherwise.
+            if "KEEL_DOCUMENTS_DB" not in os.environ:
+                command += ["--documents-db", str(data / "documents.db")]
+            if "KEEL_TICKETS_URL" not in os.environ:
+                command += ["--tickets-url", f"http://127.0.0.1:{args.tickets_port}"]
             log_file = data / "worker.log"
             offset = log_file.stat().st_size if log_file.exists() else 0
             worker = _spawn(command, log_file, worker_pid, processes_env)
@@ -265,9 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
     parser.add_argument("--ip", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7233)
-    parser.add_argument("--ui-port", type=int, default=8233)
+    parser.add_argument(
+        "--ui-port", type=int, help="Web UI port (default: --port + 1000, as client.py assumes)"
+    )
     parser.add_argument("--codec-port", type=int, default=8081, help="codec server port")
     args = parser.parse_args(argv)
+    if args.ui_port is None:
+        args.ui_port = args.port + UI_PORT_OFFSET
     data: Path = args.data_dir
     if args.action == "start":
         return start(args)

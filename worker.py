@@ -59,6 +59,7 @@ from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
 from infra.tokens import TicketsTokenSettings, TokenError, load_tickets_token
+from infra.tracing import configure_tracing, flush_tracing
 from models.breaker import BreakerConfig
 from models.contracts import ContractSnapshot
 from models.llm import Provider
@@ -361,7 +362,11 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     temporal, settings = parse_args(argv)
     configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(run(temporal, settings))
+    configure_tracing("keel-worker")
+    try:
+        asyncio.run(run(temporal, settings))
+    finally:
+        flush_tracing()
     return 0
 
 

@@ -25,6 +25,7 @@ from bench import (
     recovery,
     replay,
     step_overhead,
+    streaming,
     throughput,
     where_time_goes,
 )
@@ -53,6 +54,7 @@ MEASUREMENTS = (
     "where",
     "codec",
     "heartbeat",
+    "streaming",
 )
 
 
@@ -103,6 +105,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
         ),
         "codec": lambda ctx: codec_overhead.measure(ctx, args.runs, latencies),
         "heartbeat": lambda ctx: heartbeat_overhead.measure(ctx, args.runs, latencies),
+        "streaming": lambda ctx: streaming.measure(ctx, args.runs, latencies),
     }
 
 

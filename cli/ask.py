@@ -6,30 +6,30 @@ import argparse
 import asyncio
 import json
 import uuid
-from datetime import timedelta
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from cli.commands import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
-    PROGRESS_POLL_SECONDS,
     Context,
+    after_decision,
     budget_input,
     err,
     model_choice,
     start_once,
+    wants_tokens,
+    watch_run,
 )
-from cli.render import refusal, report_text, root_cause, team_progress_line, team_report_text
+from cli.live import LiveView
+from cli.render import refusal, report_text, root_cause, team_report_text
 from models.coordinator import CoordinatorProgress, HumanFeedback, MultiAgentReport
+from models.live import LiveEvent
 from models.research import ResearchReport
-from models.routing import AskInput, AskProgress, AskResult, IntentDecision
+from models.routing import AskInput, AskResult
 from models.tickets import TicketSagaResult
 from workflows.intent_router import IntentRouterWorkflow
-
-QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 def ask_input(args: argparse.Namespace, llm_task_queue: str) -> AskInput:
@@ -42,6 +42,7 @@ def ask_input(args: argparse.Namespace, llm_task_queue: str) -> AskInput:
         budget=budget_input(args),
         approval_timeout_seconds=args.approval_timeout,
         require_approval=args.require_approval,
+        stream_tokens=wants_tokens(args),
     )
 
 
@@ -61,7 +62,8 @@ async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
         IntentRouterWorkflow.run, workflow_id, run_id=run_id
     )
     result = asyncio.ensure_future(handle.result())
-    told = await _follow(ctx, handle, result)
+    view = LiveView(tokens=wants_tokens(args), on_event=_Hints(ctx).show)
+    await watch_run(ctx, workflow_id, result, view)
     try:
         answer = await result
     except WorkflowFailureError as failure:
@@ -72,8 +74,6 @@ async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
         err(f"ask failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(workflow_id, run_id)}")
         return EXIT_FAILED
-    if not told:  # done before the first look
-        err(_route_line(answer.decision))
     if args.json:
         print(answer.model_dump_json(indent=2))
     else:
@@ -82,58 +82,21 @@ async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_REFUSED if answer.refused else EXIT_OK
 
 
-async def _follow(
-    ctx: Context,
-    handle: WorkflowHandle[IntentRouterWorkflow, AskResult],
-    result: asyncio.Future[AskResult],
-) -> bool:
-    """Print the routing decision, the child it started, and the child's progress."""
-    told_route = told_child = False
-    last = ""
-    while True:
-        # One more look after the result is in, so a fast run still shows where it ended.
-        finished = result.done()
-        try:
-            progress = await handle.query(IntentRouterWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
-        except RPCError:
-            progress = AskProgress()
-        decision = progress.decision
-        if decision and not told_route:
-            err(_route_line(decision))
-            told_route = True
-        child = progress.child_workflow_id
-        if child and not told_child:
-            err(f"child workflow {child}; Web UI: {ctx.link(child, None)}")
-            if decision and decision.flow == "incident":
-                err(f"approve or reject with: client.py approve|reject {child}")
-            told_child = True
-        if child and decision and decision.flow == "report":
-            line = await _team_line(ctx, child)
-            if line and line != last:
-                err(line)
-                last = line
-                if "stage=awaiting_approval" in line:
-                    err(f"approve, reject or send notes: client.py approve|feedback {child}")
-        if finished:
-            return told_route
-        await asyncio.wait([result], timeout=PROGRESS_POLL_SECONDS)
+class _Hints:
+    """What a person can do next: open the flow, decide on an incident or a report."""
 
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._flow = ""
 
-def _route_line(decision: IntentDecision) -> str:
-    how = f"by {decision.rule}" if decision.rule else f"by the {decision.method}"
-    if not decision.allowed:
-        return f"intent {decision.intent or '-'} refused ({how}): {decision.reason}"
-    return f"intent {decision.intent} -> flow {decision.flow} ({how})"
-
-
-async def _team_line(ctx: Context, workflow_id: str) -> str:
-    try:
-        progress = await ctx.client.get_workflow_handle(workflow_id).query(
-            "progress", result_type=CoordinatorProgress, rpc_timeout=QUERY_TIMEOUT
-        )
-    except RPCError:
-        return ""
-    return team_progress_line(progress)
+    def show(self, event: LiveEvent) -> None:
+        if event.kind == "child" and not event.role and not self._flow:
+            self._flow = event.workflow_id
+            err(f"child workflow {self._flow}; Web UI: {self._ctx.link(self._flow, None)}")
+            if self._flow.endswith("-incident"):
+                err(f"approve or reject with: client.py approve|reject {self._flow}")
+        elif event.kind == "node" and "stage=awaiting_approval" in event.text:
+            err(f"approve, reject or send notes: client.py approve|feedback {self._flow}")
 
 
 def ask_text(answer: AskResult) -> str:
@@ -168,5 +131,6 @@ async def cmd_feedback(ctx: Context, args: argparse.Namespace) -> int:
     except WorkflowUpdateFailedError as failure:
         err(f"feedback refused: {failure.cause}")
         return EXIT_FAILED
-    print(json.dumps(progress.model_dump(mode="json"), indent=2))
+    settled = await after_decision(handle, progress.model_dump(mode="json"))
+    print(json.dumps(settled, indent=2, default=str))
     return EXIT_OK

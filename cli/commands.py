@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -28,11 +29,13 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.render import progress_line, refusal, report_text, root_cause, ui_link
+from cli.live import LiveView, follow, no_channel
+from cli.render import default_ui_url, refusal, report_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
+from models.live import LiveEvent
 from models.llm import Budget, ModelChoice
-from models.research import ResearchInput, ResearchProgress, ResearchReport
+from models.research import ResearchInput, ResearchReport
 from models.tickets import ApprovalDecision, TicketSagaInput
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 from workflows.ingest import IngestWorkflow
@@ -47,6 +50,12 @@ EXIT_UNREACHABLE = 3
 EXIT_REFUSED = 4  # the flow refused the caller (clearance, an undeclared namespace, a path)
 PROGRESS_POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 5.0
+# After a run's result, how long its watcher may take to read the rest of its channel.
+DRAIN_SECONDS = 10.0
+# How long approve/reject/feedback wait for the flow to act on the decision.
+SETTLE_SECONDS = 10.0
+# A run quiet this long is asked whether its model call is still waiting for a slot.
+QUEUED_CHECK_SECONDS = 2.0
 
 
 class Context:
@@ -56,7 +65,8 @@ class Context:
         self.keel = keel
 
     def link(self, workflow_id: str, run_id: str | None) -> str:
-        return ui_link(self.keel.ui_url, self.temporal.namespace, workflow_id, run_id)
+        ui_url = self.keel.ui_url or default_ui_url(self.temporal.address)
+        return ui_link(ui_url, self.temporal.namespace, workflow_id, run_id)
 
 
 def err(message: str) -> None:
@@ -85,7 +95,59 @@ def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInpu
         max_refinements=args.max_refinements,
         max_revisions=args.max_revisions,
         budget=budget_input(args),
+        stream_tokens=wants_tokens(args),
     )
+
+
+def wants_tokens(args: argparse.Namespace) -> bool:
+    """--stream/--no-stream; by default only a command that prints to a terminal streams.
+
+    Token deltas reach the run as batched signals, so a run nobody watches live
+    (`start`, a pipe, an API caller) keeps its history short.
+    """
+    choice: bool | None = getattr(args, "stream", None)
+    if choice is not None:
+        return choice
+    return args.command in ("research", "ask") and sys.stderr.isatty()
+
+
+async def watch_run(
+    ctx: Context, workflow_id: str, result: asyncio.Future[Any], view: LiveView
+) -> None:
+    """Show the run's channel while its result is awaited; say so when no worker has it."""
+    watcher = asyncio.ensure_future(follow(ctx.client, workflow_id, view))
+    started = time.monotonic()
+    seen, quiet_since, told_queued = 0, time.monotonic(), -1
+    while not result.done():
+        await asyncio.wait([result, watcher], timeout=PROGRESS_POLL_SECONDS)
+        if watcher.done() and not result.done():
+            break  # the channel cannot be read; the result is still awaited below
+        if view.events != seen:
+            seen, quiet_since = view.events, time.monotonic()
+        elif (
+            seen
+            and told_queued != seen
+            and time.monotonic() - quiet_since > QUEUED_CHECK_SECONDS
+            and await waiting_for_model(ctx, workflow_id)
+        ):
+            view.show("", LiveEvent(kind="step", text="queued: waiting for a free model slot"))
+            told_queued = seen = view.events
+        if not view.events and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
+            view.flush_preamble()
+            err(
+                f"still waiting for a worker on task queue {ctx.keel.task_queue!r};"
+                " start one with `python worker.py` (the run is kept meanwhile)"
+            )
+            started = float("inf")
+    await asyncio.wait([result])
+    try:
+        await asyncio.wait_for(watcher, DRAIN_SECONDS)
+    except TimeoutError:
+        watcher.cancel()
+    except Exception as error:  # the live view is a side channel; the result stands
+        view.close()
+        err(f"{workflow_id}: {no_channel(error)}")
+    view.close()
 
 
 def budget_input(args: argparse.Namespace) -> Budget:
@@ -155,61 +217,15 @@ async def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _progress(handle: WorkflowHandle[ResearchWorkflow, ResearchReport]) -> ResearchProgress:
-    return await handle.query(ResearchWorkflow.progress, rpc_timeout=timedelta(seconds=5))
-
-
-class _Deferred:
-    """Stderr lines held back until the run is under way.
-
-    A run refused at its start (a namespace the caller may not read) then prints its
-    one refusal line and nothing else; any other run shows its header as before.
-    """
-
-    def __init__(self, lines: list[str]) -> None:
-        self._held = lines
-
-    def say(self, line: str) -> None:
-        self.flush()
-        err(line)
-
-    def flush(self) -> None:
-        for held in self._held:
-            err(held)
-        self._held = []
-
-
 async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
     handle, existing = await _start(ctx, args)
     run_id = handle.run_id
     header = [f"workflow {handle.id} run {run_id}", f"Web UI: {ctx.link(handle.id, run_id)}"]
     if existing:
         header.insert(0, f"request {args.request_id!r} was already submitted; showing its run")
-    out = _Deferred(header)
     result = asyncio.ensure_future(handle.result())
-    last = ""
-    started = time.monotonic()
-    hinted = False
-    while True:
-        done = result.done()
-        try:
-            progress = await _progress(handle)
-            # Before its first node the run is still checking what it may read.
-            line = progress_line(progress) if progress.iteration or progress.visits else last
-        except RPCError:
-            line = last  # no worker has picked the run up yet
-            if not hinted and time.monotonic() - started > NO_WORKER_HINT_SECONDS:
-                out.say(
-                    f"still waiting for a worker on task queue {ctx.keel.task_queue!r};"
-                    " start one with `python worker.py` (the run is kept meanwhile)"
-                )
-                hinted = True
-        if line != last:
-            out.say(line)
-            last = line
-        if done:
-            break
-        await asyncio.wait([result], timeout=PROGRESS_POLL_SECONDS)
+    view = LiveView(tokens=wants_tokens(args), preamble=header)
+    await watch_run(ctx, handle.id, result, view)
     try:
         report = result.result()
     except WorkflowFailureError as failure:
@@ -217,10 +233,11 @@ async def cmd_research(ctx: Context, args: argparse.Namespace) -> int:
         if reason is not None:
             err(f"research refused: {reason}")
             return EXIT_REFUSED
-        out.say(f"research failed: {root_cause(failure)}")
+        view.flush_preamble()
+        err(f"research failed: {root_cause(failure)}")
         err(f"Web UI: {ctx.link(handle.id, run_id)}")
         return EXIT_FAILED
-    out.flush()
+    view.flush_preamble()
     print(report.model_dump_json(indent=2) if args.json else report_text(report))
     if not args.json:
         print(f"Web UI: {ctx.link(handle.id, run_id)}")
@@ -235,11 +252,15 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     out: dict[str, object] = {"workflow_id": handle.id, "run_id": description.run_id}
     out["type"] = description.workflow_type
     out["status"] = status
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        out["queued"] = await waiting_for_model(ctx, handle.id)
     try:
         out["progress"] = await handle.query("progress", rpc_timeout=timedelta(seconds=5))
     except RPCError as error:
         out["progress"] = None
         err(f"progress query not answered ({error.message}); is a worker running?")
+    if out.get("queued"):
+        err("queued: its model call waits for a free model slot (another run holds it)")
     print(json.dumps(out, indent=2, default=str))
     err(f"Web UI: {ctx.link(handle.id, description.run_id)}")
     return EXIT_OK
@@ -270,15 +291,44 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# `client.py list --type`: every kind of flow a person starts ("report" is the team's old name).
+FLOW_TYPES = {
+    "research": "ResearchWorkflow",
+    "team": "CoordinatorWorkflow",
+    "report": "CoordinatorWorkflow",
+    "saga": "TicketSagaWorkflow",
+    "router": "IntentRouterWorkflow",
+}
+MODEL_ACTIVITY = "complete_llm"  # LLMActivities.complete's activity name
+LIST_HEADER = ("WORKFLOW ID", "TYPE", "STATUS", "STATE", "NODE", "STARTED")
+
+
+async def waiting_for_model(ctx: Context, workflow_id: str) -> bool:
+    """The run's model call is scheduled but no model slot has taken it yet."""
+    description = await ctx.client.get_workflow_handle(workflow_id).describe()
+    now = datetime.now(UTC).timestamp()
+    for pending in description.raw_description.pending_activities:
+        retry_at = pending.next_attempt_schedule_time.ToSeconds()
+        if (
+            pending.activity_type.name == MODEL_ACTIVITY
+            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+            and (not retry_at or retry_at <= now)  # not a retry's backoff
+        ):
+            return True
+    return False
+
+
 async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    types = {"research": "ResearchWorkflow", "report": "CoordinatorWorkflow"}
-    query = " OR ".join(f'WorkflowType = "{types[k]}"' for k in args.type or types)
-    query = f"({query})"
+    kinds = dict.fromkeys(FLOW_TYPES[k] for k in args.type or FLOW_TYPES)
+    query = "(" + " OR ".join(f'WorkflowType = "{t}"' for t in kinds) + ")"
     if args.status:
         query += f' AND ResearchStatus = "{args.status}"'
     rows = []
     async for wf in ctx.client.list_workflows(query, limit=args.limit):
         attrs = wf.typed_search_attributes
+        state = attrs.get(RESEARCH_STATUS)
+        if wf.status == WorkflowExecutionStatus.RUNNING and await waiting_for_model(ctx, wf.id):
+            state = "queued"  # for the one model slot, not yet running its node
         rows.append(
             {
                 "workflow_id": wf.id,
@@ -286,19 +336,20 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
                 "type": wf.workflow_type,
                 "status": wf.status.name if wf.status else "UNKNOWN",
                 "node": attrs.get(RESEARCH_NODE),
-                "research_status": attrs.get(RESEARCH_STATUS),
+                "research_status": state,
                 "started": wf.start_time.isoformat(),
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            print(
-                f"{r['workflow_id']:<40} {r['type']:<20} {r['status']:<11}"
-                f" {r['research_status'] or '-':<10} {r['node'] or '-':<17} {r['started']}"
-            )
-        err(f"{len(rows)} run(s)")
+        return EXIT_OK
+    keys = ("workflow_id", "type", "status", "research_status", "node", "started")
+    table = [LIST_HEADER] + [tuple(str(r[k] or "-") for k in keys) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(LIST_HEADER) - 1)]
+    for row in table:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
+    err(f"{len(rows)} run(s)")
     return EXIT_OK
 
 
@@ -376,8 +427,30 @@ async def cmd_decide(ctx: Context, args: argparse.Namespace) -> int:
     except WorkflowUpdateFailedError as failure:
         err(f"{args.command} refused: {failure.cause}")
         return EXIT_FAILED
-    print(json.dumps(progress, indent=2, default=str))
+    print(json.dumps(await after_decision(handle, progress), indent=2, default=str))
     return EXIT_OK
+
+
+async def after_decision(handle: WorkflowHandle[Any, Any], progress: Any) -> Any:
+    """The flow's progress once it has acted on a decision, not as it was when accepting it.
+
+    An update answers as soon as it is recorded; the flow moves on (notifies, compensates,
+    revises) in its next step, so the progress is read again until it has left the wait.
+    """
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while _waiting(progress) and time.monotonic() < deadline:
+        await asyncio.sleep(PROGRESS_POLL_SECONDS / 2)
+        try:
+            progress = await handle.query("progress", rpc_timeout=timedelta(seconds=5))
+        except RPCError:
+            break
+    return progress
+
+
+def _waiting(progress: Any) -> bool:
+    if not isinstance(progress, dict):
+        return False
+    return "awaiting_approval" in (progress.get("status"), progress.get("stage"))
 
 
 async def cmd_breakers(ctx: Context, args: argparse.Namespace) -> int:
@@ -403,3 +476,23 @@ async def cmd_breakers(ctx: Context, args: argparse.Namespace) -> int:
         )
     err(f"{len(states)} breaker(s) in scope {args.scope!r}")
     return EXIT_OK
+
+
+async def cmd_watch(ctx: Context, args: argparse.Namespace) -> int:
+    """`client.py watch <id>`: any run with a live channel, from its start to now and on."""
+
+    handle = ctx.client.get_workflow_handle(args.workflow_id)
+    await handle.describe()  # a missing run is one line, before anything else
+    view = LiveView(tokens=not args.no_tokens)
+    try:
+        await follow(ctx.client, args.workflow_id, view)
+    except (RPCError, WorkflowUpdateFailedError) as error:
+        view.close()
+        err(f"error: {args.workflow_id}: {no_channel(error)}")
+        return EXIT_FAILED
+    view.close()
+    description = await handle.describe()
+    status = description.status.name if description.status else "UNKNOWN"
+    link = ctx.link(args.workflow_id, description.run_id)
+    err(f"{args.workflow_id} {status.lower()}; Web UI: {link}")
+    return EXIT_OK if description.status == WorkflowExecutionStatus.COMPLETED else EXIT_FAILED

@@ -14,10 +14,19 @@ from temporalio.exceptions import (
     TimeoutError,
 )
 
+from infra.settings import UI_PORT_OFFSET
 from models.coordinator import CoordinatorProgress, MultiAgentReport
 from models.errors import REFUSALS
-from models.llm import Usage
+from models.live import research_line, team_line
 from models.research import ResearchProgress, ResearchReport
+
+
+def default_ui_url(address: str) -> str:
+    """The dev server's Web UI for a frontend address: same host, port + 1000."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"http://{address}:8233"
+    return f"http://{host}:{int(port) + UI_PORT_OFFSET}"
 
 
 def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str | None) -> str:
@@ -64,10 +73,6 @@ def _opening(asked: str, heading: str, answer: str) -> list[str]:
     return [asked, "", f"{heading}:", *wrapped, "", "Citations:"]
 
 
-def _calls(usage: Usage) -> str:
-    return f"llm_calls={usage.calls} tokens={usage.tokens_in}+{usage.tokens_out}"
-
-
 def refusal(error: BaseException) -> str | None:
     """The reason, in one line, when a flow failed because it refused the caller."""
     current: BaseException | None = error
@@ -79,12 +84,7 @@ def refusal(error: BaseException) -> str | None:
 
 
 def progress_line(progress: ResearchProgress) -> str:
-    return (
-        f"[{progress.status}] node={progress.node} iteration={progress.iteration}"
-        f" refinements={progress.refinements} revisions={progress.revisions}"
-        f" reasks={progress.reasks} evidence={progress.evidence} {_calls(progress.usage)}"
-        f" cost=${progress.usage.cost_usd:.6f}"
-    )
+    return research_line(progress)
 
 
 def report_text(report: ResearchReport) -> str:
@@ -121,15 +121,7 @@ def report_text(report: ResearchReport) -> str:
 
 
 def team_progress_line(progress: CoordinatorProgress) -> str:
-    done = sum(1 for r in progress.researchers if r.status == "done")
-    scores = ",".join(
-        f"{r.weighted_score:.1f}" if r.weighted_score is not None else "-" for r in progress.rounds
-    )
-    return (
-        f"[{progress.status}] stage={progress.stage}"
-        f" researchers={done}/{len(progress.researchers)} rounds={len(progress.rounds)}"
-        f" scores=[{scores}] {_calls(progress.usage)}"
-    )
+    return team_line(progress)
 
 
 def team_report_text(report: MultiAgentReport) -> str:

@@ -34,6 +34,10 @@ class TemporalSettings(BaseSettings):
     tls_server_name: str | None = None
 
 
+# The Temporal CLI's dev server puts its Web UI at the frontend's port + 1000.
+UI_PORT_OFFSET = 1000
+
+
 class KeelSettings(BaseSettings):
     """Settings shared by the worker and the CLI."""
 
@@ -41,7 +45,11 @@ class KeelSettings(BaseSettings):
 
     task_queue: str = "research"
     llm_task_queue: str = "llm"
-    ui_url: str = "http://localhost:8233"
+    ui_url: str | None = Field(
+        default=None,
+        description="the Web UI; default: the server's host at its port + 1000, where"
+        " `temporal server start-dev` and devserver.py put it",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from infra.codec import data_converter
 from infra.keys import CodecSettings
 from infra.settings import TemporalSettings
+from infra.tracing import interceptors
 
 
 def tls_config(settings: TemporalSettings) -> TLSConfig | bool:
@@ -65,6 +66,8 @@ async def connect(
         data_converter=converter,
         runtime=runtime,
         connect_timeout=connect_timeout,
+        # Workers built on this client inherit it: one trace spans every process.
+        interceptors=interceptors(),
     )
 
 

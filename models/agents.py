@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from models.contracts import SecurityLevel
 from models.llm import Budget, Fallback, ModelChoice, Usage
@@ -91,6 +92,9 @@ class AgentCarry(BaseModel):
     )
     prompts: dict[str, str] = Field(default_factory=dict)
     fallbacks: list[Fallback] = Field(default_factory=list)
+    live: WorkflowStreamState | None = Field(
+        default=None, description="the live channel so far, so a watcher reads on"
+    )
 
 
 class AgentInput(BaseModel):
@@ -130,6 +134,9 @@ class AgentInput(BaseModel):
         description="continue as new past this many history bytes, below the 10 MB warning",
     )
     carry: AgentCarry = Field(default_factory=AgentCarry)
+    stream_tokens: bool = Field(
+        default=False, description="publish model output as it is written (more history)"
+    )
 
 
 class AgentProgress(BaseModel):

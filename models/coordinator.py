@@ -31,6 +31,9 @@ class CoordinatorInput(BaseModel):
     approval_timeout_seconds: float = Field(default=3600, gt=0)
     approval_default: Decision = "approve"
     max_feedback_rounds: int = Field(default=2, ge=0, le=5)
+    stream_tokens: bool = Field(
+        default=False, description="publish model output as it is written (more history)"
+    )
 
 
 class HumanFeedback(BaseModel):

@@ -101,6 +101,11 @@ class LLMRequest(BaseModel):
         default_factory=dict,
         description="`Model.field` -> allowed values, narrowing the output schema",
     )
+    stream_call: str = Field(
+        default="",
+        description="publish the output as it is written to the run's live channel under"
+        " this key; empty: not at all (each batch of deltas is a signal in the history)",
+    )
 
 
 class Usage(BaseModel):

@@ -90,6 +90,11 @@ class ResearchInput(BaseModel):
     min_evidence: int = Field(default=2, ge=1, le=20)
     evidence_limit: int = Field(default=5, ge=1, le=20)
     budget: Budget = Field(default_factory=Budget)
+    stream_tokens: bool = Field(
+        default=False,
+        description="publish the model's output as it is written to the live channel"
+        " (batched signals: more history events)",
+    )
 
 
 class Citation(BaseModel):

@@ -52,6 +52,9 @@ class AskInput(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     approval_timeout_seconds: float = Field(default=3600, gt=0)
     require_approval: bool = False
+    stream_tokens: bool = Field(
+        default=False, description="publish model output as it is written (more history)"
+    )
 
 
 class AskProgress(BaseModel):

@@ -78,7 +78,8 @@ async def test_research_prints_report_citations_and_ui_link(
     assert result.code == 0, result.stderr
     assert "Citations:\n  [1] demo/idempotency-keys#" in result.stdout
     assert "Review: passed, score 4/5" in result.stdout
-    link = f"http://localhost:8233/namespaces/default/workflows/research-{request_id}/"
+    host, _, port = server_address.rpartition(":")  # the dev server's UI: its port + 1000
+    link = f"http://{host}:{int(port) + 1000}/namespaces/default/workflows/research-{request_id}/"
     assert link in result.stdout
 
 

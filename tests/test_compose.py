@@ -31,6 +31,7 @@ SERVICES = {
     "worker-llm",
     "tickets",
     "codec-server",
+    "jaeger",
 }
 # Compose refuses to start without these (the payload keys and the codec server's token).
 REQUIRED_SECRETS = {
@@ -155,6 +156,23 @@ def test_workers_use_only_settings_the_worker_reads(compose: dict[str, Any]) -> 
         assert "KEEL_CODEC" not in env  # never switched off
     roles = {compose["services"][n]["environment"]["KEEL_WORKER_ROLE"] for n in WORKERS}
     assert roles == {"orchestration", "llm"}
+
+
+def test_workers_export_traces_to_the_pinned_trace_viewer(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    jaeger = services["jaeger"]
+    image = jaeger["image"]
+    assert image.startswith("jaegertracing/jaeger:${JAEGER_VERSION:-2.")
+    assert "latest" not in image
+    assert "16686:16686" in jaeger["ports"]
+    assert "127.0.0.1:4318:4318" in jaeger["ports"]
+    names = set()
+    for name in WORKERS:
+        env = services[name]["environment"]
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+        names.add(env["OTEL_SERVICE_NAME"])
+        assert services[name]["depends_on"]["jaeger"]["condition"] == "service_started"
+    assert len(names) == len(WORKERS)
 
 
 def test_admin_tools_register_both_search_attributes(compose: dict[str, Any]) -> None:

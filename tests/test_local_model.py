@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import io
+import threading
+import time
+
 import pytest
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
-from activities.llm.local_model import LOCAL_MODEL_NAME, bundled_model_path
+from activities.llm.chat_model import ChatCall, Completion
+from activities.llm.gateway import LLMGateway
+from activities.llm.local_model import LOCAL_MODEL_NAME, LocalModel, bundled_model_path
+from activities.llm.prompts import PromptBook
+from cli.live import LiveView, follow
+from models.live import LiveEvent
 from models.llm import ModelChoice
 from models.research import ResearchInput
-from tests.conftest import new_id, running_workers
+from tests.conftest import in_thread, new_id, running_workers
 from workflows.research import ResearchWorkflow
 
 pytestmark = pytest.mark.model
@@ -41,3 +52,61 @@ async def test_the_real_local_model_delivers_a_cited_report(
     known = store.document_ids("demo")
     assert all(c.doc_id in known for c in report.citations)
     assert report.visits[-1].node == "deliver"
+
+
+class FirstPiece:
+    """The local model, noting when llama.cpp handed over the write call's first piece."""
+
+    def __init__(self, model: LocalModel) -> None:
+        self.model = model
+        self.at: float | None = None
+
+    def complete(self, call: ChatCall, stop: threading.Event) -> Completion:
+        sink = call.on_text
+        if sink is None or call.node != "write":
+            return self.model.complete(call, stop)
+
+        def timed(text: str) -> None:
+            if self.at is None:
+                self.at = time.monotonic()
+            sink(text)
+
+        return self.model.complete(dataclasses.replace(call, on_text=timed), stop)
+
+
+async def test_the_answer_reaches_a_watcher_within_a_second_of_its_first_token(
+    client: Client, store: DocumentStore
+) -> None:
+    local = FirstPiece(LocalModel())
+    gateway = LLMGateway(PromptBook.load(), {"local": in_thread(local)}, passages=store)
+    seen: list[float] = []
+
+    def on_event(event: LiveEvent) -> None:
+        if not seen and event.kind == "tokens" and event.node == "write":
+            seen.append(time.monotonic())
+
+    workflow_id = new_id("local-stream")
+    async with running_workers(client, store, gateway=gateway) as settings:
+        handle = await client.start_workflow(
+            ResearchWorkflow.run,
+            ResearchInput(
+                question="How do idempotency keys make retries safe?",
+                model=ModelChoice(provider="local"),
+                llm_task_queue=settings.llm_task_queue,
+                max_revisions=0,
+                stream_tokens=True,
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        out = io.StringIO()
+        view = LiveView(out=out, on_event=on_event)
+        await asyncio.wait_for(follow(client, workflow_id, view), 600)
+        report = await handle.result()
+    assert local.at is not None
+    assert seen
+    assert seen[0] - local.at < 1.0
+    assert report.usage.tokens_out > 0
+    # What streamed is the answer the report carries.
+    shown = out.getvalue().rsplit("write > ", 1)[1]
+    assert shown.startswith(report.answer.replace("\n", " ")[:30])

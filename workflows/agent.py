@@ -44,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
     from models.tools import ToolInvocation
     from routing.tools import route_tool
     from workflows.contract_snapshot import load_contracts
+    from workflows.live import LiveChannel
+    from workflows.live_steps import tool_step
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.saga import UNDO_BEFORE_CALL, Saga
 
@@ -75,6 +77,7 @@ class AgentWorkflow:
         self._progress = AgentProgress(agent=request.agent, turn=carry.turns, runs=carry.runs)
         self._model: ModelCaller | None = None
         self._saga = Saga(TOOL_TIMEOUT)
+        self._live = LiveChannel(carry.live)
         for undo in self._compensations:
             self._register_undo(undo)
 
@@ -92,9 +95,12 @@ class AgentWorkflow:
         except (Exception, asyncio.CancelledError) as error:
             self._progress.status = "cancelled" if is_cancelled_exception(error) else "failed"
             if self._compensations:
+                self._live.step(f"compensating {len(self._compensations)} side effect(s)")
                 await self._saga.compensate()
+            self._live.release()
             raise
         self._progress.status = "done"
+        await self._live.close()
         return result
 
     async def _run(self, request: AgentInput) -> AgentResult:
@@ -112,6 +118,8 @@ class AgentWorkflow:
             request.budget.for_child(self._carry.usage),
             chain[1:],
             call_offset=request.round - 1,
+            live=self._live,
+            stream_tokens=request.stream_tokens,
         )
         max_turns = request.max_turns or spec.max_turns
         if spec.seed_tool and self._carry.runs == 1 and self._turns == 0:
@@ -124,6 +132,7 @@ class AgentWorkflow:
             await self._use_tool(seed, spec, contracts)
         while spec.tools and self._turns < max_turns:
             if self._turns > self._carry.turns and self._history_is_long():
+                await self._live.close()
                 # Pinned to its build while it runs; the next run starts on the current one.
                 workflow.continue_as_new(
                     self._continued(request),
@@ -189,6 +198,7 @@ class AgentWorkflow:
                 self._progress.refusals += 1
                 workflow.logger.warning("tool refused: %s", decision.reason)
                 self._observe(proposal.tool, f"refused: {decision.reason}", refused=True)
+                tool_step(self._live, proposal.tool, False, decision.reason)
                 return
             tool = decision.tool
             call = ToolInvocation(
@@ -199,6 +209,7 @@ class AgentWorkflow:
                 clearance=self._input.clearance,
             )
             args = ", ".join(f"{k}={v}" for k, v in proposal.arguments.items())
+            tool_step(self._live, tool, True, args)
             tool_spec = contracts.tools[tool]
             undo_first = (
                 tool_spec.side_effect
@@ -374,6 +385,7 @@ class AgentWorkflow:
             compensations=self._compensations,
             prompts={**self._carry.prompts, **self._model.prompts},
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
+            live=self._live.state(),
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
         return request.model_copy(update={"carry": carry})

@@ -44,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
     from routing.data import no_readable_namespace, route_data
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
+    from workflows.live import LiveChannel
+    from workflows.live_steps import child_started, team_stage
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
@@ -64,6 +66,7 @@ class CoordinatorWorkflow:
         self._flags: list[str] = []
         self._prompts: dict[str, str] = {}
         self._fallbacks: list[Fallback] = []
+        self._live = LiveChannel()
 
     @workflow.query(name="progress")
     def progress(self) -> CoordinatorProgress:
@@ -103,8 +106,11 @@ class CoordinatorWorkflow:
             report = await self._run(request)
         except (Exception, asyncio.CancelledError) as error:
             self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
+            team_stage(self._live, self._progress, release=True)
             raise
         self._set_status("delivered")
+        team_stage(self._live, self._progress)
+        await self._live.close()
         return report
 
     async def _run(self, request: CoordinatorInput) -> MultiAgentReport:
@@ -219,6 +225,7 @@ class CoordinatorWorkflow:
             )
         chain = request.models or spec.chain
         self._model = ModelCaller(chain[0], request.llm_task_queue, 2, request.budget, chain[1:])
+        self._model.live = self._live
         try:
             split = await self._model.ask(
                 spec.final_prompt,
@@ -249,6 +256,8 @@ class CoordinatorWorkflow:
             for i, q in enumerate(questions, 1)
         ]
         self._progress.researchers = runs
+        for run in runs:
+            child_started(self._live, run.workflow_id)
         results = await asyncio.gather(
             *(
                 workflow.execute_child_workflow(
@@ -261,6 +270,7 @@ class CoordinatorWorkflow:
                         models=request.models,
                         llm_task_queue=request.llm_task_queue,
                         budget=share,
+                        stream_tokens=request.stream_tokens,
                     ),
                     id=run.workflow_id,
                     static_summary=f"researcher: {run.question}"[:200],
@@ -358,6 +368,7 @@ class CoordinatorWorkflow:
     async def _child(self, agent: AgentInput, workflow_id: str) -> AgentResult:
         """A writer or reviewer, with the models, queue and what is left of the budget."""
         request = self._input
+        child_started(self._live, workflow_id)
         result = await workflow.execute_child_workflow(
             AgentWorkflow.run,
             agent.model_copy(
@@ -366,6 +377,7 @@ class CoordinatorWorkflow:
                     "llm_task_queue": request.llm_task_queue,
                     "budget": request.budget.for_child(self._usage()),
                     "clearance": request.clearance,
+                    "stream_tokens": request.stream_tokens,
                 }
             ),
             id=workflow_id,
@@ -413,6 +425,7 @@ class CoordinatorWorkflow:
     def _stage(self, stage: Stage) -> None:
         self._progress.stage = stage
         workflow.upsert_search_attributes([RESEARCH_NODE.value_set(stage)])
+        team_stage(self._live, self.progress())
 
     def _set_status(self, status: CoordinatorStatus) -> None:
         self._progress.status = status

@@ -8,6 +8,7 @@ started it, and a cancelled request cancels it (a saga then unwinds).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio import workflow
@@ -27,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
     from workflows.coordinator import CoordinatorWorkflow
+    from workflows.live import LiveChannel
+    from workflows.live_steps import route_line
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.research import ResearchWorkflow
     from workflows.ticket_saga import TicketSagaWorkflow
@@ -39,6 +42,7 @@ class IntentRouterWorkflow:
         self._progress = AskProgress()
         self._usage = Usage()
         self._route = DataRoute(language="en", namespaces=[])
+        self._live = LiveChannel()
 
     @workflow.query(name="progress")
     def progress(self) -> AskProgress:
@@ -56,6 +60,7 @@ class IntentRouterWorkflow:
         if decision is None:
             decision = await self._classify(request, contracts)
         self._progress.decision = decision
+        self._live.step(route_line(decision), "route")
         result = AskResult(
             request=request.request, decision=decision, contract_versions=contracts.versions
         )
@@ -64,18 +69,24 @@ class IntentRouterWorkflow:
             result.refused = True
             result.message = f"{contracts.routes.refusal} ({decision.reason})"
             result.usage = self._usage
+            await self._live.close()
             return result
         self._progress.status = "running"
         try:
             child = await self._start(request, decision, contracts, result)
         except Exception:
             self._progress.status = "failed"
+            self._live.release()
+            raise
+        except asyncio.CancelledError:
+            self._live.release()  # the channel answers its watchers; the status stays
             raise
         self._progress.status = "refused" if result.refused else "done"
         if child is not None:
             result.result = child.model_dump(mode="json")
             self._usage = self._usage.add(child.usage)
         result.usage = self._usage
+        await self._live.close()
         return result
 
     async def _classify(self, request: AskInput, contracts: ContractSnapshot) -> IntentDecision:
@@ -85,6 +96,7 @@ class IntentRouterWorkflow:
             return refused("no rule matched and no router agent is configured")
         chain = [request.model] if request.model else spec.chain
         model = ModelCaller(chain[0], request.llm_task_queue, 2, request.budget, chain[1:])
+        model.live = self._live
         intents = "\n".join(
             f"- {name}: {route.description}" for name, route in contracts.routes.intents.items()
         )
@@ -126,6 +138,7 @@ class IntentRouterWorkflow:
         child_id = f"{workflow.info().workflow_id}-{decision.flow}"
         self._progress.child_workflow_id = child_id
         result.child_workflow_id = child_id
+        self._live.child(child_id, "")
         budget = request.budget.for_child(self._usage)
         common: dict[str, Any] = {
             "id": child_id,
@@ -142,6 +155,7 @@ class IntentRouterWorkflow:
                     llm_task_queue=request.llm_task_queue,
                     budget=budget,
                     variables={"request": request.request},
+                    stream_tokens=request.stream_tokens,
                 ),
                 **common,
             )
@@ -171,6 +185,7 @@ class IntentRouterWorkflow:
                     budget=budget,
                     require_approval=request.require_approval,
                     approval_timeout_seconds=request.approval_timeout_seconds,
+                    stream_tokens=request.stream_tokens,
                 ),
                 **common,
             )
@@ -186,6 +201,7 @@ class IntentRouterWorkflow:
                     "model": request.model or ModelChoice(),
                     "llm_task_queue": request.llm_task_queue,
                     "budget": budget,
+                    "stream_tokens": request.stream_tokens,
                 }
             ),
             **common,

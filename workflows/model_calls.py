@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -14,7 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
     from graphs.policies import HEARTBEAT_TIMEOUT
-    from models.errors import BUDGET_EXHAUSTED, SCHEMA_VIOLATION
+    from models.errors import BUDGET_EXHAUSTED, CIRCUIT_OPEN, SCHEMA_VIOLATION
     from models.llm import (
         Budget,
         BudgetLeft,
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ModelChoice,
         Usage,
     )
+    from workflows.live import LiveChannel
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,7 +54,13 @@ class ModelCaller:
         budget: Budget | None = None,
         fallbacks: list[ModelChoice] | None = None,
         call_offset: int = 0,
+        live: LiveChannel | None = None,
+        stream_tokens: bool = False,
     ) -> None:
+        # Where re-asks and fallbacks are told as they happen, and whether the model's
+        # output streams there too (token deltas are signals: a run asks for them).
+        self.live = live
+        self.stream_tokens = stream_tokens
         # Calls a node made in earlier runs of the same task (a writer's revision round).
         self._call_offset = call_offset
         self._budget = budget or Budget()
@@ -96,6 +104,12 @@ class ModelCaller:
                     raise
                 failed, self._current = self._chain[self._current], self._current + 1
                 reason = _reason(err)
+                if isinstance(err.cause, ApplicationError) and err.cause.type == CIRCUIT_OPEN:
+                    self._tell(f"breaker refused {failed.label}: {err.cause.message}", node)
+                self._tell(
+                    f"fallback {failed.label} -> {self._chain[self._current].label}: {reason}",
+                    node,
+                )
                 self.fallbacks.append(
                     Fallback(
                         node=node,
@@ -112,8 +126,12 @@ class ModelCaller:
         self, node: str, output: type[M], variables: dict[str, str], limits: _Limits
     ) -> M | None:
         error: str | None = None
+        stream_call = ""
         for reask in range(self._max_reasks + 1):
             index = self._calls.get(node, self._call_offset)
+            if self.stream_tokens and self.live is not None and not stream_call:
+                # One key for the call and its re-asks: a re-ask replaces the rejected text.
+                stream_call = f"{node}#{index + 1}"
             self._calls[node] = index + 1
             if reask:
                 self.reasks += 1
@@ -130,6 +148,7 @@ class ModelCaller:
                 budget=left,
                 passage_ids=limits.passage_ids,
                 choices=limits.choices,
+                stream_call=stream_call,
             )
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
             try:
@@ -149,15 +168,22 @@ class ModelCaller:
                     if len(cause.details) > 1:
                         self.usage = self.usage.add(Usage.model_validate(cause.details[1]))
                     workflow.logger.info("re-asking %s after schema violation: %s", node, error)
+                    self._tell(f"re-ask {node}: {error}"[:300], node)
                     continue
                 if isinstance(cause, ApplicationError) and cause.type == BUDGET_EXHAUSTED:
                     raise BudgetExhausted(cause.message) from err
                 raise
             self.last = result
+            if stream_call and self.live is not None:
+                self.live.done(stream_call, node, json.dumps(result.output))
             self.prompts[result.prompt_id] = result.prompt_hash
             self.usage = self.usage.add(result.usage)
             return output.model_validate(result.output)
         return None
+
+    def _tell(self, text: str, node: str) -> None:
+        if self.live is not None:
+            self.live.step(text, node)
 
     def spend(self, usage: Usage) -> None:
         """Count what is not a model call (a priced tool) against the same budget."""

@@ -46,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from routing.data import clearance_refusal
     from workflows.contract_snapshot import load_contracts_locally
+    from workflows.live import LiveChannel
+    from workflows.live_steps import research_node, review_step, search_step
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
@@ -62,12 +64,15 @@ class ResearchWorkflow:
     def __init__(self, request: ResearchInput) -> None:
         self._input = request
         self._progress = ResearchProgress()
+        self._live = LiveChannel()
         self._model = ModelCaller(
             request.model,
             request.llm_task_queue,
             request.max_reasks,
             request.budget,
             request.fallback_models,
+            live=self._live,
+            stream_tokens=request.stream_tokens,
         )
         self._queries: list[str] = []
         self._tried_queries: list[str] = []
@@ -115,11 +120,14 @@ class ResearchWorkflow:
         except (Exception, asyncio.CancelledError) as error:
             # Not BaseException: the SDK tears evicted workflows down with its own.
             self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
+            research_node(self._live, self._progress, release=True)
             raise
         self._enter(DELIVER)
         self._progress.visits.append(NodeVisit(node=DELIVER, outcome="delivered"))
         report = self._deliver()
         self._set_status("delivered")
+        research_node(self._live, self._progress)
+        await self._live.close()
         return report
 
     def _set_status(self, status: RunStatus) -> None:
@@ -129,6 +137,7 @@ class ResearchWorkflow:
     def _enter(self, node: str) -> None:
         self._progress.node = node
         workflow.upsert_search_attributes([RESEARCH_NODE.value_set(node)])
+        research_node(self._live, self._progress)
 
     async def _check_clearance(self) -> None:
         """Refuse a namespace the caller may not read before any model call or search.
@@ -202,6 +211,7 @@ class ResearchWorkflow:
         best = sorted(merged.values(), key=lambda p: p.score, reverse=True)
         self._evidence = EvidenceSet(passages=best[: self._input.evidence_limit])
         self._progress.evidence = len(self._evidence.passages)
+        search_step(self._live, RETRIEVE, result.passages)
         return Outcome.SUCCESS
 
     async def _check_evidence(self) -> Outcome:
@@ -267,6 +277,7 @@ class ResearchWorkflow:
             self._chosen = self._current
             return Outcome.SCHEMA_FAILURE
         self._current.verdict = verdict
+        review_step(self._live, verdict)
         if self._best is None or _score(self._current) >= _score(self._best):
             self._best = self._current
         return Outcome.SUCCESS

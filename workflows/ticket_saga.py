@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         UndoByKey,
         UndoRecord,
     )
+    from workflows.live import LiveChannel
     from workflows.model_calls import ModelCaller
     from workflows.saga import UNDO_BEFORE_CALL, Saga, Undo
 
@@ -48,7 +49,10 @@ class TicketSagaWorkflow:
     def __init__(self, request: TicketSagaInput) -> None:
         self._input = request
         self._progress = SagaProgress()
-        self._model = ModelCaller(request.model, request.llm_task_queue, request.max_reasks)
+        self._live = LiveChannel()
+        self._model = ModelCaller(
+            request.model, request.llm_task_queue, request.max_reasks, live=self._live
+        )
         self._step_timeout = timedelta(seconds=request.step_timeout_seconds)
         self._saga = Saga(self._step_timeout)
         self._step = "triage"
@@ -112,6 +116,7 @@ class TicketSagaWorkflow:
                 step, undo, UndoRecord(idempotency_key=self._key(undo_key), record_id=record.id)
             )
         self._progress.steps_done.append(step)
+        self._live.step(f"{step} done (record {record.id})", step)
         return record
 
     @workflow.run
@@ -131,10 +136,11 @@ class TicketSagaWorkflow:
                 non_retryable=True,
             )
         try:
-            return await self._run_steps(request, triage)
+            result = await self._run_steps(request, triage)
         except (Exception, asyncio.CancelledError) as error:
             cancelled = is_cancelled_exception(error)
             self._progress.outcome = "cancelled" if cancelled else "failed"
+            self._live.release()
             # An undo that failed for good fails the run with every such failure named.
             await self._compensate()
             if cancelled:
@@ -145,6 +151,9 @@ class TicketSagaWorkflow:
                 type=SAGA_FAILED,
                 non_retryable=True,
             ) from error
+        self._live.step(f"{result.outcome}: ticket {result.ticket_id}", "done")
+        await self._live.close()
+        return result
 
     async def _run_steps(
         self, request: TicketSagaInput, triage: IncidentTriage
@@ -189,6 +198,7 @@ class TicketSagaWorkflow:
         )
 
         self._progress.status = "awaiting_approval"
+        self._live.step("awaiting approval: client.py approve|reject", "approval")
         try:
             await workflow.wait_condition(
                 lambda: self._progress.decision is not None,
@@ -237,6 +247,7 @@ class TicketSagaWorkflow:
 
     async def _compensate(self) -> None:
         self._progress.status = "compensating"
+        self._live.step(f"compensating {len(self._saga.log)} step(s)", "compensation")
         try:
             await self._saga.compensate()
         finally:

@@ -6,10 +6,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import HEARTBEAT_EVERY_SECONDS, heartbeating
+from activities.live import TokenPublisher, reset_reason
 from activities.llm.breakers import BREAKER_FAILURES, Breakers
 from activities.llm.gateway import LLMGateway
+from infra.tracing import annotate
 from models.errors import CIRCUIT_OPEN
-from models.llm import LLMRequest, LLMResult
+from models.llm import LLMRequest, LLMResult, Usage
 
 
 class LLMActivities:
@@ -42,18 +44,37 @@ class LLMActivities:
         if breakers is not None:
             permission = await breakers.acquire(name)
             if not permission.allowed:
+                annotate(model=name, outcome=CIRCUIT_OPEN)
                 raise ApplicationError(
                     f"circuit open for {name}: {permission.reason}",
                     type=CIRCUIT_OPEN,
                     non_retryable=True,
                 )
             before = permission.state
+        annotate(model=name, node=request.node, reask=request.reask_error is not None)
         try:
-            result = await heartbeating(self._gateway.complete(request), self._heartbeat_every)
+            result = await heartbeating(self._call(request), self._heartbeat_every)
         except ApplicationError as error:
+            annotate(outcome=error.type or "error", **_usage(error))
             if breakers is not None:
                 await breakers.record(name, error.type in BREAKER_FAILURES, before)
             raise
         if breakers is not None:
             await breakers.record(name, False, before)
+        annotate(outcome="ok", **result.usage.model_dump(exclude={"calls", "latency_ms"}))
         return result
+
+    async def _call(self, request: LLMRequest) -> LLMResult:
+        """The gateway call, its output published as written when the run asked for it."""
+        if not request.stream_call:
+            return await self._gateway.complete(request)
+        reason = reset_reason(request.reask_error)
+        async with TokenPublisher(request.stream_call, request.node, reason) as live:
+            return await self._gateway.complete(request, on_text=live.write)
+
+
+def _usage(error: ApplicationError) -> dict[str, int | float]:
+    """What a rejected answer cost, from its error's details (see gateway._rejected)."""
+    if len(error.details) > 1 and isinstance(error.details[1], dict):
+        return Usage.model_validate(error.details[1]).model_dump(exclude={"calls", "latency_ms"})
+    return {}

@@ -9,8 +9,9 @@ import json
 
 import anthropic
 import httpx2
+from anthropic.types import Message, ToolParam
 
-from activities.llm.chat_model import ChatCall, Completion
+from activities.llm.chat_model import ChatCall, Completion, TextSink
 from activities.llm.provider_errors import provider_error
 
 TOOL_NAME = "answer"
@@ -35,20 +36,17 @@ class AnthropicModel:
 
     async def complete(self, call: ChatCall) -> Completion:
         try:
-            message = await self._client.messages.create(
-                model=call.model,
-                system=call.system,
-                messages=[{"role": "user", "content": call.user}],
-                max_tokens=call.max_tokens,
-                tools=[
-                    {
-                        "name": TOOL_NAME,
-                        "description": "Give the answer in exactly this structure.",
-                        "input_schema": call.schema,
-                    }
-                ],
-                tool_choice={"type": "tool", "name": TOOL_NAME},
-            )
+            if call.on_text is not None:
+                message = await self._streamed(call, call.on_text)
+            else:
+                message = await self._client.messages.create(
+                    model=call.model,
+                    system=call.system,
+                    messages=[{"role": "user", "content": call.user}],
+                    max_tokens=call.max_tokens,
+                    tools=_tools(call),
+                    tool_choice={"type": "tool", "name": TOOL_NAME},
+                )
         except anthropic.AnthropicError as error:
             # Not chained: the SDK's error can carry the request or the key, and a
             # failure's cause is stored in the history.
@@ -60,3 +58,28 @@ class AnthropicModel:
             tokens_in=message.usage.input_tokens,
             tokens_out=message.usage.output_tokens,
         )
+
+    async def _streamed(self, call: ChatCall, sink: TextSink) -> Message:
+        """The tool input's JSON as Anthropic streams it, each fragment passed on."""
+        async with self._client.messages.stream(
+            model=call.model,
+            system=call.system,
+            messages=[{"role": "user", "content": call.user}],
+            max_tokens=call.max_tokens,
+            tools=_tools(call),
+            tool_choice={"type": "tool", "name": TOOL_NAME},
+        ) as stream:
+            async for event in stream:
+                if event.type == "input_json" and event.partial_json:
+                    sink(event.partial_json)
+            return await stream.get_final_message()
+
+
+def _tools(call: ChatCall) -> list[ToolParam]:
+    return [
+        {
+            "name": TOOL_NAME,
+            "description": "Give the answer in exactly this structure.",
+            "input_schema": call.schema,
+        }
+    ]

@@ -12,9 +12,13 @@ import asyncio
 import contextvars
 import functools
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+# Called with each piece of text as the model writes it; must be safe from any thread.
+TextSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class ChatCall:
     temperature: float
     node: str
     call_index: int
+    on_text: TextSink | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.llm.chat_model import ChatCall, ChatModel
+from activities.llm.chat_model import ChatCall, ChatModel, TextSink
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from models.documents import Passage
@@ -110,7 +110,7 @@ class LLMGateway:
             )
         return cap
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
+    async def complete(self, request: LLMRequest, on_text: TextSink | None = None) -> LLMResult:
         output_model = OUTPUT_MODELS.get(request.output_schema)
         if output_model is None:
             raise ApplicationError(
@@ -144,6 +144,7 @@ class LLMGateway:
                 temperature=request.choice.temperature,
                 node=request.node,
                 call_index=request.call_index,
+                on_text=on_text,
             )
         )
         latency_ms = int((time.monotonic() - started) * 1000)

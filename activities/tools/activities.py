@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.documents.activities import DocumentActivities
 from activities.llm.breakers import Breakers
 from activities.tickets.activities import TicketActivities
+from infra.tracing import annotate
 from models.contracts import ContractSnapshot
 from models.errors import (
     CIRCUIT_OPEN,
@@ -64,6 +65,17 @@ class ToolActivities:
 
     @activity.defn(name="call_tool")
     async def call(self, call: ToolInvocation) -> ToolOutcome:
+        """Run one tool call; its trace span says which tool and how it ended, not what."""
+        annotate(tool=call.tool)
+        try:
+            outcome = await self._call(call)
+        except ApplicationError as error:
+            annotate(outcome=error.type or "error")
+            raise
+        annotate(outcome="ok", passages=len(outcome.passage_ids))
+        return outcome
+
+    async def _call(self, call: ToolInvocation) -> ToolOutcome:
         spec = self._contracts.tools.get(call.tool)
         handler = self._handlers.get(call.tool)
         if spec is None or handler is None:

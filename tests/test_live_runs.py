@@ -1,0 +1,296 @@
+"""Live runs: a run's steps and its answer, read from its channel while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from activities.documents.store import DocumentStore
+from cli.live import LiveView, follow, written_so_far
+from models.live import LiveEvent
+from tests.conftest import (
+    DEMO_CORPUS,
+    SCRIPTED_DIR,
+    new_id,
+    running_workers,
+    scripted_input,
+    worker_settings,
+)
+from tests.processes import run_script, worker_process
+from tests.test_agents import agent_input
+from tests.test_cli import cli_env
+from tests.test_ticket_saga import decide, incident, progress_when, saga_workers, start
+from tests.ticket_service_process import TicketService
+from workflows.agent import AgentWorkflow
+from workflows.research import ResearchWorkflow
+
+QUESTION = "Why do long activities heartbeat?"
+
+
+def script_answer(script: str, node: str = "write", index: int = 0) -> str:
+    answers = json.loads((SCRIPTED_DIR / f"{script}.json").read_text())[node]
+    answer: str = answers[index]["answer"]
+    return answer
+
+
+class Recorder:
+    """A watcher that keeps every event and what a terminal would show."""
+
+    def __init__(self) -> None:
+        self.events: list[LiveEvent] = []
+        self.out = io.StringIO()
+        self.writing = asyncio.Event()  # the answer's first words are on the terminal
+        self.view = LiveView(out=self.out, on_event=self._seen)
+
+    def _seen(self, event: LiveEvent) -> None:
+        self.events.append(event)
+        if event.kind == "tokens" and event.node == "write":
+            raw = "".join(e.text for e in self.events if e.kind == "tokens" and e.node == "write")
+            if len(written_so_far(raw)) >= 10:
+                self.writing.set()
+
+    @property
+    def text(self) -> str:
+        return self.out.getvalue()
+
+
+async def signals(client: Client, workflow_id: str) -> int:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return sum(
+        1
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    )
+
+
+def test_written_so_far_decodes_a_string_still_being_written() -> None:
+    raw = '{"answer": "A \\"quoted\\" line\\nand caf\\u00e9 then \\u00'
+    assert written_so_far(raw) == 'A "quoted" line\nand café then '
+    assert written_so_far('{"answer"') == ""
+    assert written_so_far('{"queries": ["x"]}') == ""
+    assert written_so_far('{"summary": "done", "passage_ids": []}') == "done"
+
+
+async def test_a_watcher_sees_each_step_and_the_answer_as_it_is_written(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id()
+    recorder = Recorder()
+    async with running_workers(client, store) as settings:
+        handle = await client.start_workflow(
+            ResearchWorkflow.run,
+            scripted_input("slow_pass", settings, QUESTION, stream_tokens=True),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        await asyncio.wait_for(follow(client, workflow_id, recorder.view), 60)
+        report = await handle.result()
+    recorder.view.close()
+    nodes = [e.node for e in recorder.events if e.kind == "node"]
+    assert nodes[:3] == ["plan", "retrieve", "check_evidence"]
+    assert nodes[-1] == "deliver"
+    node_lines = [e.text for e in recorder.events if e.kind == "node"]
+    assert node_lines[-1].startswith("[delivered]")
+    # The write call's text arrived in pieces, while the call was still running.
+    events = recorder.events
+    write_tokens = [i for i, e in enumerate(events) if e.kind == "tokens" and e.node == "write"]
+    assert len(write_tokens) >= 2  # the first piece at once, then a batch
+    done = next(i for i, e in enumerate(events) if e.kind == "done" and e.node == "write")
+    assert min(write_tokens) < done  # text arrived while the call was still writing
+    assert f"  write > {report.answer}\n" in recorder.text
+    assert "  - retrieve: search done: " in recorder.text
+    assert "  - review: review passed, score 4/5" in recorder.text
+    # Token deltas are batched: far fewer signals than pieces the model wrote.
+    words = sum(len(json.dumps(e.text).split()) for e in recorder.events if e.kind == "done")
+    assert 0 < await signals(client, workflow_id) < words / 3
+
+
+async def test_a_run_that_does_not_ask_for_tokens_gets_no_signals(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id()
+    recorder = Recorder()
+    async with running_workers(client, store) as settings:
+        await client.start_workflow(
+            ResearchWorkflow.run,
+            scripted_input("slow_pass", settings, QUESTION),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        await asyncio.wait_for(follow(client, workflow_id, recorder.view), 60)
+    assert not [e for e in recorder.events if e.kind == "tokens"]
+    assert [e.node for e in recorder.events if e.kind == "node"][-1] == "deliver"
+    assert await signals(client, workflow_id) == 0
+
+
+async def test_a_reask_resets_the_rejected_text_before_the_new_one(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id()
+    recorder = Recorder()
+    async with running_workers(client, store) as settings:
+        await client.execute_workflow(
+            ResearchWorkflow.run,
+            scripted_input("malformed_then_valid", settings, QUESTION, stream_tokens=True),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        # Attached after the end: the finished run's log is read back in full.
+        await asyncio.wait_for(follow(client, workflow_id, recorder.view), 60)
+    recorder.view.close()
+    write = [e for e in recorder.events if e.call == "write#1"]
+    resets = [i for i, e in enumerate(write) if e.kind == "reset"]
+    assert len(resets) == 1
+    assert write[resets[0]].text.startswith("re-ask: Draft:")
+    after = "".join(e.text for e in write[resets[0] + 1 :] if e.kind == "tokens")
+    done = [e.text for e in write[resets[0] + 1 :] if e.kind == "done"]
+    assert json.loads(done[0])["answer"] == script_answer("malformed_then_valid", index=1)
+    assert done[0].startswith(after)  # what streamed is the accepted answer, cut short
+    assert "(write#1 starts over: re-ask: Draft:" in recorder.text
+    assert "  - write: re-ask write: Draft:" in recorder.text
+
+
+async def test_research_cli_streams_the_answer_and_keeps_its_result_block(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        streamed, quiet = await asyncio.gather(
+            run_script(
+                "client.py", "research", QUESTION, "--address", server_address,
+                *("--provider", "scripted", "--model", "slow_pass", "--stream"),
+                env=cli_env(settings),
+            ),
+            run_script(
+                "client.py", "--address", server_address, "research", QUESTION,
+                *("--provider", "scripted", "--model", "slow_pass"),
+                env=cli_env(settings),
+            ),
+        )  # fmt: skip
+    assert streamed.code == quiet.code == 0, streamed.stderr + quiet.stderr
+    answer = script_answer("slow_pass")
+    assert f"  write > {answer}\n" in streamed.stderr
+    assert answer not in quiet.stderr  # not a terminal: steps only
+    assert "search done:" in quiet.stderr
+    # The result block on stdout is the same, streamed or not (the run ids differ).
+    assert streamed.stdout.split("Web UI:")[0] == quiet.stdout.split("Web UI:")[0]
+
+
+async def test_watch_follows_a_team_with_each_agent_prefixed_by_its_role(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        asked = await run_script(
+            "client.py", "--address", server_address, "ask",
+            "Write a report on idempotency keys and circuit breakers",
+            *("--provider", "scripted", "--model", "team_report", "--stream", "--json"),
+            env=cli_env(settings),
+        )  # fmt: skip
+        assert asked.code == 0, asked.stderr
+        workflow_id = json.loads(asked.stdout)["child_workflow_id"].removesuffix("-report")
+        watched = await run_script(
+            "client.py", "watch", workflow_id, "--address", server_address, env=cli_env(settings)
+        )
+    assert watched.code == 0, watched.stderr
+    lines = watched.stderr.splitlines()
+    assert any("route: intent" in line for line in lines)
+    assert any(
+        line.startswith("researcher-1:   - tool: tool search_documents allowed") for line in lines
+    )
+    assert any(line.startswith("researcher-2: ") for line in lines)
+    final = script_answer("team_report", "writer", 1)
+    assert f"writer-2:   writer > {final}" in lines
+    assert [line for line in lines if "stage=" in line][-1].startswith("[delivered] stage=")
+    # What `ask` showed live is what `watch` showed afterwards, line for line.
+    assert [line for line in asked.stderr.splitlines() if "stage=" in line] == [
+        line for line in lines if "stage=" in line
+    ]
+
+
+async def test_the_channel_carries_over_continue_as_new(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("agent")
+    recorder = Recorder()
+    async with running_workers(client, store) as settings:
+        handle = await client.start_workflow(
+            AgentWorkflow.run,
+            agent_input(
+                "researcher", "agent_long", settings.llm_task_queue,
+                max_turns=6, history_event_limit=30,
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )  # fmt: skip
+        watcher = asyncio.ensure_future(follow(client, workflow_id, recorder.view))
+        result = await handle.result()
+        await asyncio.wait_for(watcher, 30)
+    assert result.runs >= 2
+    tools = [e.text for e in recorder.events if e.kind == "step" and e.node == "tool"]
+    # One line per tool decision, across every run, none twice.
+    assert len(tools) == len(result.decisions)
+    assert tools[0].startswith("tool search_documents allowed")
+
+
+async def test_a_worker_killed_mid_answer_shows_a_reset_then_the_whole_answer(
+    client: Client, server_address: str, tmp_path: Path
+) -> None:
+    DocumentStore(tmp_path / "documents.db").ingest_folder(DEMO_CORPUS, "demo")
+    settings = worker_settings()
+    workflow_id = new_id()
+    recorder = Recorder()
+    answer = script_answer("slow_write")
+    async with worker_process(server_address, settings, tmp_path) as first:
+        handle = await client.start_workflow(
+            ResearchWorkflow.run,
+            scripted_input("slow_write", settings, QUESTION, stream_tokens=True),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        watcher = asyncio.ensure_future(follow(client, workflow_id, recorder.view))
+        await asyncio.wait_for(recorder.writing.wait(), 60)
+        first.kill()  # SIGKILL in the middle of the answer
+        await first.wait()
+    partial = "".join(e.text for e in recorder.events if e.kind == "tokens")
+    assert 0 < len(partial) < len(json.dumps({"answer": answer}))
+    async with worker_process(server_address, settings, tmp_path):
+        report = await handle.result()
+        await asyncio.wait_for(watcher, 60)
+    recorder.view.close()
+    write = [e for e in recorder.events if e.call == "write#1"]
+    reset = next(i for i, e in enumerate(write) if e.kind == "reset")
+    assert write[reset].text.startswith("retry (attempt ")
+    assert not [e for e in write[reset + 1 :] if e.kind == "reset"]
+    retried = "".join(e.text for e in write[reset + 1 :] if e.kind == "tokens")
+    done = [e for e in write if e.kind == "done"]
+    assert len(done) == 1
+    assert json.loads(done[0].text)["answer"] == report.answer == answer
+    assert done[0].text.startswith(retried)  # the retry's own text, not the first attempt's
+    # On the terminal: the partial text, the reset, then the answer once and whole.
+    shown = recorder.text
+    assert "(write#1 starts over: retry (attempt " in shown
+    tail = shown.split("(write#1 starts over:")[1]
+    assert tail.count(answer) == 1
+    assert f"  write > {answer}\n" in tail
+
+
+async def test_a_rejected_saga_shows_its_steps_the_wait_and_the_compensation(
+    client: Client, store: DocumentStore, tickets: TicketService
+) -> None:
+    recorder = Recorder()
+    async with saga_workers(client, store, tickets) as settings:
+        handle = await start(client, settings, incident(settings))
+        watcher = asyncio.ensure_future(follow(client, handle.id, recorder.view))
+        await progress_when(handle, "awaiting_approval")
+        await decide(handle, "reject")
+        await handle.result()
+        await asyncio.wait_for(watcher, 30)
+    steps = [e.node for e in recorder.events if e.kind == "step"]
+    assert steps[0] == "triage"  # the script's first triage breaks the schema: a re-ask
+    assert steps.index("create_ticket") < steps.index("assign")
+    assert steps[-3:] == ["approval", "compensation", "done"]
+    assert recorder.events[-1].text.startswith("rejected: ticket ")
