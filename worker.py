@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -371,4 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+        if stop.code is not None and not isinstance(stop.code, int):
+            print(stop.code, file=sys.stderr)
+    # The SDK's native threads can crash interpreter teardown after a failed connect
+    # (SIGABRT); skip teardown so the exit code is the one the worker chose.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

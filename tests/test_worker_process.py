@@ -87,7 +87,7 @@ async def test_a_worker_started_before_its_server_waits_for_it(tmp_path: Path) -
     settings = worker_settings()
     async with worker_process(address, settings, tmp_path, capture_logs=True) as process:
         assert process.stderr is not None
-        await asyncio.sleep(3)
+        await asyncio.sleep(8)  # longer than one connect attempt (5 s)
         assert process.returncode is None  # still waiting, not gone
         server = await WorkflowEnvironment.start_local(
             port=port,

@@ -120,7 +120,10 @@ class ResearchWorkflow:
         except (Exception, asyncio.CancelledError) as error:
             # Not BaseException: the SDK tears evicted workflows down with its own.
             self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
-            research_node(self._live, self._progress, release=True)
+            if self._progress.iteration or self._progress.visits:
+                research_node(self._live, self._progress, release=True)
+            else:  # refused at its start: the refusal is the whole story
+                self._live.release()
             raise
         self._enter(DELIVER)
         self._progress.visits.append(NodeVisit(node=DELIVER, outcome="delivered"))
