@@ -55,7 +55,7 @@ from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
 from models.breaker import BreakerConfig
-from models.contracts import ContractSnapshot
+from models.contracts import ContractSnapshot, Decoding
 from models.llm import Provider
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow
@@ -107,6 +107,7 @@ def build_gateway(
     prompts: PromptBook,
     prices: PriceTable | None = None,
     passages: PassageSource | None = None,
+    decoding: Decoding | None = None,
 ) -> LLMGateway:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value else None
@@ -114,7 +115,7 @@ def build_gateway(
     # Blocking models run on a pool sized to the queue's concurrency, off the event loop.
     executor = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
     providers: dict[Provider, ChatModel] = {
-        "local": InThread(LocalModel(settings.local_model_path), executor),
+        "local": InThread(LocalModel(settings.local_model_path, decoding=decoding), executor),
         "scripted": InThread(ScriptedModel(settings.scripted_dir), executor),
         "openai": OpenAICompatibleModel(
             settings.openai_base_url,
@@ -276,7 +277,13 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     workers = build_workers(
         client,
         settings,
-        build_gateway(settings, loaded.prompts, loaded.prices, passages=store),
+        build_gateway(
+            settings,
+            loaded.prompts,
+            loaded.prices,
+            passages=store,
+            decoding=loaded.snapshot.quality.decoding.get("local"),
+        ),
         store,
         contracts=loaded.snapshot,
     )

@@ -13,7 +13,7 @@ import contextvars
 import functools
 import threading
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -34,6 +34,7 @@ class Completion:
     text: str
     tokens_in: int
     tokens_out: int
+    decoding: dict[str, float] = field(default_factory=dict)
 
 
 class CallStopped(Exception):

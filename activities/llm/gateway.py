@@ -17,6 +17,7 @@ from activities.llm.chat_model import ChatCall, ChatModel
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.schemas import OUTPUT_MODELS
+from models.agents import RubricScores
 from models.documents import Passage
 from models.errors import (
     BUDGET_EXHAUSTED,
@@ -40,6 +41,7 @@ REASK_SUFFIX = (
 
 
 PASSAGE_CHARS = 500
+CRITERIA_KEY = "CriterionScore.criterion"
 
 
 class PassageSource(Protocol):
@@ -164,7 +166,10 @@ class LLMGateway:
         except ValidationError as err:
             summary = describe_validation_error(err)
             raise _rejected(request, completion.text, usage, summary) from err
-        outside = _outside_choices(schema, output) if request.choices else ""
+        # The rubric's complaint first: it names what is missing, the schema's does not.
+        outside = _criteria_not_scored_once(output, request.choices)
+        if not outside and request.choices:
+            outside = _outside_choices(schema, output)
         if outside:
             raise _rejected(request, completion.text, usage, outside)
         log.info("llm.complete", node=request.node, **usage.model_dump())
@@ -175,6 +180,7 @@ class LLMGateway:
             usage=usage,
             prompt_id=request.prompt_id,
             prompt_hash=prompt.prompt_hash,
+            decoding=completion.decoding,
         )
 
 
@@ -211,7 +217,36 @@ def narrowed_schema(model: type[BaseModel], choices: Mapping[str, list[str]]) ->
                 non_retryable=True,
             )
         target["properties"][field] = {"type": "string", "enum": list(values)}
+    criteria = choices.get(CRITERIA_KEY)
+    if criteria and model is RubricScores:
+        # As many scores as criteria, so a grammar cannot stop early or run on.
+        scores = schema["properties"]["scores"]
+        scores["minItems"] = scores["maxItems"] = len(criteria)
     return schema
+
+
+def _criteria_not_scored_once(output: BaseModel, choices: Mapping[str, list[str]]) -> str:
+    """A rubric's verdict needs every criterion scored exactly once; say what is off.
+
+    Kept out of the schema's enum: "clarity 1, clarity 2, ..." matches the enum, and
+    a repeated criterion would otherwise be counted last-wins with the others as 1.
+    """
+    criteria = choices.get(CRITERIA_KEY)
+    if not criteria or not isinstance(output, RubricScores):
+        return ""
+    named = [s.criterion for s in output.scores]
+    if not set(named) <= set(criteria):
+        return ""  # an unknown name: the schema's own error says which
+    missing = [c for c in criteria if c not in named]
+    repeated = sorted({c for c in named if named.count(c) > 1})
+    problems = []
+    if missing:
+        problems.append(f"no score for {', '.join(missing)}")
+    if repeated:
+        problems.append(f"{', '.join(repeated)} scored more than once")
+    if not problems:
+        return ""
+    return f"score each criterion exactly once ({'; '.join(problems)})"
 
 
 def _outside_choices(schema: dict[str, Any], output: BaseModel) -> str:
