@@ -13,10 +13,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
+from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
 from graphs.machine import Outcome
 from graphs.research import (
+    CHECK_DRAFT,
     CHECK_EVIDENCE,
     DELIVER,
     PLAN,
@@ -27,9 +29,11 @@ from graphs.research import (
     VERDICT,
     WRITE,
 )
+from models.checks import check_draft
+from models.contracts import ContractSnapshot
 from models.llm import LLMRequest, ModelChoice
 from models.research import ResearchInput
-from workflows.research import MAX_TOKENS, PROMPT_PASSAGE_CHARS
+from workflows.research import CRITERIA_KEY, FLOW, MAX_TOKENS, PROMPT_PASSAGE_CHARS
 
 
 class FlowState(TypedDict, total=False):
@@ -43,6 +47,9 @@ class FlowState(TypedDict, total=False):
     draft: dict[str, Any]
     verdict: dict[str, Any]
     feedback: str
+    rewrite_feedback: str
+    rewrites: int
+    passed: bool
     iteration: int
     refinements: int
     revisions: int
@@ -63,10 +70,12 @@ class ResearchNodes:
         gateway: LLMGateway,
         store: DocumentStore,
         request: ResearchInput,
+        contracts: ContractSnapshot | None = None,
     ) -> None:
         self._gateway = gateway
         self._store = store
         self._request = request
+        self._contracts = contracts or load_contracts()
 
     def table(self) -> dict[str, Node]:
         return {
@@ -75,13 +84,20 @@ class ResearchNodes:
             CHECK_EVIDENCE: self.check_evidence,
             REFINE: self.refine,
             WRITE: self.write,
+            CHECK_DRAFT: self.check_draft,
             REVIEW: self.review,
             VERDICT: self.verdict,
             DELIVER: self.deliver,
         }
 
     async def _ask(
-        self, state: FlowState, node: str, schema: str, variables: dict[str, str]
+        self,
+        state: FlowState,
+        node: str,
+        schema: str,
+        variables: dict[str, str],
+        prompt_id: str | None = None,
+        choices: dict[str, list[str]] | None = None,
     ) -> tuple[dict[str, Any], dict[str, int]]:
         calls = dict(state.get("calls", {}))
         index = calls.get(node, 0)
@@ -90,10 +106,11 @@ class ResearchNodes:
             node=node,
             call_index=index,
             choice=ModelChoice(provider="scripted", model=state["script"]),
-            prompt_id=node,
+            prompt_id=prompt_id or node,
             variables=variables,
             output_schema=schema,
             max_tokens=MAX_TOKENS[node],
+            choices=choices or {},
         )
         result = await self._gateway.complete(request)
         return result.output, calls
@@ -154,6 +171,9 @@ class ResearchNodes:
 
     async def write(self, state: FlowState) -> FlowState:
         feedback = state.get("feedback", "")
+        text = f"\nA reviewer rejected an earlier answer: {feedback}\n" if feedback else ""
+        if state.get("rewrite_feedback"):
+            text = f"\nYour last answer was sent back: {state['rewrite_feedback']}\n"
         output, calls = await self._ask(
             state,
             WRITE,
@@ -161,29 +181,59 @@ class ResearchNodes:
             {
                 "question": state["question"],
                 "passages": numbered(state.get("passages", [])),
-                "feedback": f"\nA reviewer rejected an earlier answer: {feedback}\n"
-                if feedback
-                else "",
+                "feedback": text,
             },
         )
-        return {"draft": output, "calls": calls, "outcome": Outcome.SUCCESS.value}
+        return {
+            "draft": output,
+            "calls": calls,
+            "rewrite_feedback": "",
+            "outcome": Outcome.SUCCESS.value,
+        }
+
+    async def check_draft(self, state: FlowState) -> FlowState:
+        draft = state["draft"]
+        shown = [f"{p['title']}: {p['text'][:PROMPT_PASSAGE_CHARS]}" for p in state["passages"]]
+        check = check_draft(draft["answer"], draft["citations"], shown)
+        if check.passed:
+            return {"outcome": Outcome.PASS.value}
+        rewrites = state.get("rewrites", 0)
+        if rewrites < self._contracts.quality.flow(FLOW).max_rewrites:
+            return {
+                "rewrites": rewrites + 1,
+                "rewrite_feedback": check.feedback,
+                "outcome": Outcome.FAIL.value,
+            }
+        return {"outcome": Outcome.EXHAUSTED.value}
 
     async def review(self, state: FlowState) -> FlowState:
+        rubric = self._contracts.rubrics[self._contracts.quality.flow(FLOW).rubric]
         output, calls = await self._ask(
             state,
             REVIEW,
-            "ReviewVerdict",
+            "RubricScores",
             {
                 "question": state["question"],
                 "passages": numbered(state.get("passages", [])),
                 "answer": state["draft"]["answer"],
+                "criteria": "\n".join(
+                    f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
+                ),
             },
+            prompt_id="review_rubric",
+            choices={CRITERIA_KEY: [c.name for c in rubric.criteria]},
         )
-        return {"verdict": output, "calls": calls, "outcome": Outcome.SUCCESS.value}
+        weighted = rubric.weighted_score({s["criterion"]: s["score"] for s in output["scores"]})
+        return {
+            "verdict": output,
+            "passed": weighted >= rubric.pass_threshold,
+            "calls": calls,
+            "outcome": Outcome.SUCCESS.value,
+        }
 
     async def verdict(self, state: FlowState) -> FlowState:
         verdict = state["verdict"]
-        if verdict["passed"]:
+        if state["passed"]:
             return {"outcome": Outcome.PASS.value}
         if state.get("revisions", 0) < self._request.max_revisions:
             return {

@@ -163,6 +163,8 @@ def _citations(
     answer: str, citations: Sequence[int], passages: Sequence[str]
 ) -> CheckFailure | None:
     shown = len(passages)
+    if not shown:
+        return None  # nothing to cite: the flow flags the missing evidence itself
     inline = [int(n) for group in _MARKER.findall(answer) for n in group.split(",")]
     cited = list(dict.fromkeys([*citations, *inline]))
     unknown = [n for n in cited if not 1 <= n <= shown]

@@ -22,6 +22,7 @@ from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.codec import data_converter
 from infra.keys import append_new_key
 from infra.settings import WorkerSettings
+from models.contracts import ContractSnapshot
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
 from tests.ticket_service_process import TicketService
@@ -129,12 +130,18 @@ async def running_workers(
     *,
     max_cached_workflows: int = 1000,
     gateway: LLMGateway | None = None,
+    contracts: ContractSnapshot | None = None,
 ) -> AsyncIterator[WorkerSettings]:
     """Workers built the way worker.py builds them, on queues of their own."""
     settings = settings or worker_settings()
     gateway = gateway or build_gateway(settings, PromptBook.load(), passages=store)
     workers = build_workers(
-        client, settings, gateway, store, max_cached_workflows=max_cached_workflows
+        client,
+        settings,
+        gateway,
+        store,
+        max_cached_workflows=max_cached_workflows,
+        contracts=contracts,
     )
     async with AsyncExitStack() as stack:
         for w in workers:
