@@ -182,6 +182,7 @@ def build_workers(
                 workflows=WORKFLOWS,
                 activities=[
                     documents.search,
+                    documents.passages,
                     documents.ingest,
                     *tickets.all(),
                     tools.call,

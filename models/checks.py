@@ -88,6 +88,7 @@ _STOP = frozenset(
 )
 
 SUPPORT_WORDS = 2
+INTERNAL_NGRAM = 5  # words in a row shared with a tool message that count as a leak
 MIN_WORDS_FOR_COPY = 10
 COPY_NGRAM = 8
 COPY_SHARE = 0.6
@@ -261,7 +262,10 @@ def _internal(answer: str, internal: Sequence[str]) -> CheckFailure | None:
     leaked = [marker for marker in INTERNAL_MARKERS if marker in lowered]
     for text in internal:
         seen = words(text)
-        if len(seen) >= 4 and any(" ".join(seen[i : i + 4]) in said for i in range(len(seen) - 3)):
+        n = INTERNAL_NGRAM
+        if len(seen) >= n and any(
+            " ".join(seen[i : i + n]) in said for i in range(len(seen) - n + 1)
+        ):
             leaked.append(text[:60])
     if not leaked:
         return None

@@ -19,14 +19,14 @@ from workflows.research import PROMPT_PASSAGE_CHARS
 KEYS = "How do idempotency keys make retries safe?"
 
 
-def extractive_for_scripted() -> ContractSnapshot:
+def extractive_for_scripted(flow: str = "research") -> ContractSnapshot:
     """The shipped contracts, with the scripted model allowed an extract like the local one."""
     contracts = load_contracts()
-    research = contracts.quality.flow("research").model_copy(
+    allowed = contracts.quality.flow(flow).model_copy(
         update={"extractive_fallback": ["local", "scripted"]}
     )
     quality = contracts.quality.model_copy(
-        update={"flows": {**contracts.quality.flows, "research": research}}
+        update={"flows": {**contracts.quality.flows, flow: allowed}}
     )
     return contracts.model_copy(update={"quality": quality})
 
