@@ -14,6 +14,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from activities.llm.chat_model import BlockingChatModel, InThread
 from activities.llm.gateway import LLMGateway
@@ -134,7 +135,12 @@ async def running_workers(
 ) -> AsyncIterator[WorkerSettings]:
     """Workers built the way worker.py builds them, on queues of their own."""
     settings = settings or worker_settings()
-    gateway = gateway or build_gateway(settings, PromptBook.load(), passages=store)
+    gateway = gateway or build_gateway(
+        settings,
+        PromptBook.load(),
+        passages=store,
+        decoding=load_contracts().quality.decoding.get("local"),
+    )
     workers = build_workers(
         client,
         settings,
