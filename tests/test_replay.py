@@ -26,6 +26,8 @@ def replayer() -> Replayer:
 def test_recorded_histories_are_present() -> None:
     stems = {p.stem for p in HISTORIES}
     assert {"research_refine_and_revise", "team_report", "ask_small_talk"} <= stems
+    # The shapes behind the check-node, rubric-verdict and router-validation patches.
+    assert {"research_checks_then_pass", "team_checks", "ask_refused_by_flow_input"} <= stems
     assert any(s.startswith("team_report-researcher") for s in stems)
 
 
