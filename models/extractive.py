@@ -17,6 +17,9 @@ from models.checks import content_stems
 
 _SENTENCE = re.compile(r"(?<=[.!?。])\s+|\n+")
 _HEADING = re.compile(r"^\s*(#+|[-*]|\d+\.)\s*")
+# "Idempotency Keys: Deriving the key: An idempotency key must ...": a passage as shown
+# starts with its title and section; the sentence starts after them.
+_LABELS = re.compile(r"^(?:[^.!?:]{1,60}:\s+)+(?=[A-Z0-9\"])")
 
 MAX_SENTENCES = 3
 MAX_CHARS = 800
@@ -35,7 +38,7 @@ def sentences(text: str) -> list[str]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        line = _HEADING.sub("", line).strip()
+        line = _LABELS.sub("", _HEADING.sub("", line)).strip()
         if len(line) >= MIN_SENTENCE_CHARS and line.endswith((".", "!", "?", "。")):
             found.append(line)
     return found

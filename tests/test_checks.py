@@ -129,5 +129,13 @@ def test_an_extract_cites_the_passages_its_sentences_come_from() -> None:
     assert set(check_draft(extract.answer, extract.citations, SHOWN).rules) <= {VERBATIM}
 
 
+def test_an_extract_leaves_out_the_title_and_section_a_passage_starts_with() -> None:
+    shown = f"Idempotency Keys: Keys and durable workflows: {DURABLE}"
+    extract = extract_answer("Does the retried activity send the same key?", [shown])
+    assert extract is not None
+    assert extract.answer.startswith("In a durable workflow, an activity may run")
+    assert "Keys and durable workflows" not in extract.answer
+
+
 def test_no_extract_when_nothing_matches_the_question() -> None:
     assert extract_answer("Quelle heure est-il?", SHOWN) is None
