@@ -88,7 +88,7 @@ _STOP = frozenset(
 )
 
 SUPPORT_WORDS = 2
-INTERNAL_NGRAM = 5  # words in a row shared with a tool message that count as a leak
+INTERNAL_NGRAM = 4  # words in a row shared with a tool message that count as a leak
 MIN_WORDS_FOR_COPY = 10
 COPY_NGRAM = 8
 COPY_SHARE = 0.6
@@ -274,6 +274,16 @@ def _internal(answer: str, internal: Sequence[str]) -> CheckFailure | None:
         feedback="Leave out notes meant for you (reviewer feedback, tool messages): answer"
         " the request only.",
     )
+
+
+def scrub_internal(answer: str, internal: Sequence[str] = ()) -> str:
+    """The answer without its sentences that carry internal text, for a flagged delivery.
+
+    A draft that never passed the checks may still go out, flagged; what the flow said
+    to its writer or saw from its tools must not go out with it.
+    """
+    kept = [s for s in _SENTENCE.split(answer) if _internal(s, internal) is None]
+    return " ".join(s.strip() for s in kept if s.strip())
 
 
 def query_problem(query: str) -> str | None:

@@ -13,6 +13,7 @@ from models.checks import (
     VERBATIM,
     check_draft,
     query_problem,
+    scrub_internal,
 )
 from models.extractive import extract_answer
 
@@ -102,6 +103,16 @@ def test_a_tool_error_the_team_saw_in_the_text_fails() -> None:
     answer = GOOD + " The query is too short for a search."
     assert rules(answer, [1, 2], (error,)) == [INTERNAL]
     assert rules(GOOD, [1, 2], (error,)) == []
+
+
+def test_a_flagged_draft_goes_out_without_its_internal_sentences() -> None:
+    error = "search_documents arguments invalid: query: '{ 2}' is too short"
+    leaked = (
+        "Feedback on the last version: the draft did not pass the rubric. "
+        + GOOD
+        + " The query { 2} is too short."
+    )
+    assert scrub_internal(leaked, (error,)) == GOOD
 
 
 def test_korean_answers_are_checked_on_their_own_words() -> None:

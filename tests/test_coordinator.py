@@ -264,6 +264,10 @@ async def test_a_team_draft_that_never_passes_is_delivered_flagged_by_rule(
     assert {f.rule for f in report.check_failures} >= {"internal_text", "debris"}
     assert len(report.rounds) == 2  # the first draft and one rewrite (max_rewrites = 1)
     assert all(r.reviewer_workflow_id == "" for r in report.rounds)
+    # Delivered flagged, but without the sentence that was the flow's own feedback.
+    assert "Feedback on the last version" not in report.answer
+    assert "did not pass the rubric" not in report.answer
+    assert report.answer.startswith("Idempotency keys make retries safe")
 
 
 async def test_with_the_extract_allowed_the_team_delivers_the_passages_sentences(

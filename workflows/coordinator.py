@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
     from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SEARCH_RETRY, SEARCH_TIMEOUT
     from models.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
-    from models.checks import CheckFailure, check_draft
+    from models.checks import CheckFailure, check_draft, scrub_internal
     from models.contracts import ContractSnapshot, FlowQuality, Rubric
     from models.coordinator import (
         CoordinatorInput,
@@ -53,6 +53,7 @@ PASSAGES_PER_RESEARCHER = 2
 CHECKS_PATCH = "team-draft-checks-and-topics"
 FLOW = "report"
 PASSAGE_CHARS = 500  # what the LLM worker renders of a passage into the writer's prompt
+NOTHING_LEFT = "No sentence of the draft could be delivered: it held only internal notes."
 
 
 @workflow.defn(name="CoordinatorWorkflow")
@@ -208,9 +209,13 @@ class CoordinatorWorkflow:
             )
         draft, review = best
         numbers = [n for n in dict.fromkeys(draft.citations) if 1 <= n <= len(passage_ids)]
+        answer = draft.answer
+        if self._checked and not extractive:
+            # Internal feedback and tool errors never go out, even in a flagged draft.
+            answer = scrub_internal(answer, self._internal) or NOTHING_LEFT
         return MultiAgentReport(
             request=request.request,
-            answer=draft.answer,
+            answer=answer,
             citations=[
                 ReportCitation(
                     number=n, passage_id=passage_ids[n - 1], doc_id=passage_ids[n - 1].split("#")[0]
