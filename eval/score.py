@@ -88,6 +88,8 @@ def score_research(
     item: EvalItem, report: ResearchReport, rubric: Rubric, seconds: float
 ) -> ItemScore:
     review = report.review
+    # Every review of the run, the delivered draft's among them.
+    reviews = [*report.reviews, *([review] if review and review not in report.reviews else [])]
     stated = item.stated(report.answer)
     return ItemScore(
         id=item.id,
@@ -104,14 +106,12 @@ def score_research(
         contradictions=item.contradicted(report.answer),
         unflagged_bad=_unflagged(report.answer, report.flags, report.extractive),
         verdict_matches_rubric=None
-        if review is None
-        else _matches(
-            rubric,
-            {s.criterion: s.score for s in review.scores},
-            review.weighted_score,
-            review.passed,
+        if not reviews
+        else all(
+            _matches(rubric, {s.criterion: s.score for s in r.scores}, r.weighted_score, r.passed)
+            for r in reviews
         )
-        and review.passed == report.review_passed,
+        and (review is None or review.passed == report.review_passed),
         reasks=report.reasks,
         revisions=report.revisions,
         rewrites=report.rewrites,

@@ -36,6 +36,7 @@ INTERNAL_MARKERS = (
     "feedback on the last version",
     "did not pass the rubric",
     "reviewer rejected",
+    "your last answer was sent back",
     "previous reply was rejected",
     "reply again with json",
     "validation error",
@@ -274,6 +275,9 @@ def _internal(answer: str, internal: Sequence[str]) -> CheckFailure | None:
         feedback="Leave out notes meant for you (reviewer feedback, tool messages): answer"
         " the request only.",
     )
+
+
+NOTHING_LEFT = "No sentence of the draft could be delivered: it held only internal notes."
 
 
 def scrub_internal(answer: str, internal: Sequence[str] = ()) -> str:

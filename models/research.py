@@ -180,6 +180,9 @@ class ResearchReport(BaseModel):
     review: RubricReview | None = Field(
         default=None, description="the delivered draft's rubric review, when it had one"
     )
+    reviews: list[RubricReview] = Field(
+        default_factory=list, description="every rubric review of the run, in order"
+    )
     check_failures: list[CheckFailure] = Field(
         default_factory=list, description="rules the delivered model draft broke"
     )

@@ -252,8 +252,23 @@ async def test_a_reviewer_repeating_one_criterion_is_reasked_naming_what_is_off(
     assert raised.value.type == SCHEMA_VIOLATION
     assert "no score for relevance, grounding" in raised.value.message
     assert "clarity scored more than once" in raised.value.message
-    scores = model.calls[0].schema["properties"]["scores"]
-    assert (scores["minItems"], scores["maxItems"]) == (3, 3)
+
+
+async def test_a_reviewer_is_asked_for_one_score_per_criterion_by_name() -> None:
+    # An object with each criterion a required key: a grammar cannot repeat or skip one.
+    model = RecordingModel(
+        '{"scores": {"relevance": 4, "grounding": 3, "clarity": 5}, "feedback": "ok"}'
+    )
+    result = await gateway(model).complete(_reviewer_request())
+    sent = model.calls[0].schema["properties"]["scores"]
+    assert sent["type"] == "object"
+    assert sent["required"] == ["relevance", "grounding", "clarity"]
+    assert sent["additionalProperties"] is False
+    assert result.output["scores"] == [
+        {"criterion": "relevance", "score": 4},
+        {"criterion": "grounding", "score": 3},
+        {"criterion": "clarity", "score": 5},
+    ]
 
 
 async def test_a_reviewer_scoring_each_criterion_once_is_accepted() -> None:

@@ -153,3 +153,6 @@ async def test_the_rubric_decides_the_verdict_not_the_models_passed(
     assert "verdict:fail" in path(report)
     assert report.flags == ["max_revisions_reached"]
     assert report.revisions == 1
+    # Both reviews of the run are reported, each decided by the rubric.
+    assert [r.weighted_score for r in report.reviews] == [3.4, 3.4]
+    assert not any(r.passed for r in report.reviews)

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
     from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SEARCH_RETRY, SEARCH_TIMEOUT
     from models.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
-    from models.checks import CheckFailure, check_draft, scrub_internal
+    from models.checks import NOTHING_LEFT, CheckFailure, check_draft, scrub_internal
     from models.contracts import ContractSnapshot, FlowQuality, Rubric
     from models.coordinator import (
         CoordinatorInput,
@@ -53,7 +53,6 @@ PASSAGES_PER_RESEARCHER = 2
 CHECKS_PATCH = "team-draft-checks-and-topics"
 FLOW = "report"
 PASSAGE_CHARS = 500  # what the LLM worker renders of a passage into the writer's prompt
-NOTHING_LEFT = "No sentence of the draft could be delivered: it held only internal notes."
 
 
 @workflow.defn(name="CoordinatorWorkflow")

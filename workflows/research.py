@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         WRITE,
     )
     from models.agents import RubricScores
-    from models.checks import check_draft, query_problem
+    from models.checks import NOTHING_LEFT, check_draft, query_problem, scrub_internal
     from models.contracts import ContractSnapshot, FlowQuality, Rubric
     from models.documents import Passage, SearchRequest
     from models.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
@@ -89,6 +89,7 @@ class ResearchWorkflow:
         self._checked = False
         self._contracts: ContractSnapshot | None = None
         self._rewrite_feedback = ""
+        self._reviews: list[RubricReview] = []
 
     @workflow.query(name="progress")
     def progress(self) -> ResearchProgress:
@@ -331,6 +332,7 @@ class ResearchWorkflow:
             passed=weighted >= rubric.pass_threshold,
             feedback=scored.feedback,
         )
+        self._reviews.append(self._current.review)
         if (
             self._best is None
             or self._best.review is None
@@ -396,9 +398,13 @@ class ResearchWorkflow:
             for n in numbers
         ]
         last = self._model.last
+        answer = chosen.draft.answer
+        if self._checked and not chosen.extractive:
+            # The flow's own words to its writer never go out, even in a flagged draft.
+            answer = scrub_internal(answer) or NOTHING_LEFT
         return ResearchReport(
             question=self._input.question,
-            answer=chosen.draft.answer,
+            answer=answer,
             citations=citations,
             review_score=_review_score(chosen),
             review_passed=chosen.review.passed
@@ -415,6 +421,7 @@ class ResearchWorkflow:
             reasks=self._progress.reasks,
             fallbacks=self._model.fallbacks,
             review=chosen.review,
+            reviews=self._reviews,
             check_failures=[] if chosen.extractive else chosen.failures,
             extractive=chosen.extractive,
             revisions=self._progress.revisions,

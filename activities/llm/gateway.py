@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -135,13 +136,14 @@ class LLMGateway:
             user += REASK_SUFFIX.format(error=request.reask_error)
         max_tokens = self._output_cap(request, len(prompt.system) + len(user))
         schema = narrowed_schema(output_model, request.choices)
+        sent = scores_by_criterion(schema, request.choices)
         started = time.monotonic()
         completion = await provider.complete(
             ChatCall(
                 model=request.choice.model,
                 system=prompt.system,
                 user=user,
-                schema=schema,
+                schema=sent,
                 max_tokens=max_tokens,
                 temperature=request.choice.temperature,
                 node=request.node,
@@ -162,7 +164,7 @@ class LLMGateway:
             ),
         )
         try:
-            output = _parse(output_model, completion.text)
+            output = _parse(output_model, completion.text, by_criterion=sent is not schema)
         except ValidationError as err:
             summary = describe_validation_error(err)
             raise _rejected(request, completion.text, usage, summary) from err
@@ -184,11 +186,12 @@ class LLMGateway:
         )
 
 
-def _parse(model: type[BaseModel], text: str) -> BaseModel:
+def _parse(model: type[BaseModel], text: str, *, by_criterion: bool = False) -> BaseModel:
     """Strict JSON first; then JSON whose strings hold raw newlines or tabs.
 
     Small models under a grammar sometimes break a long string across lines; the
     content is still what the schema asks for, so it is not worth a re-ask.
+    Scores asked for by criterion come back as an object and are read as the list.
     """
     try:
         return model.model_validate_json(text)
@@ -197,6 +200,8 @@ def _parse(model: type[BaseModel], text: str) -> BaseModel:
             loose = json.loads(text, strict=False)
         except ValueError:
             raise strict_error from None
+        if by_criterion and isinstance(loose, dict) and isinstance(loose.get("scores"), dict):
+            loose["scores"] = [{"criterion": k, "score": v} for k, v in loose["scores"].items()]
         return model.model_validate(loose)
 
 
@@ -223,6 +228,26 @@ def narrowed_schema(model: type[BaseModel], choices: Mapping[str, list[str]]) ->
         scores = schema["properties"]["scores"]
         scores["minItems"] = scores["maxItems"] = len(criteria)
     return schema
+
+
+def scores_by_criterion(schema: dict[str, Any], choices: Mapping[str, list[str]]) -> dict[str, Any]:
+    """What a reviewer is sent: `scores` as an object with one required key per criterion.
+
+    A list of {criterion, score} lets a grammar-constrained model name one criterion
+    five times; an object with each criterion as a required key cannot. The answer is
+    read back into the list form (`_parse`), so the output model does not change.
+    """
+    criteria = choices.get(CRITERIA_KEY)
+    if not criteria or schema.get("title") != RubricScores.__name__:
+        return schema
+    sent = copy.deepcopy(schema)
+    sent["properties"]["scores"] = {
+        "type": "object",
+        "properties": {c: {"type": "integer", "enum": [1, 2, 3, 4, 5]} for c in criteria},
+        "required": list(criteria),
+        "additionalProperties": False,
+    }
+    return sent
 
 
 def _criteria_not_scored_once(output: BaseModel, choices: Mapping[str, list[str]]) -> str:
