@@ -416,18 +416,18 @@ class CoordinatorWorkflow:
 
     async def _passages_shown(self, request: CoordinatorInput, passage_ids: list[str]) -> list[str]:
         """The passages as the writer read them, fetched once per run by a local activity."""
-        if self._shown is None:
+        if self._shown is None and not passage_ids:
             self._shown = []
-            if passage_ids:
-                found = await workflow.execute_local_activity_method(
-                    DocumentActivities.passages,
-                    PassagesRequest(chunk_ids=passage_ids, clearance=request.clearance),
-                    start_to_close_timeout=SEARCH_TIMEOUT,
-                    retry_policy=SEARCH_RETRY,
-                    summary="read the passages the writer sees",
-                )
-                texts = {p.chunk_id: f"{p.title}: {p.text[:PASSAGE_CHARS]}" for p in found.passages}
-                self._shown = [texts.get(pid, "") for pid in passage_ids]
+        if self._shown is None:
+            found = await workflow.execute_local_activity_method(
+                DocumentActivities.passages,
+                PassagesRequest(chunk_ids=passage_ids, clearance=request.clearance),
+                start_to_close_timeout=SEARCH_TIMEOUT,
+                retry_policy=SEARCH_RETRY,
+                summary="read the passages the writer sees",
+            )
+            texts = {p.chunk_id: f"{p.title}: {p.text[:PASSAGE_CHARS]}" for p in found.passages}
+            self._shown = [texts.get(pid, "") for pid in passage_ids]
         return self._shown
 
     async def _extract(
