@@ -156,3 +156,15 @@ async def test_the_rubric_decides_the_verdict_not_the_models_passed(
     # Both reviews of the run are reported, each decided by the rubric.
     assert [r.weighted_score for r in report.reviews] == [3.4, 3.4]
     assert not any(r.passed for r in report.reviews)
+
+
+async def test_an_extract_after_a_failed_review_names_the_rules_the_last_draft_broke(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store, contracts=extractive_for_scripted()) as settings:
+        _, report = await execute_scripted(client, settings, "review_then_checks", KEYS)
+    assert report.extractive
+    assert report.revisions == 1
+    assert report.rewrites == 2
+    assert "check_failed:repetition" in report.flags
+    assert [r.weighted_score for r in report.reviews] == [2.2]

@@ -273,7 +273,8 @@ class ResearchWorkflow:
             self._rewrite_feedback = check.feedback
             return Outcome.FAIL
         best = self._best
-        for failure in best.failures:
+        # The rules the last draft broke, even when an earlier, reviewed draft ranks best.
+        for failure in current.failures:
             self._flag(f"check_failed:{failure.rule}")
         if not await self._extract(best.passages):
             self._chosen = best
