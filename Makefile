@@ -20,7 +20,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 LLAMA_WHEELS ?= $(HOME)/.cache/keel/wheels/llama-$(LLAMA_VERSION)-portable
 
-.PHONY: install demo server worker stop test lint docs-check histories bench chaos canary-scan clean
+.PHONY: install demo server worker stop test lint docs-check histories bench chaos canary-scan eval clean
 
 install: $(VENV)/.installed
 
@@ -81,6 +81,12 @@ bench: $(VENV)/.installed-bench
 	$(PY) -m pytest -q -m bench tests/test_bench.py
 	$(PY) -m compileall -q $(PACKAGES) >/dev/null
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The evaluation (eval/): the eval set through the flows, figures per provider and flow.
+# EVAL_ARGS passes flags: make eval EVAL_ARGS="--provider local --limit 10".
+EVAL_ARGS ?= --provider local --flow research
+eval: install
+	$(PY) -m eval $(EVAL_ARGS)
 
 # The randomized fault suite (chaos/): real server, workers and ticket service, faults
 # drawn from each seed. CHAOS_ARGS passes flags: make chaos CHAOS_ARGS="--seeds 200".

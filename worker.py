@@ -62,7 +62,7 @@ from infra.temporal import SearchAttributesMissing, connect, ensure_search_attri
 from infra.tokens import TicketsTokenSettings, TokenError, load_tickets_token
 from infra.tracing import configure_tracing, flush_tracing
 from models.breaker import BreakerConfig
-from models.contracts import ContractSnapshot
+from models.contracts import ContractSnapshot, Decoding
 from models.llm import Provider
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow
@@ -114,6 +114,7 @@ def build_gateway(
     prompts: PromptBook,
     prices: PriceTable | None = None,
     passages: PassageSource | None = None,
+    decoding: Decoding | None = None,
 ) -> LLMGateway:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value else None
@@ -121,7 +122,7 @@ def build_gateway(
     # Blocking models run on a pool sized to the queue's concurrency, off the event loop.
     executor = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
     providers: dict[Provider, ChatModel] = {
-        "local": InThread(LocalModel(settings.local_model_path), executor),
+        "local": InThread(LocalModel(settings.local_model_path, decoding=decoding), executor),
         "scripted": InThread(ScriptedModel(settings.scripted_dir), executor),
         "openai": OpenAICompatibleModel(
             settings.openai_base_url,
@@ -216,6 +217,7 @@ def build_workers(
                 workflows=WORKFLOWS,
                 activities=[
                     documents.search,
+                    documents.passages,
                     documents.ingest,
                     *tickets.all(),
                     tools.call,
@@ -331,7 +333,13 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
         workers = build_workers(
             client,
             settings,
-            build_gateway(settings, loaded.prompts, loaded.prices, passages=store),
+            build_gateway(
+                settings,
+                loaded.prompts,
+                loaded.prices,
+                passages=store,
+                decoding=loaded.snapshot.quality.decoding.get("local"),
+            ),
             store,
             contracts=loaded.snapshot,
         )

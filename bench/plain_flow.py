@@ -18,13 +18,27 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
+from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from activities.llm.gateway import LLMGateway
 from graphs import research as graph
 from graphs.machine import Outcome
+from graphs.research import (
+    CHECK_DRAFT,
+    CHECK_EVIDENCE,
+    DELIVER,
+    PLAN,
+    REFINE,
+    RETRIEVE,
+    REVIEW,
+    VERDICT,
+    WRITE,
+)
+from models.checks import check_draft
+from models.contracts import ContractSnapshot
 from models.llm import LLMRequest, ModelChoice
 from models.research import ResearchInput
-from workflows.research import MAX_TOKENS, PROMPT_PASSAGE_CHARS
+from workflows.research import CRITERIA_KEY, FLOW, MAX_TOKENS, PROMPT_PASSAGE_CHARS
 
 
 class FlowState(TypedDict, total=False):
@@ -38,6 +52,9 @@ class FlowState(TypedDict, total=False):
     draft: dict[str, Any]
     verdict: dict[str, Any]
     feedback: str
+    rewrite_feedback: str
+    rewrites: int
+    passed: bool
     iteration: int
     refinements: int
     revisions: int
@@ -58,25 +75,34 @@ class ResearchNodes:
         gateway: LLMGateway,
         store: DocumentStore,
         request: ResearchInput,
+        contracts: ContractSnapshot | None = None,
     ) -> None:
         self._gateway = gateway
         self._store = store
         self._request = request
+        self._contracts = contracts or load_contracts()
 
     def table(self) -> dict[str, Node]:
         return {
-            graph.PLAN: self.plan,
-            graph.RETRIEVE: self.retrieve,
-            graph.CHECK_EVIDENCE: self.check_evidence,
-            graph.REFINE: self.refine,
-            graph.WRITE: self.write,
-            graph.REVIEW: self.review,
-            graph.VERDICT: self.verdict,
-            graph.DELIVER: self.deliver,
+            PLAN: self.plan,
+            RETRIEVE: self.retrieve,
+            CHECK_EVIDENCE: self.check_evidence,
+            REFINE: self.refine,
+            WRITE: self.write,
+            CHECK_DRAFT: self.check_draft,
+            REVIEW: self.review,
+            VERDICT: self.verdict,
+            DELIVER: self.deliver,
         }
 
     async def _ask(
-        self, state: FlowState, node: str, schema: str, variables: dict[str, str]
+        self,
+        state: FlowState,
+        node: str,
+        schema: str,
+        variables: dict[str, str],
+        prompt_id: str | None = None,
+        choices: dict[str, list[str]] | None = None,
     ) -> tuple[dict[str, Any], dict[str, int]]:
         calls = dict(state.get("calls", {}))
         index = calls.get(node, 0)
@@ -85,10 +111,11 @@ class ResearchNodes:
             node=node,
             call_index=index,
             choice=ModelChoice(provider="scripted", model=state["script"]),
-            prompt_id=node,
+            prompt_id=prompt_id or node,
             variables=variables,
             output_schema=schema,
             max_tokens=MAX_TOKENS[node],
+            choices=choices or {},
         )
         result = await self._gateway.complete(request)
         return result.output, calls
@@ -145,6 +172,10 @@ class ResearchNodes:
         }
 
     async def write(self, state: FlowState) -> FlowState:
+        feedback = state.get("feedback", "")
+        text = f"\nA reviewer rejected an earlier answer: {feedback}\n" if feedback else ""
+        if state.get("rewrite_feedback"):
+            text = f"\nYour last answer was sent back: {state['rewrite_feedback']}\n"
         output, calls = await self._ask(
             state,
             graph.WRITE,
@@ -152,27 +183,59 @@ class ResearchNodes:
             {
                 "question": state["question"],
                 "passages": numbered(state.get("passages", [])),
-                "feedback": _feedback(state, "\nA reviewer rejected an earlier answer: {}\n"),
+                "feedback": text,
             },
         )
-        return {"draft": output, "calls": calls, "outcome": Outcome.SUCCESS.value}
+        return {
+            "draft": output,
+            "calls": calls,
+            "rewrite_feedback": "",
+            "outcome": Outcome.SUCCESS.value,
+        }
+
+    async def check_draft(self, state: FlowState) -> FlowState:
+        draft = state["draft"]
+        shown = [f"{p['title']}: {p['text'][:PROMPT_PASSAGE_CHARS]}" for p in state["passages"]]
+        check = check_draft(draft["answer"], draft["citations"], shown)
+        if check.passed:
+            return {"outcome": Outcome.PASS.value}
+        rewrites = state.get("rewrites", 0)
+        if rewrites < self._contracts.quality.flow(FLOW).max_rewrites:
+            return {
+                "rewrites": rewrites + 1,
+                "rewrite_feedback": check.feedback,
+                "outcome": Outcome.FAIL.value,
+            }
+        return {"outcome": Outcome.EXHAUSTED.value}
 
     async def review(self, state: FlowState) -> FlowState:
+        rubric = self._contracts.rubrics[self._contracts.quality.flow(FLOW).rubric]
         output, calls = await self._ask(
             state,
-            graph.REVIEW,
-            "ReviewVerdict",
+            REVIEW,
+            "RubricScores",
             {
                 "question": state["question"],
                 "passages": numbered(state.get("passages", [])),
                 "answer": state["draft"]["answer"],
+                "criteria": "\n".join(
+                    f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
+                ),
             },
+            prompt_id="review_rubric",
+            choices={CRITERIA_KEY: [c.name for c in rubric.criteria]},
         )
-        return {"verdict": output, "calls": calls, "outcome": Outcome.SUCCESS.value}
+        weighted = rubric.weighted_score({s["criterion"]: s["score"] for s in output["scores"]})
+        return {
+            "verdict": output,
+            "passed": weighted >= rubric.pass_threshold,
+            "calls": calls,
+            "outcome": Outcome.SUCCESS.value,
+        }
 
     async def verdict(self, state: FlowState) -> FlowState:
         verdict = state["verdict"]
-        if verdict["passed"]:
+        if state["passed"]:
             return {"outcome": Outcome.PASS.value}
         if state.get("revisions", 0) < self._request.max_revisions:
             return {

@@ -97,6 +97,13 @@ def report_text(report: ResearchReport) -> str:
         lines.append(f"      {excerpt}")
     verdict = "passed" if report.review_passed else "not passed"
     score = f", score {report.review_score}/5" if report.review_score is not None else ""
+    if report.review is not None:
+        r = report.review
+        sign = ">=" if r.passed else "<"
+        scores = ", ".join(f"{s.criterion} {s.score}" for s in r.scores)
+        score = f", rubric {r.rubric} {r.weighted_score} {sign} {r.threshold} ({scores})"
+    if report.extractive:
+        verdict = "none: the answer is an extract of the passages, no draft passed the checks"
     lines += [
         "",
         f"Review: {verdict}{score}; plan rounds {report.iterations},"

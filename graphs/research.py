@@ -1,17 +1,24 @@
-"""The research flow: Plan -> Retrieve -> (enough ? Write : Refine -> Retrieve) -> Review."""
+"""The research flow: Plan -> Retrieve -> (enough ? Write : Refine -> Retrieve) -> Check -> Review.
+
+The check node runs deterministic rules (models/checks.py) on every draft before
+any review call: a draft that breaks one goes back to the writer with the rule's
+feedback, and after `max_rewrites` the flow delivers an extract or the draft, flagged.
+"""
 
 from __future__ import annotations
 
 from graphs.machine import Edge, Node, NodeKind, Outcome, StateMachine
 from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SEARCH_RETRY, SEARCH_TIMEOUT
+from models.agents import RubricScores
 from models.documents import SearchResult
-from models.research import Draft, RefinedQueries, ResearchPlan, ReviewVerdict
+from models.research import Draft, RefinedQueries, ResearchPlan
 
 PLAN = "plan"
 RETRIEVE = "retrieve"
 CHECK_EVIDENCE = "check_evidence"
 REFINE = "refine_query"
 WRITE = "write"
+CHECK_DRAFT = "check_draft"
 REVIEW = "review"
 VERDICT = "verdict"
 DELIVER = "deliver"
@@ -25,7 +32,8 @@ RESEARCH_GRAPH = StateMachine(
         Node(CHECK_EVIDENCE, NodeKind.RULE, "Enough evidence?"),
         Node(REFINE, NodeKind.LLM, "Refine query", RefinedQueries, LLM_TIMEOUT, LLM_RETRY),
         Node(WRITE, NodeKind.LLM, "Write", Draft, LLM_TIMEOUT, LLM_RETRY),
-        Node(REVIEW, NodeKind.LLM, "Review", ReviewVerdict, LLM_TIMEOUT, LLM_RETRY),
+        Node(CHECK_DRAFT, NodeKind.RULE, "Draft passes the checks?"),
+        Node(REVIEW, NodeKind.LLM, "Review", RubricScores, LLM_TIMEOUT, LLM_RETRY),
         Node(VERDICT, NodeKind.RULE, "Passed?"),
         Node(DELIVER, NodeKind.RULE, "Deliver", terminal=True),
     ),
@@ -38,7 +46,11 @@ RESEARCH_GRAPH = StateMachine(
         Edge(CHECK_EVIDENCE, WRITE, Outcome.EXHAUSTED, "write with what there is"),
         Edge(REFINE, RETRIEVE, Outcome.SUCCESS),
         Edge(REFINE, WRITE, Outcome.SCHEMA_FAILURE, "write with what there is"),
-        Edge(WRITE, REVIEW, Outcome.SUCCESS),
+        Edge(WRITE, CHECK_DRAFT, Outcome.SUCCESS),
+        Edge(WRITE, DELIVER, Outcome.SCHEMA_FAILURE, "deliver an extract of the passages"),
+        Edge(CHECK_DRAFT, REVIEW, Outcome.PASS),
+        Edge(CHECK_DRAFT, WRITE, Outcome.FAIL, "with the rule's feedback, no review call"),
+        Edge(CHECK_DRAFT, DELIVER, Outcome.EXHAUSTED, "an extract, or the draft flagged"),
         Edge(REVIEW, VERDICT, Outcome.SUCCESS),
         Edge(REVIEW, DELIVER, Outcome.SCHEMA_FAILURE, "deliver unreviewed"),
         Edge(VERDICT, DELIVER, Outcome.PASS),

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from models.llm import ModelChoice
+from models.llm import ModelChoice, Provider
 
 SecurityLevel = Literal["public", "internal", "restricted"]
 Language = Literal["en", "ko"]
@@ -168,6 +168,43 @@ class Routes(BaseModel):
     refusal: str = Field(min_length=1, description="what a refused request is told")
 
 
+def _local_only() -> list[Provider]:
+    return ["local"]
+
+
+class FlowQuality(BaseModel):
+    """How one flow treats drafts: check rewrites, and when to fall back to an extract."""
+
+    max_rewrites: int = Field(
+        default=2, ge=0, le=10, description="writes sent back by the checks before giving up"
+    )
+    extractive_fallback: list[Provider] = Field(
+        default_factory=lambda: _local_only(),
+        description="providers whose runs deliver an extract when no draft passes the checks",
+    )
+    rubric: str = Field(default="answer", description="the rubric the review is scored on")
+
+
+class Decoding(BaseModel):
+    """Sampling settings for a provider's model; recorded with every call's result."""
+
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=40, ge=0)
+    repeat_penalty: float = Field(default=1.0, ge=1, le=2)
+    frequency_penalty: float = Field(default=0.0, ge=0, le=2)
+
+
+class Quality(BaseModel):
+    """contracts/quality.toml: per-flow draft handling and per-provider decoding."""
+
+    flows: dict[str, FlowQuality] = Field(default_factory=dict)
+    decoding: dict[str, Decoding] = Field(default_factory=dict)
+
+    def flow(self, name: str) -> FlowQuality:
+        return self.flows.get(name) or FlowQuality()
+
+
 class ContractSnapshot(BaseModel):
     """All contracts a run routes on, with each file's version and content hash."""
 
@@ -176,3 +213,5 @@ class ContractSnapshot(BaseModel):
     rubrics: dict[str, Rubric]
     routes: Routes
     versions: dict[str, str] = Field(description="file -> 'version@sha256 prefix'")
+    # A default, so snapshots recorded before the file existed still parse on replay.
+    quality: Quality = Field(default_factory=Quality)

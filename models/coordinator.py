@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from models.agents import CriterionScore
+from models.checks import CheckFailure
 from models.contracts import SecurityLevel
 from models.llm import Budget, Fallback, ModelChoice, Usage
 from models.routing import DataRoute, ToolDecision
@@ -54,7 +55,7 @@ class ResearcherRun(BaseModel):
     refusals: list[ToolDecision] = Field(default_factory=list)
 
 
-Trigger = Literal["first draft", "reviewer", "human"]
+Trigger = Literal["first draft", "reviewer", "human", "checks"]
 
 
 class ReviewRound(BaseModel):
@@ -68,6 +69,9 @@ class ReviewRound(BaseModel):
     passed: bool = False
     feedback: str = ""
     trigger: Trigger = "first draft"
+    check_failures: list[CheckFailure] = Field(
+        default_factory=list, description="rules the draft broke; such a draft is not reviewed"
+    )
 
 
 Stage = Literal["planning", "researching", "writing", "reviewing", "awaiting_approval", "delivered"]
@@ -111,3 +115,9 @@ class MultiAgentReport(BaseModel):
     fallbacks: list[Fallback] = Field(default_factory=list)
     prompts: dict[str, str] = Field(default_factory=dict)
     contract_versions: dict[str, str] = Field(default_factory=dict)
+    extractive: bool = Field(
+        default=False, description="the report is the passages' own sentences, not a draft"
+    )
+    check_failures: list[CheckFailure] = Field(
+        default_factory=list, description="rules the delivered draft broke"
+    )

@@ -43,6 +43,13 @@ class SearchResult(BaseModel):
     passages: list[Passage]
 
 
+class PassagesRequest(BaseModel):
+    """Passages by id, read under the caller's clearance (for checks on a team's draft)."""
+
+    chunk_ids: list[str] = Field(min_length=1, max_length=50)
+    clearance: SecurityLevel = "public"
+
+
 class IngestRequest(BaseModel):
     """A folder readable by the worker, ingested into one namespace."""
 

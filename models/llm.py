@@ -140,3 +140,6 @@ class LLMResult(BaseModel):
     usage: Usage
     prompt_id: str = ""
     prompt_hash: str = Field(default="", description="hash of the template version used")
+    decoding: dict[str, float] = Field(
+        default_factory=dict, description="sampling settings the model ran with, when known"
+    )

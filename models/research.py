@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from models.agents import CriterionScore
+from models.checks import CheckFailure
 from models.contracts import SecurityLevel
 from models.documents import Passage
 from models.llm import Budget, Fallback, ModelChoice, Usage
@@ -37,7 +39,7 @@ class Draft(BaseModel):
 
 
 class ReviewVerdict(BaseModel):
-    """Review node: pass or fail with feedback for the next plan."""
+    """Review node of runs recorded before rubric verdicts: the model's own pass or fail."""
 
     passed: bool
     # An enum, not a range: llama.cpp's schema grammar enforces enums but not bounds.
@@ -55,6 +57,20 @@ class EvidenceSet(BaseModel):
         return len({p.doc_id for p in self.passages})
 
 
+class RubricReview(BaseModel):
+    """A review decided by the rubric: the criteria's scores, weighted, against the threshold.
+
+    `passed` is the rubric's threshold applied to `weighted_score`, never the model's word.
+    """
+
+    rubric: str
+    scores: list[CriterionScore]
+    weighted_score: float
+    threshold: float
+    passed: bool
+    feedback: str = ""
+
+
 class Candidate(BaseModel):
     """A draft with the passages it was written from and, once reviewed, its verdict.
 
@@ -66,6 +82,18 @@ class Candidate(BaseModel):
     draft: Draft
     passages: list[Passage]
     verdict: ReviewVerdict | None = None
+    review: RubricReview | None = None
+    failures: list[CheckFailure] = Field(
+        default_factory=list, description="check rules the draft broke"
+    )
+    extractive: bool = False
+
+    @property
+    def score(self) -> float:
+        """What ranks drafts for the best one: the rubric's score, else the model's."""
+        if self.review is not None:
+            return self.review.weighted_score
+        return float(self.verdict.score) if self.verdict else 0.0
 
 
 class ResearchInput(BaseModel):
@@ -123,6 +151,7 @@ class ResearchProgress(BaseModel):
     iteration: int = Field(default=0, description="plan rounds started")
     refinements: int = 0
     revisions: int = 0
+    rewrites: int = Field(default=0, description="drafts the checks sent back to the writer")
     reasks: int = 0
     evidence: int = 0
     usage: Usage = Field(default_factory=Usage)
@@ -153,3 +182,20 @@ class ResearchReport(BaseModel):
     )
     reasks: int = 0
     fallbacks: list[Fallback] = Field(default_factory=list)
+    review: RubricReview | None = Field(
+        default=None, description="the delivered draft's rubric review, when it had one"
+    )
+    reviews: list[RubricReview] = Field(
+        default_factory=list, description="every rubric review of the run, in order"
+    )
+    check_failures: list[CheckFailure] = Field(
+        default_factory=list, description="rules the delivered model draft broke"
+    )
+    extractive: bool = Field(
+        default=False, description="the answer is the passages' own sentences, not a draft"
+    )
+    revisions: int = 0
+    rewrites: int = 0
+    decoding: dict[str, float] = Field(
+        default_factory=dict, description="the model's sampling settings, when it reports them"
+    )

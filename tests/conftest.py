@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from activities.llm.chat_model import BlockingChatModel, InThread
 from activities.llm.gateway import LLMGateway
@@ -26,6 +27,7 @@ from infra.codec import data_converter
 from infra.keys import append_new_key
 from infra.settings import WorkerSettings
 from models.agents import AgentInput
+from models.contracts import ContractSnapshot
 from models.coordinator import CoordinatorInput
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
@@ -163,12 +165,23 @@ async def running_workers(
     *,
     max_cached_workflows: int = 1000,
     gateway: LLMGateway | None = None,
+    contracts: ContractSnapshot | None = None,
 ) -> AsyncIterator[WorkerSettings]:
     """Workers built the way worker.py builds them, on queues of their own."""
     settings = settings or worker_settings()
-    gateway = gateway or build_gateway(settings, PromptBook.load(), passages=store)
+    gateway = gateway or build_gateway(
+        settings,
+        PromptBook.load(),
+        passages=store,
+        decoding=load_contracts().quality.decoding.get("local"),
+    )
     workers = build_workers(
-        client, settings, gateway, store, max_cached_workflows=max_cached_workflows
+        client,
+        settings,
+        gateway,
+        store,
+        max_cached_workflows=max_cached_workflows,
+        contracts=contracts,
     )
     async with AsyncExitStack() as stack:
         for w in workers:

@@ -44,7 +44,10 @@ ANSWERS: dict[str, dict[str, Any]] = {
         "answer": "An idempotency key lets the service return the first result of a retry.",
         "citations": [1],
     },
-    "ReviewVerdict": {"passed": True, "score": 4, "feedback": "Supported."},
+    "RubricScores": {
+        "scores": [{"criterion": c, "score": 4} for c in ("relevance", "grounding", "clarity")],
+        "feedback": "Supported.",
+    },
 }
 
 

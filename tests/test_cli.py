@@ -77,7 +77,10 @@ async def test_research_prints_report_citations_and_ui_link(
         )
     assert result.code == 0, result.stderr
     assert "Citations:\n  [1] demo/idempotency-keys#" in result.stdout
-    assert "Review: passed, score 4/5" in result.stdout
+    assert (
+        "Review: passed, rubric answer 4.0 >= 3.5 (relevance 4, grounding 4, clarity 4)"
+        in result.stdout
+    )
     host, _, port = server_address.rpartition(":")  # the dev server's UI: its port + 1000
     link = f"http://{host}:{int(port) + 1000}/namespaces/default/workflows/research-{request_id}/"
     assert link in result.stdout

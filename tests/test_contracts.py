@@ -35,6 +35,7 @@ def test_the_shipped_contracts_load_with_a_version_per_file() -> None:
         "routes.toml",
         "prompts.toml",
         "prices.toml",
+        "quality.toml",
     }
     assert snapshot.versions["agents.toml"].startswith("1@")
 

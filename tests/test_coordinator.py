@@ -17,6 +17,7 @@ from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgent
 from models.llm import Budget, ModelChoice
 from tests.conftest import new_id, plaintext, running_workers
 from tests.processes import run_script
+from tests.test_research_checks import extractive_for_scripted
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow
 
@@ -246,3 +247,81 @@ async def test_a_team_with_no_readable_namespace_is_refused_before_planning(
         [await plaintext(client, failed.encoded_attributes)]
     )
     assert attributes["stack_trace"] == ""
+
+
+async def test_a_team_draft_failing_the_checks_is_rewritten_without_a_reviewer(
+    client: Client, store: DocumentStore
+) -> None:
+    workflow_id = new_id("team")
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_checks", settings.llm_task_queue),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+    # The coordinator asked the same question twice and never about circuit breakers.
+    assert [r.question for r in report.researchers] == [
+        "How do idempotency keys make retries safe?",
+        "What is an idempotency key?",
+        "What do the documents say about circuit breakers?",
+    ]
+    first, second = report.rounds
+    assert {f.rule for f in first.check_failures} >= {"internal_text", "debris", "truncated"}
+    assert first.reviewer_workflow_id == ""
+    assert (second.trigger, second.passed, second.check_failures) == ("checks", True, [])
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    children = [a.agent for a in await child_inputs(history)]
+    assert children.count("reviewer") == 1  # the failing draft cost no review
+    assert children.count("writer") == 2
+    # The writer's second round got the rules' feedback, not the reviewer's.
+    writer = [a for a in await child_inputs(history) if a.agent == "writer"][1]
+    assert "notes meant for you" in writer.feedback
+    assert "Feedback on the last version" not in report.answer
+    assert "too short" not in report.answer
+    assert report.passed
+    assert report.flags == []
+
+
+async def test_a_team_draft_that_never_passes_is_delivered_flagged_by_rule(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_never_checks", settings.llm_task_queue),
+            id=new_id("team"),
+            task_queue=settings.task_queue,
+        )
+    # The scripted model is not in the contract's extractive_fallback: the draft, flagged.
+    assert not report.extractive
+    assert not report.passed
+    assert {"check_failed:internal_text", "check_failed:debris"} <= set(report.flags)
+    assert {f.rule for f in report.check_failures} >= {"internal_text", "debris"}
+    assert len(report.rounds) == 2  # the first draft and one rewrite (max_rewrites = 1)
+    assert all(r.reviewer_workflow_id == "" for r in report.rounds)
+    # Delivered flagged, but without the sentence that was the flow's own feedback.
+    assert "Feedback on the last version" not in report.answer
+    assert "did not pass the rubric" not in report.answer
+    assert report.answer.startswith("Idempotency keys make retries safe")
+
+
+async def test_with_the_extract_allowed_the_team_delivers_the_passages_sentences(
+    client: Client, store: DocumentStore
+) -> None:
+    contracts = extractive_for_scripted("report")
+    async with running_workers(client, store, contracts=contracts) as settings:
+        report = await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            team_input("team_never_checks", settings.llm_task_queue),
+            id=new_id("team"),
+            task_queue=settings.task_queue,
+        )
+    assert report.extractive
+    assert "extractive" in report.flags
+    assert not report.passed
+    assert report.check_failures == []
+    assert "Feedback on the last version" not in report.answer
+    assert report.citations
+    for citation in report.citations:
+        assert f"[{citation.number}]" in report.answer

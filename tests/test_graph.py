@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from graphs.machine import Edge, GraphError, Node, NodeKind, Outcome, StateMachine
-from graphs.research import DELIVER, PLAN, RESEARCH_GRAPH, REVIEW, VERDICT, WRITE
+from graphs.research import (
+    CHECK_DRAFT,
+    DELIVER,
+    PLAN,
+    RESEARCH_GRAPH,
+    RETRIEVE,
+    REVIEW,
+    VERDICT,
+    WRITE,
+)
 
 
 def reachable(graph: StateMachine) -> set[str]:
@@ -30,9 +39,22 @@ def test_review_loops_back_to_plan_and_bounds_lead_to_delivery() -> None:
     assert RESEARCH_GRAPH.next(REVIEW, Outcome.SCHEMA_FAILURE) == DELIVER
 
 
+def test_every_draft_meets_the_checks_before_any_review() -> None:
+    assert RESEARCH_GRAPH.next(WRITE, Outcome.SUCCESS) == CHECK_DRAFT
+    assert RESEARCH_GRAPH.next(CHECK_DRAFT, Outcome.PASS) == REVIEW
+    # A failing draft goes back to the writer, not to the reviewer.
+    assert RESEARCH_GRAPH.next(CHECK_DRAFT, Outcome.FAIL) == WRITE
+    assert RESEARCH_GRAPH.next(CHECK_DRAFT, Outcome.EXHAUSTED) == DELIVER
+    assert [e.target for e in RESEARCH_GRAPH.edges if e.source == WRITE] == [
+        CHECK_DRAFT,
+        DELIVER,
+        DELIVER,
+    ]
+
+
 def test_an_outcome_without_an_edge_is_an_error() -> None:
-    with pytest.raises(GraphError, match="no edge from 'write' on 'schema failure'"):
-        RESEARCH_GRAPH.next(WRITE, Outcome.SCHEMA_FAILURE)
+    with pytest.raises(GraphError, match="no edge from 'retrieve' on 'schema failure'"):
+        RESEARCH_GRAPH.next(RETRIEVE, Outcome.SCHEMA_FAILURE)
 
 
 def test_llm_and_tool_nodes_have_output_schemas_and_bounded_retries() -> None:

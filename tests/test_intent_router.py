@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
@@ -205,3 +207,22 @@ async def test_a_report_with_no_readable_namespace_is_refused_without_starting_a
     assert result.message.startswith("no document namespace that clearance public may read")
     assert "demo: version 2, not 9" in result.message
     assert result.usage.calls == 0  # decided by rule and by the DataRouter: no model call
+
+
+async def test_a_request_the_chosen_flow_cannot_take_is_refused_before_any_child_starts(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    async with running_workers(client, store) as settings:
+        # "outage" routes to the incident flow, whose description needs 10 characters.
+        completed, result = await ask(server_address, settings, "outage")
+    assert completed.code == 4, completed.stderr
+    assert result.refused
+    assert result.decision.flow == "incident"
+    assert result.child_workflow_id is None
+    assert result.message.startswith("This assistant does not do that.")
+    assert "the incident flow cannot take this request: description:" in result.message
+    # No advice about approving a child that never started.
+    assert "approve or reject" not in completed.stderr
+    ask_id = completed.stderr.split("workflow ", 1)[1].split()[0]
+    with pytest.raises(RPCError, match="not found"):
+        await client.get_workflow_handle(f"{ask_id}-incident").describe()

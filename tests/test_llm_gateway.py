@@ -231,3 +231,50 @@ async def test_choices_reach_nested_models_and_unknown_fields_are_refused() -> N
             reviewer.model_copy(update={"choices": {"Nope.field": ["x"]}})
         )
     assert unknown.value.type == UNKNOWN_SCHEMA
+
+
+def _reviewer_request() -> LLMRequest:
+    return request(
+        node="reviewer",
+        prompt_id="reviewer",
+        output_schema="RubricScores",
+        variables={"task": "t", "answer": "a", "criteria": "-", "passages": "-"},
+        choices={"CriterionScore.criterion": ["relevance", "grounding", "clarity"]},
+    )
+
+
+async def test_a_reviewer_repeating_one_criterion_is_reasked_naming_what_is_off() -> None:
+    # Seen from the team's reviewer: one criterion five times, the others missing.
+    repeated = ", ".join(f'{{"criterion": "clarity", "score": {n}}}' for n in range(1, 6))
+    model = RecordingModel(f'{{"scores": [{repeated}], "feedback": "ok"}}')
+    with pytest.raises(ApplicationError) as raised:
+        await gateway(model).complete(_reviewer_request())
+    assert raised.value.type == SCHEMA_VIOLATION
+    assert "no score for relevance, grounding" in raised.value.message
+    assert "clarity scored more than once" in raised.value.message
+
+
+async def test_a_reviewer_is_asked_for_one_score_per_criterion_by_name() -> None:
+    # An object with each criterion a required key: a grammar cannot repeat or skip one.
+    model = RecordingModel(
+        '{"scores": {"relevance": 4, "grounding": 3, "clarity": 5}, "feedback": "ok"}'
+    )
+    result = await gateway(model).complete(_reviewer_request())
+    sent = model.calls[0].schema["properties"]["scores"]
+    assert sent["type"] == "object"
+    assert sent["required"] == ["relevance", "grounding", "clarity"]
+    assert sent["additionalProperties"] is False
+    assert result.output["scores"] == [
+        {"criterion": "relevance", "score": 4},
+        {"criterion": "grounding", "score": 3},
+        {"criterion": "clarity", "score": 5},
+    ]
+
+
+async def test_a_reviewer_scoring_each_criterion_once_is_accepted() -> None:
+    scores = ", ".join(
+        f'{{"criterion": "{c}", "score": 4}}' for c in ("grounding", "clarity", "relevance")
+    )
+    model = RecordingModel(f'{{"scores": [{scores}], "feedback": "ok"}}')
+    result = await gateway(model).complete(_reviewer_request())
+    assert len(result.output["scores"]) == 3

@@ -11,12 +11,15 @@ import time
 import pytest
 from temporalio.client import Client
 
+from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from activities.llm.chat_model import ChatCall, Completion
 from activities.llm.gateway import LLMGateway
 from activities.llm.local_model import LOCAL_MODEL_NAME, LocalModel, bundled_model_path
 from activities.llm.prompts import PromptBook
 from cli.live import LiveView, follow
+from eval.score import TEXT_RULES
+from models.checks import check_draft
 from models.live import LiveEvent
 from models.llm import ModelChoice
 from models.research import ResearchInput
@@ -49,6 +52,14 @@ async def test_the_real_local_model_delivers_a_cited_report(
     assert report.usage.tokens_in > 0
     assert report.usage.tokens_out > 0
     assert report.citations
+    # The contract's decoding for the 135M model ran, and the report says so.
+    decoding = load_contracts().quality.decoding["local"]
+    assert report.decoding == {k: float(v) for k, v in decoding.model_dump().items()}
+    # Whatever the model wrote, nothing degenerate, cut off or with debris goes out unflagged.
+    broken = {r for r in check_draft(report.answer, [], []).rules if r in TEXT_RULES}
+    assert report.extractive or all(f"check_failed:{r}" in report.flags for r in broken)
+    if report.review is not None:
+        assert report.review.passed == (report.review.weighted_score >= report.review.threshold)
     known = store.document_ids("demo")
     assert all(c.doc_id in known for c in report.citations)
     assert report.visits[-1].node == "deliver"

@@ -48,6 +48,14 @@ def test_every_workflow_type_has_recorded_histories() -> None:
     assert continued, "no history of a run that started from continue-as-new"
 
 
+def test_recorded_histories_are_present() -> None:
+    stems = {p.stem for p in HISTORIES}
+    assert {"research_refine_and_revise", "team_report", "ask_small_talk"} <= stems
+    # The shapes behind the check-node, rubric-verdict and router-validation patches.
+    assert {"research_checks_then_pass", "team_checks", "ask_refused_by_flow_input"} <= stems
+    assert any(s.startswith("team_report-researcher") for s in stems)
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     await replayer().replay_workflow(recorded(path))

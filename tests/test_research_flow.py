@@ -59,12 +59,14 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
         "retrieve:success",
         "check_evidence:enough evidence",
         "write:success",
+        "check_draft:pass",
         "review:success",
         "verdict:fail",
         "plan:success",
         "retrieve:success",
         "check_evidence:enough evidence",
         "write:success",
+        "check_draft:pass",
         "review:success",
         "verdict:pass",
         "deliver:delivered",
@@ -82,7 +84,11 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
     assert any("idempotency" in c.passage.lower() for c in report.citations)
     assert report.usage.calls == 7
     assert report.provider == "scripted"
-    assert set(report.prompts) == {"plan", "refine_query", "write", "review"}
+    assert set(report.prompts) == {"plan", "refine_query", "write", "review_rubric"}
+    # The verdict is the rubric's: weights 2, 2, 1 over scores of 4, threshold 3.5.
+    assert report.review is not None
+    assert report.review.weighted_score == 4.0
+    assert report.review.threshold == 3.5
     assert all(len(h) == 16 for h in report.prompts.values())
 
     assert progress.status == "delivered"

@@ -17,9 +17,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from graphs.policies import LLM_RETRY, LLM_TIMEOUT
+    from activities.documents.activities import DocumentActivities
+    from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SEARCH_RETRY, SEARCH_TIMEOUT
     from models.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
-    from models.contracts import ContractSnapshot, Rubric
+    from models.checks import NOTHING_LEFT, CheckFailure, check_draft, scrub_internal
+    from models.contracts import ContractSnapshot, FlowQuality, Rubric
     from models.coordinator import (
         CoordinatorInput,
         CoordinatorProgress,
@@ -32,15 +34,18 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Trigger,
     )
+    from models.documents import PassagesRequest
     from models.errors import (
         NO_READABLE_NAMESPACE,
         NO_VALID_DRAFT,
         UNKNOWN_AGENT,
         UNKNOWN_RUBRIC,
     )
+    from models.extractive import extract_answer
     from models.llm import Fallback, Usage
     from models.research import Draft
     from models.tickets import ApprovalDecision
+    from models.topics import distinct_covering
     from routing.data import no_readable_namespace, route_data
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
@@ -51,6 +56,10 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_PASSAGES = 6
 PASSAGES_PER_RESEARCHER = 2
+# Runs started before this patch plan as the model said and review every draft.
+CHECKS_PATCH = "team-draft-checks-and-topics"
+FLOW = "report"
+PASSAGE_CHARS = 500  # what the LLM worker renders of a passage into the writer's prompt
 
 
 @workflow.defn(name="CoordinatorWorkflow")
@@ -67,6 +76,10 @@ class CoordinatorWorkflow:
         self._prompts: dict[str, str] = {}
         self._fallbacks: list[Fallback] = []
         self._live = LiveChannel()
+        self._checked = False
+        self._shown: list[str] | None = None
+        # What the flow itself said to the writer or saw from tools: never reader-facing.
+        self._internal: list[str] = []
 
     @workflow.query(name="progress")
     def progress(self) -> CoordinatorProgress:
@@ -114,6 +127,7 @@ class CoordinatorWorkflow:
         return report
 
     async def _run(self, request: CoordinatorInput) -> MultiAgentReport:
+        self._checked = workflow.patched(CHECKS_PATCH)
         contracts = await load_contracts()
         rubric = contracts.rubrics.get(request.rubric)
         if rubric is None:
@@ -140,7 +154,10 @@ class CoordinatorWorkflow:
         passage_ids = _passages(researchers)
         notes = "\n".join(f"- {r.question}: {r.summary}" for r in researchers if r.summary)
 
+        quality = contracts.quality.flow(FLOW)
         best: tuple[Draft, ReviewRound] | None = None
+        failing: tuple[Draft, ReviewRound] | None = None
+        rewrites = 0
         feedback = ""
         trigger: Trigger = "first draft"
         reviews = 0
@@ -148,9 +165,19 @@ class CoordinatorWorkflow:
             drafted = await self._round(request, rubric, passage_ids, notes, feedback, trigger)
             if drafted is None:
                 break
+            draft, review = drafted
+            if review.check_failures:
+                # Not reviewed: back to the writer with the rules' own feedback.
+                if failing is None or len(review.check_failures) < len(failing[1].check_failures):
+                    failing = drafted
+                if rewrites < quality.max_rewrites:
+                    rewrites += 1
+                    feedback = " ".join(f.feedback for f in review.check_failures)
+                    trigger = "checks"
+                    continue
+                break
             if trigger != "human":
                 reviews += 1
-            draft, review = drafted
             # With a person in the loop the latest draft is the one they decide on.
             if (
                 best is None
@@ -172,6 +199,15 @@ class CoordinatorWorkflow:
                 break
             feedback = review.feedback or "the draft did not pass the rubric"
             trigger = "reviewer"
+        extractive = False
+        if best is None and failing is not None:
+            for failure in failing[1].check_failures:
+                self._flag(f"check_failed:{failure.rule}")
+            best = failing
+            extract = await self._extract(request, quality, passage_ids)
+            if extract is not None:
+                best, extractive = (extract, failing[1]), True
+                self._flag("extractive")
         if best is None and "budget_exhausted" not in self._flags:
             raise ApplicationError(
                 "the writer gave no valid draft", type=NO_VALID_DRAFT, non_retryable=True
@@ -190,16 +226,20 @@ class CoordinatorWorkflow:
             )
         draft, review = best
         numbers = [n for n in dict.fromkeys(draft.citations) if 1 <= n <= len(passage_ids)]
+        answer = draft.answer
+        if self._checked and not extractive:
+            # Internal feedback and tool errors never go out, even in a flagged draft.
+            answer = scrub_internal(answer, self._internal) or NOTHING_LEFT
         return MultiAgentReport(
             request=request.request,
-            answer=draft.answer,
+            answer=answer,
             citations=[
                 ReportCitation(
                     number=n, passage_id=passage_ids[n - 1], doc_id=passage_ids[n - 1].split("#")[0]
                 )
                 for n in numbers
             ],
-            passed=review.passed,
+            passed=review.passed and not extractive,
             rubric=request.rubric,
             rounds=self._progress.rounds,
             researchers=researchers,
@@ -212,6 +252,8 @@ class CoordinatorWorkflow:
             fallbacks=self._fallbacks,
             prompts=self._prompts,
             contract_versions=contracts.versions,
+            extractive=extractive,
+            check_failures=[] if extractive else review.check_failures,
         )
 
     # --- stages ------------------------------------------------------------------------
@@ -243,6 +285,9 @@ class CoordinatorWorkflow:
         if split is None:
             self._flag("plan_fallback")
             return [request.request]
+        if self._checked:
+            # Distinct questions, one at least for each topic the request names.
+            return distinct_covering(request.request, split.questions, request.max_researchers)
         return list(dict.fromkeys(split.questions))[: request.max_researchers]
 
     async def _research(
@@ -293,6 +338,11 @@ class CoordinatorWorkflow:
             run.tool_calls = _calls(result)
             run.refusals = [d for d in result.decisions if not d.allowed]
             seen = [pid for o in result.observations for pid in o.passage_ids]
+            self._internal.extend(
+                o.text.partition(": ")[2]
+                for o in result.observations
+                if o.refused or o.text.startswith("error: ")
+            )
             findings = Findings.model_validate(result.output) if result.output else None
             if findings is not None:
                 run.summary = findings.summary
@@ -328,6 +378,18 @@ class CoordinatorWorkflow:
             self._flag("writer_failed")
             return None
         draft = Draft.model_validate(written.output)
+        failures = await self._check(request, draft, passage_ids)
+        if failures:
+            checked = ReviewRound(
+                round=number,
+                writer_workflow_id=writer_id,
+                reviewer_workflow_id="",
+                trigger=trigger,
+                check_failures=failures,
+                feedback=" ".join(f.feedback for f in failures),
+            )
+            self._progress.rounds.append(checked)
+            return draft, checked
         self._stage("reviewing")
         reviewed = await self._child(
             AgentInput(
@@ -364,6 +426,46 @@ class CoordinatorWorkflow:
             review.feedback = scores.feedback
         self._progress.rounds.append(review)
         return draft, review
+
+    async def _check(
+        self, request: CoordinatorInput, draft: Draft, passage_ids: list[str]
+    ) -> list[CheckFailure]:
+        """The deterministic rules on a draft, before any reviewer is started."""
+        if not self._checked:
+            return []
+        shown = await self._passages_shown(request, passage_ids)
+        return check_draft(draft.answer, draft.citations, shown, self._internal).failures
+
+    async def _passages_shown(self, request: CoordinatorInput, passage_ids: list[str]) -> list[str]:
+        """The passages as the writer read them, fetched once per run by a local activity."""
+        if self._shown is None and not passage_ids:
+            self._shown = []
+        if self._shown is None:
+            found = await workflow.execute_local_activity_method(
+                DocumentActivities.passages,
+                PassagesRequest(chunk_ids=passage_ids, clearance=request.clearance),
+                start_to_close_timeout=SEARCH_TIMEOUT,
+                retry_policy=SEARCH_RETRY,
+                summary="read the passages the writer sees",
+            )
+            texts = {p.chunk_id: f"{p.title}: {p.text[:PASSAGE_CHARS]}" for p in found.passages}
+            self._shown = [texts.get(pid, "") for pid in passage_ids]
+        return self._shown
+
+    async def _extract(
+        self, request: CoordinatorInput, quality: FlowQuality, passage_ids: list[str]
+    ) -> Draft | None:
+        """The passages' best sentences as the report, when the contract allows it."""
+        provider = request.models[0].provider if request.models else None
+        if self._model is not None:
+            provider = self._model.choice.provider
+        if provider not in quality.extractive_fallback:
+            return None
+        extract = extract_answer(request.request, await self._passages_shown(request, passage_ids))
+        if extract is None:
+            return None
+        # Not model output, so not held to the model's output bounds.
+        return Draft.model_construct(answer=extract.answer, citations=extract.citations)
 
     async def _child(self, agent: AgentInput, workflow_id: str) -> AgentResult:
         """A writer or reviewer, with the models, queue and what is left of the budget."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
@@ -19,7 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from models.agents import AgentInput, AgentResult, DirectAnswer, IntentGuess
     from models.contracts import ContractSnapshot
     from models.coordinator import CoordinatorInput, MultiAgentReport
-    from models.llm import ModelChoice, Usage
+    from models.errors import describe_validation_error
+    from models.llm import Budget, ModelChoice, Usage
     from models.research import ResearchInput, ResearchReport
     from models.routing import AskInput, AskProgress, AskResult, DataRoute, IntentDecision
     from models.tickets import TicketSagaInput, TicketSagaResult
@@ -33,6 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.research import ResearchWorkflow
     from workflows.ticket_saga import TicketSagaWorkflow
+
+
+# Runs started before this patch failed on a request the chosen flow could not take.
+VALIDATE_PATCH = "router-validates-the-child-input"
 
 
 @workflow.defn(name="IntentRouterWorkflow")
@@ -126,83 +132,103 @@ class IntentRouterWorkflow:
         contracts: ContractSnapshot,
         result: AskResult,
     ) -> ResearchReport | MultiAgentReport | TicketSagaResult | AgentResult | None:
+        route: DataRoute | None = None
         if decision.flow in ("research", "report"):
-            self._progress.data_route = result.data_route = self._route
+            route = self._route
+            self._progress.data_route = result.data_route = route
             # Runs started before this patch started a team that had nothing to read.
-            if not self._route.namespaces and (
+            if not route.namespaces and (
                 decision.flow == "research" or workflow.patched("report-needs-readable-namespace")
             ):
                 result.refused = True
-                result.message = no_readable_namespace(request.clearance, self._route.excluded)
+                result.message = no_readable_namespace(request.clearance, route.excluded)
                 return None
         child_id = f"{workflow.info().workflow_id}-{decision.flow}"
-        self._progress.child_workflow_id = child_id
-        result.child_workflow_id = child_id
-        self._live.child(child_id, "")
         budget = request.budget.for_child(self._usage)
         common: dict[str, Any] = {
             "id": child_id,
             "parent_close_policy": ParentClosePolicy.REQUEST_CANCEL,
             "static_summary": f"{decision.intent}: {request.request}"[:200],
         }
-        if decision.flow == "direct":
-            answer = await workflow.execute_child_workflow(
-                AgentWorkflow.run,
-                AgentInput(
-                    agent="responder",
-                    task=request.request,
-                    models=[request.model] if request.model else [],
-                    llm_task_queue=request.llm_task_queue,
-                    budget=budget,
-                    variables={"request": request.request},
-                    stream_tokens=request.stream_tokens,
-                ),
-                **common,
+        try:
+            # Validated here, before any child starts: a request the flow cannot take is
+            # refused, rather than failing the router with the child never started.
+            child_input = _child_input(request, decision, budget, route)
+        except ValidationError as err:
+            # Runs recorded before this patch failed here; they replay so.
+            if not workflow.patched(VALIDATE_PATCH):
+                raise
+            result.refused = True
+            result.message = (
+                f"{contracts.routes.refusal} (the {decision.flow} flow cannot take this request:"
+                f" {describe_validation_error(err)})"
             )
+            return None
+        self._progress.child_workflow_id = child_id
+        result.child_workflow_id = child_id
+        self._live.child(child_id, "")
+        if isinstance(child_input, AgentInput):
+            answer = await workflow.execute_child_workflow(AgentWorkflow.run, child_input, **common)
             if answer.output is not None:
                 result.message = DirectAnswer.model_validate(answer.output).answer
             return answer
-        if decision.flow == "incident":
+        if isinstance(child_input, TicketSagaInput):
             return await workflow.execute_child_workflow(
-                TicketSagaWorkflow.run,
-                TicketSagaInput(
-                    description=request.request,
-                    model=request.model or ModelChoice(),
-                    llm_task_queue=request.llm_task_queue,
-                    approval_timeout_seconds=request.approval_timeout_seconds,
-                ),
-                **common,
+                TicketSagaWorkflow.run, child_input, **common
             )
-        if decision.flow == "report":
+        if isinstance(child_input, CoordinatorInput):
             return await workflow.execute_child_workflow(
-                CoordinatorWorkflow.run,
-                CoordinatorInput(
-                    request=request.request,
-                    clearance=request.clearance,
-                    version=request.version,
-                    models=[request.model] if request.model else [],
-                    llm_task_queue=request.llm_task_queue,
-                    budget=budget,
-                    require_approval=request.require_approval,
-                    approval_timeout_seconds=request.approval_timeout_seconds,
-                    stream_tokens=request.stream_tokens,
-                ),
-                **common,
+                CoordinatorWorkflow.run, child_input, **common
             )
-        route = self._route
-        return await workflow.execute_child_workflow(
-            ResearchWorkflow.run,
-            ResearchInput.model_validate(
-                {
-                    "question": request.request,
-                    "namespace": route.namespaces[0],
-                    "namespaces": route.namespaces[1:],
-                    "clearance": request.clearance,
-                    "model": request.model or ModelChoice(),
-                    "llm_task_queue": request.llm_task_queue,
-                    "budget": budget,
-                    "stream_tokens": request.stream_tokens,
-                }
-            ),
-            **common,
+        return await workflow.execute_child_workflow(ResearchWorkflow.run, child_input, **common)
+
+
+ChildInput = AgentInput | TicketSagaInput | CoordinatorInput | ResearchInput
+
+
+def _child_input(
+    request: AskInput, decision: IntentDecision, budget: Budget, route: DataRoute | None
+) -> ChildInput:
+    """The chosen flow's own input; its validation is the flow's own rule for the request."""
+    if decision.flow == "direct":
+        return AgentInput(
+            agent="responder",
+            task=request.request,
+            models=[request.model] if request.model else [],
+            llm_task_queue=request.llm_task_queue,
+            budget=budget,
+            variables={"request": request.request},
+            stream_tokens=request.stream_tokens,
         )
+    if decision.flow == "incident":
+        return TicketSagaInput(
+            description=request.request,
+            model=request.model or ModelChoice(),
+            llm_task_queue=request.llm_task_queue,
+            approval_timeout_seconds=request.approval_timeout_seconds,
+        )
+    if decision.flow == "report":
+        return CoordinatorInput(
+            request=request.request,
+            clearance=request.clearance,
+            version=request.version,
+            models=[request.model] if request.model else [],
+            llm_task_queue=request.llm_task_queue,
+            budget=budget,
+            require_approval=request.require_approval,
+            approval_timeout_seconds=request.approval_timeout_seconds,
+            stream_tokens=request.stream_tokens,
+        )
+    assert route is not None
+    return ResearchInput.model_validate(
+        {
+            "question": request.request,
+            "namespace": route.namespaces[0],
+            "namespaces": route.namespaces[1:],
+            "clearance": request.clearance,
+            "model": request.model or ModelChoice(),
+            "llm_task_queue": request.llm_task_queue,
+            "budget": budget,
+            "stream_tokens": request.stream_tokens,
+        }
+    )

@@ -37,6 +37,7 @@ class _Limits:
     retry: RetryPolicy
     passage_ids: list[str] = field(default_factory=list)
     choices: dict[str, list[str]] = field(default_factory=dict)
+    prompt_id: str = ""
 
 
 class BudgetExhausted(Exception):
@@ -87,6 +88,7 @@ class ModelCaller:
         retry: RetryPolicy,
         passage_ids: list[str] | None = None,
         choices: dict[str, list[str]] | None = None,
+        prompt_id: str | None = None,
     ) -> M | None:
         """Call the model; re-ask with the validation error, apart from transport retries.
 
@@ -94,7 +96,9 @@ class ModelCaller:
         failure edge. Every call counts in `usage`, rejected ones included. A provider
         failure that retries cannot fix moves the run to the next model of its chain.
         """
-        limits = _Limits(max_tokens, start_to_close, retry, passage_ids or [], choices or {})
+        limits = _Limits(
+            max_tokens, start_to_close, retry, passage_ids or [], choices or {}, prompt_id or node
+        )
         while True:
             try:
                 return await self._ask_current(node, output, variables, limits)
@@ -140,7 +144,7 @@ class ModelCaller:
                 node=node,
                 call_index=index,
                 choice=self._chain[self._current],
-                prompt_id=node,
+                prompt_id=limits.prompt_id,
                 variables=variables,
                 output_schema=output.__name__,
                 reask_error=error,

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
     from graphs.machine import Outcome
     from graphs.research import (
+        CHECK_DRAFT,
         CHECK_EVIDENCE,
         DELIVER,
         PLAN,
@@ -28,8 +29,12 @@ with workflow.unsafe.imports_passed_through():
         VERDICT,
         WRITE,
     )
+    from models.agents import RubricScores
+    from models.checks import NOTHING_LEFT, check_draft, query_problem, scrub_internal
+    from models.contracts import ContractSnapshot, FlowQuality, Rubric
     from models.documents import Passage, SearchRequest
-    from models.errors import NO_VALID_DRAFT
+    from models.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
+    from models.extractive import extract_answer
     from models.research import (
         Candidate,
         Citation,
@@ -42,10 +47,11 @@ with workflow.unsafe.imports_passed_through():
         ResearchProgress,
         ResearchReport,
         ReviewVerdict,
+        RubricReview,
         RunStatus,
     )
     from routing.data import clearance_refusal
-    from workflows.contract_snapshot import load_contracts_locally
+    from workflows.contract_snapshot import load_contracts, load_contracts_locally
     from workflows.live import LiveChannel
     from workflows.live_steps import research_node, review_step, search_step
     from workflows.model_calls import BudgetExhausted, ModelCaller
@@ -56,6 +62,10 @@ M = TypeVar("M", bound=BaseModel)
 # Output budgets per node: small enough that a runaway generation stays short.
 MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
 PROMPT_PASSAGE_CHARS = 500
+# Runs started before this patch take the model's `passed` and have no check node.
+VERDICTS_PATCH = "rubric-verdicts-and-draft-checks"
+FLOW = "research"
+CRITERIA_KEY = "CriterionScore.criterion"
 
 
 @workflow.defn(name="ResearchWorkflow")
@@ -82,6 +92,10 @@ class ResearchWorkflow:
         self._best: Candidate | None = None
         self._chosen: Candidate | None = None
         self._flags: list[str] = []
+        self._checked = False
+        self._contracts: ContractSnapshot | None = None
+        self._rewrite_feedback = ""
+        self._reviews: list[RubricReview] = []
 
     @workflow.query(name="progress")
     def progress(self) -> ResearchProgress:
@@ -97,7 +111,9 @@ class ResearchWorkflow:
             WRITE: self._write,
             REVIEW: self._review,
             VERDICT: self._verdict,
+            CHECK_DRAFT: self._check_draft,
         }
+        self._checked = workflow.patched(VERDICTS_PATCH)
         self._set_status("running")
         node = RESEARCH_GRAPH.start
         try:
@@ -117,6 +133,9 @@ class ResearchWorkflow:
                     outcome = Outcome.BUDGET_EXHAUSTED
                 self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
                 node = RESEARCH_GRAPH.next(node, outcome)
+                if node == CHECK_DRAFT and not self._checked:
+                    # Recorded runs went from write straight to review; they replay so.
+                    node = RESEARCH_GRAPH.next(CHECK_DRAFT, Outcome.PASS)
         except (Exception, asyncio.CancelledError) as error:
             # Not BaseException: the SDK tears evicted workflows down with its own.
             self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
@@ -150,6 +169,7 @@ class ResearchWorkflow:
         activity still checks again at the store's boundary.
         """
         contracts = await load_contracts_locally()
+        self._contracts = contracts  # the checks and the rubric read the same snapshot
         refusal = clearance_refusal(
             [self._input.namespace, *self._input.namespaces],
             contracts.routes.namespaces,
@@ -169,11 +189,12 @@ class ResearchWorkflow:
         plan = await self._ask(
             PLAN, ResearchPlan, {"question": self._input.question, "feedback": feedback}
         )
-        if plan is None:
+        queries = self._real_queries(plan.queries) if plan is not None else []
+        if not queries:
             self._queries = [self._input.question]
             self._flag("plan_fallback")
             return Outcome.SCHEMA_FAILURE
-        self._queries = plan.queries
+        self._queries = queries
         return Outcome.SUCCESS
 
     async def _retrieve(self) -> Outcome:
@@ -235,10 +256,11 @@ class ResearchWorkflow:
                 "failed_queries": "; ".join(self._tried_queries),
             },
         )
-        if refined is None:
+        queries = self._real_queries(refined.queries) if refined is not None else []
+        if not queries:
             self._flag("refine_failed")
             return Outcome.SCHEMA_FAILURE
-        self._queries = refined.queries
+        self._queries = queries
         return Outcome.SUCCESS
 
     async def _write(self) -> Outcome:
@@ -246,6 +268,9 @@ class ResearchWorkflow:
         feedback = (
             f"\nA reviewer rejected an earlier answer: {self._feedback}\n" if self._feedback else ""
         )
+        if self._rewrite_feedback:
+            feedback = f"\nYour last answer was sent back: {self._rewrite_feedback}\n"
+            self._rewrite_feedback = ""
         draft = await self._ask(
             WRITE,
             Draft,
@@ -255,6 +280,8 @@ class ResearchWorkflow:
                 "feedback": feedback,
             },
         )
+        if draft is None and self._checked and await self._extract(passages):
+            return Outcome.SCHEMA_FAILURE
         if draft is None:
             raise ApplicationError(
                 "the writer gave no valid draft within the re-ask limit",
@@ -264,7 +291,33 @@ class ResearchWorkflow:
         self._current = Candidate(draft=draft, passages=passages)
         return Outcome.SUCCESS
 
+    async def _check_draft(self) -> Outcome:
+        """Deterministic rules before any review call; a broken one goes back to the writer."""
+        assert self._current is not None
+        current = self._current
+        shown = [_shown(p) for p in current.passages]
+        check = check_draft(current.draft.answer, current.draft.citations, shown)
+        current.failures = check.failures
+        if check.passed:
+            return Outcome.PASS
+        quality = await self._quality()
+        if self._best is None or len(current.failures) < len(self._best.failures):
+            self._best = current
+        if self._progress.rewrites < quality.max_rewrites:
+            self._progress.rewrites += 1
+            self._rewrite_feedback = check.feedback
+            return Outcome.FAIL
+        best = self._best
+        # The rules the last draft broke, even when an earlier, reviewed draft ranks best.
+        for failure in current.failures:
+            self._flag(f"check_failed:{failure.rule}")
+        if not await self._extract(best.passages):
+            self._chosen = best
+        return Outcome.EXHAUSTED
+
     async def _review(self) -> Outcome:
+        if self._checked:
+            return await self._rubric_review()
         assert self._current is not None
         verdict = await self._ask(
             REVIEW,
@@ -281,20 +334,68 @@ class ResearchWorkflow:
             return Outcome.SCHEMA_FAILURE
         self._current.verdict = verdict
         review_step(self._live, verdict)
-        if self._best is None or _score(self._current) >= _score(self._best):
+        if self._best is None or self._current.score >= self._best.score:
+            self._best = self._current
+        return Outcome.SUCCESS
+
+    async def _rubric_review(self) -> Outcome:
+        """The reviewer scores each criterion; the rubric, not the model, decides the verdict."""
+        assert self._current is not None
+        name, rubric = await self._rubric()
+        scored = await self._ask(
+            REVIEW,
+            RubricScores,
+            {
+                "question": self._input.question,
+                "passages": _numbered(self._current.passages),
+                "answer": self._current.draft.answer,
+                "criteria": "\n".join(
+                    f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
+                ),
+            },
+            prompt_id="review_rubric",
+            choices={CRITERIA_KEY: [c.name for c in rubric.criteria]},
+        )
+        if scored is None:
+            self._flag("unreviewed")
+            self._chosen = self._current
+            return Outcome.SCHEMA_FAILURE
+        weighted = rubric.weighted_score({s.criterion: s.score for s in scored.scores})
+        self._current.review = RubricReview(
+            rubric=name,
+            scores=scored.scores,
+            weighted_score=weighted,
+            threshold=rubric.pass_threshold,
+            passed=weighted >= rubric.pass_threshold,
+            feedback=scored.feedback,
+        )
+        self._reviews.append(self._current.review)
+        review = self._current.review
+        self._live.step(
+            f"review {'passed' if review.passed else 'failed'}: rubric {name}"
+            f" {review.weighted_score:.2f} against {review.threshold:.2f}",
+            REVIEW,
+        )
+        if (
+            self._best is None
+            or self._best.review is None
+            or (self._current.score >= self._best.score)
+        ):
             self._best = self._current
         return Outcome.SUCCESS
 
     async def _verdict(self) -> Outcome:
         assert self._current is not None
-        assert self._current.verdict is not None
+        review = self._current.review
         verdict = self._current.verdict
-        if verdict.passed:
+        passed = review.passed if review is not None else bool(verdict and verdict.passed)
+        feedback = review.feedback if review is not None else (verdict.feedback if verdict else "")
+        if passed:
             self._chosen = self._current
             return Outcome.PASS
         if self._progress.revisions < self._input.max_revisions:
             self._progress.revisions += 1
-            self._feedback = verdict.feedback or "the answer was not good enough"
+            self._feedback = feedback or "the answer was not good enough"
             return Outcome.FAIL
         self._flag("max_revisions_reached")
         self._chosen = self._best
@@ -302,6 +403,12 @@ class ResearchWorkflow:
 
     def _deliver(self) -> ResearchReport:
         chosen = self._chosen or self._current
+        if chosen is not None and chosen.failures:
+            # A draft that never passed the checks: say which rules it broke.
+            for failure in chosen.failures:
+                self._flag(f"check_failed:{failure.rule}")
+        if chosen is not None and chosen.extractive:
+            self._flag("extractive")
         if chosen is None:
             # Only a spent budget ends the flow before a draft: deliver the evidence.
             self._flag("no_draft")
@@ -334,12 +441,18 @@ class ResearchWorkflow:
             for n in numbers
         ]
         last = self._model.last
+        answer = chosen.draft.answer
+        if self._checked and not chosen.extractive:
+            # The flow's own words to its writer never go out, even in a flagged draft.
+            answer = scrub_internal(answer) or NOTHING_LEFT
         return ResearchReport(
             question=self._input.question,
-            answer=chosen.draft.answer,
+            answer=answer,
             citations=citations,
-            review_score=chosen.verdict.score if chosen.verdict else None,
-            review_passed=bool(chosen.verdict and chosen.verdict.passed),
+            review_score=_review_score(chosen),
+            review_passed=chosen.review.passed
+            if chosen.review is not None
+            else bool(chosen.verdict and chosen.verdict.passed),
             flags=self._flags,
             iterations=self._progress.iteration,
             refinements=self._progress.refinements,
@@ -350,11 +463,26 @@ class ResearchWorkflow:
             prompts=self._model.prompts,
             reasks=self._progress.reasks,
             fallbacks=self._model.fallbacks,
+            review=chosen.review,
+            reviews=self._reviews,
+            check_failures=[] if chosen.extractive else chosen.failures,
+            extractive=chosen.extractive,
+            revisions=self._progress.revisions,
+            rewrites=self._progress.rewrites,
+            decoding=last.decoding if last else {},
         )
 
     # --- helpers -----------------------------------------------------------------------
 
-    async def _ask(self, node: str, output: type[M], variables: dict[str, str]) -> M | None:
+    async def _ask(
+        self,
+        node: str,
+        output: type[M],
+        variables: dict[str, str],
+        *,
+        prompt_id: str | None = None,
+        choices: dict[str, list[str]] | None = None,
+    ) -> M | None:
         spec = RESEARCH_GRAPH.node(node)
         try:
             return await self._model.ask(
@@ -364,6 +492,8 @@ class ResearchWorkflow:
                 max_tokens=MAX_TOKENS[node],
                 start_to_close=spec.start_to_close,
                 retry=spec.retry,
+                prompt_id=prompt_id,
+                choices=choices,
             )
         finally:
             self._progress.usage = self._model.usage
@@ -374,6 +504,52 @@ class ResearchWorkflow:
         if flag not in self._flags:
             self._flags.append(flag)
 
+    def _real_queries(self, queries: list[str]) -> list[str]:
+        """Only real search queries are searched; `"]: {` from a broken plan is not one."""
+        if not self._checked:
+            return queries
+        kept = [q for q in queries if query_problem(q) is None]
+        if len(kept) < len(queries):
+            self._flag("queries_rejected")
+        return kept
+
+    async def _snapshot(self) -> ContractSnapshot:
+        """The contracts, read once per run as a recorded result, when first needed.
+
+        Runs that checked clearance at their start read them there already.
+        """
+        if self._contracts is None:
+            self._contracts = await load_contracts()
+        return self._contracts
+
+    async def _quality(self) -> FlowQuality:
+        return (await self._snapshot()).quality.flow(FLOW)
+
+    async def _rubric(self) -> tuple[str, Rubric]:
+        name = (await self._quality()).rubric
+        rubric = (await self._snapshot()).rubrics.get(name)
+        if rubric is None:
+            raise ApplicationError(
+                f"no rubric {name!r} in rubrics.toml", type=UNKNOWN_RUBRIC, non_retryable=True
+            )
+        return name, rubric
+
+    async def _extract(self, passages: list[Passage]) -> bool:
+        """Deliver the passages' best sentences, if the contract allows it for this model."""
+        quality = await self._quality()
+        if self._model.choice.provider not in quality.extractive_fallback:
+            return False
+        extract = extract_answer(self._input.question, [_shown(p) for p in passages])
+        if extract is None:
+            return False
+        self._chosen = Candidate(
+            # Not model output, so not held to the model's output bounds.
+            draft=Draft.model_construct(answer=extract.answer, citations=extract.citations),
+            passages=passages,
+            extractive=True,
+        )
+        return True
+
 
 def _numbered(passages: list[Passage]) -> str:
     if not passages:
@@ -383,5 +559,12 @@ def _numbered(passages: list[Passage]) -> str:
     )
 
 
-def _score(candidate: Candidate) -> int:
-    return candidate.verdict.score if candidate.verdict else 0
+def _shown(passage: Passage) -> str:
+    """A passage as the writer saw it in its prompt."""
+    return f"{passage.title}: {passage.text[:PROMPT_PASSAGE_CHARS]}"
+
+
+def _review_score(candidate: Candidate) -> int | None:
+    if candidate.review is not None:
+        return round(candidate.review.weighted_score)
+    return candidate.verdict.score if candidate.verdict else None

@@ -19,12 +19,20 @@ from pydantic import BaseModel, ValidationError
 from activities.llm.contract_files import read_contract
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
-from models.contracts import AgentSpec, ContractSnapshot, Routes, Rubric, ToolSpec
+from models.contracts import AgentSpec, ContractSnapshot, Quality, Routes, Rubric, ToolSpec
 from models.errors import describe_validation_error
 from models.outputs import OUTPUT_MODELS
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
-FILES = ("agents.toml", "tools.toml", "rubrics.toml", "routes.toml", "prompts.toml", "prices.toml")
+FILES = (
+    "agents.toml",
+    "tools.toml",
+    "rubrics.toml",
+    "routes.toml",
+    "prompts.toml",
+    "prices.toml",
+    "quality.toml",
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -128,12 +136,22 @@ def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
         )
     except ValidationError as err:
         raise ContractError(f"{routes_path}: {describe_validation_error(err)}") from err
+    quality_path = directory / "quality.toml"
+    try:
+        quality = Quality.model_validate(
+            {k: v for k, v in raws["quality.toml"].items() if k != "version"}
+        )
+    except ValidationError as err:
+        raise ContractError(f"{quality_path}: {describe_validation_error(err)}") from err
+    for flow, settings in quality.flows.items():
+        _require(f"{quality_path} [flows.{flow}] rubric", [settings.rubric], rubrics, "rubric")
     snapshot = ContractSnapshot(
         agents=agents,
         tools=tools,
         rubrics=rubrics,
         routes=routes,
         versions={name: _version(directory / name, raws[name]) for name in FILES},
+        quality=quality,
     )
     return Contracts(snapshot, prompts, prices)
 
@@ -154,5 +172,6 @@ def check_all(directory: Path = CONTRACTS_DIR) -> list[str]:
         "routes.toml": len(snapshot.routes.intents) + len(snapshot.routes.namespaces),
         "prompts.toml": len(loaded.prompts.ids()),
         "prices.toml": len(read_contract(directory / "prices.toml", ContractError)),
+        "quality.toml": len(snapshot.quality.flows) + len(snapshot.quality.decoding),
     }
     return [f"{name:<14} {snapshot.versions[name]:<20} {counts[name]} entries" for name in FILES]

@@ -23,7 +23,14 @@ from temporalio.exceptions import ApplicationError
 from activities.documents.store import DocumentStore, IngestPathError
 from activities.heartbeat import heartbeating
 from models.contracts import SecurityLevel, may_read
-from models.documents import IngestRequest, IngestResult, Passage, SearchRequest, SearchResult
+from models.documents import (
+    IngestRequest,
+    IngestResult,
+    Passage,
+    PassagesRequest,
+    SearchRequest,
+    SearchResult,
+)
 from models.errors import (
     ACCESS_DENIED,
     INGEST_PATH_NOT_FOUND,
@@ -124,6 +131,20 @@ class DocumentActivities:
                 non_retryable=True,
             )
         return folder
+
+    @activity.defn(name="read_passages")
+    async def passages(self, request: PassagesRequest) -> SearchResult:
+        """The passages found and readable at the clearance, in the order asked; others left out."""
+
+        def read() -> list[Passage]:
+            found = [self._store.passage(chunk_id) for chunk_id in request.chunk_ids]
+            return [
+                p
+                for p in found
+                if p is not None and may_read(request.clearance, self.level(p.namespace))
+            ]
+
+        return SearchResult(passages=await asyncio.to_thread(read))
 
     @activity.defn(name="ingest_documents")
     async def ingest(self, request: IngestRequest) -> IngestResult:

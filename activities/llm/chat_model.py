@@ -14,7 +14,7 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # Called with each piece of text as the model writes it; must be safe from any thread.
@@ -39,6 +39,7 @@ class Completion:
     text: str
     tokens_in: int
     tokens_out: int
+    decoding: dict[str, float] = field(default_factory=dict)
 
 
 class CallStopped(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -16,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.llm.chat_model import ChatCall, ChatModel, TextSink
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
+from models.agents import RubricScores
 from models.documents import Passage
 from models.errors import (
     BUDGET_EXHAUSTED,
@@ -40,6 +42,7 @@ REASK_SUFFIX = (
 
 
 PASSAGE_CHARS = 500
+CRITERIA_KEY = "CriterionScore.criterion"
 
 
 class PassageSource(Protocol):
@@ -133,13 +136,14 @@ class LLMGateway:
             user += REASK_SUFFIX.format(error=request.reask_error)
         max_tokens = self._output_cap(request, len(prompt.system) + len(user))
         schema = narrowed_schema(output_model, request.choices)
+        sent = scores_by_criterion(schema, request.choices)
         started = time.monotonic()
         completion = await provider.complete(
             ChatCall(
                 model=request.choice.model,
                 system=prompt.system,
                 user=user,
-                schema=schema,
+                schema=sent,
                 max_tokens=max_tokens,
                 temperature=request.choice.temperature,
                 node=request.node,
@@ -161,11 +165,14 @@ class LLMGateway:
             ),
         )
         try:
-            output = _parse(output_model, completion.text)
+            output = _parse(output_model, completion.text, by_criterion=sent is not schema)
         except ValidationError as err:
             summary = describe_validation_error(err)
             raise _rejected(request, completion.text, usage, summary) from err
-        outside = _outside_choices(schema, output) if request.choices else ""
+        # The rubric's complaint first: it names what is missing, the schema's does not.
+        outside = _criteria_not_scored_once(output, request.choices)
+        if not outside and request.choices:
+            outside = _outside_choices(schema, output)
         if outside:
             raise _rejected(request, completion.text, usage, outside)
         log.info("llm.complete", node=request.node, **usage.model_dump())
@@ -176,14 +183,16 @@ class LLMGateway:
             usage=usage,
             prompt_id=request.prompt_id,
             prompt_hash=prompt.prompt_hash,
+            decoding=completion.decoding,
         )
 
 
-def _parse(model: type[BaseModel], text: str) -> BaseModel:
+def _parse(model: type[BaseModel], text: str, *, by_criterion: bool = False) -> BaseModel:
     """Strict JSON first; then JSON whose strings hold raw newlines or tabs.
 
     Small models under a grammar sometimes break a long string across lines; the
     content is still what the schema asks for, so it is not worth a re-ask.
+    Scores asked for by criterion come back as an object and are read as the list.
     """
     try:
         return model.model_validate_json(text)
@@ -192,6 +201,8 @@ def _parse(model: type[BaseModel], text: str) -> BaseModel:
             loose = json.loads(text, strict=False)
         except ValueError:
             raise strict_error from None
+        if by_criterion and isinstance(loose, dict) and isinstance(loose.get("scores"), dict):
+            loose["scores"] = [{"criterion": k, "score": v} for k, v in loose["scores"].items()]
         return model.model_validate(loose)
 
 
@@ -212,7 +223,56 @@ def narrowed_schema(model: type[BaseModel], choices: Mapping[str, list[str]]) ->
                 non_retryable=True,
             )
         target["properties"][field] = {"type": "string", "enum": list(values)}
+    criteria = choices.get(CRITERIA_KEY)
+    if criteria and model is RubricScores:
+        # As many scores as criteria, so a grammar cannot stop early or run on.
+        scores = schema["properties"]["scores"]
+        scores["minItems"] = scores["maxItems"] = len(criteria)
     return schema
+
+
+def scores_by_criterion(schema: dict[str, Any], choices: Mapping[str, list[str]]) -> dict[str, Any]:
+    """What a reviewer is sent: `scores` as an object with one required key per criterion.
+
+    A list of {criterion, score} lets a grammar-constrained model name one criterion
+    five times; an object with each criterion as a required key cannot. The answer is
+    read back into the list form (`_parse`), so the output model does not change.
+    """
+    criteria = choices.get(CRITERIA_KEY)
+    if not criteria or schema.get("title") != RubricScores.__name__:
+        return schema
+    sent = copy.deepcopy(schema)
+    sent["properties"]["scores"] = {
+        "type": "object",
+        "properties": {c: {"type": "integer", "enum": [1, 2, 3, 4, 5]} for c in criteria},
+        "required": list(criteria),
+        "additionalProperties": False,
+    }
+    return sent
+
+
+def _criteria_not_scored_once(output: BaseModel, choices: Mapping[str, list[str]]) -> str:
+    """A rubric's verdict needs every criterion scored exactly once; say what is off.
+
+    Kept out of the schema's enum: "clarity 1, clarity 2, ..." matches the enum, and
+    a repeated criterion would otherwise be counted last-wins with the others as 1.
+    """
+    criteria = choices.get(CRITERIA_KEY)
+    if not criteria or not isinstance(output, RubricScores):
+        return ""
+    named = [s.criterion for s in output.scores]
+    if not set(named) <= set(criteria):
+        return ""  # an unknown name: the schema's own error says which
+    missing = [c for c in criteria if c not in named]
+    repeated = sorted({c for c in named if named.count(c) > 1})
+    problems = []
+    if missing:
+        problems.append(f"no score for {', '.join(missing)}")
+    if repeated:
+        problems.append(f"{', '.join(repeated)} scored more than once")
+    if not problems:
+        return ""
+    return f"score each criterion exactly once ({'; '.join(problems)})"
 
 
 def _outside_choices(schema: dict[str, Any], output: BaseModel) -> str:

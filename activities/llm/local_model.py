@@ -10,19 +10,22 @@ soon as it is sampled.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
 
 from activities.llm.chat_model import CallStopped, ChatCall, Completion, TextSink
+from models.contracts import Decoding
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"
 # A 135M model falls into loops ("a key that creates a key that creates ..."); a mild
 # frequency penalty breaks them. Stronger penalties (or repeat_penalty 1.3) derail
-# the JSON it writes, which the grammar alone does not prevent.
-FREQUENCY_PENALTY = 0.4
+# the JSON it writes, which the grammar alone does not prevent. contracts/quality.toml
+# sets these per deployment; this is what runs without it.
+DEFAULT_DECODING = Decoding(temperature=0.2, frequency_penalty=0.4)
 
 
 def bundled_model_path() -> Path:
@@ -37,8 +40,14 @@ def bundled_model_path() -> Path:
 
 
 class LocalModel:
-    def __init__(self, model_path: Path | None = None, context_tokens: int = 4096) -> None:
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        context_tokens: int = 4096,
+        decoding: Decoding | None = None,
+    ) -> None:
         self.model_path = model_path or bundled_model_path()
+        self.decoding = decoding or DEFAULT_DECODING
         self._context_tokens = context_tokens
         self._llama: Any = None
         self._lock = threading.Lock()
@@ -73,18 +82,26 @@ class LocalModel:
                 ],
                 "response_format": {"type": "json_object", "schema": call.schema},
                 "max_tokens": call.max_tokens,
-                "temperature": call.temperature,
-                "frequency_penalty": FREQUENCY_PENALTY,
+                # The contract's decoding, not the request's temperature: it is tuned
+                # for this one model.
+                "temperature": self.decoding.temperature,
+                "top_p": self.decoding.top_p,
+                "top_k": self.decoding.top_k,
+                "repeat_penalty": self.decoding.repeat_penalty,
+                "frequency_penalty": self.decoding.frequency_penalty,
                 "logits_processor": [stop_when_asked],
             }
+            decoding = {k: float(v) for k, v in self.decoding.model_dump().items()}
             if call.on_text is not None:
-                return _streamed(llama, options, call.on_text)
+                streamed = _streamed(llama, options, call.on_text)
+                return dataclasses.replace(streamed, decoding=decoding)
             response = llama.create_chat_completion(**options)
         usage = response.get("usage") or {}
         return Completion(
             text=response["choices"][0]["message"]["content"] or "",
             tokens_in=int(usage.get("prompt_tokens", 0)),
             tokens_out=int(usage.get("completion_tokens", 0)),
+            decoding=decoding,
         )
 
 

@@ -74,6 +74,38 @@ async def team(client: Client, settings: WorkerSettings, workflow_id: str) -> li
     return [workflow_id, f"{workflow_id}-researcher-1", f"{workflow_id}-writer-2"]
 
 
+async def team_checks(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+    """The team with its check node: a draft sent back to the writer without a reviewer."""
+    await client.execute_workflow(
+        CoordinatorWorkflow.run,
+        CoordinatorInput(
+            request="Write a report on how idempotency keys and circuit breakers keep agents safe",
+            models=[ModelChoice(provider="scripted", model="team_checks")],
+            llm_task_queue=settings.llm_task_queue,
+        ),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    return [workflow_id]
+
+
+async def ask_refused_by_flow_input(
+    client: Client, settings: WorkerSettings, workflow_id: str
+) -> list[str]:
+    """The router refusing a request its chosen flow cannot take, before any child."""
+    await client.execute_workflow(
+        IntentRouterWorkflow.run,
+        AskInput(
+            request="outage",
+            model=ModelChoice(provider="scripted", model="ask_everything"),
+            llm_task_queue=settings.llm_task_queue,
+        ),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    return [workflow_id]
+
+
 async def ask_small_talk(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
     await client.execute_workflow(
         IntentRouterWorkflow.run,
@@ -180,6 +212,13 @@ FLOWS: dict[str, Recorder] = {
     "agent_continued": agent_continued,
     "breaker": breaker,
     "ingest": ingest,
+    # Shapes of the rubric-verdict and draft-check patches.
+    "research_checks_then_pass": research(
+        "checks_then_pass", "How do idempotency keys make retries safe?"
+    ),
+    "research_never_checks": research("never_checks", "How do idempotency keys make retries safe?"),
+    "team_checks": team_checks,
+    "ask_refused_by_flow_input": ask_refused_by_flow_input,
 }
 
 

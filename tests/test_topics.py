@@ -1,0 +1,44 @@
+"""A team's sub-questions: distinct, and covering every topic the request names."""
+
+from __future__ import annotations
+
+from models.topics import distinct_covering, topics
+
+REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
+
+
+def test_the_topics_are_the_parts_the_request_joins() -> None:
+    assert topics("Write a report on retries and idempotency") == ["retries", "idempotency"]
+    assert topics("Compare sagas, timeouts and retries") == ["sagas", "timeouts", "retries"]
+    assert topics(REQUEST) == ["idempotency keys", "circuit breakers keep agents safe"]
+
+
+def test_a_duplicate_question_gives_way_to_the_topic_nobody_asked_about() -> None:
+    # Seen from a small coordinator: two researchers with one question, a topic dropped.
+    questions = [
+        "How do idempotency keys make retries safe?",
+        "How do idempotency keys make retries safe?",
+        "What is an idempotency key?",
+    ]
+    assert distinct_covering(REQUEST, questions, 3) == [
+        "How do idempotency keys make retries safe?",
+        "What is an idempotency key?",
+        "What do the documents say about circuit breakers?",
+    ]
+
+
+def test_a_missing_topic_replaces_a_question_whose_topic_is_covered_twice() -> None:
+    questions = ["How do retries work?", "What is backoff for retries?"]
+    chosen = distinct_covering("Write a report on retries and idempotency", questions, 2)
+    assert chosen == [
+        "What do the documents say about idempotency?",
+        "What is backoff for retries?",
+    ]
+
+
+def test_questions_that_already_cover_every_topic_are_kept_as_they_are() -> None:
+    questions = [
+        "How do idempotency keys make retries safe?",
+        "What does a circuit breaker do when it opens?",
+    ]
+    assert distinct_covering(REQUEST, questions, 3) == questions
