@@ -220,6 +220,7 @@ async def test_a_history_growing_in_bytes_also_continues_as_new(
     for status, history in await run_histories(client, workflow_id):
         if status == "CONTINUED_AS_NEW":
             # Handed over at the first turn boundary past the limit: over it by at most
-            # one turn (a model call, a tool call; the contract snapshot in the first run).
+            # one turn (a model call, a tool call; the contract snapshot, about 12 KB
+            # encrypted, in the first run).
             size = sum(event.ByteSize() for event in history.events)
-            assert 10_000 <= size < 10_000 + 20_000
+            assert 10_000 <= size < 10_000 + 25_000

@@ -105,7 +105,7 @@ async def test_a_watcher_sees_each_step_and_the_answer_as_it_is_written(
     assert min(write_tokens) < done  # text arrived while the call was still writing
     assert f"  write > {report.answer}\n" in recorder.text
     assert "  - retrieve: search done: " in recorder.text
-    assert "  - review: review passed, score 4/5" in recorder.text
+    assert "  - review: review passed: rubric answer 4.00 against 3.50" in recorder.text
     # Token deltas are batched: far fewer signals than pieces the model wrote.
     words = sum(len(json.dumps(e.text).split()) for e in recorder.events if e.kind == "done")
     assert 0 < await signals(client, workflow_id) < words / 3
