@@ -382,10 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         code = main()
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-        if stop.code is not None and not isinstance(stop.code, int):
+    except SystemExit as stop:  # a message (one line for the user) or an exit code
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
             print(stop.code, file=sys.stderr)
+            code = 1
     # The SDK's native threads can crash interpreter teardown after a failed connect
     # (SIGABRT); skip teardown so the exit code is the one the worker chose.
     sys.stdout.flush()
