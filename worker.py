@@ -148,8 +148,12 @@ def build_workers(
     max_cached_workflows: int = 1000,
     contracts: ContractSnapshot | None = None,
     heartbeats: bool = True,
+    extra_workflows: Sequence[type] = (),
 ) -> list[Worker]:
     """The workers this process runs, by role; tests build them the same way.
+
+    `extra_workflows` join the orchestration worker, with its activities: the bench
+    runs a variant of a flow beside the flow itself that way.
 
     `heartbeats=False` leaves model calls silent: only the bench uses it, to price
     heartbeats beside the same run with them (a crash is then seen only after the
@@ -214,7 +218,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=WORKFLOWS,
+                workflows=[*WORKFLOWS, *extra_workflows],
                 activities=[
                     documents.search,
                     documents.passages,

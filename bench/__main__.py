@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import (
     codec_overhead,
     fanout,
+    flow_events,
     heartbeat_overhead,
     history_economy,
     recovery,
@@ -55,6 +56,7 @@ MEASUREMENTS = (
     "codec",
     "heartbeat",
     "streaming",
+    "events",
 )
 
 
@@ -106,6 +108,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
         "codec": lambda ctx: codec_overhead.measure(ctx, args.runs, latencies),
         "heartbeat": lambda ctx: heartbeat_overhead.measure(ctx, args.runs, latencies),
         "streaming": lambda ctx: streaming.measure(ctx, args.runs, latencies),
+        "events": lambda ctx: flow_events.measure(ctx, args.runs, latencies),
     }
 
 

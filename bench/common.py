@@ -139,9 +139,17 @@ async def running_workers(
     settings: WorkerSettings,
     extra: Sequence[Worker] = (),
     heartbeats: bool = True,
+    extra_workflows: Sequence[type] = (),
 ) -> AsyncIterator[WorkerSettings]:
     """The project's workers, built as worker.py builds them, plus bench-only ones."""
-    built = build_workers(client, settings, gateway_for(settings), store, heartbeats=heartbeats)
+    built = build_workers(
+        client,
+        settings,
+        gateway_for(settings),
+        store,
+        heartbeats=heartbeats,
+        extra_workflows=extra_workflows,
+    )
     workers = [*built, *extra]
     async with AsyncExitStack() as stack:
         for w in workers:

@@ -14,6 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from bench.activities import Echo, echo
     from graphs.policies import LLM_RETRY, LLM_TIMEOUT
     from models.llm import LLMRequest, LLMResult, ModelChoice
+    from models.research import ResearchInput, ResearchReport
+    from workflows.research import ResearchWorkflow
 
 ECHO_TIMEOUT = timedelta(seconds=10)
 
@@ -196,3 +198,19 @@ class ConversationWorkflow:
 
 
 BENCH_WORKFLOWS = [ProbeWorkflow, SubAgentWorkflow, FanOutWorkflow, ConversationWorkflow]
+
+
+@workflow.defn(name="BenchPreviousResearch")
+class PreviousResearchWorkflow(ResearchWorkflow):
+    """The research flow as the release before: a patch marker per change, an upsert per node.
+
+    Same nodes, same activities; only how progress reaches the Web UI differs, so the
+    two side by side give what the current details save in events and server CPU.
+    """
+
+    @workflow.run
+    async def run(self, request: ResearchInput) -> ResearchReport:
+        return await super().run(request)
+
+    def _progress_in_details(self) -> bool:
+        return False

@@ -15,13 +15,14 @@ from pydantic import BaseModel
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -201,8 +202,6 @@ async def _start(
         research_input(args, ctx.keel),
         workflow_id,
         args.question,
-        # Visible in the Web UI list before a worker picks the run up.
-        TypedSearchAttributes([SearchAttributePair(RESEARCH_STATUS, "queued")]),
     )
     handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id, run_id=run_id)
     return handle, existing
@@ -301,6 +300,21 @@ FLOW_TYPES = {
 }
 MODEL_ACTIVITY = "complete_llm"  # LLMActivities.complete's activity name
 LIST_HEADER = ("WORKFLOW ID", "TYPE", "STATUS", "STATE", "NODE", "STARTED")
+# The node a delivered run ends in, by type: the only ones that show progress.
+FINAL_NODES = {"ResearchWorkflow": "deliver", "CoordinatorWorkflow": "delivered"}
+# `list --status` over the execution status every run has.
+STATE_FILTERS = {
+    "queued": "Running",
+    "running": "Running",
+    "delivered": "Completed",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+}
+CLOSED_STATES = {
+    WorkflowExecutionStatus.COMPLETED: "delivered",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+}
 
 
 async def waiting_for_model(ctx: Context, workflow_id: str) -> bool:
@@ -322,20 +336,19 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     kinds = dict.fromkeys(FLOW_TYPES[k] for k in args.type or FLOW_TYPES)
     query = "(" + " OR ".join(f'WorkflowType = "{t}"' for t in kinds) + ")"
     if args.status:
-        query += f' AND ResearchStatus = "{args.status}"'
+        query += f' AND ExecutionStatus = "{STATE_FILTERS[args.status]}"'
     rows = []
     async for wf in ctx.client.list_workflows(query, limit=args.limit):
-        attrs = wf.typed_search_attributes
-        state = attrs.get(RESEARCH_STATUS)
-        if wf.status == WorkflowExecutionStatus.RUNNING and await waiting_for_model(ctx, wf.id):
-            state = "queued"  # for the one model slot, not yet running its node
+        state, node = await _state_and_node(ctx, wf)
+        if args.status in ("queued", "running") and state != args.status:
+            continue
         rows.append(
             {
                 "workflow_id": wf.id,
                 "run_id": wf.run_id,
                 "type": wf.workflow_type,
                 "status": wf.status.name if wf.status else "UNKNOWN",
-                "node": attrs.get(RESEARCH_NODE),
+                "node": node,
                 "research_status": state,
                 "started": wf.start_time.isoformat(),
             }
@@ -351,6 +364,35 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
         print("  ".join([*cells, row[-1]]))
     err(f"{len(rows)} run(s)")
     return EXIT_OK
+
+
+async def _state_and_node(ctx: Context, wf: WorkflowExecution) -> tuple[str | None, str | None]:
+    """A research or team run's state and node.
+
+    Runs started before progress moved to the current details carry both as search
+    attributes; newer runs are told by their execution status, and a running one
+    answers its `progress` query (briefly: a run with no worker shows "-").
+    """
+    attrs = wf.typed_search_attributes
+    state, node = attrs.get(RESEARCH_STATUS), attrs.get(RESEARCH_NODE)
+    if wf.workflow_type not in FINAL_NODES:
+        return state, node
+    running = wf.status == WorkflowExecutionStatus.RUNNING
+    if state is None and wf.status is not None:
+        state = "running" if running else CLOSED_STATES.get(wf.status, wf.status.name.lower())
+    if running and await waiting_for_model(ctx, wf.id):
+        state = "queued"  # for the one model slot, not yet running its node
+    if node is None and wf.status == WorkflowExecutionStatus.COMPLETED:
+        node = FINAL_NODES[wf.workflow_type]
+    if node is None and running:
+        try:
+            progress = await ctx.client.get_workflow_handle(wf.id).query(
+                "progress", rpc_timeout=timedelta(seconds=2)
+            )
+            node = progress.get("node") or progress.get("stage")
+        except (RPCError, WorkflowQueryFailedError):
+            node = None
+    return state, node
 
 
 async def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -279,3 +280,12 @@ def typed_cause(failure: WorkflowFailureError, error_type: str) -> ApplicationEr
     assert isinstance(cause, ApplicationError), repr(cause)
     assert cause.type == error_type, (cause.type, cause.message)
     return cause
+
+
+async def current_details(client: Client, workflow_id: str) -> str:
+    """What the Web UI shows as the run's current details (the SDK's metadata query)."""
+    metadata = await client.get_workflow_handle(workflow_id).query(
+        "__temporal_workflow_metadata", result_type=WorkflowMetadata
+    )
+    details: str = metadata.current_details
+    return details

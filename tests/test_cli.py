@@ -16,7 +16,7 @@ from client import build_parser
 from infra.settings import KeelSettings, WorkerSettings
 from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers, worker_settings
 from tests.processes import run_script
-from workflows.search_attributes import RESEARCH_STATUS
+from workflows.research import ResearchWorkflow
 
 
 def cli_env(settings: WorkerSettings) -> dict[str, str]:
@@ -196,7 +196,7 @@ async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
         assert started.code == 0, started.stderr
         handle = client.get_workflow_handle(workflow_id)
         for _ in range(50):  # wait until the run is under way
-            if (await handle.describe()).typed_search_attributes.get(RESEARCH_STATUS) == "running":
+            if (await handle.query(ResearchWorkflow.progress)).visits:
                 break
             await asyncio.sleep(0.1)
         cancelled = await run_script("client.py", *base, "cancel", workflow_id)
@@ -204,9 +204,13 @@ async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
         with pytest.raises(WorkflowFailureError):
             await handle.result()
         again = await run_script("client.py", *base, "cancel", workflow_id)
+        listed = await run_script(
+            "client.py", *base, "list", "--type", "research", "--status", "cancelled", "--json"
+        )
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.CANCELED
-    assert description.typed_search_attributes.get(RESEARCH_STATUS) == "cancelled"
+    rows = {row["workflow_id"]: row for row in json.loads(listed.stdout)}
+    assert rows[workflow_id]["research_status"] == "cancelled"
     assert again.code == 1
     assert "is not running (CANCELED)" in again.stderr
 

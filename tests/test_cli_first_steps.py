@@ -145,7 +145,11 @@ async def test_devserver_gives_its_worker_the_data_folder_and_the_tickets_port(
     port, tickets_port = free_port(), free_port()
     args = ["--data-dir", str(tmp_path), "--port", str(port)]
     args += ["--tickets-port", str(tickets_port), "--codec-port", str(free_port())]
-    started = await run_script("devserver.py", "start", "--with-worker", "--with-tickets", *args)
+    # The worker's metrics on a free port: another stack on this machine may hold 9464.
+    metrics = {"KEEL_METRICS_PORT": str(free_port())}
+    started = await run_script(
+        "devserver.py", "start", "--with-worker", "--with-tickets", *args, env=metrics
+    )
     try:
         assert started.code == 0, started.stdout + started.stderr
         assert f"Web UI: http://127.0.0.1:{port + 1000}" in started.stdout

@@ -6,13 +6,14 @@ import json
 from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
 from models.llm import Budget
 from models.research import ResearchReport
 from tests.conftest import (
     QUESTION,
+    current_details,
     execute_scripted,
     failed_research,
     plaintext,
@@ -50,6 +51,8 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
         progress = await client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id).query(
             ResearchWorkflow.progress
         )
+        # Progress reaches the Web UI as the run's current details, not an upsert per node.
+        details = await current_details(client, workflow_id)
 
     assert path(report) == [
         "plan:success",
@@ -106,9 +109,10 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
     ]
     assert "review #2" in summaries
 
+    assert details.startswith("[delivered] node=deliver iteration=2 refinements=1")
     description = await client.get_workflow_handle(workflow_id).describe()
-    assert description.typed_search_attributes.get(RESEARCH_STATUS) == "delivered"
-    assert description.typed_search_attributes.get(RESEARCH_NODE) == "deliver"
+    assert RESEARCH_NODE.name not in description.search_attributes
+    assert RESEARCH_STATUS.name not in description.search_attributes
 
 
 async def test_revision_bound_delivers_the_best_draft_flagged(
@@ -182,7 +186,7 @@ async def test_missing_script_fails_the_run_with_a_typed_error(
     )
     typed_cause(failure, "ScriptMissing")
     description = await client.get_workflow_handle(workflow_id).describe()
-    assert description.typed_search_attributes.get(RESEARCH_STATUS) == "failed"
+    assert description.status == WorkflowExecutionStatus.FAILED
 
 
 async def test_every_task_replays_from_history_without_a_cache(
@@ -223,3 +227,28 @@ async def test_a_passed_deadline_stops_model_calls_and_delivers_the_evidence_fla
     assert report.flags == ["budget_exhausted", "no_draft", "no_evidence"]
     assert report.citations == []
     assert path(report) == ["plan:budget exhausted", "deliver:delivered"]
+
+
+async def test_a_straight_flow_writes_no_event_per_node(
+    client: Client, store: DocumentStore
+) -> None:
+    """Plan, search, write and review in 27 events: 25 of the flow, 2 of its one patch.
+
+    Node and status reach the Web UI as the run's current details; the history holds
+    no search-attribute upsert but the patch marker's own `TemporalChangeVersion`.
+    """
+    workflow_id, report = await research_on_workers(client, store, "slow_pass", QUESTION)
+    assert [v.node for v in report.visits] == [
+        "plan", "retrieve", "check_evidence", "write", "check_draft", "review", "verdict",
+        "deliver",
+    ]  # fmt: skip
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    upserts = [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    assert upserts == [{"TemporalChangeVersion"}]
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert len(markers) == 3  # the patch, the contracts, the search
+    assert len(history.events) == 27

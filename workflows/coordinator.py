@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_RUBRIC,
     )
     from models.extractive import extract_answer
+    from models.live import team_line
     from models.llm import Fallback, Usage
     from models.research import Draft
     from models.tickets import ApprovalDecision
@@ -58,6 +59,11 @@ MAX_PASSAGES = 6
 PASSAGES_PER_RESEARCHER = 2
 # Runs started before this patch plan as the model said and review every draft.
 CHECKS_PATCH = "team-draft-checks-and-topics"
+# One marker for every change before it: a run started with it checks drafts, covers
+# topics, refuses without a readable namespace, and shows its stage in the Web UI's
+# current details instead of a search-attribute upsert per stage. Runs started before
+# it replay through the two patches it stands for.
+PROGRESS_PATCH = "progress-in-current-details"
 FLOW = "report"
 PASSAGE_CHARS = 500  # what the LLM worker renders of a passage into the writer's prompt
 
@@ -77,6 +83,7 @@ class CoordinatorWorkflow:
         self._fallbacks: list[Fallback] = []
         self._live = LiveChannel()
         self._checked = False
+        self._in_details = False
         self._shown: list[str] | None = None
         # What the flow itself said to the writer or saw from tools: never reader-facing.
         self._internal: list[str] = []
@@ -114,6 +121,7 @@ class CoordinatorWorkflow:
 
     @workflow.run
     async def run(self, request: CoordinatorInput) -> MultiAgentReport:
+        self._in_details = workflow.patched(PROGRESS_PATCH)
         self._set_status("running")
         try:
             report = await self._run(request)
@@ -127,7 +135,7 @@ class CoordinatorWorkflow:
         return report
 
     async def _run(self, request: CoordinatorInput) -> MultiAgentReport:
-        self._checked = workflow.patched(CHECKS_PATCH)
+        self._checked = self._in_details or workflow.patched(CHECKS_PATCH)
         contracts = await load_contracts()
         rubric = contracts.rubrics.get(request.rubric)
         if rubric is None:
@@ -141,7 +149,9 @@ class CoordinatorWorkflow:
         )
         self._progress.data_route = route
         # Runs started before this patch planned and researched with no namespace at all.
-        if not route.namespaces and workflow.patched("refuse-without-readable-namespace"):
+        if not route.namespaces and (
+            self._in_details or workflow.patched("refuse-without-readable-namespace")
+        ):
             raise ApplicationError(
                 no_readable_namespace(request.clearance, route.excluded),
                 type=NO_READABLE_NAMESPACE,
@@ -526,12 +536,19 @@ class CoordinatorWorkflow:
 
     def _stage(self, stage: Stage) -> None:
         self._progress.stage = stage
-        workflow.upsert_search_attributes([RESEARCH_NODE.value_set(stage)])
+        if self._in_details:
+            # Shown on the run's page and kept out of the history: no event per stage.
+            workflow.set_current_details(team_line(self.progress()))
+        else:
+            workflow.upsert_search_attributes([RESEARCH_NODE.value_set(stage)])
         team_stage(self._live, self.progress())
 
     def _set_status(self, status: CoordinatorStatus) -> None:
         self._progress.status = status
-        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
+        if self._in_details:
+            workflow.set_current_details(team_line(self.progress()))
+        else:
+            workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
 
     def _flag(self, flag: str) -> None:
         if flag not in self._flags:

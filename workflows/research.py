@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from models.documents import Passage, SearchRequest
     from models.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
     from models.extractive import extract_answer
+    from models.live import research_line
     from models.research import (
         Candidate,
         Citation,
@@ -64,6 +65,11 @@ MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
 PROMPT_PASSAGE_CHARS = 500
 # Runs started before this patch take the model's `passed` and have no check node.
 VERDICTS_PATCH = "rubric-verdicts-and-draft-checks"
+# One marker for every change before it: a run started with it checks clearance at its
+# start, searches in a local activity, checks drafts, and shows its node in the Web UI's
+# current details instead of a search-attribute upsert per node (ten events a run).
+# Runs started before it replay through the three patches it stands for.
+PROGRESS_PATCH = "progress-in-current-details"
 FLOW = "research"
 CRITERIA_KEY = "CriterionScore.criterion"
 
@@ -93,6 +99,7 @@ class ResearchWorkflow:
         self._chosen: Candidate | None = None
         self._flags: list[str] = []
         self._checked = False
+        self._in_details = False
         self._contracts: ContractSnapshot | None = None
         self._rewrite_feedback = ""
         self._reviews: list[RubricReview] = []
@@ -113,12 +120,13 @@ class ResearchWorkflow:
             VERDICT: self._verdict,
             CHECK_DRAFT: self._check_draft,
         }
-        self._checked = workflow.patched(VERDICTS_PATCH)
+        self._in_details = self._progress_in_details()
+        self._checked = self._in_details or workflow.patched(VERDICTS_PATCH)
         self._set_status("running")
         node = RESEARCH_GRAPH.start
         try:
             # Runs started before this patch let the search activity refuse, after the plan.
-            if workflow.patched("clearance-at-start"):
+            if self._in_details or workflow.patched("clearance-at-start"):
                 await self._check_clearance()
             while not RESEARCH_GRAPH.node(node).terminal:
                 self._enter(node)
@@ -152,13 +160,24 @@ class ResearchWorkflow:
         await self._live.close()
         return report
 
+    def _progress_in_details(self) -> bool:
+        """Whether this run shows progress in its current details (a marker at its start)."""
+        return workflow.patched(PROGRESS_PATCH)
+
     def _set_status(self, status: RunStatus) -> None:
         self._progress.status = status
-        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
+        if self._in_details:
+            workflow.set_current_details(research_line(self._progress))
+        else:
+            workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
 
     def _enter(self, node: str) -> None:
         self._progress.node = node
-        workflow.upsert_search_attributes([RESEARCH_NODE.value_set(node)])
+        if self._in_details:
+            # Shown on the run's page and kept out of the history: no event per node.
+            workflow.set_current_details(research_line(self._progress))
+        else:
+            workflow.upsert_search_attributes([RESEARCH_NODE.value_set(node)])
         research_node(self._live, self._progress)
 
     async def _check_clearance(self) -> None:
@@ -208,7 +227,7 @@ class ResearchWorkflow:
         )
         summary = f"retrieve: {'; '.join(self._queries)}"[:200]
         # Runs recorded before this patch searched with a regular activity and replay so.
-        if workflow.patched("retrieve-local-activity"):
+        if self._in_details or workflow.patched("retrieve-local-activity"):
             # A search is fast, read-only and reads a store every orchestration worker
             # has, so it runs as a local activity: inside the workflow task, recorded as
             # a marker, without two dispatches through the server's task queues. A

@@ -219,6 +219,9 @@ FLOWS: dict[str, Recorder] = {
     "research_never_checks": research("never_checks", "How do idempotency keys make retries safe?"),
     "team_checks": team_checks,
     "ask_refused_by_flow_input": ask_refused_by_flow_input,
+    # Runs whose progress is in the current details: one marker, no upsert per node.
+    "research_in_details": research("slow_pass", "How do heartbeats find a crashed worker?"),
+    "team_in_details": team_checks,
 }
 
 

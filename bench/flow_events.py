@@ -1,0 +1,136 @@
+"""What a research flow writes to its history, now and as the release before wrote it.
+
+    python -m bench --only events
+
+The release before upserted a search attribute per node and per status and carried
+a patch marker per change (each marker with its own `TemporalChangeVersion` upsert);
+a run now shows its node in the Web UI's current details and carries one marker. Both
+run here on the same workers, one after the other in turn (ABAB), with the scripted
+model at each latency; reported per flow: events by kind, workflow tasks, history
+bytes, wall time, and CPU of the server and of this process (client and workers).
+
+The target: a research flow of plan, search, write and review in at most 25 events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+
+from bench.common import (
+    Context,
+    ProcessSampler,
+    Section,
+    Stopwatch,
+    bench_settings,
+    history_bytes,
+    median,
+    ms,
+    research_input,
+    running_workers,
+    worker_and_server,
+)
+from bench.workflows import PreviousResearchWorkflow
+from infra.settings import WorkerSettings
+from workflows.research import ResearchWorkflow
+
+TARGET_EVENTS = 25
+FLOWS = {"previous": PreviousResearchWorkflow.run, "current": ResearchWorkflow.run}
+KINDS = {
+    "upserts": EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    "markers": EventType.EVENT_TYPE_MARKER_RECORDED,
+    "workflow_tasks": EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+}
+
+
+async def _one(ctx: Context, flow: str, latency: int, settings: WorkerSettings) -> dict[str, Any]:
+    """One run of a flow: its history's figures, wall time and CPU."""
+    async with ProcessSampler(worker_and_server(ctx.client)) as sampler:
+        watch = Stopwatch()
+        handle = await ctx.client.start_workflow(
+            FLOWS[flow],
+            research_input(latency, settings),
+            id=f"bench-events-{flow}-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+        )
+        await handle.result()
+        wall = watch.elapsed()
+    history = await handle.fetch_history()
+    kinds = Counter(event.event_type for event in history.events)
+    return {
+        "events": len(history.events),
+        **{name: kinds[kind] for name, kind in KINDS.items()},
+        "bytes": history_bytes(history),
+        "wall": wall,
+        **sampler.cpu,
+    }
+
+
+async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0, 500)) -> Section:
+    settings = bench_settings(ctx.scripts)
+    rows: list[list[str]] = []
+    data: dict[str, Any] = {"runs": runs, "target_events": TARGET_EVENTS, "latencies": {}}
+    async with running_workers(
+        ctx.client, ctx.store, settings, extra_workflows=[PreviousResearchWorkflow]
+    ):
+        for latency in latencies:
+            samples: dict[str, list[dict[str, Any]]] = {flow: [] for flow in FLOWS}
+            for i in range(runs + 1):
+                for flow in FLOWS:
+                    sample = await _one(ctx, flow, latency, settings)
+                    if i:  # the first round warms the workers up
+                        samples[flow].append(sample)
+            figures = {
+                flow: {key: median([s[key] for s in got]) for key in got[0]}
+                for flow, got in samples.items()
+            }
+            data["latencies"][str(latency)] = {
+                flow: {k: ms(v) if k in ("wall", "server", "worker") else v for k, v in f.items()}
+                for flow, f in figures.items()
+            }
+            data["latencies"][str(latency)]["target_met"] = (
+                figures["current"]["events"] <= TARGET_EVENTS
+            )
+            for flow, f in figures.items():
+                rows.append(
+                    [
+                        f"{latency} ms",
+                        flow,
+                        f"{f['events']:.0f}",
+                        f"{f['upserts']:.0f}",
+                        f"{f['markers']:.0f}",
+                        f"{f['workflow_tasks']:.0f}",
+                        f"{f['bytes'] / 1024:.1f}",
+                        f"{ms(f['wall']):.1f}",
+                        f"{ms(f['server']):.1f}",
+                        f"{ms(f['worker']):.1f}",
+                    ]
+                )
+    return Section(
+        name="flow_events",
+        title=f"10. A research flow's history, the release before and now ({runs} runs each,"
+        " alternating, median)",
+        headers=[
+            "model latency",
+            "flow",
+            "events",
+            "upserts",
+            "markers",
+            "workflow tasks",
+            "history KiB",
+            "wall ms",
+            "server CPU ms",
+            "worker CPU ms",
+        ],
+        rows=rows,
+        data=data,
+        notes=[
+            f"Target: at most {TARGET_EVENTS} events for plan, search, write and review."
+            " `previous` is the same flow run as the release before ran it (an upsert per"
+            " node and status, a marker per change); `current` shows its node in the"
+            " Web UI's current details and carries one marker."
+        ],
+    )
