@@ -26,6 +26,7 @@ from bench import (
     recovery,
     replay,
     step_overhead,
+    storage_overhead,
     streaming,
     throughput,
     where_time_goes,
@@ -57,6 +58,7 @@ MEASUREMENTS = (
     "heartbeat",
     "streaming",
     "events",
+    "storage",
 )
 
 
@@ -109,6 +111,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
         "heartbeat": lambda ctx: heartbeat_overhead.measure(ctx, args.runs, latencies),
         "streaming": lambda ctx: streaming.measure(ctx, args.runs, latencies),
         "events": lambda ctx: flow_events.measure(ctx, args.runs, latencies),
+        "storage": lambda ctx: storage_overhead.measure(ctx, args.runs, latencies),
     }
 
 

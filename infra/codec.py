@@ -35,6 +35,7 @@ from temporalio.converter import (
 )
 
 from infra.keys import CodecSettings, KeyRing, load_key_ring
+from infra.payload_store import PayloadStoreSettings, external_storage
 from models.errors import REFUSALS
 
 ENCODING = b"binary/encrypted"
@@ -141,14 +142,21 @@ def encrypting_converter(ring: KeyRing) -> DataConverter:
     )
 
 
-def data_converter(settings: CodecSettings | None = None) -> DataConverter:
+def data_converter(
+    settings: CodecSettings | None = None, storage: PayloadStoreSettings | None = None
+) -> DataConverter:
     """The converter every client, worker and tool of the project uses.
 
-    Raises KeyRingError when the codec is on and no key is found: starting in
-    plaintext because a key went missing would write secrets to the server unseen.
+    Payloads are encrypted, then those above the threshold go to the payload store
+    (infra/payload_store.py), so the store holds ciphertext only. Raises KeyRingError
+    when the codec is on and no key is found: starting in plaintext because a key went
+    missing would write secrets to the server unseen.
     """
     settings = settings or CodecSettings()
-    if not settings.enabled:
-        plain = pydantic_data_converter
-        return dataclasses.replace(plain, failure_converter_class=FailureConverter)
-    return encrypting_converter(load_key_ring(settings))
+    if settings.enabled:
+        converter = encrypting_converter(load_key_ring(settings))
+    else:
+        converter = dataclasses.replace(
+            pydantic_data_converter, failure_converter_class=FailureConverter
+        )
+    return dataclasses.replace(converter, external_storage=external_storage(storage))

@@ -121,7 +121,7 @@ class AgentInput(BaseModel):
     )
     llm_task_queue: str = "llm"
     budget: Budget = Field(default_factory=Budget)
-    max_turns: int | None = Field(default=None, ge=1, le=500)
+    max_turns: int | None = Field(default=None, ge=1, le=10_000)
     max_reasks: int = Field(default=2, ge=0, le=5)
     history_event_limit: int = Field(
         default=8000,
@@ -129,9 +129,10 @@ class AgentInput(BaseModel):
         description="continue as new past this many events, below Temporal's 10,240 warning",
     )
     history_bytes_limit: int = Field(
-        default=8_000_000,
+        default=1_500_000,
         ge=10_000,
-        description="continue as new past this many history bytes, below the 10 MB warning",
+        description="continue as new past this many history bytes: every run stays under"
+        " 2 MB, far below the 10 MB warning (large payloads are references: infra/payload_store)",
     )
     carry: AgentCarry = Field(default_factory=AgentCarry)
     stream_tokens: bool = Field(

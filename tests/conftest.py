@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -97,8 +97,19 @@ def tickets_token() -> Iterator[str]:
             os.environ[name] = value
 
 
+@pytest.fixture(scope="session", autouse=True)
+def payload_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Large payloads go to a store of the session's, shared by every process it starts."""
+    path = tmp_path_factory.mktemp("payloads")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KEEL_PAYLOAD_STORE_DIR", str(path))
+        for name in ("KEEL_PAYLOAD_STORE", "KEEL_PAYLOAD_THRESHOLD_BYTES"):
+            patch.delenv(name, raising=False)
+        yield path
+
+
 @pytest.fixture(scope="session")
-async def env(codec_key_file: Path) -> AsyncIterator[WorkflowEnvironment]:
+async def env(codec_key_file: Path, payload_store: Path) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         search_attributes=list(ALL_SEARCH_ATTRIBUTES),
@@ -167,6 +178,7 @@ async def running_workers(
     max_cached_workflows: int = 1000,
     gateway: LLMGateway | None = None,
     contracts: ContractSnapshot | None = None,
+    extra_workflows: Sequence[type] = (),
 ) -> AsyncIterator[WorkerSettings]:
     """Workers built the way worker.py builds them, on queues of their own."""
     settings = settings or worker_settings()
@@ -183,6 +195,7 @@ async def running_workers(
         store,
         max_cached_workflows=max_cached_workflows,
         contracts=contracts,
+        extra_workflows=extra_workflows,
     )
     async with AsyncExitStack() as stack:
         for w in workers:

@@ -25,9 +25,11 @@ class Completed:
 async def run_script(
     script: str, *args: str, env: dict[str, str] | None = None, limit_seconds: float = 120
 ) -> Completed:
+    """A script of the project (`client.py`) or a module run with -m (`soak`)."""
+    target = [str(ROOT / script)] if script.endswith(".py") else ["-m", script]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ROOT / script),
+        *target,
         *args,
         cwd=ROOT,
         env={**os.environ, **(env or {})},

@@ -17,6 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from models.live import LIVE_TOPIC, LiveEvent
 
 
+# Lines a run hands to the next after continue-as-new: a watcher attaching later reads
+# from the oldest kept, and a loop of thousands of turns carries a bounded state.
+CARRIED_EVENTS = 200
+
+
 class LiveChannel:
     """One per run; construct it in the workflow's `@workflow.init`."""
 
@@ -42,9 +47,14 @@ class LiveChannel:
         self._topic.publish(LiveEvent(kind="child", workflow_id=workflow_id, role=role))
 
     def state(self) -> WorkflowStreamState:
-        """The channel's log and publishers, for the next run after continue-as-new."""
+        """The channel's last lines and publishers, for the next run after continue-as-new."""
         self._stream.detach_pollers()
-        return self._stream.get_state()
+        snapshot = self._stream.get_state()
+        end = snapshot.base_offset + len(snapshot.log)
+        if end - CARRIED_EVENTS > snapshot.base_offset:
+            self._stream.truncate(end - CARRIED_EVENTS)
+            snapshot = self._stream.get_state()
+        return snapshot
 
     def release(self) -> None:
         """Answer waiting subscribers now: the run is ending by failure or cancellation."""

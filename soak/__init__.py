@@ -1,0 +1,1 @@
+"""The soak: long conversations and long agent loops, held to the history's limits."""
