@@ -31,6 +31,7 @@ from models.contracts import ContractSnapshot
 from models.coordinator import CoordinatorInput
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
+from models.routing import AskInput
 from tests.ticket_service_process import TicketService
 from worker import build_gateway, build_workers
 from workflows.research import ResearchWorkflow
@@ -47,6 +48,7 @@ CORPORA = {
 }
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
 QUESTION = "How do idempotency keys make retries safe?"
+TEAM_REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
 
 
 # A remote primary that tests make fail, and the scripted model runs fall back to.
@@ -199,6 +201,15 @@ def scripted_team_input(
     }
     values.update(fields)
     return model.model_validate(values)
+
+
+def scripted_ask_input(request: str, script: str, llm_task_queue: str) -> AskInput:
+    """The router's input, deciding and answering on one scripted model."""
+    return AskInput(
+        request=request,
+        model=ModelChoice(provider="scripted", model=script),
+        llm_task_queue=llm_task_queue,
+    )
 
 
 def scripted_input(

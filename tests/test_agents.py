@@ -37,19 +37,21 @@ async def run_agent(
     agent: str,
     script: str,
     *,
-    workflow_id: str | None = None,
+    prefix: str = "agent",
     settings: WorkerSettings | None = None,
     **overrides: object,
-) -> AgentResult:
-    """Workers of its own for one scripted agent, run to its result."""
+) -> tuple[str, AgentResult]:
+    """Workers of its own for one scripted agent, run to its result; returns its id too."""
     settings = settings or worker_settings()
+    workflow_id = new_id(prefix)
     async with running_workers(client, store, settings):
-        return await client.execute_workflow(
+        result = await client.execute_workflow(
             AgentWorkflow.run,
             agent_input(agent, script, settings.llm_task_queue, **overrides),
-            id=workflow_id or new_id("agent"),
+            id=workflow_id,
             task_queue=settings.task_queue,
         )
+    return workflow_id, result
 
 
 async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, WorkflowHistory]]:
@@ -65,11 +67,9 @@ async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, Wor
 async def test_a_long_conversation_continues_as_new_and_keeps_its_quotas(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id("agent")
-    result = await run_agent(
-        client, store, "researcher", "agent_long",
-        workflow_id=workflow_id, max_turns=10, history_event_limit=30,
-    )  # fmt: skip
+    workflow_id, result = await run_agent(
+        client, store, "researcher", "agent_long", max_turns=10, history_event_limit=30
+    )
 
     assert result.runs >= 3  # each run stopped near 30 events and handed over
     assert result.turns == 10
@@ -141,11 +141,10 @@ async def test_a_side_effect_is_compensated_when_the_agent_is_cancelled(
 async def test_a_prompt_injected_document_cannot_reach_a_forbidden_tool(
     client: Client, store: DocumentStore, tickets: TicketService
 ) -> None:
-    workflow_id = new_id("agent-injected")
     settings = worker_settings(tickets_url=tickets.url)
-    result = await run_agent(
+    workflow_id, result = await run_agent(
         client, store, "researcher", "injected_researcher",
-        workflow_id=workflow_id, settings=settings,
+        prefix="agent-injected", settings=settings,
         task="What permissions should an agent's tools have?",
     )  # fmt: skip
     # The model read the injected notice, then asked for the tool it names.
@@ -210,10 +209,9 @@ async def test_a_failing_tool_trips_its_breaker_and_the_router_stops_calling_it(
 async def test_a_history_growing_in_bytes_also_continues_as_new(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id("agent-bytes")
-    result = await run_agent(
+    workflow_id, result = await run_agent(
         client, store, "researcher", "agent_long",
-        workflow_id=workflow_id, max_turns=6, history_bytes_limit=10_000,
+        prefix="agent-bytes", max_turns=6, history_bytes_limit=10_000,
     )  # fmt: skip
     assert result.runs >= 2
     assert result.turns == 6
