@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
@@ -45,13 +45,25 @@ async def run_agent(
     settings = settings or worker_settings()
     workflow_id = new_id(prefix)
     async with running_workers(client, store, settings):
-        result = await client.execute_workflow(
-            AgentWorkflow.run,
-            agent_input(agent, script, settings.llm_task_queue, **overrides),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
-    return workflow_id, result
+        handle = await start_agent(client, settings, agent, script, workflow_id, **overrides)
+        return workflow_id, await handle.result()
+
+
+async def start_agent(
+    client: Client,
+    settings: WorkerSettings,
+    agent: str,
+    script: str,
+    workflow_id: str,
+    **overrides: object,
+) -> WorkflowHandle[AgentWorkflow, AgentResult]:
+    """One scripted agent, started on the queues of `settings`."""
+    return await client.start_workflow(
+        AgentWorkflow.run,
+        agent_input(agent, script, settings.llm_task_queue, **overrides),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
 
 
 async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, WorkflowHistory]]:
@@ -102,14 +114,9 @@ async def test_a_side_effect_is_compensated_when_the_agent_is_cancelled(
     settings = worker_settings(tickets_url=tickets.url)
     description = f"opened by agent run {workflow_id}"
     async with running_workers(client, store, settings):
-        handle = await client.start_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "incident_responder", "incident_agent", settings.llm_task_queue,
-                task="Checkout returns HTTP 500 since the deploy",
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        handle = await start_agent(
+            client, settings, "incident_responder", "incident_agent", workflow_id,
+            task="Checkout returns HTTP 500 since the deploy",
         )  # fmt: skip
         for _ in range(200):
             progress = await handle.query(AgentWorkflow.progress)
@@ -177,15 +184,11 @@ async def test_a_failing_tool_trips_its_breaker_and_the_router_stops_calling_it(
     )
     tickets.fault("create_ticket", status=503, times=2)
     async with running_workers(client, store, settings):
-        result = await client.execute_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "incident_responder", "incident_breaker", settings.llm_task_queue,
-                task="The payments queue has stalled",
-            ),
-            id=new_id("agent-breaker"),
-            task_queue=settings.task_queue,
+        started = await start_agent(
+            client, settings, "incident_responder", "incident_breaker", new_id("agent-breaker"),
+            task="The payments queue has stalled",
         )  # fmt: skip
+        result = await started.result()
         breaker = await client.get_workflow_handle_for(
             CircuitBreakerWorkflow.run, breaker_id(settings.task_queue, "tool:create_ticket")
         ).query(CircuitBreakerWorkflow.state)

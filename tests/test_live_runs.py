@@ -24,11 +24,10 @@ from tests.conftest import (
     worker_settings,
 )
 from tests.processes import run_script, worker_process
-from tests.test_agents import agent_input
+from tests.test_agents import start_agent
 from tests.test_cli import cli_env
 from tests.test_ticket_saga import decide, incident, progress_when, saga_workers, start
 from tests.ticket_service_process import TicketService
-from workflows.agent import AgentWorkflow
 from workflows.research import ResearchWorkflow
 
 QUESTION = "Why do long activities heartbeat?"
@@ -227,14 +226,9 @@ async def test_the_channel_carries_over_continue_as_new(
     workflow_id = new_id("agent")
     recorder = Recorder()
     async with running_workers(client, store) as settings:
-        handle = await client.start_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "researcher", "agent_long", settings.llm_task_queue,
-                max_turns=6, history_event_limit=30,
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        handle = await start_agent(
+            client, settings, "researcher", "agent_long", workflow_id,
+            max_turns=6, history_event_limit=30,
         )  # fmt: skip
         watcher = asyncio.ensure_future(follow(client, workflow_id, recorder.view))
         result = await handle.result()
