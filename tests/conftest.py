@@ -212,16 +212,23 @@ def scripted_ask_input(request: str, script: str, llm_task_queue: str) -> AskInp
     )
 
 
-def scripted_input(
-    script: str, settings: WorkerSettings, question: str, **overrides: object
+def research_input(
+    model: ModelChoice, settings: WorkerSettings, question: str, **overrides: object
 ) -> ResearchInput:
     values: dict[str, object] = {
         "question": question,
-        "model": ModelChoice(provider="scripted", model=script),
+        "model": model,
         "llm_task_queue": settings.llm_task_queue,
     }
     values.update(overrides)
     return ResearchInput.model_validate(values)
+
+
+def scripted_input(
+    script: str, settings: WorkerSettings, question: str, **overrides: object
+) -> ResearchInput:
+    model = ModelChoice(provider="scripted", model=script)
+    return research_input(model, settings, question, **overrides)
 
 
 async def plaintext(client: Client, payload: Payload) -> Payload:
