@@ -147,16 +147,9 @@ def in_thread(model: BlockingChatModel) -> InThread:
 
 def worker_settings(**overrides: object) -> WorkerSettings:
     """Settings on queues of their own, so tests never pick up each other's tasks."""
-    suffix = uuid.uuid4().hex[:8]
-    values: dict[str, object] = {
-        "task_queue": f"research-{suffix}",
-        "llm_task_queue": f"llm-{suffix}",
-        "scripted_dir": SCRIPTED_DIR,
-        "metrics_port": 0,
-        "graceful_shutdown_seconds": 1,
-    }
-    values.update(overrides)
-    return WorkerSettings.model_validate(values)
+    return WorkerSettings.on_own_queues(
+        "research", "llm", **({"scripted_dir": SCRIPTED_DIR} | overrides)
+    )
 
 
 @asynccontextmanager
