@@ -160,28 +160,19 @@ def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastA
         action = db.notify(body.ticket_id, body.channel, body.message)
         return write(key, "notify", body.model_dump(), action)
 
-    def undo_by_record(
-        route: Route, path: str, field: str, action: Callable[[int], Action]
-    ) -> None:
+    def undo_by_record(route: Route, path: str, field: str) -> None:
         """A route that undoes one record named in the path; `field` names it in the body kept."""
 
         def handler(record_id: int, key: IdempotencyKey) -> JSONResponse:
-            return write(key, route, {field: record_id}, action(record_id))
+            return write(key, route, {field: record_id}, db.undo_record(route, record_id))
 
         handler.__name__ = route
         app.post(path)(handler)
 
-    undo_by_record("cancel_ticket", "/tickets/{record_id}/cancel", "ticket_id", db.cancel_ticket)
-    undo_by_record(
-        "delete_subtask", "/subtasks/{record_id}/delete", "subtask_id", db.delete_subtask
-    )
-    undo_by_record(
-        "revoke_assignment",
-        "/assignments/{record_id}/revoke",
-        "assignment_id",
-        db.revoke_assignment,
-    )
-    undo_by_record("retract", "/notifications/{record_id}/retract", "notification_id", db.retract)
+    undo_by_record("cancel_ticket", "/tickets/{record_id}/cancel", "ticket_id")
+    undo_by_record("delete_subtask", "/subtasks/{record_id}/delete", "subtask_id")
+    undo_by_record("revoke_assignment", "/assignments/{record_id}/revoke", "assignment_id")
+    undo_by_record("retract", "/notifications/{record_id}/retract", "notification_id")
 
     @app.post("/undo")
     def undo(body: Undo, key: IdempotencyKey) -> JSONResponse:

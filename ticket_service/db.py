@@ -78,6 +78,14 @@ _UNDO_ROUTES = {
 }
 
 
+# The undo routes that mark their record rather than adding one: its table, the new status.
+_MARKS = {
+    "cancel_ticket": ("ticket", "cancelled"),
+    "delete_subtask": ("subtask", "deleted"),
+    "revoke_assignment": ("assignment", "revoked"),
+}
+
+
 class ServiceError(Exception):
     """A request the service refuses; `status` is the HTTP status to answer with."""
 
@@ -204,10 +212,6 @@ class TicketDB:
         return run
 
     @classmethod
-    def cancel_ticket(cls, ticket_id: int) -> Action:
-        return lambda db: cls._set_status(db, "ticket", ticket_id, "cancelled")
-
-    @classmethod
     def create_subtask(cls, ticket_id: int, title: str) -> Action:
         def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
             cls._open_ticket(db, ticket_id)
@@ -215,10 +219,6 @@ class TicketDB:
             return cls._insert(db, "subtasks", subtask, "open")
 
         return run
-
-    @classmethod
-    def delete_subtask(cls, subtask_id: int) -> Action:
-        return lambda db: cls._set_status(db, "subtask", subtask_id, "deleted")
 
     @classmethod
     def assign(cls, ticket_id: int, assignee: str) -> Action:
@@ -230,10 +230,6 @@ class TicketDB:
             return cls._insert(db, "assignments", assignment, "active")
 
         return run
-
-    @classmethod
-    def revoke_assignment(cls, assignment_id: int) -> Action:
-        return lambda db: cls._set_status(db, "assignment", assignment_id, "revoked")
 
     @classmethod
     def notify(cls, ticket_id: int, channel: str, message: str) -> Action:
@@ -279,6 +275,14 @@ class TicketDB:
         return _UNDO_ROUTES.get(row["route"]) if row else None
 
     @classmethod
+    def undo_record(cls, route: str, record_id: int) -> Action:
+        """The undo route `route` (cancel_ticket, ...) names, applied to one record."""
+        if route == "retract":
+            return cls.retract(record_id)
+        table, status = _MARKS[route]
+        return lambda db: cls._set_status(db, table, record_id, status)
+
+    @classmethod
     def undo(cls, key: str) -> Action:
         """Undo whatever the write under `key` did; a write that never landed never will."""
 
@@ -295,8 +299,7 @@ class TicketDB:
             undo_route = _UNDO_ROUTES.get(row["route"])
             if undo_route is None or not 200 <= row["status_code"] < 300:
                 return 200, {"id": 0, "status": "nothing_to_undo"}
-            undoer: Callable[[int], Action] = getattr(cls, undo_route)
-            return undoer(json.loads(row["response"])["id"])(db)
+            return cls.undo_record(undo_route, json.loads(row["response"])["id"])(db)
 
         return run
 
