@@ -190,9 +190,14 @@ async def test_a_person_sends_feedback_then_approves_from_the_cli(
 async def test_no_decision_in_time_takes_the_default(client: Client, store: DocumentStore) -> None:
     async with running_workers(client, store) as settings:
         _, report = await run_team(
-            client, settings, "team_report", "team-timeout",
-            require_approval=True, approval_timeout_seconds=1, approval_default="reject",
-        )  # fmt: skip
+            client,
+            settings,
+            "team_report",
+            "team-timeout",
+            require_approval=True,
+            approval_timeout_seconds=1,
+            approval_default="reject",
+        )
     assert report.decision == "reject"
     assert {"approval_timed_out", "rejected"} <= set(report.flags)
 
