@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hmac
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from fastapi import Request
+from fastapi.responses import JSONResponse
 
 
 def wrong_bearer(request: Request, expected: bytes, message_key: str) -> JSONResponse | None:
