@@ -15,29 +15,27 @@ model latency.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
 
 from bench.common import (
     BENCH_KEYS,
+    ON_OFF_HEADERS,
     Context,
+    OnOff,
     Section,
-    Stopwatch,
-    bench_settings,
     median,
     ms,
-    research_input,
-    running_workers,
+    side_by_side,
+    timed_research,
 )
 from infra.codec import EncryptionCodec, encrypting_converter
-from workflows.research import ResearchWorkflow
 
 TARGET_SHARE = 0.03
 
@@ -73,34 +71,32 @@ class TimedCodec(EncryptionCodec):
         self.bytes += sum(p.ByteSize() for p in payloads)
 
 
-async def _runs(
-    ctx: Context, converter: DataConverter, latency: int, runs: int, codec: TimedCodec | None
-) -> tuple[list[float], float]:
-    """Wall seconds of each run after a warm-up, and this process's CPU per run.
+async def _runs(ctx: Context, latency: int, codec: TimedCodec | None, runs: int) -> dict[str, Any]:
+    """Wall seconds of each run after a warm-up, this process's CPU per run, and what the
+    codec handled over the measured runs (its counters are reset after the warm-up).
 
-    The codec's counters are reset after the warm-up, so they cover the measured runs.
+    Without a codec, the runs use the plain converter.
     """
+    converter = pydantic_data_converter
+    if codec is not None:
+        converter = dataclasses.replace(encrypting_converter(BENCH_KEYS), payload_codec=codec)
     # The suite's connection, another converter: no second connection to close.
     client = Client(ctx.client.service_client, namespace="default", data_converter=converter)
-    settings = bench_settings(ctx.scripts)
     walls: list[float] = []
     cpu = 0.0
-    async with running_workers(client, ctx.store, settings):
+    async with ctx.workers(client) as settings:
         for i in range(runs + 1):
             if i == 1 and codec is not None:
                 codec.reset()
             cpu_before = time.process_time()
-            watch = Stopwatch()
-            await client.execute_workflow(
-                ResearchWorkflow.run,
-                research_input(latency, settings),
-                id=f"bench-codec-{latency}-{uuid.uuid4().hex[:8]}",
-                task_queue=settings.task_queue,
-            )
+            wall = await timed_research(client, settings, latency, "codec")
             if i:
-                walls.append(watch.elapsed())
+                walls.append(wall)
                 cpu += time.process_time() - cpu_before
-    return walls, cpu / max(runs, 1)
+    measured: dict[str, Any] = {"walls": walls, "cpu": cpu / max(runs, 1)}
+    if codec is not None:
+        measured.update(seconds=codec.seconds, payloads=codec.payloads, bytes=codec.bytes)
+    return measured
 
 
 async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0, 500)) -> Section:
@@ -108,51 +104,30 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
     data: dict[str, Any] = {"runs": runs, "target_share": TARGET_SHARE, "latencies": {}}
     for latency in latencies:
         codec = TimedCodec()
-        on = dataclasses.replace(encrypting_converter(BENCH_KEYS), payload_codec=codec)
-        off_walls: list[float] = []
-        on_walls: list[float] = []
-        off_cpu: list[float] = []
-        on_cpu: list[float] = []
-        seconds, payloads, size = 0.0, 0, 0
-        # Alternate in small batches, so both sides see the same machine.
-        batches = max(1, runs // 5)
-        per_batch = max(1, runs // batches)
-        for _ in range(batches):
-            walls, cpu = await _runs(ctx, pydantic_data_converter, latency, per_batch, None)
-            off_walls += walls
-            off_cpu.append(cpu)
-            walls, cpu = await _runs(ctx, on, latency, per_batch, codec)
-            on_walls += walls
-            on_cpu.append(cpu)
-            seconds, payloads, size = (
-                seconds + codec.seconds,
-                payloads + codec.payloads,
-                size + codec.bytes,
-            )
-        measured = len(on_walls)
-        off_wall, on_wall = median(off_walls), median(on_walls)
+        sides = await side_by_side((None, codec), runs, functools.partial(_runs, ctx, latency))
+        walls = OnOff.of(latency, sides[None], sides[codec])
+        off_cpu = [batch["cpu"] for batch in sides[None]]
+        on_cpu = [batch["cpu"] for batch in sides[codec]]
+        seconds, payloads, size = (
+            sum(batch[key] for batch in sides[codec]) for key in ("seconds", "payloads", "bytes")
+        )
+        measured = sum(len(batch["walls"]) for batch in sides[codec])
         codec_ms = seconds / measured * 1000
-        wall_share = (on_wall - off_wall) / off_wall
-        cpu_share = codec_ms / (off_wall * 1000)
+        cpu_share = codec_ms / (walls.off_wall * 1000)
         figures = {
-            "off_wall_ms": ms(off_wall),
-            "on_wall_ms": ms(on_wall),
-            "wall_share": round(wall_share, 4),
+            **walls.figures(),
             "codec_cpu_ms_per_flow": round(codec_ms, 3),
             "codec_cpu_share_of_wall": round(cpu_share, 5),
             "payloads_per_flow": round(payloads / measured, 1),
             "kib_per_flow": round(size / measured / 1024, 1),
             "process_cpu_ms_per_flow_off": ms(median(off_cpu)),
             "process_cpu_ms_per_flow_on": ms(median(on_cpu)),
-            "target_met": cpu_share <= TARGET_SHARE and wall_share <= TARGET_SHARE,
+            "target_met": cpu_share <= TARGET_SHARE and walls.share <= TARGET_SHARE,
         }
         data["latencies"][str(latency)] = figures
         rows.append(
             [
-                f"{latency} ms",
-                f"{ms(off_wall):.1f}",
-                f"{ms(on_wall):.1f}",
-                f"{wall_share:+.1%}",
+                *walls.cells(),
                 f"{codec_ms:.2f} ({cpu_share:.2%})",
                 f"{figures['payloads_per_flow']:.0f} / {figures['kib_per_flow']:.1f}",
                 f"{ms(median(off_cpu)):.1f} -> {ms(median(on_cpu)):.1f}",
@@ -163,10 +138,7 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
         title=f"8. Payload codec (AES-256-GCM) on and off, one research flow at a time "
         f"({runs} runs each, median)",
         headers=[
-            "model latency",
-            "off wall ms",
-            "on wall ms",
-            "wall difference",
+            *ON_OFF_HEADERS,
             "codec CPU ms/flow (share of wall)",
             "payloads / KiB per flow",
             "process CPU ms/flow off -> on",

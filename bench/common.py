@@ -16,11 +16,11 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import temporalio
@@ -40,6 +40,7 @@ from infra.settings import WorkerSettings
 from models.llm import ModelChoice
 from models.research import ResearchInput
 from worker import build_gateway, build_workers
+from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -52,6 +53,9 @@ QUESTION = "How do idempotency keys make retries safe?"
 STEPS_PER_FLOW = 7
 # The suite's payload key, made for the run and never written anywhere.
 BENCH_KEYS = KeyRing((("bench", os.urandom(32)),))
+
+Side = TypeVar("Side")
+Measured = TypeVar("Measured")
 
 
 def bench_converter() -> DataConverter:
@@ -114,18 +118,12 @@ def bench_settings(scripts: Path, llm_concurrency: int = 1, **overrides: Any) ->
     The model stands for a remote API here, so its concurrency is sized to the load
     rather than to one in-process model.
     """
-    suffix = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
-        "task_queue": f"bench-{suffix}",
-        "llm_task_queue": f"bench-llm-{suffix}",
         "scripted_dir": scripts,
-        "metrics_port": 0,
         "log_level": "WARNING",
-        "graceful_shutdown_seconds": 1,
         "llm_concurrency": llm_concurrency,
     }
-    values.update(overrides)
-    return WorkerSettings.model_validate(values)
+    return WorkerSettings.on_own_queues("bench", "bench-llm", **(values | overrides))
 
 
 def gateway_for(settings: WorkerSettings) -> LLMGateway:
@@ -165,6 +163,82 @@ def research_input(latency_ms: int, settings: WorkerSettings) -> ResearchInput:
     )
 
 
+async def timed_research(
+    client: Client, settings: WorkerSettings, latency_ms: int, label: str
+) -> float:
+    """Wall seconds of one research flow at `latency_ms`, from its start to its result."""
+    watch = Stopwatch()
+    await client.execute_workflow(
+        ResearchWorkflow.run,
+        research_input(latency_ms, settings),
+        id=f"bench-{label}-{latency_ms}-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue,
+    )
+    return watch.elapsed()
+
+
+async def side_by_side(
+    sides: Sequence[Side],
+    runs: int,
+    batch: Callable[[Side, int], Awaitable[Measured]],
+    batch_size: int = 5,
+) -> dict[Side, list[Measured]]:
+    """About `runs` runs of each side, in batches taken in turn, so that drift in the
+    machine's load falls on every side alike; each side's batch results, in order."""
+    batches = max(1, runs // batch_size)
+    per_batch = max(1, runs // batches)
+    results: dict[Side, list[Measured]] = {side: [] for side in sides}
+    for _ in range(batches):
+        for side in sides:
+            results[side].append(await batch(side, per_batch))
+    return results
+
+
+# The first columns of a table that compares a flow without and with one thing.
+ON_OFF_HEADERS = ["model latency", "off wall ms", "on wall ms", "wall difference"]
+
+
+@dataclass(frozen=True)
+class OnOff:
+    """One latency's median wall time of a flow without and with the thing measured."""
+
+    latency_ms: int
+    off_wall: float
+    on_wall: float
+
+    @classmethod
+    def of(
+        cls, latency_ms: int, off: Sequence[dict[str, Any]], on: Sequence[dict[str, Any]]
+    ) -> OnOff:
+        """From each side's batches (`side_by_side`), every one with its `walls`."""
+        return cls(
+            latency_ms,
+            median([w for batch in off for w in batch["walls"]]),
+            median([w for batch in on for w in batch["walls"]]),
+        )
+
+    @property
+    def share(self) -> float:
+        """What the thing adds, as a share of the wall time without it."""
+        return (self.on_wall - self.off_wall) / self.off_wall
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "off_wall_ms": ms(self.off_wall),
+            "on_wall_ms": ms(self.on_wall),
+            "wall_share": round(self.share, 4),
+        }
+
+    def cells(self) -> list[str]:
+        """A row's first cells, under ON_OFF_HEADERS."""
+        return [
+            f"{self.latency_ms} ms",
+            f"{ms(self.off_wall):.1f}",
+            f"{ms(self.on_wall):.1f}",
+            f"{self.share:+.1%}",
+        ]
+
+
 def history_bytes(history: WorkflowHistory) -> int:
     """The size of a history as the server stores and sends it."""
     return History(events=history.events).ByteSize()
@@ -180,7 +254,7 @@ def ms(seconds: float) -> float:
 
 @dataclass
 class ProcessSampler:
-    """CPU time and peak memory of processes over a measured stretch.
+    """CPU time and peak memory of processes over a measured stretch, and its wall time.
 
     CPU is read from the kernel's counters (user + system), memory is the largest
     resident size seen by a sampler polling every 20 ms.
@@ -191,6 +265,7 @@ class ProcessSampler:
     _rss0: dict[str, int] = field(default_factory=dict)
     peak_rss: dict[str, int] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
+    _watch: Stopwatch | None = None
 
     def _cpu(self, pid: int) -> float:
         times = psutil.Process(pid).cpu_times()
@@ -202,7 +277,13 @@ class ProcessSampler:
             self._rss0[name] = psutil.Process(pid).memory_info().rss
             self.peak_rss[name] = self._rss0[name]
         self._task = asyncio.create_task(self._sample())
+        self._watch = Stopwatch()
         return self
+
+    def elapsed(self) -> float:
+        """Wall seconds since the stretch began."""
+        assert self._watch is not None
+        return self._watch.elapsed()
 
     async def _sample(self) -> None:
         while True:
@@ -212,6 +293,7 @@ class ProcessSampler:
             await asyncio.sleep(0.02)
 
     async def __aexit__(self, *_: object) -> None:
+        self.wall = self.elapsed()
         assert self._task is not None
         self._task.cancel()
         self.cpu = {name: self._cpu(pid) - self._cpu0[name] for name, pid in self.pids.items()}
@@ -303,6 +385,14 @@ class Context:
     @property
     def address(self) -> str:
         return self.env.client.service_client.config.target_host
+
+    def workers(
+        self, client: Client | None = None, *, heartbeats: bool = True
+    ) -> AbstractAsyncContextManager[WorkerSettings]:
+        """The project's workers on fresh queues, answering from the bench scripts; they
+        take their tasks through `client` (the suite's by default)."""
+        settings = bench_settings(self.scripts)
+        return running_workers(client or self.client, self.store, settings, heartbeats=heartbeats)
 
 
 @dataclass

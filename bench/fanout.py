@@ -22,7 +22,6 @@ from bench.common import (
     Context,
     ProcessSampler,
     Section,
-    Stopwatch,
     bench_settings,
     gateway_for,
     running_workers,
@@ -74,14 +73,12 @@ async def measure(ctx: Context, agents: tuple[int, ...] = (4, 16, 64)) -> Sectio
                 await _temporal(ctx, settings, mode, 1)  # warm up
             for k in agents:
                 async with ProcessSampler(pids) as sampler:
-                    watch = Stopwatch()
                     if mode == "asyncio.gather":
                         await _gather(settings, k)
                     else:
                         await _temporal(ctx, settings, mode, k)
-                    wall = watch.elapsed()
                 figures = {
-                    "wall_ms": round(wall * 1000, 1),
+                    "wall_ms": round(sampler.wall * 1000, 1),
                     "worker_cpu_ms": round(sampler.cpu["worker"] * 1000, 1),
                     "server_cpu_ms": round(sampler.cpu.get("server", 0.0) * 1000, 1),
                     "worker_peak_rss_growth_mb": sampler.rss_growth_mb["worker"],

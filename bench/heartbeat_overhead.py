@@ -19,7 +19,7 @@ model latency.
 
 from __future__ import annotations
 
-import uuid
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,18 +27,17 @@ from typing import Any
 from temporalio import activity
 
 from bench.common import (
+    ON_OFF_HEADERS,
     Context,
+    OnOff,
     ProcessSampler,
     Section,
-    Stopwatch,
-    bench_settings,
     median,
     ms,
-    research_input,
-    running_workers,
+    side_by_side,
+    timed_research,
     worker_and_server,
 )
-from workflows.research import ResearchWorkflow
 
 TARGET_SHARE = 0.02
 # A latency at which each model call sends two heartbeats (one a second).
@@ -62,23 +61,15 @@ def _counted_heartbeats() -> Iterator[list[int]]:
         activity.heartbeat = original
 
 
-async def _runs(ctx: Context, latency: int, runs: int, heartbeats: bool) -> dict[str, Any]:
+async def _runs(ctx: Context, latency: int, heartbeats: bool, runs: int) -> dict[str, Any]:
     """Wall seconds of each run after a warm-up; heartbeats and CPU over the measured runs."""
-    settings = bench_settings(ctx.scripts)
     walls: list[float] = []
     totals: dict[str, float] = {}
-    async with running_workers(ctx.client, ctx.store, settings, heartbeats=heartbeats):
+    async with ctx.workers(heartbeats=heartbeats) as settings:
         for i in range(runs + 1):
             with _counted_heartbeats() as sent:
                 async with ProcessSampler(worker_and_server(ctx.client)) as sampler:
-                    watch = Stopwatch()
-                    await ctx.client.execute_workflow(
-                        ResearchWorkflow.run,
-                        research_input(latency, settings),
-                        id=f"bench-heartbeat-{latency}-{uuid.uuid4().hex[:8]}",
-                        task_queue=settings.task_queue,
-                    )
-                    wall = watch.elapsed()
+                    wall = await timed_research(ctx.client, settings, latency, "heartbeat")
             if i:  # the first run warms the workers up
                 walls.append(wall)
                 for key, value in {"heartbeats": float(sent[0]), **sampler.cpu}.items():
@@ -90,23 +81,14 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
     rows: list[list[str]] = []
     data: dict[str, Any] = {"runs": runs, "target_share": TARGET_SHARE, "latencies": {}}
     for latency in sorted({*latencies, HEARTBEATING_LATENCY_MS}):
-        sides: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-        batches = max(1, runs // 5)
-        per_batch = max(1, runs // batches)
-        for _ in range(batches):
-            for heartbeats in (False, True):
-                sides[heartbeats].append(await _runs(ctx, latency, per_batch, heartbeats))
+        sides = await side_by_side((False, True), runs, functools.partial(_runs, ctx, latency))
 
         def figure(heartbeats: bool, key: str, sides: dict[bool, list[Any]] = sides) -> float:
             return median([batch[key] for batch in sides[heartbeats]])
 
-        off_wall = median([w for batch in sides[False] for w in batch["walls"]])
-        on_wall = median([w for batch in sides[True] for w in batch["walls"]])
-        share = (on_wall - off_wall) / off_wall
+        walls = OnOff.of(latency, sides[False], sides[True])
         figures = {
-            "off_wall_ms": ms(off_wall),
-            "on_wall_ms": ms(on_wall),
-            "wall_share": round(share, 4),
+            **walls.figures(),
             "heartbeats_per_flow": round(figure(True, "heartbeats"), 1),
             "worker_cpu_ms_per_flow_off": ms(figure(False, "worker")),
             "worker_cpu_ms_per_flow_on": ms(figure(True, "worker")),
@@ -114,14 +96,11 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
             "server_cpu_ms_per_flow_on": ms(figure(True, "server")),
         }
         if latency == 500:
-            figures["target_met"] = share <= TARGET_SHARE
+            figures["target_met"] = walls.share <= TARGET_SHARE
         data["latencies"][str(latency)] = figures
         rows.append(
             [
-                f"{latency} ms",
-                f"{figures['off_wall_ms']:.1f}",
-                f"{figures['on_wall_ms']:.1f}",
-                f"{share:+.1%}",
+                *walls.cells(),
                 f"{figures['heartbeats_per_flow']:.1f}",
                 f"{figures['worker_cpu_ms_per_flow_off']:.1f} -> "
                 f"{figures['worker_cpu_ms_per_flow_on']:.1f}",
@@ -134,10 +113,7 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
         title=f"9. Heartbeats on model calls on and off, one research flow at a time "
         f"({runs} runs each, median)",
         headers=[
-            "model latency",
-            "off wall ms",
-            "on wall ms",
-            "wall difference",
+            *ON_OFF_HEADERS,
             "heartbeats / flow",
             "worker CPU ms/flow off -> on",
             "server CPU ms/flow off -> on",

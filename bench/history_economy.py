@@ -27,11 +27,14 @@ from bench.common import (
     research_input,
     running_workers,
 )
-from bench.workflows import BENCH_WORKFLOWS, ConversationInput, ConversationWorkflow
+from bench.workflows import (
+    BENCH_WORKFLOWS,
+    WARN_BYTES,
+    WARN_EVENTS,
+    ConversationInput,
+    ConversationWorkflow,
+)
 from workflows.research import ResearchWorkflow
-
-WARN_EVENTS = 10_240
-WARN_BYTES = 10 * 1024 * 1024
 
 
 async def measure(ctx: Context, max_turns: int = 300) -> Section:
@@ -62,11 +65,7 @@ async def measure(ctx: Context, max_turns: int = 300) -> Section:
         result = await ctx.client.execute_workflow(
             ConversationWorkflow.run,
             ConversationInput(
-                script="conversation",
-                llm_task_queue=settings.llm_task_queue,
-                max_turns=max_turns,
-                max_events=WARN_EVENTS,
-                max_bytes=WARN_BYTES,
+                script="conversation", llm_task_queue=settings.llm_task_queue, max_turns=max_turns
             ),
             id=f"bench-conversation-{uuid.uuid4().hex[:8]}",
             task_queue=f"{settings.task_queue}-conv",

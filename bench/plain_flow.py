@@ -120,22 +120,20 @@ class ResearchNodes:
         result = await self._gateway.complete(request)
         return result.output, calls
 
+    async def _queries(
+        self, state: FlowState, node: str, schema: str, variables: dict[str, str]
+    ) -> FlowState:
+        """The search queries a planning call (plan or refine) answers with."""
+        output, calls = await self._ask(state, node, schema, variables)
+        return {"queries": output["queries"], "calls": calls, "outcome": Outcome.SUCCESS.value}
+
     async def plan(self, state: FlowState) -> FlowState:
-        output, calls = await self._ask(
-            state,
-            graph.PLAN,
-            "ResearchPlan",
-            {
-                "question": state["question"],
-                "feedback": _feedback(state, "A reviewer rejected the previous answer: {}"),
-            },
+        feedback = _feedback(state, "A reviewer rejected the previous answer: {}")
+        update = await self._queries(
+            state, graph.PLAN, "ResearchPlan", {"question": state["question"], "feedback": feedback}
         )
-        return {
-            "queries": output["queries"],
-            "calls": calls,
-            "iteration": state.get("iteration", 0) + 1,
-            "outcome": Outcome.SUCCESS.value,
-        }
+        update["iteration"] = state.get("iteration", 0) + 1
+        return update
 
     async def retrieve(self, state: FlowState) -> FlowState:
         limit = self._request.evidence_limit
@@ -158,18 +156,15 @@ class ResearchNodes:
         return {"outcome": Outcome.EXHAUSTED.value}
 
     async def refine(self, state: FlowState) -> FlowState:
-        output, calls = await self._ask(
+        failed = "; ".join(state.get("tried", []))
+        update = await self._queries(
             state,
             graph.REFINE,
             "RefinedQueries",
-            {"question": state["question"], "failed_queries": "; ".join(state.get("tried", []))},
+            {"question": state["question"], "failed_queries": failed},
         )
-        return {
-            "queries": output["queries"],
-            "calls": calls,
-            "refinements": state.get("refinements", 0) + 1,
-            "outcome": Outcome.SUCCESS.value,
-        }
+        update["refinements"] = state.get("refinements", 0) + 1
+        return update
 
     async def write(self, state: FlowState) -> FlowState:
         feedback = state.get("feedback", "")

@@ -15,6 +15,7 @@ The target: streaming adds at most 3 % to the flow's wall time at 500 ms latency
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import uuid
 from typing import Any
@@ -25,11 +26,10 @@ from bench.common import (
     Context,
     Section,
     Stopwatch,
-    bench_settings,
     median,
     ms,
     research_input,
-    running_workers,
+    side_by_side,
 )
 from cli.live import LiveView, follow
 from workflows.research import ResearchWorkflow
@@ -62,17 +62,23 @@ async def _one(ctx: Context, settings: Any, latency: int, way: str) -> dict[str,
     return {"wall": wall, "events": len(history.events), "signals": signals}
 
 
+async def _runs(
+    ctx: Context, settings: Any, latency: int, way: str, runs: int
+) -> list[dict[str, float]]:
+    return [await _one(ctx, settings, latency, way) for _ in range(runs)]
+
+
 async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0, 500)) -> Section:
     rows: list[list[str]] = []
     data: dict[str, Any] = {"runs": runs, "target_share": TARGET_SHARE, "latencies": {}}
-    settings = bench_settings(ctx.scripts)
-    async with running_workers(ctx.client, ctx.store, settings):
+    async with ctx.workers() as settings:
         for latency in latencies:
-            results: dict[str, list[dict[str, float]]] = {way: [] for way in WAYS}
             await _one(ctx, settings, latency, "tokens")  # warm-up
-            for _ in range(runs):
-                for way in WAYS:
-                    results[way].append(await _one(ctx, settings, latency, way))
+            # One run of each way in turn.
+            batches = await side_by_side(
+                WAYS, runs, functools.partial(_runs, ctx, settings, latency), batch_size=1
+            )
+            results = {way: [r for batch in batches[way] for r in batch] for way in WAYS}
             figures: dict[str, Any] = {}
             off_wall = median([r["wall"] for r in results["off"]])
             for way in WAYS:

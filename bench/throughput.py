@@ -25,11 +25,11 @@ from bench.common import (
     Context,
     ProcessSampler,
     Section,
-    Stopwatch,
     bench_settings,
     gateway_for,
     research_input,
     running_workers,
+    timed_research,
     worker_and_server,
 )
 from bench.langgraph_peer import checkpointed, run_langgraph
@@ -47,14 +47,8 @@ async def _temporal(ctx: Context, latency: int, flows: int) -> Run:
     pids = worker_and_server(ctx.client)
     async with running_workers(ctx.client, ctx.store, settings):
         # One flow first, so the worker's caches are warm as in a long-lived worker.
-        await ctx.client.execute_workflow(
-            ResearchWorkflow.run,
-            research_input(0, settings),
-            id=f"bench-warm-{uuid.uuid4().hex[:8]}",
-            task_queue=settings.task_queue,
-        )
+        await timed_research(ctx.client, settings, 0, "warm")
         async with ProcessSampler(pids) as cpu:
-            watch = Stopwatch()
             handles = await asyncio.gather(
                 *(
                     ctx.client.start_workflow(
@@ -67,10 +61,9 @@ async def _temporal(ctx: Context, latency: int, flows: int) -> Run:
                 )
             )
             # Every flow is started (the server has accepted it) by now.
-            started = watch.elapsed()
+            started = cpu.elapsed()
             await asyncio.gather(*(h.result() for h in handles))
-            wall = watch.elapsed()
-    return wall, cpu.cpu, {"all_started_s": round(started, 3)}
+    return cpu.wall, cpu.cpu, {"all_started_s": round(started, 3)}
 
 
 async def _floor(ctx: Context, latency: int, flows: int) -> Run:
@@ -79,10 +72,8 @@ async def _floor(ctx: Context, latency: int, flows: int) -> Run:
     nodes = ResearchNodes(gateway_for(settings), ctx.store, request)
     await run_plain(nodes, research_input(0, settings))
     async with ProcessSampler({"process": os.getpid()}) as cpu:
-        watch = Stopwatch()
         await asyncio.gather(*(run_plain(nodes, request) for _ in range(flows)))
-        wall = watch.elapsed()
-    return wall, cpu.cpu, {}
+    return cpu.wall, cpu.cpu, {}
 
 
 async def _langgraph(ctx: Context, latency: int, flows: int) -> Run:
@@ -93,12 +84,10 @@ async def _langgraph(ctx: Context, latency: int, flows: int) -> Run:
     async with checkpointed(nodes, database) as graph:
         await run_langgraph(graph, research_input(0, settings), uuid.uuid4().hex)
         async with ProcessSampler({"process": os.getpid()}) as cpu:
-            watch = Stopwatch()
             await asyncio.gather(
                 *(run_langgraph(graph, request, uuid.uuid4().hex) for _ in range(flows))
             )
-            wall = watch.elapsed()
-        return wall, cpu.cpu, {}
+        return cpu.wall, cpu.cpu, {}
 
 
 # The kernel counts CPU time in 10 ms ticks: below this a run's CPU figures are noise.

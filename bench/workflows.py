@@ -18,6 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.research import ResearchWorkflow
 
 ECHO_TIMEOUT = timedelta(seconds=10)
+# The server's history warning limits, which a conversation stops short of.
+WARN_EVENTS = 10_240
+WARN_BYTES = 10 * 1024 * 1024
 
 StepKind = Literal["none", "activity", "local_activity"]
 
@@ -63,12 +66,17 @@ class ProbeWorkflow:
         return done
 
 
-class AgentCall(BaseModel):
-    """One model call of a sub-agent, on the model queue."""
+class Scripted(BaseModel):
+    """Which scripted model answers, and the queue its calls go to."""
 
     script: str
-    index: int
     llm_task_queue: str
+
+
+class AgentCall(Scripted):
+    """One model call of a sub-agent, on the model queue."""
+
+    index: int
 
 
 def agent_request(call: AgentCall, node: str = "plan") -> LLMRequest:
@@ -103,11 +111,9 @@ class SubAgentWorkflow:
         return result.usage.tokens_out
 
 
-class FanOutInput(BaseModel):
+class FanOutInput(Scripted):
     agents: int
     mode: Literal["child_workflows", "activities"]
-    script: str
-    llm_task_queue: str
 
 
 @workflow.defn(name="BenchFanOut")
@@ -135,14 +141,12 @@ class FanOutWorkflow:
         return sum(r.usage.tokens_out for r in results)
 
 
-class ConversationInput(BaseModel):
+class ConversationInput(Scripted):
     """A long conversation: one model call per turn, only the new message in its input."""
 
-    script: str
-    llm_task_queue: str
     max_turns: int
-    max_events: int = 10_240
-    max_bytes: int = 10 * 1024 * 1024
+    max_events: int = WARN_EVENTS
+    max_bytes: int = WARN_BYTES
 
 
 class ConversationResult(BaseModel):

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 from temporalio.client import Client
 
@@ -46,8 +45,9 @@ class Fired:
         return f"  {when}  {text}{note}"
 
 
-class SeedContext(Protocol):
-    """What firing needs from the harness for one seed."""
+@dataclass
+class SeedContext:
+    """What faults act on during one seed: the harness's processes and the seed's runs."""
 
     client: Client
     queues: Queues
@@ -56,10 +56,10 @@ class SeedContext(Protocol):
     ledger: Ledger
     server: DevServer
     workers: dict[str, WorkerProcess]
-    runs: list[RunRecord]
-    workflow_ids: dict[int, str]
-    started: float
-    call_base: int
+    runs: list[RunRecord] = field(default_factory=list)
+    workflow_ids: dict[int, str] = field(default_factory=dict)
+    started: float = 0.0
+    call_base: int = 0
 
 
 def arm_model_faults(ctx: SeedContext, faults: list[Fault]) -> None:

@@ -28,7 +28,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.service import RPCError
 
 from activities.documents.store import DocumentStore
-from chaos.faults import Fired, arm_model_faults, fire
+from chaos.faults import Fired, SeedContext, arm_model_faults, fire
 from chaos.histories import read_histories
 from chaos.invariants import Check, RunFacts, check_seed
 from chaos.ledger import Ledger
@@ -106,23 +106,6 @@ def fault_cost(fault: Fault, settings: SuiteSettings) -> float:
     if fault.kind in ("kill_worker", "restart_server"):
         cost += fault.down_seconds + settings.recovery_seconds
     return cost + 5
-
-
-@dataclass
-class _Seed:
-    """What faults act on during one seed (see chaos.faults.SeedContext)."""
-
-    client: Client
-    queues: Queues
-    endpoint: ScriptedEndpoint
-    tickets: TicketServiceProcess
-    ledger: Ledger
-    server: DevServer
-    workers: dict[str, WorkerProcess]
-    runs: list[RunRecord] = field(default_factory=list)
-    workflow_ids: dict[int, str] = field(default_factory=dict)
-    started: float = 0.0
-    call_base: int = 0
 
 
 def _own_payload_key(path: Path) -> None:
@@ -262,7 +245,7 @@ class Suite:
         config = self.worker_config(queues, log_dir)
         workers = {role: WorkerProcess(config, role) for role in ("orchestration", "llm")}
         await asyncio.gather(*(w.start() for w in workers.values()))
-        seed = _Seed(
+        seed = SeedContext(
             self.client, queues, self.endpoint, self.tickets, self.ledger, self.server, workers
         )
         self.endpoint.disarm()
@@ -312,7 +295,7 @@ class Suite:
             self.failed_seeds += 1
         return result
 
-    async def _past_bound(self, seed: _Seed, bounds: dict[str, float]) -> None:
+    async def _past_bound(self, seed: SeedContext, bounds: dict[str, float]) -> None:
         """A run over its bound is awaited a while longer, then cancelled, then terminated."""
         late = [r for r in seed.runs if r.ended is None]
         if not late:

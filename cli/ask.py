@@ -17,13 +17,14 @@ from cli.commands import (
     after_decision,
     budget_input,
     err,
+    failed_run,
     model_choice,
     start_once,
     wants_tokens,
     watch_run,
 )
 from cli.live import LiveView
-from cli.render import refusal, report_text, root_cause, team_report_text
+from cli.render import report_text, team_report_text
 from models.coordinator import CoordinatorProgress, HumanFeedback, MultiAgentReport
 from models.live import LiveEvent
 from models.research import ResearchReport
@@ -67,13 +68,7 @@ async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
     try:
         answer = await result
     except WorkflowFailureError as failure:
-        reason = refusal(failure)
-        if reason is not None:
-            err(f"ask refused: {reason}")
-            return EXIT_REFUSED
-        err(f"ask failed: {root_cause(failure)}")
-        err(f"Web UI: {ctx.link(workflow_id, run_id)}")
-        return EXIT_FAILED
+        return failed_run(failure, "ask", ctx.link(workflow_id, run_id))
     if args.json:
         print(answer.model_dump_json(indent=2))
     else:

@@ -75,6 +75,24 @@ def err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def failed_run(
+    failure: WorkflowFailureError,
+    what: str,
+    link: str | None = None,
+    refused_code: int = EXIT_REFUSED,
+) -> int:
+    """Say why a run ended in failure and return the exit code: a refusal (the flow
+    turned the caller away) or the root cause, then where to look (`link`)."""
+    reason = refusal(failure)
+    if reason is not None:
+        err(f"{what} refused: {reason}")
+        return refused_code
+    err(f"{what} failed: {root_cause(failure)}")
+    if link is not None:
+        err(f"Web UI: {link}")
+    return EXIT_FAILED
+
+
 def model_choice(args: argparse.Namespace) -> ModelChoice:
     """--provider and --model; the provider's default model when --model is left out."""
     return ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
@@ -274,13 +292,7 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
     try:
         result = await handle.result()
     except WorkflowFailureError as failure:
-        reason = refusal(failure)
-        if reason is not None:
-            err(f"{args.workflow_id} refused: {reason}")
-            return EXIT_REFUSED
-        err(f"{args.workflow_id} failed: {root_cause(failure)}")
-        err(f"Web UI: {ctx.link(args.workflow_id, description.run_id)}")
-        return EXIT_FAILED
+        return failed_run(failure, args.workflow_id, ctx.link(args.workflow_id, description.run_id))
     if isinstance(result, ResearchReport) and not args.json:
         print(report_text(result))
     elif isinstance(result, ResearchReport):
@@ -418,13 +430,8 @@ async def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
             task_queue=ctx.keel.task_queue,
         )
     except WorkflowFailureError as failure:
-        reason = refusal(failure)
-        if reason is not None:
-            # The namespace or the folder the user named is not allowed: nothing was read.
-            err(f"ingest refused: {reason}")
-            return EXIT_USAGE
-        err(f"ingest failed: {root_cause(failure)}")
-        return EXIT_FAILED
+        # Refused: the namespace or the folder the user named is not allowed; nothing was read.
+        return failed_run(failure, "ingest", refused_code=EXIT_USAGE)
     print(result.model_dump_json())
     for skipped in result.skipped:
         err(f"skipped {skipped}")

@@ -109,8 +109,7 @@ def report_text(report: ResearchReport) -> str:
         f"Review: {verdict}{score}; plan rounds {report.iterations},"
         f" refinements {report.refinements}, re-asks {report.reasks}",
     ]
-    if report.flags:
-        lines.append(f"Flags: {', '.join(report.flags)}")
+    lines += _flags(report.flags)
     u = report.usage
     lines.append(
         f"Model: {report.provider}/{report.model}; {u.calls} calls,"
@@ -125,6 +124,11 @@ def report_text(report: ResearchReport) -> str:
     if report.prompts:
         lines.append("Prompts: " + ", ".join(f"{k}@{v}" for k, v in sorted(report.prompts.items())))
     return "\n".join(lines)
+
+
+def _flags(flags: list[str]) -> list[str]:
+    """The line that lists a report's flags, if it has any."""
+    return [f"Flags: {', '.join(flags)}"] if flags else []
 
 
 def team_progress_line(progress: CoordinatorProgress) -> str:
@@ -151,8 +155,7 @@ def team_report_text(report: MultiAgentReport) -> str:
     lines.append(f"Data: {route.language}, namespaces {', '.join(route.namespaces) or '(none)'}")
     if report.decision:
         lines.append(f"Decision: {report.decision}")
-    if report.flags:
-        lines.append(f"Flags: {', '.join(report.flags)}")
+    lines += _flags(report.flags)
     u = report.usage
     lines.append(
         f"Usage: {u.calls} model calls, {u.tokens_in} tokens in, {u.tokens_out} out,"

@@ -21,7 +21,6 @@ Whoever can call it reads every history in plaintext, so:
 from __future__ import annotations
 
 import ipaddress
-import secrets
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -32,6 +31,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.api.common.v1 import Payloads
 
+from infra.bearer import wrong_bearer
 from infra.codec import DecryptionError, EncryptionCodec
 
 log = structlog.get_logger()
@@ -119,13 +119,9 @@ def build_app(codec: EncryptionCodec, settings: CodecServerSettings) -> FastAPI:
         if expected is None and not _loopback_host(request.headers.get("host", "")):
             return JSONResponse({"error": "not addressed to a loopback name"}, status_code=403)
         if expected is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not secrets.compare_digest(given, expected):
-                return JSONResponse(
-                    {"error": "missing or wrong bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+            refused = wrong_bearer(request, expected, "error")
+            if refused is not None:
+                return refused
         segments = [s for s in path.split("/") if s]
         action = segments[-1] if segments else ""
         if action not in ("encode", "decode"):

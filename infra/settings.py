@@ -9,6 +9,7 @@ Our own settings carry the ``KEEL_`` prefix.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -106,6 +107,19 @@ class WorkerSettings(KeelSettings):
         default=None, description="this build's id; set it to turn versioning on"
     )
     deployment_name: str = Field(default="keel", description="the Worker Deployment's name")
+
+    @classmethod
+    def on_own_queues(cls, prefix: str, llm_prefix: str, **values: object) -> WorkerSettings:
+        """Settings on queues no other run shares (`<prefix>-<id>`), without a metrics port
+        and quick to shut down: tests and benchmarks never take each other's tasks."""
+        suffix = uuid.uuid4().hex[:8]
+        defaults: dict[str, object] = {
+            "task_queue": f"{prefix}-{suffix}",
+            "llm_task_queue": f"{llm_prefix}-{suffix}",
+            "metrics_port": 0,
+            "graceful_shutdown_seconds": 1,
+        }
+        return cls.model_validate(defaults | values)
 
     def ingest_root_paths(self) -> list[Path]:
         """The ingest roots, resolved (symbolic links followed) as the paths checked against."""

@@ -32,6 +32,7 @@ from models.contracts import ContractSnapshot
 from models.coordinator import CoordinatorInput
 from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
+from models.routing import AskInput
 from tests.ticket_service_process import TicketService
 from worker import build_gateway, build_workers
 from workflows.research import ResearchWorkflow
@@ -48,6 +49,7 @@ CORPORA = {
 }
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
 QUESTION = "How do idempotency keys make retries safe?"
+TEAM_REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
 
 
 # A remote primary that tests make fail, and the scripted model runs fall back to.
@@ -157,16 +159,9 @@ def in_thread(model: BlockingChatModel) -> InThread:
 
 def worker_settings(**overrides: object) -> WorkerSettings:
     """Settings on queues of their own, so tests never pick up each other's tasks."""
-    suffix = uuid.uuid4().hex[:8]
-    values: dict[str, object] = {
-        "task_queue": f"research-{suffix}",
-        "llm_task_queue": f"llm-{suffix}",
-        "scripted_dir": SCRIPTED_DIR,
-        "metrics_port": 0,
-        "graceful_shutdown_seconds": 1,
-    }
-    values.update(overrides)
-    return WorkerSettings.model_validate(values)
+    return WorkerSettings.on_own_queues(
+        "research", "llm", **({"scripted_dir": SCRIPTED_DIR} | overrides)
+    )
 
 
 @asynccontextmanager
@@ -215,16 +210,32 @@ def scripted_team_input(
     return model.model_validate(values)
 
 
-def scripted_input(
-    script: str, settings: WorkerSettings, question: str, **overrides: object
+def scripted_ask_input(request: str, script: str, llm_task_queue: str) -> AskInput:
+    """The router's input, deciding and answering on one scripted model."""
+    return AskInput(
+        request=request,
+        model=ModelChoice(provider="scripted", model=script),
+        llm_task_queue=llm_task_queue,
+    )
+
+
+def research_input(
+    model: ModelChoice, settings: WorkerSettings, question: str, **overrides: object
 ) -> ResearchInput:
     values: dict[str, object] = {
         "question": question,
-        "model": ModelChoice(provider="scripted", model=script),
+        "model": model,
         "llm_task_queue": settings.llm_task_queue,
     }
     values.update(overrides)
     return ResearchInput.model_validate(values)
+
+
+def scripted_input(
+    script: str, settings: WorkerSettings, question: str, **overrides: object
+) -> ResearchInput:
+    model = ModelChoice(provider="scripted", model=script)
+    return research_input(model, settings, question, **overrides)
 
 
 async def plaintext(client: Client, payload: Payload) -> Payload:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
 from activities.documents.store import DocumentStore
 from infra.settings import WorkerSettings
@@ -37,19 +37,33 @@ async def run_agent(
     agent: str,
     script: str,
     *,
-    workflow_id: str | None = None,
+    prefix: str = "agent",
     settings: WorkerSettings | None = None,
     **overrides: object,
-) -> AgentResult:
-    """Workers of its own for one scripted agent, run to its result."""
+) -> tuple[str, AgentResult]:
+    """Workers of its own for one scripted agent, run to its result; returns its id too."""
     settings = settings or worker_settings()
+    workflow_id = new_id(prefix)
     async with running_workers(client, store, settings):
-        return await client.execute_workflow(
-            AgentWorkflow.run,
-            agent_input(agent, script, settings.llm_task_queue, **overrides),
-            id=workflow_id or new_id("agent"),
-            task_queue=settings.task_queue,
-        )
+        handle = await start_agent(client, settings, agent, script, workflow_id, **overrides)
+        return workflow_id, await handle.result()
+
+
+async def start_agent(
+    client: Client,
+    settings: WorkerSettings,
+    agent: str,
+    script: str,
+    workflow_id: str,
+    **overrides: object,
+) -> WorkflowHandle[AgentWorkflow, AgentResult]:
+    """One scripted agent, started on the queues of `settings`."""
+    return await client.start_workflow(
+        AgentWorkflow.run,
+        agent_input(agent, script, settings.llm_task_queue, **overrides),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
 
 
 async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, WorkflowHistory]]:
@@ -65,11 +79,9 @@ async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, Wor
 async def test_a_long_conversation_continues_as_new_and_keeps_its_quotas(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id("agent")
-    result = await run_agent(
-        client, store, "researcher", "agent_long",
-        workflow_id=workflow_id, max_turns=10, history_event_limit=30,
-    )  # fmt: skip
+    workflow_id, result = await run_agent(
+        client, store, "researcher", "agent_long", max_turns=10, history_event_limit=30
+    )
 
     assert result.runs >= 3  # each run stopped near 30 events and handed over
     assert result.turns == 10
@@ -102,14 +114,9 @@ async def test_a_side_effect_is_compensated_when_the_agent_is_cancelled(
     settings = worker_settings(tickets_url=tickets.url)
     description = f"opened by agent run {workflow_id}"
     async with running_workers(client, store, settings):
-        handle = await client.start_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "incident_responder", "incident_agent", settings.llm_task_queue,
-                task="Checkout returns HTTP 500 since the deploy",
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        handle = await start_agent(
+            client, settings, "incident_responder", "incident_agent", workflow_id,
+            task="Checkout returns HTTP 500 since the deploy",
         )  # fmt: skip
         for _ in range(200):
             progress = await handle.query(AgentWorkflow.progress)
@@ -141,11 +148,10 @@ async def test_a_side_effect_is_compensated_when_the_agent_is_cancelled(
 async def test_a_prompt_injected_document_cannot_reach_a_forbidden_tool(
     client: Client, store: DocumentStore, tickets: TicketService
 ) -> None:
-    workflow_id = new_id("agent-injected")
     settings = worker_settings(tickets_url=tickets.url)
-    result = await run_agent(
+    workflow_id, result = await run_agent(
         client, store, "researcher", "injected_researcher",
-        workflow_id=workflow_id, settings=settings,
+        prefix="agent-injected", settings=settings,
         task="What permissions should an agent's tools have?",
     )  # fmt: skip
     # The model read the injected notice, then asked for the tool it names.
@@ -178,15 +184,11 @@ async def test_a_failing_tool_trips_its_breaker_and_the_router_stops_calling_it(
     )
     tickets.fault("create_ticket", status=503, times=2)
     async with running_workers(client, store, settings):
-        result = await client.execute_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "incident_responder", "incident_breaker", settings.llm_task_queue,
-                task="The payments queue has stalled",
-            ),
-            id=new_id("agent-breaker"),
-            task_queue=settings.task_queue,
+        started = await start_agent(
+            client, settings, "incident_responder", "incident_breaker", new_id("agent-breaker"),
+            task="The payments queue has stalled",
         )  # fmt: skip
+        result = await started.result()
         breaker = await client.get_workflow_handle_for(
             CircuitBreakerWorkflow.run, breaker_id(settings.task_queue, "tool:create_ticket")
         ).query(CircuitBreakerWorkflow.state)
@@ -210,10 +212,9 @@ async def test_a_failing_tool_trips_its_breaker_and_the_router_stops_calling_it(
 async def test_a_history_growing_in_bytes_also_continues_as_new(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id("agent-bytes")
-    result = await run_agent(
+    workflow_id, result = await run_agent(
         client, store, "researcher", "agent_long",
-        workflow_id=workflow_id, max_turns=6, history_bytes_limit=10_000,
+        prefix="agent-bytes", max_turns=6, history_bytes_limit=10_000,
     )  # fmt: skip
     assert result.runs >= 2
     assert result.turns == 6

@@ -29,12 +29,19 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from infra.binaries import temporal_cli
 from infra.canary import json_blob
 from models.research import ResearchInput
-from tests.conftest import CORPORA, SCRIPTED_DIR, new_id
-from tests.ports import free_port
-from tests.test_encrypted_history import CANARY, CANARY_DOC, Ran, Stack, devserver, run, show
+from tests.conftest import CORPORA, new_id
+from tests.test_encrypted_history import (
+    CANARY,
+    CANARY_DOC,
+    Ran,
+    Stack,
+    devserver,
+    run,
+    show,
+    temporal_workflow,
+)
 from workflows.research import ResearchWorkflow
 
 # A key that looks like no known key format, so no log pattern can be what hides it.
@@ -97,19 +104,14 @@ async def stack(
     data = tmp_path_factory.mktemp("canary-stack")
     corpus = tmp_path_factory.mktemp("canary-corpus")
     (corpus / "canary-followup.md").write_text(CANARY_DOC, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_CODEC")}
-    env |= {
-        "KEEL_DOCUMENTS_DB": str(data / "documents.db"),
-        "KEEL_SCRIPTED_DIR": str(SCRIPTED_DIR),
-        "KEEL_METRICS_PORT": "0",
-        "KEEL_LOG_FORMAT": "json",
-        "KEEL_INGEST_ROOTS": os.pathsep.join([str(CORPORA["postmortems"]), str(corpus)]),
-        "KEEL_OPENAI_BASE_URL": provider,
-        "KEEL_OPENAI_API_KEY": CANARY_KEY,
+    stack = Stack.fresh(
+        data,
+        KEEL_INGEST_ROOTS=os.pathsep.join([str(CORPORA["postmortems"]), str(corpus)]),
+        KEEL_OPENAI_BASE_URL=provider,
+        KEEL_OPENAI_API_KEY=CANARY_KEY,
         # Every failing call reaches the provider: no breaker opens in between.
-        "KEEL_BREAKER_MIN_CALLS": "100",
-    }
-    stack = Stack(data, free_port(), free_port(), free_port(), env)
+        KEEL_BREAKER_MIN_CALLS="100",
+    )
     started = await devserver(stack, "start", "--with-worker")
     try:
         assert started.code == 0, started.out + started.err
@@ -128,11 +130,7 @@ async def client_py(stack: Stack, *args: str, seconds: float = 180) -> Ran:
 
 
 async def describe(stack: Stack, workflow_id: str, *codec: str) -> dict[str, Any]:
-    shown = await run(
-        str(temporal_cli()), "workflow", "describe", "--address", stack.address,
-        "--workflow-id", workflow_id, "--output", "json", *codec,
-        env=stack.env,
-    )  # fmt: skip
+    shown = await temporal_workflow(stack, "describe", workflow_id, *codec)
     assert shown.code == 0, shown.err
     described: dict[str, Any] = json.loads(shown.out)
     return described

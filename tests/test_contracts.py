@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
+from activities.contracts.loader import CONTRACTS_DIR, FILES, ContractError, load_contracts
 from tests.processes import run_script
 
 
@@ -28,15 +28,7 @@ def test_the_shipped_contracts_load_with_a_version_per_file() -> None:
     snapshot = load_contracts()
     assert {"researcher", "writer", "reviewer", "coordinator", "router"} <= set(snapshot.agents)
     assert snapshot.rubrics["report"].pass_threshold == 3.5
-    assert set(snapshot.versions) == {
-        "agents.toml",
-        "tools.toml",
-        "rubrics.toml",
-        "routes.toml",
-        "prompts.toml",
-        "prices.toml",
-        "quality.toml",
-    }
+    assert set(snapshot.versions) == set(FILES)
     assert snapshot.versions["agents.toml"].startswith("1@")
 
 

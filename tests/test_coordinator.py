@@ -12,39 +12,41 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
 from infra.codec import data_converter
+from infra.settings import WorkerSettings
 from models.agents import AgentInput
 from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
-from models.llm import Budget, ModelChoice
-from tests.conftest import new_id, plaintext, running_workers
+from models.llm import Budget
+from tests.conftest import TEAM_REQUEST, new_id, plaintext, running_workers, scripted_team_input
 from tests.processes import run_script
 from tests.test_research_checks import extractive_for_scripted
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow
 
-REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
-
 
 def team_input(script: str, llm_task_queue: str, **overrides: object) -> CoordinatorInput:
-    values: dict[str, object] = {
-        "request": REQUEST,
-        "models": [ModelChoice(provider="scripted", model=script)],
-        "llm_task_queue": llm_task_queue,
-    }
-    values.update(overrides)
-    return CoordinatorInput.model_validate(values)
+    fields: dict[str, object] = {"request": TEAM_REQUEST, **overrides}
+    return scripted_team_input(CoordinatorInput, script, llm_task_queue, **fields)
+
+
+async def run_team(
+    client: Client, settings: WorkerSettings, script: str, prefix: str = "team", **overrides: object
+) -> tuple[str, MultiAgentReport]:
+    """One team run on a scripted model, to its report; returns its workflow id too."""
+    workflow_id = new_id(prefix)
+    report = await client.execute_workflow(
+        CoordinatorWorkflow.run,
+        team_input(script, settings.llm_task_queue, **overrides),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    return workflow_id, report
 
 
 async def test_team_fans_out_researchers_and_revises_until_the_rubric_passes(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id("team")
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input("team_report", settings.llm_task_queue),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
+        workflow_id, report = await run_team(client, settings, "team_report")
         progress = await client.get_workflow_handle_for(CoordinatorWorkflow.run, workflow_id).query(
             CoordinatorWorkflow.progress
         )
@@ -113,14 +115,10 @@ async def child_inputs(history: WorkflowHistory) -> list[AgentInput]:
 async def test_children_share_the_budget_and_never_spend_more_than_is_left(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id("team-budget")
     limit = 700
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input("team_report", settings.llm_task_queue, budget=Budget(max_tokens=limit)),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        workflow_id, report = await run_team(
+            client, settings, "team_report", "team-budget", budget=Budget(max_tokens=limit)
         )
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     inputs = await child_inputs(history)
@@ -191,15 +189,15 @@ async def test_a_person_sends_feedback_then_approves_from_the_cli(
 
 async def test_no_decision_in_time_takes_the_default(client: Client, store: DocumentStore) -> None:
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input(
-                "team_report", settings.llm_task_queue,
-                require_approval=True, approval_timeout_seconds=1, approval_default="reject",
-            ),
-            id=new_id("team-timeout"),
-            task_queue=settings.task_queue,
-        )  # fmt: skip
+        _, report = await run_team(
+            client,
+            settings,
+            "team_report",
+            "team-timeout",
+            require_approval=True,
+            approval_timeout_seconds=1,
+            approval_default="reject",
+        )
     assert report.decision == "reject"
     assert {"approval_timed_out", "rejected"} <= set(report.flags)
 
@@ -252,14 +250,8 @@ async def test_a_team_with_no_readable_namespace_is_refused_before_planning(
 async def test_a_team_draft_failing_the_checks_is_rewritten_without_a_reviewer(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id("team")
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input("team_checks", settings.llm_task_queue),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
+        workflow_id, report = await run_team(client, settings, "team_checks")
     # The coordinator asked the same question twice and never about circuit breakers.
     assert [r.question for r in report.researchers] == [
         "How do idempotency keys make retries safe?",
@@ -287,12 +279,7 @@ async def test_a_team_draft_that_never_passes_is_delivered_flagged_by_rule(
     client: Client, store: DocumentStore
 ) -> None:
     async with running_workers(client, store) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input("team_never_checks", settings.llm_task_queue),
-            id=new_id("team"),
-            task_queue=settings.task_queue,
-        )
+        _, report = await run_team(client, settings, "team_never_checks")
     # The scripted model is not in the contract's extractive_fallback: the draft, flagged.
     assert not report.extractive
     assert not report.passed
@@ -311,12 +298,7 @@ async def test_with_the_extract_allowed_the_team_delivers_the_passages_sentences
 ) -> None:
     contracts = extractive_for_scripted("report")
     async with running_workers(client, store, contracts=contracts) as settings:
-        report = await client.execute_workflow(
-            CoordinatorWorkflow.run,
-            team_input("team_never_checks", settings.llm_task_queue),
-            id=new_id("team"),
-            task_queue=settings.task_queue,
-        )
+        _, report = await run_team(client, settings, "team_never_checks")
     assert report.extractive
     assert "extractive" in report.flags
     assert not report.passed

@@ -12,7 +12,13 @@ from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from models.contracts import SecurityLevel
 from models.documents import SearchRequest
-from tests.conftest import execute_scripted, new_id, plaintext, running_workers, scripted_input
+from tests.conftest import (
+    new_id,
+    plaintext,
+    research_on_workers,
+    running_workers,
+    scripted_input,
+)
 from workflows.research import ResearchWorkflow
 
 QUESTION = "What went wrong with Blueheron's ticket dedup?"
@@ -160,15 +166,14 @@ async def test_an_undeclared_namespace_is_refused_not_taken_as_public(
 async def test_restricted_research_run_cites_a_postmortem(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _workflow_id, report = await execute_scripted(
-            client,
-            settings,
-            "postmortem_lookup",
-            QUESTION,
-            namespaces=["postmortems"],
-            clearance="restricted",
-        )
+    _, report = await research_on_workers(
+        client,
+        store,
+        "postmortem_lookup",
+        QUESTION,
+        namespaces=["postmortems"],
+        clearance="restricted",
+    )
     assert report.review_passed
     assert report.citations[0].doc_id == "postmortems/2024-03-ticket-dedup-outage"
     assert "Blueheron" in report.citations[0].passage

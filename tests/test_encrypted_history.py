@@ -55,6 +55,20 @@ class Stack:
     codec_port: int
     env: dict[str, str]
 
+    @classmethod
+    def fresh(cls, data: Path, **extra_env: str) -> Stack:
+        """A stack in `data` on free ports, with no codec key configured: it makes its own,
+        as on a fresh checkout."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_CODEC")}
+        env |= {
+            "KEEL_DOCUMENTS_DB": str(data / "documents.db"),
+            "KEEL_SCRIPTED_DIR": str(SCRIPTED_DIR),
+            "KEEL_METRICS_PORT": "0",
+            "KEEL_LOG_FORMAT": "json",
+            **extra_env,
+        }
+        return cls(data, free_port(), free_port(), free_port(), env)
+
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -101,16 +115,7 @@ async def devserver(stack: Stack, *args: str) -> Ran:
 
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Stack:
-    data = tmp_path_factory.mktemp("encrypted-stack")
-    # No key configured: the stack must generate its own, as on a fresh checkout.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_CODEC")}
-    env |= {
-        "KEEL_DOCUMENTS_DB": str(data / "documents.db"),
-        "KEEL_SCRIPTED_DIR": str(SCRIPTED_DIR),
-        "KEEL_METRICS_PORT": "0",
-        "KEEL_LOG_FORMAT": "json",
-    }
-    return Stack(data, free_port(), free_port(), free_port(), env)
+    return Stack.fresh(tmp_path_factory.mktemp("encrypted-stack"))
 
 
 @pytest.fixture(scope="module")
@@ -192,13 +197,18 @@ def key_ids(node: Any) -> Iterator[str]:
             yield from key_ids(value)
 
 
-async def show(stack: Stack, workflow_id: str, *codec: str) -> tuple[Ran, str]:
-    """`temporal workflow show --output json`; also returns every payload's decoded text."""
-    shown = await run(
-        str(temporal_cli()), "workflow", "show", "--address", stack.address,
+async def temporal_workflow(stack: Stack, command: str, workflow_id: str, *codec: str) -> Ran:
+    """`temporal workflow <command>` on one workflow of the stack, as JSON."""
+    return await run(
+        str(temporal_cli()), "workflow", command, "--address", stack.address,
         "--workflow-id", workflow_id, "--output", "json", *codec,
         env=stack.env,
     )  # fmt: skip
+
+
+async def show(stack: Stack, workflow_id: str, *codec: str) -> tuple[Ran, str]:
+    """`temporal workflow show --output json`; also returns every payload's decoded text."""
+    shown = await temporal_workflow(stack, "show", workflow_id, *codec)
     texts = ""
     if shown.code == 0:
         texts = "\n".join(payload_texts(json.loads(shown.out)))

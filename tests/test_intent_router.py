@@ -39,6 +39,17 @@ async def ask(
     return completed, AskResult.model_validate(json.loads(completed.stdout))
 
 
+def assert_refused_before_a_child(
+    completed: Completed, result: AskResult, flow: str, message_start: str
+) -> None:
+    """The router chose `flow`, then refused (exit code 4) without starting it."""
+    assert completed.code == 4, completed.stderr
+    assert result.refused
+    assert result.decision.flow == flow
+    assert result.child_workflow_id is None
+    assert result.message.startswith(message_start)
+
+
 async def child_type(client: Client, result: AskResult) -> str:
     assert result.child_workflow_id is not None
     return (await client.get_workflow_handle(result.child_workflow_id).describe()).workflow_type
@@ -200,11 +211,9 @@ async def test_a_report_with_no_readable_namespace_is_refused_without_starting_a
         completed, result = await ask(
             server_address, settings, "Write a report on idempotency keys", "--corpus-version", "9"
         )
-    assert completed.code == 4, completed.stderr
-    assert result.refused
-    assert result.decision.flow == "report"
-    assert result.child_workflow_id is None
-    assert result.message.startswith("no document namespace that clearance public may read")
+    assert_refused_before_a_child(
+        completed, result, "report", "no document namespace that clearance public may read"
+    )
     assert "demo: version 2, not 9" in result.message
     assert result.usage.calls == 0  # decided by rule and by the DataRouter: no model call
 
@@ -215,11 +224,7 @@ async def test_a_request_the_chosen_flow_cannot_take_is_refused_before_any_child
     async with running_workers(client, store) as settings:
         # "outage" routes to the incident flow, whose description needs 10 characters.
         completed, result = await ask(server_address, settings, "outage")
-    assert completed.code == 4, completed.stderr
-    assert result.refused
-    assert result.decision.flow == "incident"
-    assert result.child_workflow_id is None
-    assert result.message.startswith("This assistant does not do that.")
+    assert_refused_before_a_child(completed, result, "incident", "This assistant does not do that.")
     assert "the incident flow cannot take this request: description:" in result.message
     # No advice about approving a child that never started.
     assert "approve or reject" not in completed.stderr

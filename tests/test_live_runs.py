@@ -14,6 +14,7 @@ from temporalio.client import Client
 from activities.documents.store import DocumentStore
 from cli.live import LiveView, follow, written_so_far
 from models.live import LiveEvent
+from models.research import ResearchReport
 from tests.conftest import (
     DEMO_CORPUS,
     SCRIPTED_DIR,
@@ -23,11 +24,10 @@ from tests.conftest import (
     worker_settings,
 )
 from tests.processes import run_script, worker_process
-from tests.test_agents import agent_input
+from tests.test_agents import start_agent
 from tests.test_cli import cli_env
 from tests.test_ticket_saga import decide, incident, progress_when, saga_workers, start
 from tests.ticket_service_process import TicketService
-from workflows.agent import AgentWorkflow
 from workflows.research import ResearchWorkflow
 
 QUESTION = "Why do long activities heartbeat?"
@@ -69,6 +69,36 @@ async def signals(client: Client, workflow_id: str) -> int:
     )
 
 
+async def watched_research(
+    client: Client,
+    store: DocumentStore,
+    script: str,
+    *,
+    attach_after_end: bool = False,
+    **overrides: object,
+) -> tuple[str, Recorder, ResearchReport]:
+    """A scripted research run on workers of its own, watched from its start.
+
+    With `attach_after_end` the watcher comes once the run has finished, so the
+    run's log is read back in full rather than live.
+    """
+    workflow_id = new_id()
+    recorder = Recorder()
+    async with running_workers(client, store) as settings:
+        handle = await client.start_workflow(
+            ResearchWorkflow.run,
+            scripted_input(script, settings, QUESTION, **overrides),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        if attach_after_end:
+            await handle.result()
+        await asyncio.wait_for(follow(client, workflow_id, recorder.view), 60)
+        report = await handle.result()
+    recorder.view.close()
+    return workflow_id, recorder, report
+
+
 def test_written_so_far_decodes_a_string_still_being_written() -> None:
     raw = '{"answer": "A \\"quoted\\" line\\nand caf\\u00e9 then \\u00'
     assert written_so_far(raw) == 'A "quoted" line\nand café then '
@@ -80,18 +110,9 @@ def test_written_so_far_decodes_a_string_still_being_written() -> None:
 async def test_a_watcher_sees_each_step_and_the_answer_as_it_is_written(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id()
-    recorder = Recorder()
-    async with running_workers(client, store) as settings:
-        handle = await client.start_workflow(
-            ResearchWorkflow.run,
-            scripted_input("slow_pass", settings, QUESTION, stream_tokens=True),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
-        await asyncio.wait_for(follow(client, workflow_id, recorder.view), 60)
-        report = await handle.result()
-    recorder.view.close()
+    workflow_id, recorder, report = await watched_research(
+        client, store, "slow_pass", stream_tokens=True
+    )
     nodes = [e.node for e in recorder.events if e.kind == "node"]
     assert nodes[:3] == ["plan", "retrieve", "check_evidence"]
     assert nodes[-1] == "deliver"
@@ -114,16 +135,7 @@ async def test_a_watcher_sees_each_step_and_the_answer_as_it_is_written(
 async def test_a_run_that_does_not_ask_for_tokens_gets_no_signals(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id()
-    recorder = Recorder()
-    async with running_workers(client, store) as settings:
-        await client.start_workflow(
-            ResearchWorkflow.run,
-            scripted_input("slow_pass", settings, QUESTION),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
-        await asyncio.wait_for(follow(client, workflow_id, recorder.view), 60)
+    workflow_id, recorder, _ = await watched_research(client, store, "slow_pass")
     assert not [e for e in recorder.events if e.kind == "tokens"]
     assert [e.node for e in recorder.events if e.kind == "node"][-1] == "deliver"
     assert await signals(client, workflow_id) == 0
@@ -132,18 +144,9 @@ async def test_a_run_that_does_not_ask_for_tokens_gets_no_signals(
 async def test_a_reask_resets_the_rejected_text_before_the_new_one(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id = new_id()
-    recorder = Recorder()
-    async with running_workers(client, store) as settings:
-        await client.execute_workflow(
-            ResearchWorkflow.run,
-            scripted_input("malformed_then_valid", settings, QUESTION, stream_tokens=True),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
-        # Attached after the end: the finished run's log is read back in full.
-        await asyncio.wait_for(follow(client, workflow_id, recorder.view), 60)
-    recorder.view.close()
+    _, recorder, _ = await watched_research(
+        client, store, "malformed_then_valid", attach_after_end=True, stream_tokens=True
+    )
     write = [e for e in recorder.events if e.call == "write#1"]
     resets = [i for i, e in enumerate(write) if e.kind == "reset"]
     assert len(resets) == 1
@@ -223,14 +226,9 @@ async def test_the_channel_carries_over_continue_as_new(
     workflow_id = new_id("agent")
     recorder = Recorder()
     async with running_workers(client, store) as settings:
-        handle = await client.start_workflow(
-            AgentWorkflow.run,
-            agent_input(
-                "researcher", "agent_long", settings.llm_task_queue,
-                max_turns=6, history_event_limit=30,
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
+        handle = await start_agent(
+            client, settings, "researcher", "agent_long", workflow_id,
+            max_turns=6, history_event_limit=30,
         )  # fmt: skip
         watcher = asyncio.ensure_future(follow(client, workflow_id, recorder.view))
         result = await handle.result()

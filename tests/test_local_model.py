@@ -22,11 +22,12 @@ from eval.score import TEXT_RULES
 from models.checks import check_draft
 from models.live import LiveEvent
 from models.llm import ModelChoice
-from models.research import ResearchInput
-from tests.conftest import in_thread, new_id, running_workers
+from tests.conftest import QUESTION, in_thread, new_id, research_input, running_workers
 from workflows.research import ResearchWorkflow
 
 pytestmark = pytest.mark.model
+
+LOCAL = ModelChoice(provider="local")
 
 
 async def test_the_real_local_model_delivers_a_cited_report(
@@ -36,12 +37,7 @@ async def test_the_real_local_model_delivers_a_cited_report(
     async with running_workers(client, store) as settings:
         report = await client.execute_workflow(
             ResearchWorkflow.run,
-            ResearchInput(
-                question="How do idempotency keys make retries safe?",
-                model=ModelChoice(provider="local"),
-                llm_task_queue=settings.llm_task_queue,
-                max_revisions=1,
-            ),
+            research_input(LOCAL, settings, QUESTION, max_revisions=1),
             id=new_id("local-model"),
             task_queue=settings.task_queue,
         )
@@ -100,13 +96,7 @@ async def test_the_answer_reaches_a_watcher_within_a_second_of_its_first_token(
     async with running_workers(client, store, gateway=gateway) as settings:
         handle = await client.start_workflow(
             ResearchWorkflow.run,
-            ResearchInput(
-                question="How do idempotency keys make retries safe?",
-                model=ModelChoice(provider="local"),
-                llm_task_queue=settings.llm_task_queue,
-                max_revisions=0,
-                stream_tokens=True,
-            ),
+            research_input(LOCAL, settings, QUESTION, max_revisions=0, stream_tokens=True),
             id=workflow_id,
             task_queue=settings.task_queue,
         )

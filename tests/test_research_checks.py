@@ -12,7 +12,7 @@ from activities.documents.store import DocumentStore
 from models.checks import check_draft
 from models.contracts import ContractSnapshot
 from models.research import ResearchReport
-from tests.conftest import execute_scripted, plaintext, running_workers
+from tests.conftest import execute_scripted, plaintext, research_on_workers, running_workers
 from tests.test_research_flow import activity_summaries, path
 from workflows.research import PROMPT_PASSAGE_CHARS
 
@@ -137,14 +137,13 @@ async def test_without_the_extract_the_failing_draft_is_delivered_flagged_by_rul
 async def test_the_rubric_decides_the_verdict_not_the_models_passed(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _, report = await execute_scripted(
-            client,
-            settings,
-            "passed_but_below_threshold",
-            "What does a circuit breaker do?",
-            max_revisions=1,
-        )
+    _, report = await research_on_workers(
+        client,
+        store,
+        "passed_but_below_threshold",
+        "What does a circuit breaker do?",
+        max_revisions=1,
+    )
     # The reviewer said "passed": true, but 3, 3 and 5 weigh (2*3 + 2*3 + 5) / 5 = 3.4 < 3.5.
     assert report.review is not None
     assert report.review.weighted_score == 3.4

@@ -53,12 +53,32 @@ def incident(settings: WorkerSettings, **overrides: object) -> TicketSagaInput:
     return TicketSagaInput.model_validate(values)
 
 
+def assert_unwound(tickets: TicketService, description: str, **counts: int) -> None:
+    """The incident left one ticket, cancelled, with every subtask deleted, no duplicate
+    and no orphan; `counts` are the audit's further counts the test expects."""
+    audit = tickets.audit(description)
+    assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
+    assert (audit.duplicates, audit.orphans) == (0, 0)
+    assert {name: getattr(audit, name) for name in counts} == counts
+
+
 @asynccontextmanager
 async def saga_workers(
     client: Client, store: DocumentStore, tickets: TicketService
 ) -> AsyncIterator[WorkerSettings]:
     async with running_workers(client, store, worker_settings(tickets_url=tickets.url)) as s:
         yield s
+
+
+@asynccontextmanager
+async def waiting_saga(
+    client: Client, store: DocumentStore, tickets: TicketService, **overrides: object
+) -> AsyncIterator[tuple[Handle, TicketSagaInput, SagaProgress]]:
+    """A saga on an incident of its own, on workers of its own, once it awaits approval."""
+    async with saga_workers(client, store, tickets) as settings:
+        request = incident(settings, **overrides)
+        handle = await start(client, settings, request)
+        yield handle, request, await progress_when(handle, "awaiting_approval")
 
 
 async def start(client: Client, settings: WorkerSettings, request: TicketSagaInput) -> Handle:
@@ -80,6 +100,12 @@ async def decide(handle: Handle, decision: str) -> SagaProgress:
     return await handle.execute_update(
         TicketSagaWorkflow.decide, ApprovalDecision.model_validate({"decision": decision})
     )
+
+
+async def decided(handle: Handle, decision: str) -> TicketSagaResult:
+    """The saga's result once `decision` is made."""
+    await decide(handle, decision)
+    return await handle.result()
 
 
 async def completed_results(
@@ -107,10 +133,7 @@ async def completed_results(
 async def test_approved_saga_acts_once_per_step_and_notifies(
     client: Client, store: DocumentStore, tickets: TicketService
 ) -> None:
-    async with saga_workers(client, store, tickets) as settings:
-        request = incident(settings)
-        handle = await start(client, settings, request)
-        waiting = await progress_when(handle, "awaiting_approval")
+    async with waiting_saga(client, store, tickets) as (handle, request, waiting):
         assert waiting.steps_done == [
             "create_ticket", "create_subtask_0", "create_subtask_1", "create_subtask_2", "assign"
         ]  # fmt: skip
@@ -144,10 +167,7 @@ async def test_approved_saga_acts_once_per_step_and_notifies(
 async def test_reject_from_the_cli_unwinds_every_step_in_reverse(
     client: Client, store: DocumentStore, tickets: TicketService, server_address: str
 ) -> None:
-    async with saga_workers(client, store, tickets) as settings:
-        request = incident(settings)
-        handle = await start(client, settings, request)
-        await progress_when(handle, "awaiting_approval")
+    async with waiting_saga(client, store, tickets) as (handle, request, _):
         rejected = await run_script(
             "client.py", "--address", server_address, "reject", handle.id, "--reason", "dup"
         )
@@ -174,10 +194,7 @@ async def test_reject_from_the_cli_unwinds_every_step_in_reverse(
     assert [t.removeprefix(f"{handle.id}:") for t in targets] == [
         "assign", "create-subtask-2", "create-subtask-1", "create-subtask-0", "create-ticket"
     ]  # fmt: skip
-    audit = tickets.audit(request.description)
-    assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
-    assert (audit.revoked_assignments, audit.notices) == (1, 0)
-    assert (audit.duplicates, audit.orphans) == (0, 0)
+    assert_unwound(tickets, request.description, revoked_assignments=1, notices=0)
 
 
 async def test_a_permanently_failing_step_compensates_every_earlier_step(
@@ -195,10 +212,7 @@ async def test_a_permanently_failing_step_compensates_every_earlier_step(
     assert progress.outcome == "failed"
     # The refused assignment's own undo runs too, and finds nothing to undo.
     assert [c.status for c in progress.compensations] == ["done"] * (2 + SUBTASKS)
-    audit = tickets.audit(request.description)
-    assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
-    assert (audit.active_assignments, audit.revoked_assignments) == (0, 0)
-    assert (audit.duplicates, audit.orphans) == (0, 0)
+    assert_unwound(tickets, request.description, active_assignments=0, revoked_assignments=0)
 
 
 async def test_overlapping_attempts_after_a_start_to_close_timeout_make_one_ticket(
@@ -207,12 +221,8 @@ async def test_overlapping_attempts_after_a_start_to_close_timeout_make_one_tick
     # The first attempt holds its transaction past its 2 s timeout; the retry runs
     # while it is still open, waits for it, and gets its answer back.
     tickets.fault("create_ticket", hold_ms=3500)
-    async with saga_workers(client, store, tickets) as settings:
-        request = incident(settings, step_timeout_seconds=2)
-        handle = await start(client, settings, request)
-        await progress_when(handle, "awaiting_approval")
-        await decide(handle, "approve")
-        result = await handle.result()
+    async with waiting_saga(client, store, tickets, step_timeout_seconds=2) as (handle, request, _):
+        result = await decided(handle, "approve")
     assert result.outcome == "completed"
     created = await completed_results(client, handle.id, "create_ticket")
     assert len(created) == 1
@@ -225,10 +235,7 @@ async def test_overlapping_attempts_after_a_start_to_close_timeout_make_one_tick
 async def test_cancelling_a_waiting_saga_unwinds_it(
     client: Client, store: DocumentStore, tickets: TicketService
 ) -> None:
-    async with saga_workers(client, store, tickets) as settings:
-        request = incident(settings)
-        handle = await start(client, settings, request)
-        await progress_when(handle, "awaiting_approval")
+    async with waiting_saga(client, store, tickets) as (handle, request, _):
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
@@ -285,12 +292,8 @@ async def test_a_failing_compensation_is_retried_until_it_succeeds(
     client: Client, store: DocumentStore, tickets: TicketService
 ) -> None:
     tickets.fault("cancel_ticket", status=503, times=2)
-    async with saga_workers(client, store, tickets) as settings:
-        request = incident(settings)
-        handle = await start(client, settings, request)
-        await progress_when(handle, "awaiting_approval")
-        await decide(handle, "reject")
-        result = await handle.result()
+    async with waiting_saga(client, store, tickets) as (handle, request, _):
+        result = await decided(handle, "reject")
     assert result.outcome == "rejected"
     # Revoke, three deletes, then the cancel: two 503s, done on its third attempt.
     undone = await completed_results(client, handle.id, "undo_side_effect")
@@ -303,10 +306,7 @@ async def test_a_cancellation_during_the_unwind_does_not_stop_it(
     client: Client, store: DocumentStore, tickets: TicketService
 ) -> None:
     tickets.fault("delete_subtask", hold_ms=1500, times=SUBTASKS)
-    async with saga_workers(client, store, tickets) as settings:
-        request = incident(settings)
-        handle = await start(client, settings, request)
-        await progress_when(handle, "awaiting_approval")
+    async with waiting_saga(client, store, tickets) as (handle, request, _):
         await decide(handle, "reject")
         await progress_when(handle, "compensating")
         await handle.cancel()
@@ -314,6 +314,4 @@ async def test_a_cancellation_during_the_unwind_does_not_stop_it(
         progress = await handle.query(TicketSagaWorkflow.progress)
     assert result.outcome == "rejected"
     assert [c.status for c in progress.compensations] == ["done"] * (2 + SUBTASKS)
-    audit = tickets.audit(request.description)
-    assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
-    assert (audit.revoked_assignments, audit.duplicates, audit.orphans) == (1, 0, 0)
+    assert_unwound(tickets, request.description, revoked_assignments=1)

@@ -22,6 +22,11 @@ def key() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
+def write(tickets: TicketService, path: str, body: dict[str, str]) -> httpx.Response:
+    """A write under a key of its own."""
+    return tickets.post(f"{tickets.url}{path}", json=body, headers={"Idempotency-Key": key()})
+
+
 def new_ticket(description: str) -> dict[str, str]:
     return {"title": "Disk full on db-1", "description": description, "severity": "high"}
 
@@ -52,30 +57,16 @@ def test_a_key_reused_for_another_request_is_refused(tickets: TicketService) -> 
 def test_writes_without_a_key_or_with_bad_input_are_refused(tickets: TicketService) -> None:
     no_key = tickets.post(f"{tickets.url}/tickets", json=new_ticket("no key"))
     assert no_key.status_code == 422
-    bad = tickets.post(
-        f"{tickets.url}/tickets",
-        json={"title": "", "description": "x", "severity": "apocalyptic"},
-        headers={"Idempotency-Key": key()},
-    )
+    bad = write(tickets, "/tickets", {"title": "", "description": "x", "severity": "apocalyptic"})
     assert bad.status_code == 422
-    unknown = tickets.post(
-        f"{tickets.url}/tickets/999999/assignments",
-        json={"assignee": "oncall"},
-        headers={"Idempotency-Key": key()},
-    )
+    unknown = write(tickets, "/tickets/999999/assignments", {"assignee": "oncall"})
     assert unknown.status_code == 404
 
 
 def test_compensations_undo_and_are_idempotent_too(tickets: TicketService) -> None:
     description = f"undo {uuid.uuid4().hex}"
-    ticket = tickets.post(
-        f"{tickets.url}/tickets", json=new_ticket(description), headers={"Idempotency-Key": key()}
-    ).json()
-    subtask = tickets.post(
-        f"{tickets.url}/tickets/{ticket['id']}/subtasks",
-        json={"title": "free space"},
-        headers={"Idempotency-Key": key()},
-    ).json()
+    ticket = write(tickets, "/tickets", new_ticket(description)).json()
+    subtask = write(tickets, f"/tickets/{ticket['id']}/subtasks", {"title": "free space"}).json()
     undo = {"Idempotency-Key": key()}
     for _ in range(2):
         deleted = tickets.post(f"{tickets.url}/subtasks/{subtask['id']}/delete", headers=undo)
@@ -87,11 +78,7 @@ def test_compensations_undo_and_are_idempotent_too(tickets: TicketService) -> No
     audit = tickets.audit(description)
     assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, 1)
     assert audit.orphans == 0
-    late = tickets.post(
-        f"{tickets.url}/tickets/{ticket['id']}/subtasks",
-        json={"title": "too late"},
-        headers={"Idempotency-Key": key()},
-    )
+    late = write(tickets, f"/tickets/{ticket['id']}/subtasks", {"title": "too late"})
     assert late.status_code == 409
 
 

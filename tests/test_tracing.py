@@ -17,14 +17,10 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from activities.documents.store import DocumentStore
-from models.llm import ModelChoice
-from models.routing import AskInput
-from tests.conftest import new_id, running_workers
+from tests.conftest import TEAM_REQUEST, new_id, running_workers, scripted_ask_input
 from tests.processes import run_script
 from tests.test_cli import cli_env
 from workflows.intent_router import IntentRouterWorkflow
-
-REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
 
 
 async def _histories(client: Client, workflow_id: str) -> dict[str, list[HistoryEvent]]:
@@ -56,11 +52,7 @@ async def test_a_team_run_is_one_trace_with_a_span_for_every_activity_and_child(
         with tracer.start_as_current_span("client.py ask"):
             result = await traced.execute_workflow(
                 IntentRouterWorkflow.run,
-                AskInput(
-                    request=REQUEST,
-                    model=ModelChoice(provider="scripted", model="team_report"),
-                    llm_task_queue=settings.llm_task_queue,
-                ),
+                scripted_ask_input(TEAM_REQUEST, "team_report", settings.llm_task_queue),
                 id=workflow_id,
                 task_queue=settings.task_queue,
             )

@@ -14,7 +14,6 @@ created, deletes the subtask, ...), whether or not its caller saw the answer.
 
 from __future__ import annotations
 
-import hmac
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from infra.bearer import wrong_bearer
 from ticket_service.db import Action, ServiceError, TicketDB
 
 Route = Literal[
@@ -108,13 +108,9 @@ def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastA
     ) -> Response:
         """Before routing, so an unauthenticated call reaches no handler and no database."""
         if request.url.path != "/health":
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return JSONResponse(
-                    {"detail": "missing or wrong bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+            refused = wrong_bearer(request, expected, "detail")
+            if refused is not None:
+                return refused
         return await call_next(request)
 
     @app.exception_handler(ServiceError)
@@ -149,39 +145,34 @@ def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastA
         action = db.create_ticket(body.title, body.description, body.severity)
         return write(key, "create_ticket", body.model_dump(), action)
 
-    @app.post("/tickets/{ticket_id}/cancel")
-    def cancel_ticket(ticket_id: int, key: IdempotencyKey) -> JSONResponse:
-        return write(key, "cancel_ticket", {"ticket_id": ticket_id}, db.cancel_ticket(ticket_id))
-
     @app.post("/tickets/{ticket_id}/subtasks")
     def create_subtask(ticket_id: int, body: NewSubtask, key: IdempotencyKey) -> JSONResponse:
         action = db.create_subtask(ticket_id, body.title)
         return write(key, "create_subtask", {"ticket_id": ticket_id, **body.model_dump()}, action)
-
-    @app.post("/subtasks/{subtask_id}/delete")
-    def delete_subtask(subtask_id: int, key: IdempotencyKey) -> JSONResponse:
-        action = db.delete_subtask(subtask_id)
-        return write(key, "delete_subtask", {"subtask_id": subtask_id}, action)
 
     @app.post("/tickets/{ticket_id}/assignments")
     def assign(ticket_id: int, body: NewAssignment, key: IdempotencyKey) -> JSONResponse:
         action = db.assign(ticket_id, body.assignee)
         return write(key, "assign", {"ticket_id": ticket_id, **body.model_dump()}, action)
 
-    @app.post("/assignments/{assignment_id}/revoke")
-    def revoke_assignment(assignment_id: int, key: IdempotencyKey) -> JSONResponse:
-        action = db.revoke_assignment(assignment_id)
-        return write(key, "revoke_assignment", {"assignment_id": assignment_id}, action)
-
     @app.post("/notifications")
     def notify(body: NewNotification, key: IdempotencyKey) -> JSONResponse:
         action = db.notify(body.ticket_id, body.channel, body.message)
         return write(key, "notify", body.model_dump(), action)
 
-    @app.post("/notifications/{notification_id}/retract")
-    def retract(notification_id: int, key: IdempotencyKey) -> JSONResponse:
-        action = db.retract(notification_id)
-        return write(key, "retract", {"notification_id": notification_id}, action)
+    def undo_by_record(route: Route, path: str, field: str) -> None:
+        """A route that undoes one record named in the path; `field` names it in the body kept."""
+
+        def handler(record_id: int, key: IdempotencyKey) -> JSONResponse:
+            return write(key, route, {field: record_id}, db.undo_record(route, record_id))
+
+        handler.__name__ = route
+        app.post(path)(handler)
+
+    undo_by_record("cancel_ticket", "/tickets/{record_id}/cancel", "ticket_id")
+    undo_by_record("delete_subtask", "/subtasks/{record_id}/delete", "subtask_id")
+    undo_by_record("revoke_assignment", "/assignments/{record_id}/revoke", "assignment_id")
+    undo_by_record("retract", "/notifications/{record_id}/retract", "notification_id")
 
     @app.post("/undo")
     def undo(body: Undo, key: IdempotencyKey) -> JSONResponse:

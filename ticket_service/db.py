@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.sqlite import create_database
+
 PEOPLE = ("oncall", "alice", "bob")
 
 _SCHEMA = """
@@ -76,6 +78,14 @@ _UNDO_ROUTES = {
 }
 
 
+# The undo routes that mark their record rather than adding one: its table, the new status.
+_MARKS = {
+    "cancel_ticket": ("ticket", "cancelled"),
+    "delete_subtask": ("subtask", "deleted"),
+    "revoke_assignment": ("assignment", "revoked"),
+}
+
+
 class ServiceError(Exception):
     """A request the service refuses; `status` is the HTTP status to answer with."""
 
@@ -95,10 +105,8 @@ def _now() -> str:
 class TicketDB:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_database(path, _SCHEMA)
         with self.connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
             db.executemany("INSERT OR IGNORE INTO people VALUES (?)", [(p,) for p in PEOPLE])
 
     @contextmanager
@@ -168,74 +176,58 @@ class TicketDB:
             raise ServiceError(404, f"no ticket {ticket_id}")
         return row
 
-    @staticmethod
-    def create_ticket(title: str, description: str, severity: str) -> Action:
-        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-            cur = db.execute(
-                "INSERT INTO tickets (title, description, severity, status, created_at)"
-                " VALUES (?, ?, ?, 'open', ?)",
-                (title, description, severity, _now()),
-            )
-            return 201, {"id": cur.lastrowid, "status": "open"}
+    @classmethod
+    def _open_ticket(cls, db: sqlite3.Connection, ticket_id: int) -> None:
+        if cls._ticket(db, ticket_id)["status"] != "open":
+            raise ServiceError(409, f"ticket {ticket_id} is not open")
 
-        return run
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection, table: str, record: dict[str, Any], status: str
+    ) -> tuple[int, dict[str, Any]]:
+        """A new record of `table`: 201 with its id and `status`."""
+        names = ", ".join(record)
+        marks = ", ".join("?" * len(record))
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        return 201, {"id": db.execute(sql, tuple(record.values())).lastrowid, "status": status}
+
+    @staticmethod
+    def _set_status(
+        db: sqlite3.Connection, table: str, record_id: int, status: str
+    ) -> tuple[int, dict[str, Any]]:
+        """An undo that marks a record of `table` rather than deleting it; 404 if none."""
+        cur = db.execute(f"UPDATE {table}s SET status = ? WHERE id = ?", (status, record_id))
+        if cur.rowcount == 0:
+            raise ServiceError(404, f"no {table} {record_id}")
+        return 200, {"id": record_id, "status": status}
 
     @classmethod
-    def cancel_ticket(cls, ticket_id: int) -> Action:
+    def create_ticket(cls, title: str, description: str, severity: str) -> Action:
         def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-            cls._ticket(db, ticket_id)
-            db.execute("UPDATE tickets SET status = 'cancelled' WHERE id = ?", (ticket_id,))
-            return 200, {"id": ticket_id, "status": "cancelled"}
+            ticket = {"title": title, "description": description, "severity": severity}
+            return cls._insert(
+                db, "tickets", {**ticket, "status": "open", "created_at": _now()}, "open"
+            )
 
         return run
 
     @classmethod
     def create_subtask(cls, ticket_id: int, title: str) -> Action:
         def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-            if cls._ticket(db, ticket_id)["status"] != "open":
-                raise ServiceError(409, f"ticket {ticket_id} is not open")
-            cur = db.execute(
-                "INSERT INTO subtasks (ticket_id, title, status) VALUES (?, ?, 'open')",
-                (ticket_id, title),
-            )
-            return 201, {"id": cur.lastrowid, "status": "open"}
-
-        return run
-
-    @staticmethod
-    def delete_subtask(subtask_id: int) -> Action:
-        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-            cur = db.execute("UPDATE subtasks SET status = 'deleted' WHERE id = ?", (subtask_id,))
-            if cur.rowcount == 0:
-                raise ServiceError(404, f"no subtask {subtask_id}")
-            return 200, {"id": subtask_id, "status": "deleted"}
+            cls._open_ticket(db, ticket_id)
+            subtask = {"ticket_id": ticket_id, "title": title, "status": "open"}
+            return cls._insert(db, "subtasks", subtask, "open")
 
         return run
 
     @classmethod
     def assign(cls, ticket_id: int, assignee: str) -> Action:
         def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-            if cls._ticket(db, ticket_id)["status"] != "open":
-                raise ServiceError(409, f"ticket {ticket_id} is not open")
+            cls._open_ticket(db, ticket_id)
             if db.execute("SELECT 1 FROM people WHERE name = ?", (assignee,)).fetchone() is None:
                 raise ServiceError(422, f"unknown assignee {assignee!r}")
-            cur = db.execute(
-                "INSERT INTO assignments (ticket_id, assignee, status) VALUES (?, ?, 'active')",
-                (ticket_id, assignee),
-            )
-            return 201, {"id": cur.lastrowid, "status": "active"}
-
-        return run
-
-    @staticmethod
-    def revoke_assignment(assignment_id: int) -> Action:
-        def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
-            cur = db.execute(
-                "UPDATE assignments SET status = 'revoked' WHERE id = ?", (assignment_id,)
-            )
-            if cur.rowcount == 0:
-                raise ServiceError(404, f"no assignment {assignment_id}")
-            return 200, {"id": assignment_id, "status": "revoked"}
+            assignment = {"ticket_id": ticket_id, "assignee": assignee, "status": "active"}
+            return cls._insert(db, "assignments", assignment, "active")
 
         return run
 
@@ -243,17 +235,15 @@ class TicketDB:
     def notify(cls, ticket_id: int, channel: str, message: str) -> Action:
         def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
             cls._ticket(db, ticket_id)
-            cur = db.execute(
-                "INSERT INTO notifications (ticket_id, channel, message, kind, created_at)"
-                " VALUES (?, ?, ?, 'notice', ?)",
-                (ticket_id, channel, message, _now()),
+            notice = {"ticket_id": ticket_id, "channel": channel, "message": message}
+            return cls._insert(
+                db, "notifications", {**notice, "kind": "notice", "created_at": _now()}, "sent"
             )
-            return 201, {"id": cur.lastrowid, "status": "sent"}
 
         return run
 
-    @staticmethod
-    def retract(notification_id: int) -> Action:
+    @classmethod
+    def retract(cls, notification_id: int) -> Action:
         def run(db: sqlite3.Connection) -> tuple[int, dict[str, Any]]:
             row = db.execute(
                 "SELECT ticket_id, channel FROM notifications WHERE id = ? AND kind = 'notice'",
@@ -266,13 +256,15 @@ class TicketDB:
             ).fetchone()
             if done is not None:
                 return 200, {"id": done["id"], "status": "retracted"}
-            cur = db.execute(
-                "INSERT INTO notifications"
-                " (ticket_id, channel, message, kind, retracts, created_at)"
-                " VALUES (?, ?, ?, 'retraction', ?, ?)",
-                (row["ticket_id"], row["channel"], "retracted", notification_id, _now()),
-            )
-            return 201, {"id": cur.lastrowid, "status": "retracted"}
+            retraction = {
+                "ticket_id": row["ticket_id"],
+                "channel": row["channel"],
+                "message": "retracted",
+                "kind": "retraction",
+                "retracts": notification_id,
+                "created_at": _now(),
+            }
+            return cls._insert(db, "notifications", retraction, "retracted")
 
         return run
 
@@ -281,6 +273,14 @@ class TicketDB:
         with self.connect() as db:
             row = db.execute("SELECT route FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
         return _UNDO_ROUTES.get(row["route"]) if row else None
+
+    @classmethod
+    def undo_record(cls, route: str, record_id: int) -> Action:
+        """The undo route `route` (cancel_ticket, ...) names, applied to one record."""
+        if route == "retract":
+            return cls.retract(record_id)
+        table, status = _MARKS[route]
+        return lambda db: cls._set_status(db, table, record_id, status)
 
     @classmethod
     def undo(cls, key: str) -> Action:
@@ -299,8 +299,7 @@ class TicketDB:
             undo_route = _UNDO_ROUTES.get(row["route"])
             if undo_route is None or not 200 <= row["status_code"] < 300:
                 return 200, {"id": 0, "status": "nothing_to_undo"}
-            undoer: Callable[[int], Action] = getattr(cls, undo_route)
-            return undoer(json.loads(row["response"])["id"])(db)
+            return cls.undo_record(undo_route, json.loads(row["response"])["id"])(db)
 
         return run
 

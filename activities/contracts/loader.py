@@ -59,6 +59,14 @@ def _table(path: Path, raw: dict[str, Any], key: str, model: type[M]) -> dict[st
     return parsed
 
 
+def _whole(path: Path, raw: dict[str, Any], model: type[M]) -> M:
+    """A file that is one model as a whole, beside its `version`."""
+    try:
+        return model.model_validate({k: v for k, v in raw.items() if k != "version"})
+    except ValidationError as err:
+        raise ContractError(f"{path}: {describe_validation_error(err)}") from err
+
+
 def _require(
     where: str, names: Iterable[str], known: Iterable[str], what: str, hint: str = ""
 ) -> None:
@@ -129,20 +137,9 @@ def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
     agents = _table(directory / "agents.toml", raws["agents.toml"], "agents", AgentSpec)
     _check_agents(directory / "agents.toml", agents, tools, prompts, prices)
     rubrics = _table(directory / "rubrics.toml", raws["rubrics.toml"], "rubrics", Rubric)
-    routes_path = directory / "routes.toml"
-    try:
-        routes = Routes.model_validate(
-            {k: v for k, v in raws["routes.toml"].items() if k != "version"}
-        )
-    except ValidationError as err:
-        raise ContractError(f"{routes_path}: {describe_validation_error(err)}") from err
+    routes = _whole(directory / "routes.toml", raws["routes.toml"], Routes)
     quality_path = directory / "quality.toml"
-    try:
-        quality = Quality.model_validate(
-            {k: v for k, v in raws["quality.toml"].items() if k != "version"}
-        )
-    except ValidationError as err:
-        raise ContractError(f"{quality_path}: {describe_validation_error(err)}") from err
+    quality = _whole(quality_path, raws["quality.toml"], Quality)
     for flow, settings in quality.flows.items():
         _require(f"{quality_path} [flows.{flow}] rubric", [settings.rubric], rubrics, "rubric")
     snapshot = ContractSnapshot(

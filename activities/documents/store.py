@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from activities.documents.chunking import parse_document
+from infra.sqlite import create_database
 from models.documents import IngestResult, Passage
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -93,10 +94,7 @@ def fts_query(queries: Sequence[str]) -> str | None:
 class DocumentStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+        create_database(path, _SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -28,9 +28,16 @@ from models.breaker import BreakerConfig, BreakerStart, CallOutcome
 from models.coordinator import CoordinatorInput
 from models.documents import IngestRequest
 from models.llm import ModelChoice
-from models.routing import AskInput
 from models.tickets import ApprovalDecision, TicketSagaInput
-from tests.conftest import DEMO_CORPUS, running_workers, scripted_input, worker_settings
+from tests.conftest import (
+    DEMO_CORPUS,
+    TEAM_REQUEST,
+    running_workers,
+    scripted_ask_input,
+    scripted_input,
+    scripted_team_input,
+    worker_settings,
+)
 from tests.ticket_service_process import TicketService
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow
@@ -60,64 +67,34 @@ def research(script: str, question: str) -> Recorder:
     return record
 
 
-async def team(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
-    await client.execute_workflow(
-        CoordinatorWorkflow.run,
-        CoordinatorInput(
-            request="Write a report on how idempotency keys and circuit breakers keep agents safe",
-            models=[ModelChoice(provider="scripted", model="team_report")],
-            llm_task_queue=settings.llm_task_queue,
-        ),
-        id=workflow_id,
-        task_queue=settings.task_queue,
-    )
-    return [workflow_id, f"{workflow_id}-researcher-1", f"{workflow_id}-writer-2"]
+def team(script: str, children: tuple[str, ...] = ()) -> Recorder:
+    """The team on one scripted model; `children` are the agents' ids to keep too."""
+
+    async def record(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+        await client.execute_workflow(
+            CoordinatorWorkflow.run,
+            scripted_team_input(
+                CoordinatorInput, script, settings.llm_task_queue, request=TEAM_REQUEST
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        return [workflow_id, *(f"{workflow_id}-{child}" for child in children)]
+
+    return record
 
 
-async def team_checks(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
-    """The team with its check node: a draft sent back to the writer without a reviewer."""
-    await client.execute_workflow(
-        CoordinatorWorkflow.run,
-        CoordinatorInput(
-            request="Write a report on how idempotency keys and circuit breakers keep agents safe",
-            models=[ModelChoice(provider="scripted", model="team_checks")],
-            llm_task_queue=settings.llm_task_queue,
-        ),
-        id=workflow_id,
-        task_queue=settings.task_queue,
-    )
-    return [workflow_id]
+def ask(request: str) -> Recorder:
+    async def record(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+        await client.execute_workflow(
+            IntentRouterWorkflow.run,
+            scripted_ask_input(request, "ask_everything", settings.llm_task_queue),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        return [workflow_id]
 
-
-async def ask_refused_by_flow_input(
-    client: Client, settings: WorkerSettings, workflow_id: str
-) -> list[str]:
-    """The router refusing a request its chosen flow cannot take, before any child."""
-    await client.execute_workflow(
-        IntentRouterWorkflow.run,
-        AskInput(
-            request="outage",
-            model=ModelChoice(provider="scripted", model="ask_everything"),
-            llm_task_queue=settings.llm_task_queue,
-        ),
-        id=workflow_id,
-        task_queue=settings.task_queue,
-    )
-    return [workflow_id]
-
-
-async def ask_small_talk(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
-    await client.execute_workflow(
-        IntentRouterWorkflow.run,
-        AskInput(
-            request="hello there!",
-            model=ModelChoice(provider="scripted", model="ask_everything"),
-            llm_task_queue=settings.llm_task_queue,
-        ),
-        id=workflow_id,
-        task_queue=settings.task_queue,
-    )
-    return [workflow_id]
+    return record
 
 
 def incident(decision: str) -> Recorder:
@@ -205,8 +182,8 @@ FLOWS: dict[str, Recorder] = {
     "research_reask_and_fallback": research(
         "plan_always_broken", "Why add jitter to retries with backoff?"
     ),
-    "team_report": team,
-    "ask_small_talk": ask_small_talk,
+    "team_report": team("team_report", ("researcher-1", "writer-2")),
+    "ask_small_talk": ask("hello there!"),
     "incident_approved": incident("approve"),
     "incident_rejected": incident("reject"),
     "agent_continued": agent_continued,
@@ -217,11 +194,13 @@ FLOWS: dict[str, Recorder] = {
         "checks_then_pass", "How do idempotency keys make retries safe?"
     ),
     "research_never_checks": research("never_checks", "How do idempotency keys make retries safe?"),
-    "team_checks": team_checks,
-    "ask_refused_by_flow_input": ask_refused_by_flow_input,
+    # The team with its check node: a draft sent back to the writer without a reviewer.
+    "team_checks": team("team_checks"),
+    # The router refusing a request its chosen flow cannot take, before any child.
+    "ask_refused_by_flow_input": ask("outage"),
     # Runs whose progress is in the current details: one marker, no upsert per node.
     "research_in_details": research("slow_pass", "How do heartbeats find a crashed worker?"),
-    "team_in_details": team_checks,
+    "team_in_details": team("team_checks"),
 }
 
 
