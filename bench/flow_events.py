@@ -26,7 +26,6 @@ from bench.common import (
     Section,
     Stopwatch,
     bench_settings,
-    history_bytes,
     median,
     ms,
     research_input,
@@ -35,6 +34,7 @@ from bench.common import (
 )
 from bench.workflows import PreviousResearchWorkflow
 from infra.settings import WorkerSettings
+from soak.run import history_figures
 from workflows.research import ResearchWorkflow
 
 TARGET_EVENTS = 25
@@ -63,7 +63,7 @@ async def _one(ctx: Context, flow: str, latency: int, settings: WorkerSettings) 
     return {
         "events": len(history.events),
         **{name: kinds[kind] for name, kind in KINDS.items()},
-        "bytes": history_bytes(history),
+        "bytes": history_figures(history)["bytes"],
         "wall": wall,
         **sampler.cpu,
     }

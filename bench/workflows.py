@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from graphs.policies import LLM_RETRY, LLM_TIMEOUT
     from models.llm import LLMRequest, LLMResult, ModelChoice
     from models.research import ResearchInput, ResearchReport
+    from soak.workflows import write_call
     from workflows.research import ResearchWorkflow
 
 ECHO_TIMEOUT = timedelta(seconds=10)
@@ -172,24 +173,11 @@ class ConversationWorkflow:
                 or size + per_turn_bytes >= conversation.max_bytes
             ):
                 break
-            await workflow.execute_activity_method(
-                LLMActivities.complete,
-                LLMRequest(
-                    node="write",
-                    call_index=0,
-                    choice=ModelChoice(provider="scripted", model=conversation.script),
-                    prompt_id="write",
-                    variables={
-                        "question": f"user message {turns}: what about the next point?",
-                        "passages": "(no passages found)",
-                        "feedback": "",
-                    },
-                    output_schema="Draft",
-                    max_tokens=420,
-                ),
-                task_queue=conversation.llm_task_queue,
-                start_to_close_timeout=LLM_TIMEOUT,
-                retry_policy=LLM_RETRY,
+            await write_call(
+                conversation.script,
+                conversation.llm_task_queue,
+                f"user message {turns}: what about the next point?",
+                "(no passages found)",
             )
             turns += 1
             per_turn_events = max(per_turn_events, info.get_current_history_length() - events)

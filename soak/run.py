@@ -104,20 +104,26 @@ async def conversation(
     return figures
 
 
+def researcher_loop(script: str, llm_task_queue: str, turns: int, **more: Any) -> AgentInput:
+    """The researcher agent's tool loop on the demo corpus, for `turns` scripted turns."""
+    return AgentInput(
+        agent="researcher",
+        task="How should retries back off?",
+        namespaces=["demo"],
+        models=[ModelChoice(provider="scripted", model=script)],
+        llm_task_queue=llm_task_queue,
+        max_turns=turns,
+        **more,
+    )
+
+
 async def agent_loop(
     client: Client, task_queue: str, llm_task_queue: str, turns: int
 ) -> dict[str, Any]:
     workflow_id = f"soak-agent-{uuid.uuid4().hex[:8]}"
     result = await client.execute_workflow(
         AgentWorkflow.run,
-        AgentInput(
-            agent="researcher",
-            task="How should retries back off?",
-            namespaces=["demo"],
-            models=[ModelChoice(provider="scripted", model="soak_agent")],
-            llm_task_queue=llm_task_queue,
-            max_turns=turns,
-        ),
+        researcher_loop("soak_agent", llm_task_queue, turns),
         id=workflow_id,
         task_queue=task_queue,
     )

@@ -15,24 +15,24 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
     from graphs.policies import LLM_RETRY, LLM_TIMEOUT
-    from models.llm import LLMRequest, ModelChoice
+    from models.llm import LLMRequest, LLMResult, ModelChoice
 
+SCRIPT = "soak_conversation"  # soak/scripts/soak_conversation.json
 WORDS = ("retry", "backoff", "jitter", "idempotency", "breaker", "history", "replay", "saga")
 
 
 class ConversationSoakInput(BaseModel):
+    """`calls` model calls; each user message is `message_chars` long and carries `marker`."""
+
     calls: int = Field(default=100, ge=1)
-    message_chars: int = Field(default=12_000, ge=10, description="each user message's size")
-    marker: str = Field(default="", description="a phrase every message carries")
-    script: str = "soak_conversation"
+    message_chars: int = Field(default=8_000, ge=10)
+    marker: str = ""
     llm_task_queue: str = "llm"
 
 
 class ConversationSoakResult(BaseModel):
-    calls: int
     transcript_chars: int
-    last_tokens_in: int
-    tokens_in: int
+    last_tokens_in: int = Field(description="the prompt of the last call, as the model counted it")
 
 
 def message(turn: int, chars: int, marker: str) -> str:
@@ -41,40 +41,44 @@ def message(turn: int, chars: int, marker: str) -> str:
     return f"user {turn} {marker}: " + " ".join(words)[:chars]
 
 
+async def write_call(
+    script: str, llm_task_queue: str, question: str, passages: str, summary: str = ""
+) -> LLMResult:
+    """One `write` call of a scripted conversation, through the project's model activity."""
+    return await workflow.execute_activity_method(
+        LLMActivities.complete,
+        LLMRequest(
+            node="write",
+            choice=ModelChoice(provider="scripted", model=script),
+            prompt_id="write",
+            variables={"question": question, "passages": passages, "feedback": ""},
+            output_schema="Draft",
+            max_tokens=420,
+        ),
+        task_queue=llm_task_queue,
+        start_to_close_timeout=LLM_TIMEOUT,
+        retry_policy=LLM_RETRY,
+        summary=summary or None,
+    )
+
+
 @workflow.defn(name="SoakConversation")
 class SoakConversationWorkflow:
     @workflow.run
     async def run(self, soak: ConversationSoakInput) -> ConversationSoakResult:
         transcript: list[str] = []
-        last = total = 0
+        last = 0
         for turn in range(soak.calls):
             transcript.append(message(turn, soak.message_chars, soak.marker))
-            result = await workflow.execute_activity_method(
-                LLMActivities.complete,
-                LLMRequest(
-                    node="write",
-                    choice=ModelChoice(provider="scripted", model=soak.script),
-                    prompt_id="write",
-                    # The whole conversation so far, on every call.
-                    variables={
-                        "question": transcript[-1][:200],
-                        "passages": "\n".join(transcript),
-                        "feedback": "",
-                    },
-                    output_schema="Draft",
-                    max_tokens=420,
-                ),
-                task_queue=soak.llm_task_queue,
-                start_to_close_timeout=LLM_TIMEOUT,
-                retry_policy=LLM_RETRY,
-                summary=f"turn {turn + 1}",
+            result = await write_call(
+                SCRIPT,
+                soak.llm_task_queue,
+                transcript[-1][:200],
+                "\n".join(transcript),  # the whole conversation so far, on every call
+                f"turn {turn + 1}",
             )
             transcript.append(f"assistant: {result.output['answer']}")
             last = result.usage.tokens_in
-            total += last
         return ConversationSoakResult(
-            calls=soak.calls,
-            transcript_chars=sum(len(m) for m in transcript),
-            last_tokens_in=last,
-            tokens_in=total,
+            transcript_chars=sum(len(m) for m in transcript), last_tokens_in=last
         )

@@ -8,18 +8,14 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from chaos.processes import ScriptResult
+from chaos.processes import run_script as run_command
 from infra.settings import WorkerSettings
 from tests.conftest import ROOT, SCRIPTED_DIR
 
-
-@dataclass(frozen=True)
-class Completed:
-    code: int
-    stdout: str
-    stderr: str
+Completed = ScriptResult
 
 
 async def run_script(
@@ -27,19 +23,7 @@ async def run_script(
 ) -> Completed:
     """A script of the project (`client.py`) or a module run with -m (`soak`)."""
     target = [str(ROOT / script)] if script.endswith(".py") else ["-m", script]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *target,
-        *args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), limit_seconds)
-    assert process.returncode is not None
-    return Completed(process.returncode, out.decode(), err.decode())
+    return await run_command(*target, *args, env=env, limit_seconds=limit_seconds)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import pytest
@@ -41,6 +41,15 @@ if TYPE_CHECKING:
     pass
 
 THRESHOLD = 64 * 1024
+
+
+async def _talk(client: Client, store: DocumentStore, calls: int, marker: str) -> dict[str, Any]:
+    """The soak's conversation on workers of this client: 30,000 characters a message."""
+    settings = worker_settings(scripted_dir=SCRIPTS)
+    async with running_workers(client, store, settings, extra_workflows=[SoakConversationWorkflow]):
+        return await conversation(
+            client, settings.task_queue, settings.llm_task_queue, calls, 30_000, marker
+        )
 
 
 async def test_the_local_store_keeps_a_payload_once_under_its_digest(tmp_path: Path) -> None:
@@ -68,11 +77,7 @@ async def test_a_whole_transcript_per_call_leaves_only_references_in_the_history
     client: Client, store: DocumentStore, payload_store: Path
 ) -> None:
     marker = f"canary-{secrets.token_hex(6)}"
-    settings = worker_settings(scripted_dir=SCRIPTS)
-    async with running_workers(client, store, settings, extra_workflows=[SoakConversationWorkflow]):
-        load = await conversation(
-            client, settings.task_queue, settings.llm_task_queue, 6, 30_000, marker
-        )
+    load = await _talk(client, store, 6, marker)
     [run] = load["runs"]
     assert run["status"] == "COMPLETED"
     # The model saw the whole conversation on the last call...
@@ -152,11 +157,7 @@ async def test_an_s3_compatible_store_holds_the_large_payloads_encrypted(
     assert value["text"].startswith(marker)
 
     client = await Client.connect(server_address, data_converter=converter)
-    settings = worker_settings(scripted_dir=SCRIPTS)
-    async with running_workers(client, store, settings, extra_workflows=[SoakConversationWorkflow]):
-        load = await conversation(
-            client, settings.task_queue, settings.llm_task_queue, 4, 30_000, marker
-        )
+    load = await _talk(client, store, 4, marker)
     [run] = load["runs"]
     assert run["status"] == "COMPLETED"
     assert run["references"] == 2

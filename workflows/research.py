@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -160,24 +161,27 @@ class ResearchWorkflow:
         await self._live.close()
         return report
 
+    def _show(self, attribute: SearchAttributeKey[str], value: str) -> None:
+        """Progress on the run's page, kept out of the history: no event per node.
+
+        Runs started before the current details upsert the attribute, as recorded.
+        """
+        if self._in_details:
+            workflow.set_current_details(research_line(self._progress))
+        else:
+            workflow.upsert_search_attributes([attribute.value_set(value)])
+
     def _progress_in_details(self) -> bool:
         """Whether this run shows progress in its current details (a marker at its start)."""
         return workflow.patched(PROGRESS_PATCH)
 
     def _set_status(self, status: RunStatus) -> None:
         self._progress.status = status
-        if self._in_details:
-            workflow.set_current_details(research_line(self._progress))
-        else:
-            workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
+        self._show(RESEARCH_STATUS, status)
 
     def _enter(self, node: str) -> None:
         self._progress.node = node
-        if self._in_details:
-            # Shown on the run's page and kept out of the history: no event per node.
-            workflow.set_current_details(research_line(self._progress))
-        else:
-            workflow.upsert_search_attributes([RESEARCH_NODE.value_set(node)])
+        self._show(RESEARCH_NODE, node)
         research_node(self._live, self._progress)
 
     async def _check_clearance(self) -> None:

@@ -23,12 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 from activities.documents.store import DocumentStore
 from infra.binaries import temporal_cli
 from infra.settings import WorkerSettings
-from models.agents import AgentInput
 from models.breaker import BreakerConfig, BreakerStart, CallOutcome
 from models.coordinator import CoordinatorInput
 from models.documents import IngestRequest
 from models.llm import ModelChoice
 from models.tickets import ApprovalDecision, TicketSagaInput
+from soak.run import researcher_loop
 from tests.conftest import (
     DEMO_CORPUS,
     TEAM_REQUEST,
@@ -130,15 +130,7 @@ async def agent_continued(client: Client, settings: WorkerSettings, workflow_id:
     """An agent loop long enough to continue as new twice: every run is kept."""
     await client.execute_workflow(
         AgentWorkflow.run,
-        AgentInput(
-            agent="researcher",
-            task="How should retries back off?",
-            namespaces=["demo"],
-            models=[ModelChoice(provider="scripted", model="agent_long")],
-            llm_task_queue=settings.llm_task_queue,
-            max_turns=10,
-            history_event_limit=30,
-        ),
+        researcher_loop("agent_long", settings.llm_task_queue, 10, history_event_limit=30),
         id=workflow_id,
         task_queue=settings.task_queue,
     )
