@@ -4,7 +4,8 @@ The same flow (7 steps, 3 model calls at the scripted model's latency) runs thre
 ways on one server and one set of workers: `off` (nobody watches, no token deltas:
 how the bench and API callers run), `steps` (a watcher follows the run's channel;
 steps only) and `tokens` (a watcher, and the model's output streamed as it is
-written, what `client.py research` does on a terminal).
+written, what `client.py research` does on a terminal). The watcher runs in a
+process of its own, as `client.py` does, not on the workers' event loop.
 
 The ways are interleaved: each round runs all three back to back, in an order that
 rotates from round to round, so drift in the machine's load (other processes on a
@@ -29,14 +30,17 @@ import asyncio
 import io
 import json
 import re
+import sys
 import time
 import uuid
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
 
 from bench.common import (
+    BENCH_KEYS,
+    ROOT,
     SCRIPTS_DIR,
     Context,
     Section,
@@ -48,6 +52,8 @@ from bench.common import (
     running_workers,
 )
 from cli.live import LiveView, follow, written_so_far
+from infra.codec import encrypting_converter
+from infra.keys import KeyRing
 from models.live import LiveEvent
 from workflows.research import ResearchWorkflow
 
@@ -103,29 +109,91 @@ def _write_started(history: WorkflowHistory) -> float | None:
     return None
 
 
-async def _one(ctx: Context, settings: Any, latency: int, way: str, words: int) -> dict[str, float]:
+class _Watcher:
+    """A watcher in a process of its own, as `client.py` is: it shares no event loop and
+    no interpreter lock with the workers. Told a workflow id on a line, it follows the
+    run to its end and answers with when the answer's first words were shown."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    async def start(cls, address: str) -> _Watcher:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.streaming", address,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+        )  # fmt: skip
+        watcher = cls(process)
+        # The suite's payload key goes over the pipe, never into a file or the environment.
+        await watcher._say(BENCH_KEYS.keys[-1][1].hex())
+        await watcher._answer()  # connected
+        return watcher
+
+    async def _say(self, line: str) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{line}\n".encode())
+        await self._process.stdin.drain()
+
+    async def _answer(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("the watcher process ended")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def follow(self, workflow_id: str) -> None:
+        await self._say(workflow_id)
+
+    async def followed(self) -> float | None:
+        """When the last run followed showed its answer's first words, if it streamed."""
+        at = (await self._answer()).get("first_words_at")
+        return float(at) if at is not None else None
+
+    async def stop(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        await asyncio.wait_for(self._process.wait(), 30)
+
+
+async def _watch_lines(address: str) -> None:
+    """The watcher process: follows each workflow id read from stdin to the run's end."""
+    loop = asyncio.get_running_loop()
+    lines = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), sys.stdin)
+    key = bytes.fromhex((await lines.readline()).decode().strip())
+    converter = encrypting_converter(KeyRing((("bench", key),)))
+    client = await Client.connect(address, data_converter=converter)
+    print(json.dumps({"connected": True}), flush=True)
+    while line := (await lines.readline()).decode().strip():
+        first = _FirstWords()
+        await follow(client, line, LiveView(out=io.StringIO(), on_event=first))
+        print(json.dumps({"first_words_at": first.at}), flush=True)
+
+
+async def _one(
+    ctx: Context, settings: Any, latency: int, way: str, words: int, watcher: _Watcher
+) -> dict[str, float]:
     request = research_input(latency, settings).model_copy(
         update={"stream_tokens": way == "tokens"}
     )
     workflow_id = f"bench-stream-{way}-{uuid.uuid4().hex[:8]}"
-    first = _FirstWords()
-    view = LiveView(out=io.StringIO(), on_event=first)
     watch = Stopwatch()
     handle = await ctx.client.start_workflow(
         ResearchWorkflow.run, request, id=workflow_id, task_queue=settings.task_queue
     )
-    watcher = asyncio.ensure_future(follow(ctx.client, workflow_id, view)) if way != "off" else None
+    if way != "off":
+        await watcher.follow(workflow_id)
     await handle.result()
     wall = watch.elapsed()
-    if watcher is not None:
-        await asyncio.wait_for(watcher, 30)
+    first_at = await watcher.followed() if way != "off" else None
     history = await handle.fetch_history()
     figures: dict[str, float] = {"wall": wall, "events": len(history.events)}
     for name, kind in _COUNTED.items():
         figures[name] = sum(1 for e in history.events if e.event_type == kind)
     started = _write_started(history)
-    if way == "tokens" and latency and first.at is not None and started is not None:
-        figures["first_words"] = first.at - (started + latency / 1000 / words)
+    if way == "tokens" and latency and first_at is not None and started is not None:
+        figures["first_words"] = first_at - (started + latency / 1000 / words)
     return figures
 
 
@@ -144,55 +212,61 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
     }
     words = _write_words()
     settings = bench_settings(ctx.scripts)
-    async with running_workers(ctx.client, ctx.store, settings):
-        for latency in latencies:
-            for way in WAYS:  # warm-up
-                await _one(ctx, settings, latency, way, words)
-            rounds: list[dict[str, dict[str, float]]] = []
-            for index in range(runs):
-                order = WAYS[index % len(WAYS) :] + WAYS[: index % len(WAYS)]
-                rounds.append({w: await _one(ctx, settings, latency, w, words) for w in order})
-            figures: dict[str, Any] = {}
-            off_wall = median([r["off"]["wall"] for r in rounds])
-            for way in WAYS:
-                results = [r[way] for r in rounds]
-                wall = median([r["wall"] for r in results])
-                figures[way] = {
-                    "wall_ms": ms(wall),
-                    "wall_share_paired": round(_paired(rounds, way), 4),
-                    "wall_share_medians": round((wall - off_wall) / off_wall, 4),
-                    **{k: median([r[k] for r in results]) for k in ("events", *_COUNTED)},
-                }
-                firsts = [r["first_words"] for r in results if "first_words" in r]
-                if firsts:
-                    figures[way]["first_words_ms"] = ms(median(firsts))
-                    figures[way]["first_words_max_ms"] = ms(max(firsts))
-                    figures[way]["first_words_each_ms"] = [ms(f) for f in firsts]
-                figures[way]["wall_each_ms"] = [ms(r["wall"]) for r in results]
-            share = figures["tokens"]["wall_share_paired"]
-            figures["target_met"] = share <= TARGET_SHARE
-            data["latencies"][str(latency)] = figures
-            for way in WAYS:
-                f = figures[way]
-                first_words = (
-                    f"{f['first_words_ms']:.0f} (max {f['first_words_max_ms']:.0f})"
-                    if "first_words_ms" in f
-                    else ""
-                )
-                rows.append(
-                    [
-                        f"{latency} ms",
-                        way,
-                        f"{f['wall_ms']:.1f}",
-                        "" if way == "off" else f"{f['wall_share_paired']:+.1%}",
-                        "" if way == "off" else f"{f['wall_share_medians']:+.1%}",
-                        f"{f['events']:.0f}",
-                        f"{f['wfts']:.0f}",
-                        f"{f['signals']:.0f}",
-                        f"{f['polls']:.0f}",
-                        first_words,
-                    ]
-                )
+    watcher = await _Watcher.start(ctx.address)
+    try:
+        async with running_workers(ctx.client, ctx.store, settings):
+            for latency in latencies:
+                for way in WAYS:  # warm-up
+                    await _one(ctx, settings, latency, way, words, watcher)
+                rounds: list[dict[str, dict[str, float]]] = []
+                for index in range(runs):
+                    order = WAYS[index % len(WAYS) :] + WAYS[: index % len(WAYS)]
+                    rounds.append(
+                        {w: await _one(ctx, settings, latency, w, words, watcher) for w in order}
+                    )
+                figures: dict[str, Any] = {}
+                off_wall = median([r["off"]["wall"] for r in rounds])
+                for way in WAYS:
+                    results = [r[way] for r in rounds]
+                    wall = median([r["wall"] for r in results])
+                    figures[way] = {
+                        "wall_ms": ms(wall),
+                        "wall_share_paired": round(_paired(rounds, way), 4),
+                        "wall_share_medians": round((wall - off_wall) / off_wall, 4),
+                        **{k: median([r[k] for r in results]) for k in ("events", *_COUNTED)},
+                    }
+                    firsts = [r["first_words"] for r in results if "first_words" in r]
+                    if firsts:
+                        figures[way]["first_words_ms"] = ms(median(firsts))
+                        figures[way]["first_words_max_ms"] = ms(max(firsts))
+                        figures[way]["first_words_each_ms"] = [ms(f) for f in firsts]
+                    figures[way]["wall_each_ms"] = [ms(r["wall"]) for r in results]
+                share = figures["tokens"]["wall_share_paired"]
+                figures["target_met"] = share <= TARGET_SHARE
+                data["latencies"][str(latency)] = figures
+                for way in WAYS:
+                    f = figures[way]
+                    first_words = (
+                        f"{f['first_words_ms']:.0f} (max {f['first_words_max_ms']:.0f})"
+                        if "first_words_ms" in f
+                        else ""
+                    )
+                    rows.append(
+                        [
+                            f"{latency} ms",
+                            way,
+                            f"{f['wall_ms']:.1f}",
+                            "" if way == "off" else f"{f['wall_share_paired']:+.1%}",
+                            "" if way == "off" else f"{f['wall_share_medians']:+.1%}",
+                            f"{f['events']:.0f}",
+                            f"{f['wfts']:.0f}",
+                            f"{f['signals']:.0f}",
+                            f"{f['polls']:.0f}",
+                            first_words,
+                        ]
+                    )
+    finally:
+        await watcher.stop()
     return Section(
         name="streaming",
         title=f"9. Live runs: nobody watching, steps watched, answer streamed "
@@ -220,3 +294,7 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
             f" {FIRST_TOKEN_TARGET_SECONDS:.0f} s."
         ],
     )
+
+
+if __name__ == "__main__":
+    asyncio.run(_watch_lines(sys.argv[1]))
