@@ -3,7 +3,7 @@
 A run's channel is the SDK's workflow stream (temporalio.contrib.workflow_streams):
 steps are appended by the workflow itself, so they cost no history events; token
 deltas come from the model activity as batched signals, so a run publishes them only
-when its input asks (`stream_tokens`).
+when its input asks (`stream_tokens`), and only for calls whose output a watcher shows.
 """
 
 from __future__ import annotations
