@@ -1,13 +1,21 @@
 """A model call's output, published to the calling run's live channel as it is written.
 
 Deltas are gathered here and handed to the SDK's WorkflowStreamClient as one event per
-batch, each sent as a signal: the first piece at once (a watcher sees the answer start
-within a round trip), then what accumulated every `BATCH_SECONDS`. A retried attempt
-or a re-ask first publishes a reset, so a watcher drops the partial text of the
-attempt before. When the call answers, the text not yet sent is dropped: the workflow
-publishes the whole output with the result (no signal, and no workflow task racing
-the next step). Publishing is a side channel: a failure to publish is logged and
-never fails or delays the model call.
+batch, each sent as a signal: every signal wakes the workflow for a task and, with a
+watcher, for one more to take its next poll, so batches are cut by time, not by
+token. The first batch goes `FIRST_SECONDS` after the first piece was written (the
+answer's opening words are on a watcher's terminal well within a second), then what
+accumulated every `BATCH_SECONDS`. A call that answers before its first batch is due
+sends nothing: the workflow publishes the whole output with the result (no signal,
+and no workflow task racing the next step), and text not yet sent when the call
+answers is dropped for the same reason. Only calls whose output has a field a
+watcher shows as it grows (`SHOWN_FIELDS`: a draft's answer, a researcher's summary)
+stream at all; a plan's queries or a review's scores arrive as step lines.
+
+A retried attempt or a re-ask first publishes a reset, so a watcher drops the partial
+text of the attempt before. Publishing is a side channel: the model call never waits
+for a signal to be acknowledged, and a failure to publish is logged and never fails
+the call.
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ import structlog
 from temporalio import activity
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from models.live import LIVE_TOPIC, LiveEvent
+from models.live import LIVE_TOPIC, LiveEvent, shown_as_written
 
 log = structlog.get_logger()
 
+FIRST_SECONDS = 0.25
 BATCH_SECONDS = 0.5
 CLOSE_SECONDS = 3.0
 # Batches are cut here and flushed at once; the SDK client's own timer only backs that up.
@@ -45,7 +54,7 @@ class TokenPublisher:
         self._topic = self._client.topic(LIVE_TOPIC, type=LiveEvent)
         self._loop = asyncio.get_running_loop()
         self._pending = ""
-        self._sent_any = False
+        self._written = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> TokenPublisher:
@@ -66,16 +75,17 @@ class TokenPublisher:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        # Text not yet sent is void either way: an answer arrives whole with the
+        # workflow's `done`, and a failed attempt's is reset by the retry or re-ask.
+        self._pending = ""
         if kind is None:
-            # Answered: the workflow publishes the whole output, so what is left is
-            # dropped and a batch in flight finishes after the activity has completed.
-            self._pending = ""
+            # A batch in flight finishes after the activity has completed.
             task = asyncio.ensure_future(self._close())
             _closing.add(task)
             task.add_done_callback(_closing.discard)
             return
-        # Failed: the text goes out before the failure does, so a retry's reset follows it.
-        self._cut()
+        # Failed: a batch in flight lands before the failure is reported, so a retry's
+        # reset follows it. Nothing new is sent.
         await self._close()
 
     def write(self, text: str) -> None:
@@ -84,18 +94,18 @@ class TokenPublisher:
 
     def _add(self, text: str) -> None:
         self._pending += text
-        if not self._sent_any:
-            self._cut()  # the first piece at once
+        self._written.set()
 
     async def _tick(self) -> None:
+        await self._written.wait()
+        await asyncio.sleep(FIRST_SECONDS)
         while True:
-            await asyncio.sleep(BATCH_SECONDS)
             self._cut()
+            await asyncio.sleep(BATCH_SECONDS)
 
     def _cut(self) -> None:
         if self._pending:
             text, self._pending = self._pending, ""
-            self._sent_any = True
             self._send(LiveEvent(kind="tokens", call=self._call, node=self._node, text=text))
 
     def _send(self, event: LiveEvent) -> None:
@@ -121,3 +131,8 @@ def reset_reason(reask_error: str | None) -> str:
     if reask_error:
         return f"re-ask: {reask_error}"[:200]
     return ""
+
+
+def streams(stream_call: str, output_schema: str) -> bool:
+    """Whether a call publishes its output as written: the run asked, and a watcher shows it."""
+    return bool(stream_call) and shown_as_written(output_schema)

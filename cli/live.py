@@ -20,12 +20,10 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.live import LIVE_TOPIC, LiveEvent
+from models.live import LIVE_TOPIC, SHOWN_FIELDS, LiveEvent
 
 POLL_COOLDOWN = timedelta(milliseconds=100)
 CHILD_WAIT_SECONDS = 30.0
-# Output fields shown as they are written; other calls' output (a plan, a score) is not.
-SHOWN_FIELDS = ("answer", "summary")
 
 
 def written_so_far(raw: str) -> str:

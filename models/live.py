@@ -3,7 +3,7 @@
 A run's channel is the SDK's workflow stream (temporalio.contrib.workflow_streams):
 steps are appended by the workflow itself, so they cost no history events; token
 deltas come from the model activity as batched signals, so a run publishes them only
-when its input asks (`stream_tokens`).
+when its input asks (`stream_tokens`), and only for calls whose output a watcher shows.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ from typing import Literal
 from pydantic import BaseModel
 
 from models.coordinator import CoordinatorProgress
+from models.outputs import OUTPUT_MODELS
 from models.research import ResearchProgress
 
 LIVE_TOPIC = "live"
+# Output fields a watcher shows as they are written; other calls' output (a plan, a
+# score) reaches it as step lines, so their deltas are not published at all.
+SHOWN_FIELDS = ("answer", "summary")
 
 EventKind = Literal["node", "step", "child", "tokens", "reset", "done"]
 
@@ -37,6 +41,12 @@ class LiveEvent(BaseModel):
     call: str = ""
     role: str = ""
     workflow_id: str = ""
+
+
+def shown_as_written(output_schema: str) -> bool:
+    """Whether a watcher shows this output model's text while the model writes it."""
+    model = OUTPUT_MODELS.get(output_schema)
+    return model is not None and any(name in model.model_fields for name in SHOWN_FIELDS)
 
 
 def research_line(progress: ResearchProgress) -> str:

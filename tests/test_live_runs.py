@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
 from cli.live import LiveView, follow, written_so_far
-from models.live import LiveEvent
+from models.live import LiveEvent, shown_as_written
 from models.research import ResearchReport
 from tests.conftest import (
     DEMO_CORPUS,
@@ -99,6 +99,15 @@ async def watched_research(
     return workflow_id, recorder, report
 
 
+def test_only_outputs_a_watcher_shows_are_streamed() -> None:
+    assert [m for m in ("Draft", "Findings", "DirectAnswer") if shown_as_written(m)] == [
+        "Draft",
+        "Findings",
+        "DirectAnswer",
+    ]
+    assert not [m for m in ("ResearchPlan", "RubricScores", "NoSuchModel") if shown_as_written(m)]
+
+
 def test_written_so_far_decodes_a_string_still_being_written() -> None:
     raw = '{"answer": "A \\"quoted\\" line\\nand caf\\u00e9 then \\u00'
     assert written_so_far(raw) == 'A "quoted" line\nand café then '
@@ -118,12 +127,17 @@ async def test_a_watcher_sees_each_step_and_the_answer_as_it_is_written(
     assert nodes[-1] == "deliver"
     node_lines = [e.text for e in recorder.events if e.kind == "node"]
     assert node_lines[-1].startswith("[delivered]")
-    # The write call's text arrived in pieces, while the call was still running.
+    # The write call's text arrived while the call was still running: a batch cut
+    # FIRST_SECONDS after its first piece, then the whole output with `done`.
     events = recorder.events
     write_tokens = [i for i, e in enumerate(events) if e.kind == "tokens" and e.node == "write"]
-    assert len(write_tokens) >= 2  # the first piece at once, then a batch
+    assert write_tokens
     done = next(i for i, e in enumerate(events) if e.kind == "done" and e.node == "write")
     assert min(write_tokens) < done  # text arrived while the call was still writing
+    assert written_so_far("".join(events[i].text for i in write_tokens))  # words, not just `{`
+    # A plan's queries and a review's scores are not shown as written: no deltas.
+    assert {e.node for e in events if e.kind == "tokens"} == {"write"}
+    assert {"plan", "write", "review"} <= {e.node for e in events if e.kind == "done"}
     assert f"  write > {report.answer}\n" in recorder.text
     assert "  - retrieve: search done: " in recorder.text
     assert "  - review: review passed: rubric answer 4.00 against 3.50" in recorder.text
@@ -144,7 +158,7 @@ async def test_a_run_that_does_not_ask_for_tokens_gets_no_signals(
 async def test_a_reask_resets_the_rejected_text_before_the_new_one(
     client: Client, store: DocumentStore
 ) -> None:
-    _, recorder, _ = await watched_research(
+    workflow_id, recorder, _ = await watched_research(
         client, store, "malformed_then_valid", attach_after_end=True, stream_tokens=True
     )
     write = [e for e in recorder.events if e.call == "write#1"]
@@ -153,9 +167,18 @@ async def test_a_reask_resets_the_rejected_text_before_the_new_one(
     assert write[resets[0]].text.startswith("re-ask: Draft:")
     after = "".join(e.text for e in write[resets[0] + 1 :] if e.kind == "tokens")
     done = [e.text for e in write[resets[0] + 1 :] if e.kind == "done"]
-    assert json.loads(done[0])["answer"] == script_answer("malformed_then_valid", index=1)
+    accepted = script_answer("malformed_then_valid", index=1)
+    assert json.loads(done[0])["answer"] == accepted
     assert done[0].startswith(after)  # what streamed is the accepted answer, cut short
-    assert "(write#1 starts over: re-ask: Draft:" in recorder.text
+    # The terminal takes back only what it showed. This script has no latency, so the
+    # rejected attempt answered before its first batch was due: nothing of it was sent,
+    # and there is nothing to take back.
+    assert not [e for e in write[: resets[0]] if e.kind == "tokens"]
+    assert "starts over" not in recorder.text
+    assert f"  write > {accepted}\n" in recorder.text
+    # One signal: the write re-ask's reset. The plan's re-asks are not shown, so they
+    # publish nothing, and answers written at once arrive whole with `done`.
+    assert await signals(client, workflow_id) == 1
     assert "  - write: re-ask write: Draft:" in recorder.text
 
 

@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import HEARTBEAT_EVERY_SECONDS, heartbeating
-from activities.live import TokenPublisher, reset_reason
+from activities.live import TokenPublisher, reset_reason, streams
 from activities.llm.breakers import BREAKER_FAILURES, Breakers
 from activities.llm.gateway import LLMGateway
 from infra.tracing import annotate
@@ -65,8 +65,9 @@ class LLMActivities:
         return result
 
     async def _call(self, request: LLMRequest) -> LLMResult:
-        """The gateway call, its output published as written when the run asked for it."""
-        if not request.stream_call:
+        """The gateway call, its output published as written when the run asked for it
+        and a watcher shows it."""
+        if not streams(request.stream_call, request.output_schema):
             return await self._gateway.complete(request)
         reason = reset_reason(request.reask_error)
         async with TokenPublisher(request.stream_call, request.node, reason) as live:

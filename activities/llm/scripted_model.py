@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,12 @@ class ScriptedModel:
         text = answer if isinstance(answer, str) else json.dumps(answer)
         delay = float(script.get("_delay_ms", 0)) / 1000
         pieces = re.findall(r"\s*\S+", text) if call.on_text else [text]
-        for piece in pieces or [""]:
-            if stop.wait(delay / max(len(pieces), 1)):
+        # Paced by the clock, not by a sum of sleeps (each wakes late): streamed word by
+        # word or not, a call takes its latency.
+        started = time.monotonic()
+        for index, piece in enumerate(pieces or [""], 1):
+            due = started + delay * index / max(len(pieces), 1)
+            if stop.wait(max(due - time.monotonic(), 0.0)):
                 raise CallStopped(f"{call.node} stopped: its caller was cancelled")
             if call.on_text:
                 call.on_text(piece)
