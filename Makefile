@@ -20,7 +20,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 LLAMA_WHEELS ?= $(HOME)/.cache/keel/wheels/llama-$(LLAMA_VERSION)-portable
 
-.PHONY: install demo server worker stop test lint docs-check histories bench chaos canary-scan eval clean
+.PHONY: install demo server worker stop test lint docs-check histories bench chaos soak canary-scan eval clean
 
 install: $(VENV)/.installed
 
@@ -87,6 +87,11 @@ bench: $(VENV)/.installed-bench
 EVAL_ARGS ?= --provider local --flow research
 eval: install
 	$(PY) -m eval $(EVAL_ARGS)
+
+# The soak (soak/): a 100-call conversation near 200k tokens and a 1,000-turn agent loop,
+# every run held to the history's limits. SOAK_ARGS passes flags.
+soak: install
+	$(PY) -m soak $(SOAK_ARGS)
 
 # The randomized fault suite (chaos/): real server, workers and ticket service, faults
 # drawn from each seed. CHAOS_ARGS passes flags: make chaos CHAOS_ARGS="--seeds 200".

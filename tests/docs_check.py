@@ -280,6 +280,7 @@ COMPOSE_PLACEHOLDERS = {
     "KEEL_CODEC_KEYS": "placeholder",
     "KEEL_CODEC_SERVER_TOKEN": "placeholder",
     "KEEL_TICKETS_TOKEN": "placeholder",
+    "MINIO_ROOT_PASSWORD": "placeholder",
 }
 
 

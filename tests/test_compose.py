@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 from codec_server import CodecServerSettings
 from infra.binaries import DEV_SERVER_ARGS
 from infra.keys import CodecSettings
+from infra.payload_store import PayloadStoreSettings
 from infra.settings import TemporalSettings, WorkerSettings
 from infra.tokens import TicketsTokenSettings
 from tests.conftest import ROOT
@@ -32,12 +33,15 @@ SERVICES = {
     "tickets",
     "codec-server",
     "jaeger",
+    "minio",
+    "minio-setup",
 }
 # Compose refuses to start without these (the payload keys and the codec server's token).
 REQUIRED_SECRETS = {
     "KEEL_CODEC_KEYS": "k1:" + "A" * 44,
     "KEEL_CODEC_SERVER_TOKEN": "t" * 32,
     "KEEL_TICKETS_TOKEN": "s" * 32,
+    "MINIO_ROOT_PASSWORD": "m" * 24,
 }
 WORKERS = ("worker-orchestration", "worker-llm")
 
@@ -142,6 +146,7 @@ def test_admin_tools_create_the_namespace_the_server_image_lacks(compose: dict[s
 
 def test_workers_use_only_settings_the_worker_reads(compose: dict[str, Any]) -> None:
     known = env_names(TemporalSettings) | env_names(WorkerSettings) | env_names(CodecSettings)
+    known |= env_names(PayloadStoreSettings)
     for name in WORKERS:
         service = compose["services"][name]
         assert service["build"]["dockerfile"] == "Dockerfile"
@@ -154,6 +159,13 @@ def test_workers_use_only_settings_the_worker_reads(compose: dict[str, Any]) -> 
         )
         assert "KEEL_CODEC_KEYS" in env  # workers encrypt, with the keys from the environment
         assert "KEEL_CODEC" not in env  # never switched off
+        # Large payloads to MinIO, where every worker (and the CLI) reads them back.
+        store = PayloadStoreSettings.model_validate(
+            {k.removeprefix("KEEL_").lower(): v for k, v in env.items() if k.startswith("KEEL_")}
+        )
+        assert store.payload_store == "s3"
+        assert store.payload_s3_endpoint == "http://minio:9000"
+        assert env["AWS_SECRET_ACCESS_KEY"]
     roles = {compose["services"][n]["environment"]["KEEL_WORKER_ROLE"] for n in WORKERS}
     assert roles == {"orchestration", "llm"}
 
@@ -233,3 +245,16 @@ def test_the_ticket_service_needs_its_token_and_stays_on_the_compose_network(
     orchestration = services["worker-orchestration"]["environment"]
     assert orchestration["KEEL_TICKETS_URL"] == "http://tickets:8400"
     assert orchestration["KEEL_TICKETS_TOKEN"] == tickets["environment"]["KEEL_TICKETS_TOKEN"]
+
+
+def test_minio_holds_the_payload_bucket_before_any_worker_starts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    image = services["minio"]["image"]
+    assert image.startswith("minio/minio:${MINIO_VERSION:-RELEASE.")
+    setup = services["minio-setup"]
+    assert "mc mb --ignore-existing keel/keel-payloads" in " ".join(setup["command"])
+    for name in WORKERS:
+        assert services[name]["depends_on"]["minio-setup"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert "127.0.0.1:9000:9000" in services["minio"]["ports"]
