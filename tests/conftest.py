@@ -234,7 +234,12 @@ def research_input(
 def scripted_input(
     script: str, settings: WorkerSettings, question: str, **overrides: object
 ) -> ResearchInput:
-    model = ModelChoice(provider="scripted", model=script)
+    chosen = overrides.pop("model", None)  # a test may put another model first
+    model = (
+        chosen
+        if isinstance(chosen, ModelChoice)
+        else ModelChoice(provider="scripted", model=script)
+    )
     return research_input(model, settings, question, **overrides)
 
 
