@@ -112,7 +112,7 @@ async def test_a_worker_started_before_its_server_waits_for_it(tmp_path: Path) -
 async def test_a_worker_gives_up_on_an_absent_server_after_its_wait(tmp_path: Path) -> None:
     result = await run_script(
         "worker.py", "--address", f"127.0.0.1:{free_port()}",
-        env={"KEEL_CONNECT_WAIT_SECONDS": "2"}, limit_seconds=60,
+        env={"KEEL_CONNECT_WAIT_SECONDS": "2", "KEEL_METRICS_PORT": "0"}, limit_seconds=60,
     )  # fmt: skip
     assert result.code == 1
     assert "cannot reach Temporal at 127.0.0.1:" in result.stderr
