@@ -19,6 +19,7 @@ from codec_server.app import CodecServerSettings, ExposureError, build_app
 from infra.codec import EncryptionCodec
 from infra.keys import CodecSettings, KeyRingError, load_key_ring
 from infra.logging import configure_logging
+from infra.payload_store import external_storage
 
 log = structlog.get_logger()
 
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not codec_settings.enabled:
             raise ExposureError("KEEL_CODEC=off: there is nothing for a codec server to decode")
         codec = EncryptionCodec(load_key_ring(codec_settings))
-        app = build_app(codec, settings)
+        app = build_app(codec, settings, external_storage())
     except (ExposureError, KeyRingError, pydantic.ValidationError) as error:
         print(f"codec server: {error}", file=sys.stderr)
         return 2

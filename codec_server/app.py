@@ -30,9 +30,11 @@ from google.protobuf import json_format
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.api.common.v1 import Payloads
+from temporalio.converter import ExternalStorage
 
 from infra.bearer import wrong_bearer
 from infra.codec import DecryptionError, EncryptionCodec
+from infra.payload_store import resolve_references
 
 log = structlog.get_logger()
 
@@ -97,7 +99,10 @@ def check_exposure(settings: CodecServerSettings) -> None:
             raise ExposureError("a wildcard CORS origin would let any page decode histories")
 
 
-def build_app(codec: EncryptionCodec, settings: CodecServerSettings) -> FastAPI:
+def build_app(
+    codec: EncryptionCodec, settings: CodecServerSettings, storage: ExternalStorage | None = None
+) -> FastAPI:
+    """The codec server; with `storage`, references to large payloads decode to the payload."""
     check_exposure(settings)
     expected = f"Bearer {settings.token.get_secret_value()}".encode() if settings.token else None
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -140,7 +145,8 @@ def build_app(codec: EncryptionCodec, settings: CodecServerSettings) -> FastAPI:
             if action == "encode":
                 result = await codec.encode(payloads.payloads)
             else:
-                result = await codec.decode(payloads.payloads)
+                stored = await resolve_references(storage, payloads.payloads)
+                result = await codec.decode(stored)
         except DecryptionError as error:
             log.warning(
                 "codec_server.refused", action=action, namespace=namespace, error=str(error)

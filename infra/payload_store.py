@@ -31,9 +31,11 @@ import aioboto3
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.api.common.v1 import Payload
+from temporalio.api.sdk.v1 import ExternalStorageReference
 from temporalio.contrib.aws.s3driver import S3StorageDriver, S3StorageDriverClient
 from temporalio.converter import (
     ExternalStorage,
+    JSONProtoPayloadConverter,
     StorageDriver,
     StorageDriverClaim,
     StorageDriverRetrieveContext,
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 DEFAULT_THRESHOLD = 64 * 1024
+REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
+REFERENCE_CONVERTER = JSONProtoPayloadConverter()
 DIGEST = "sha256"
 
 
@@ -196,3 +200,27 @@ def external_storage(settings: PayloadStoreSettings | None = None) -> ExternalSt
     return ExternalStorage(
         drivers=[driver], payload_size_threshold=settings.payload_threshold_bytes
     )
+
+
+async def resolve_references(
+    storage: ExternalStorage | None, payloads: Sequence[Payload]
+) -> list[Payload]:
+    """Payloads with every store reference replaced by what it points to (still encrypted).
+
+    For the codec server: the Web UI sends it what the history holds, and a large
+    payload there is a reference; the page should show the payload, decrypted.
+    """
+    resolved = list(payloads)
+    if storage is None:
+        return resolved
+    drivers = {driver.name(): driver for driver in storage.drivers}
+    for index, payload in enumerate(payloads):
+        if payload.metadata.get("messageType") != REFERENCE_TYPE:
+            continue
+        reference = REFERENCE_CONVERTER.from_payload(payload, ExternalStorageReference)
+        driver = drivers.get(reference.driver_name)
+        if driver is None:
+            continue  # a store this process does not know: the reference stays as it is
+        claim = StorageDriverClaim(claim_data=dict(reference.claim_data))
+        [resolved[index]] = await driver.retrieve(StorageDriverRetrieveContext(), [claim])
+    return resolved

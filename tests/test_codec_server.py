@@ -13,8 +13,9 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from infra.codec import KEY_ID, EncryptionCodec
-from infra.keys import append_new_key, read_key_file
+from infra.codec import KEY_ID, EncryptionCodec, data_converter
+from infra.keys import CodecSettings, append_new_key, read_key_file
+from infra.payload_store import PayloadStoreSettings
 from tests.conftest import ROOT
 from tests.ports import free_port, wait_until_serving
 
@@ -170,3 +171,25 @@ def test_without_a_token_it_answers_only_requests_addressed_to_loopback(key_file
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_a_reference_to_a_stored_payload_decodes_to_the_payload(
+    server: str, key_file: Path, payload_store: Path
+) -> None:
+    """The Web UI sends what the history holds; a large payload there is a reference."""
+    converter = data_converter(
+        CodecSettings(codec_key_file=key_file),
+        PayloadStoreSettings(payload_store_dir=payload_store),
+    )
+    [reference] = await converter.encode([SECRET * 10_000])
+    assert reference.external_payloads  # stored, not inline
+    assert SECRET.encode() not in reference.SerializeToString()
+    async with httpx.AsyncClient() as http:
+        decoded = await http.post(
+            f"{server}/decode",
+            content=body(reference),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert decoded.status_code == 200, decoded.text
+    [plain] = parsed(decoded)
+    assert plain.data.startswith(f'"{SECRET}'.encode())
