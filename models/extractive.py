@@ -8,6 +8,7 @@ knows no model wrote it. Pure code, so workflows run it and it replays exactly.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -24,6 +25,10 @@ _LABELS = re.compile(r"^(?:[^.!?:]{1,60}:\s+)+(?=[A-Z0-9\"])")
 MAX_SENTENCES = 3
 MAX_CHARS = 800
 MIN_SENTENCE_CHARS = 25
+# A passage answers a question only when it holds at least this share of the
+# question's content words; with no such passage the documents do not answer it.
+MIN_RELEVANCE = 0.5
+NOT_IN_CORPUS = "The documents searched do not answer this question: no passage found is about it."
 
 
 class Extract(BaseModel):
@@ -44,20 +49,51 @@ def sentences(text: str) -> list[str]:
     return found
 
 
-def extract_answer(question: str, passages: Sequence[str]) -> Extract | None:
+def relevance(question: str, passage: str) -> float:
+    """The share of the question's content words that the passage holds (0 to 1)."""
+    wanted = content_stems(question)
+    if not wanted:
+        return 0.0
+    return len(wanted & content_stems(passage)) / len(wanted)
+
+
+def relevant(question: str, passages: Sequence[str]) -> bool:
+    """Whether any passage is about the question (see MIN_RELEVANCE)."""
+    return any(relevance(question, p) >= MIN_RELEVANCE for p in passages)
+
+
+def extract_answer(
+    question: str, passages: Sequence[str], *, rarity: bool = False
+) -> Extract | None:
     """The best-matching sentences, in passage order, each followed by its citation.
+
+    With `rarity`, a question word counts more the fewer sentences hold it: in
+    "why must a key never include the attempt number", `attempt` tells the
+    sentences apart, `key` (in every sentence of the passages) does not. A
+    sentence's words are counted once, so one that merely repeats a common word
+    does not win.
 
     None when no sentence shares a word with the question: an extract of nothing
     relevant would be worse than the flagged draft.
     """
     wanted = content_stems(question)
+    found = [
+        (number, position, sentence, content_stems(sentence))
+        for number, passage in enumerate(passages, 1)
+        for position, sentence in enumerate(sentences(passage))
+    ]
+    weight = {w: 1.0 for w in wanted}
+    if rarity and found:
+        for w in wanted:
+            holders = sum(1 for *_, stems in found if w in stems)
+            weight[w] = math.log(1 + len(found) / (1 + holders))
     scored: list[tuple[float, int, int, str]] = []
-    for number, passage in enumerate(passages, 1):
-        for position, sentence in enumerate(sentences(passage)):
-            overlap = len(content_stems(sentence) & wanted)
-            if overlap:
-                # Earlier passages rank higher in retrieval; a small nudge keeps ties stable.
-                scored.append((overlap - 0.01 * number, number, position, sentence))
+    for number, position, sentence, stems in found:
+        matched = stems & wanted
+        if matched:
+            overlap = sum(weight[w] for w in matched)
+            # Earlier passages rank higher in retrieval; a small nudge keeps ties stable.
+            scored.append((overlap - 0.01 * number, number, position, sentence))
     if not scored:
         return None
     scored.sort(key=lambda s: (-s[0], s[1], s[2]))

@@ -15,7 +15,7 @@ from models.checks import (
     query_problem,
     scrub_internal,
 )
-from models.extractive import extract_answer
+from models.extractive import extract_answer, relevance, relevant
 
 KEYS = (
     "An idempotency key is a unique string that the client sends with a side-effecting"
@@ -150,3 +150,27 @@ def test_an_extract_leaves_out_the_title_and_section_a_passage_starts_with() -> 
 
 def test_no_extract_when_nothing_matches_the_question() -> None:
     assert extract_answer("Quelle heure est-il?", SHOWN) is None
+
+
+def test_a_passage_is_relevant_when_it_holds_half_the_questions_words() -> None:
+    assert relevance("Does the retried activity send the same key?", DURABLE) == 0.8
+    assert relevant("When does a circuit breaker open?", SHOWN)
+    # A question about something else shares a word or two with the passages, not half.
+    assert not relevant("How does the Raft consensus algorithm elect a leader?", SHOWN)
+    assert not relevant("Which activity should a new worker learn first?", [BREAKERS])
+    assert not relevant("Any question at all?", [])
+
+
+def test_an_extract_by_rarity_prefers_the_words_that_tell_sentences_apart() -> None:
+    passages = [
+        "Keys: An idempotency key must be unique for each step of a workflow. The idempotency"
+        " key must be stored with the first result. The idempotency key must be sent in a"
+        " header with the request. Each attempt number changes on every retry of the call."
+    ]
+    question = "Why must an idempotency key never include the attempt number?"
+    plain = extract_answer(question, passages)
+    rare = extract_answer(question, passages, rarity=True)
+    assert plain is not None and rare is not None
+    # Every sentence says "idempotency key must"; only one speaks of the attempt number.
+    assert "attempt number" not in plain.answer
+    assert "Each attempt number changes on every retry of the call. [1]" in rare.answer
