@@ -170,7 +170,8 @@ def test_an_extract_by_rarity_prefers_the_words_that_tell_sentences_apart() -> N
     question = "Why must an idempotency key never include the attempt number?"
     plain = extract_answer(question, passages)
     rare = extract_answer(question, passages, rarity=True)
-    assert plain is not None and rare is not None
+    assert plain is not None
+    assert rare is not None
     # Every sentence says "idempotency key must"; only one speaks of the attempt number.
     assert "attempt number" not in plain.answer
     assert "Each attempt number changes on every retry of the call. [1]" in rare.answer
