@@ -8,7 +8,6 @@ knows no model wrote it. Pure code, so workflows run it and it replays exactly.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -20,7 +19,7 @@ _SENTENCE = re.compile(r"(?<=[.!?。])\s+|\n+")
 _HEADING = re.compile(r"^\s*(#+|[-*]|\d+\.)\s*")
 # "Idempotency Keys: Deriving the key: An idempotency key must ...": a passage as shown
 # starts with its title and section; the sentence starts after them.
-_LABELS = re.compile(r"^(?:[^.!?:]{1,60}:\s+)+(?=[A-Z0-9\"])")
+_LABELS = re.compile(r"^(?:[^.!?:]{1,60}:\s+)+(?=[A-Z0-9\"\uac00-\ud7a3])")
 
 MAX_SENTENCES = 3
 MAX_CHARS = 800
@@ -62,16 +61,8 @@ def relevant(question: str, passages: Sequence[str]) -> bool:
     return any(relevance(question, p) >= MIN_RELEVANCE for p in passages)
 
 
-def extract_answer(
-    question: str, passages: Sequence[str], *, rarity: bool = False
-) -> Extract | None:
+def extract_answer(question: str, passages: Sequence[str]) -> Extract | None:
     """The best-matching sentences, in passage order, each followed by its citation.
-
-    With `rarity`, a question word counts more the fewer sentences hold it: in
-    "why must a key never include the attempt number", `attempt` tells the
-    sentences apart, `key` (in every sentence of the passages) does not. A
-    sentence's words are counted once, so one that merely repeats a common word
-    does not win.
 
     None when no sentence shares a word with the question: an extract of nothing
     relevant would be worse than the flagged draft.
@@ -82,16 +73,10 @@ def extract_answer(
         for number, passage in enumerate(passages, 1)
         for position, sentence in enumerate(sentences(passage))
     ]
-    weight = {w: 1.0 for w in wanted}
-    if rarity and found:
-        for w in wanted:
-            holders = sum(1 for *_, stems in found if w in stems)
-            weight[w] = math.log(1 + len(found) / (1 + holders))
     scored: list[tuple[float, int, int, str]] = []
     for number, position, sentence, stems in found:
-        matched = stems & wanted
-        if matched:
-            overlap = sum(weight[w] for w in matched)
+        overlap = len(stems & wanted)
+        if overlap:
             # Earlier passages rank higher in retrieval; a small nudge keeps ties stable.
             scored.append((overlap - 0.01 * number, number, position, sentence))
     if not scored:

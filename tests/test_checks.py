@@ -161,17 +161,8 @@ def test_a_passage_is_relevant_when_it_holds_half_the_questions_words() -> None:
     assert not relevant("Any question at all?", [])
 
 
-def test_an_extract_by_rarity_prefers_the_words_that_tell_sentences_apart() -> None:
-    passages = [
-        "Keys: An idempotency key must be unique for each step of a workflow. The idempotency"
-        " key must be stored with the first result. The idempotency key must be sent in a"
-        " header with the request. Each attempt number changes on every retry of the call."
-    ]
-    question = "Why must an idempotency key never include the attempt number?"
-    plain = extract_answer(question, passages)
-    rare = extract_answer(question, passages, rarity=True)
-    assert plain is not None
-    assert rare is not None
-    # Every sentence says "idempotency key must"; only one speaks of the attempt number.
-    assert "attempt number" not in plain.answer
-    assert "Each attempt number changes on every retry of the call. [1]" in rare.answer
+def test_an_extract_leaves_out_a_korean_passages_title_and_section() -> None:
+    shown = "멱등성 키: 워크플로의 키: 키가 워크플로 ID에서 나오므로 재시도된 액티비티도 같은 키를 보냅니다."
+    extract = extract_answer("재시도된 액티비티는 같은 키를 보내나요?", [shown])
+    assert extract is not None
+    assert extract.answer == "키가 워크플로 ID에서 나오므로 재시도된 액티비티도 같은 키를 보냅니다. [1]"

@@ -65,8 +65,7 @@ PROMPT_PASSAGE_CHARS = 500
 # Runs started before this patch take the model's `passed` and have no check node.
 VERDICTS_PATCH = "rubric-verdicts-and-draft-checks"
 # Runs started before this patch search only the planned queries, write from any
-# evidence, deliver the best reviewed draft at the review bound and extract by plain
-# word overlap.
+# evidence and deliver the best reviewed draft at the review bound.
 GROUNDING_PATCH = "question-search-not-in-corpus-and-extract-at-review-bound"
 FLOW = "research"
 CRITERIA_KEY = "CriterionScore.criterion"
@@ -583,9 +582,7 @@ class ResearchWorkflow:
         quality = await self._quality()
         if self._model.choice.provider not in quality.extractive_fallback:
             return False
-        extract = extract_answer(
-            self._input.question, [_shown(p) for p in passages], rarity=self._grounded
-        )
+        extract = extract_answer(self._input.question, [_shown(p) for p in passages])
         if extract is None:
             return False
         self._chosen = Candidate(
