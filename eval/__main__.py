@@ -43,13 +43,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="run on the running server and workers (TEMPORAL_ADDRESS, KEEL_TASK_QUEUE)"
         " instead of a dev server of its own",
     )
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(
         "--rescore", type=Path, help="score the runs saved in this JSON file again; no run"
     )
     return parser.parse_args(argv)
 
 
-def table(summaries: list[dict[str, object]]) -> str:
+def table(summaries: list[dict[str, object]], markdown: bool = False) -> str:
     keys = [
         ("provider", "provider"),
         ("flow", "flow"),
@@ -77,6 +78,10 @@ def table(summaries: list[dict[str, object]]) -> str:
     ]
     rows = [[label for _, label in keys]]
     rows += [[str(s[key]) for key, _ in keys] for s in summaries]
+    if markdown:
+        lines = [f"| {' | '.join(r)} |" for r in rows]
+        lines.insert(1, "|" + "---|" * len(keys))
+        return "\n".join(lines)
     widths = [max(len(r[i]) for r in rows) for i in range(len(keys))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:
         saved = json.loads(args.rescore.read_text())
         scores = rescore(args.rescore, evalset)
-        print(table([s.model_dump() for s in summarise(scores)]))
+        print(table([s.model_dump() for s in summarise(scores)], args.markdown))
         if args.out:
             saved.update(
                 eval_set_version=evalset.version,
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = asyncio.run(run_on_stack(evalset, items, choices, flows, on_score=progress))
     else:
         scores = asyncio.run(run_eval(evalset, items, choices, flows, on_score=progress))
-    print(table([s.model_dump() for s in summarise(scores)]))
+    print(table([s.model_dump() for s in summarise(scores)], args.markdown))
     write(scores)
     return 0
 
