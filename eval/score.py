@@ -179,7 +179,10 @@ def score_research(
     reviews = [*report.reviews, *([review] if review and review not in report.reviews else [])]
     stated = item.stated(report.answer)
     chunks = corpus_chunks()
+    # The last evidence set, and the passages cited: a revision searches again, and the
+    # delivered answer may come from an earlier round's passages.
     retrieved = [chunks[c] for c in report.retrieved if c in chunks]
+    retrieved += [f"{c.title}: {c.passage}" for c in report.citations]
     supported, sentences = grounded(report.answer, retrieved)
     broken = _text_rules(report.answer)
     # The delivered draft against every rule, with the passages it cites as shown.
