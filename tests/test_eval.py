@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
@@ -16,7 +18,7 @@ from eval.score import corpus_chunks, grounded, score_research, summarise
 from models.agents import CriterionScore
 from models.llm import Usage
 from models.research import Citation, NodeVisit, ResearchReport, RubricReview
-from tests.conftest import ROOT
+from tests.conftest import ROOT, running_workers
 
 EVALSET = load()
 RUBRIC = load_contracts().rubrics["answer"]
@@ -161,3 +163,32 @@ async def test_python_m_eval_reports_figures_per_provider_and_flow(tmp_path: Pat
     assert summary["unflagged_bad"] == 0
     assert len(result["runs"]) == 2
     assert result["machine"]["cores"]
+
+
+async def test_python_m_eval_stack_runs_on_the_server_and_workers_it_is_pointed_at(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval.json"
+    async with running_workers(client, store) as settings:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "eval", "--stack",
+            "--provider", "scripted", "--model", "refine_and_revise",
+            "--ids", "keys-what,keys-same-on-retry", "--out", str(out),
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "TEMPORAL_ADDRESS": server_address,
+                "KEEL_TASK_QUEUE": settings.task_queue,
+                "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    result = json.loads(out.read_text())
+    assert result["mode"] == "stack"
+    # In the order asked for, each on the workers the test started, its corpus ingested.
+    assert [r["id"] for r in result["runs"]] == ["keys-what", "keys-same-on-retry"]
+    assert all(r["recall"] is not None and not r["error"] for r in result["runs"])
+    assert store.document_ids("demo-ko")
