@@ -82,11 +82,14 @@ bench: $(VENV)/.installed-bench
 	$(PY) -m compileall -q $(PACKAGES) >/dev/null
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The evaluation (eval/): the eval set through the flows, figures per provider and flow.
-# EVAL_ARGS passes flags: make eval EVAL_ARGS="--provider local --limit 10".
+# The evaluation (eval/): the eval set through the real flows on the running stack
+# (`make demo`, or `make server` and `make worker`: the server at TEMPORAL_ADDRESS, the
+# worker on KEEL_TASK_QUEUE), figures per provider and flow, as a table and JSON.
+# EVAL_ARGS passes flags: make eval EVAL_ARGS="--provider openai --model <name> --limit 10".
 EVAL_ARGS ?= --provider local --flow research
+EVAL_OUT ?= eval-$(shell date -u +%Y%m%dT%H%M%S).json
 eval: install
-	$(PY) -m eval $(EVAL_ARGS)
+	$(PY) -m eval --stack --out $(EVAL_OUT) $(EVAL_ARGS)
 
 # The soak (soak/): a 100-call conversation near 200k tokens and a 1,000-turn agent loop,
 # every run held to the history's limits. SOAK_ARGS passes flags.

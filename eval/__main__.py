@@ -1,8 +1,10 @@
 """`python -m eval`: the evaluation set through the flows, with numbers per provider and flow.
 
-python -m eval --provider local --flow research --limit 10
+python -m eval --stack --provider local          # on the running server and workers
+python -m eval --provider local --limit 10       # on a dev server and workers of its own
 python -m eval --provider scripted --model refine_and_revise
-python -m eval --provider openai --model <name>   # KEEL_OPENAI_BASE_URL, e.g. llama.cpp's server
+python -m eval --stack --provider openai --model <name>   # the worker's KEEL_OPENAI_BASE_URL
+python -m eval --rescore eval/results/local-research.json  # score saved runs again
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eval.dataset import load
-from eval.run import machine, run_eval
-from eval.score import ItemScore, summarise
+from eval.dataset import EvalSet, load
+from eval.run import machine, run_eval, run_on_stack
+from eval.score import ItemScore, failed, score_research, score_team, summarise
+from models.contracts import Rubric
+from models.coordinator import MultiAgentReport
 from models.llm import ModelChoice
+from models.research import ResearchReport
 
 DEFAULT_MODELS = {"local": "smollm2-135m-instruct", "scripted": "refine_and_revise"}
 
@@ -32,42 +37,100 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--ids", help="comma-separated question ids")
     parser.add_argument("--out", type=Path, help="write every score and the summary as JSON")
+    parser.add_argument(
+        "--stack",
+        action="store_true",
+        help="run on the running server and workers (TEMPORAL_ADDRESS, KEEL_TASK_QUEUE)"
+        " instead of a dev server of its own",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--rescore", type=Path, help="score the runs saved in this JSON file again; no run"
+    )
     return parser.parse_args(argv)
 
 
-def table(summaries: list[dict[str, object]]) -> str:
+def table(summaries: list[dict[str, object]], markdown: bool = False) -> str:
     keys = [
         ("provider", "provider"),
         ("flow", "flow"),
         ("runs", "runs"),
         ("failed", "failed"),
+        ("recall_at_5", "recall@5"),
+        ("citation_precision", "cite prec"),
+        ("citation_precision_docs", "cite prec (doc)"),
+        ("fact_coverage", "facts"),
+        ("grounded_sentences", "grounded"),
+        ("not_in_corpus_said", "not-in-corpus"),
+        ("refused_in_corpus", "refused answerable"),
+        ("degenerate_or_truncated", "degen/trunc"),
+        ("unflagged_bad", "unflagged"),
+        ("passed_failing_check", "passed failing check"),
+        ("verdict_agrees_with_checks", "verdict=checks"),
+        ("verdicts_matching_rubric", "verdict=rubric"),
         ("passed_checks", "checks"),
         ("passed_review", "review"),
         ("extractive", "extract"),
-        ("citation_precision", "cite prec"),
-        ("fact_coverage", "facts"),
         ("contradictions", "contra"),
-        ("unflagged_bad", "unflagged"),
-        ("verdicts_matching_rubric", "verdict=rubric"),
-        ("reasks", "reasks"),
-        ("revisions", "revisions"),
-        ("rewrites", "rewrites"),
-        ("tokens_per_run", "tokens/run"),
-        ("seconds_per_run", "s/run"),
+        ("calls_per_run", "calls/q"),
+        ("tokens_per_run", "tokens/q"),
+        ("seconds_per_run", "s/q"),
     ]
     rows = [[label for _, label in keys]]
     rows += [[str(s[key]) for key, _ in keys] for s in summaries]
+    if markdown:
+        lines = [f"| {' | '.join(r)} |" for r in rows]
+        lines.insert(1, "|" + "---|" * len(keys))
+        return "\n".join(lines)
     widths = [max(len(r[i]) for r in rows) for i in range(len(keys))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def rescore(path: Path, evalset: EvalSet) -> list[ItemScore]:
+    """The runs saved in `path`, scored again against the current eval set."""
+    from activities.contracts.loader import load_contracts
+
+    contracts = load_contracts()
+    rubrics: dict[str, Rubric] = {
+        flow: contracts.rubrics[contracts.quality.flow(flow).rubric]
+        for flow in ("research", "report")
+    }
+    items = {i.id: i for i in evalset.questions}
+    scores = []
+    for run in json.loads(path.read_text())["runs"]:
+        old = ItemScore.model_validate(run)
+        item = items[old.id]
+        if old.report is None:
+            scores.append(failed(item, old.provider, old.flow, old.error, old.seconds))
+        elif old.flow == "research":
+            report = ResearchReport.model_validate(old.report)
+            scores.append(score_research(item, report, rubrics["research"], old.seconds))
+        else:
+            team = MultiAgentReport.model_validate(old.report)
+            scores.append(score_team(item, team, rubrics["report"], old.provider, old.seconds))
+    return scores
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     evalset = load()
+    if args.rescore:
+        saved = json.loads(args.rescore.read_text())
+        scores = rescore(args.rescore, evalset)
+        print(table([s.model_dump() for s in summarise(scores)], args.markdown))
+        if args.out:
+            saved.update(
+                eval_set_version=evalset.version,
+                summary=[s.model_dump() for s in summarise(scores)],
+                runs=[s.model_dump() for s in scores],
+            )
+            args.out.write_text(json.dumps(saved, indent=2, ensure_ascii=False))
+        return 0
     items = evalset.questions
     if args.ids:
-        wanted = set(args.ids.split(","))
-        items = [i for i in items if i.id in wanted]
+        # In the order given: a long run that stops early has measured a mix.
+        by_id = {i.id: i for i in items}
+        items = [by_id[i] for i in dict.fromkeys(args.ids.split(","))]
     if args.limit:
         items = items[: args.limit]
     providers = args.provider or ["local"]
@@ -89,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "started": started.isoformat(),
                         "machine": machine(),
+                        "mode": "stack" if args.stack else "self-contained",
                         "eval_set_version": evalset.version,
                         "summary": [s.model_dump() for s in summarise(scores)],
                         "runs": [s.model_dump() for s in scores],
                     },
                     indent=2,
+                    ensure_ascii=False,
                 )
             )
 
@@ -101,15 +166,19 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{score.provider}/{score.flow} {score.id}: checks={score.passed_checks}"
             f" review={score.passed_review} extractive={score.extractive}"
-            f" facts={score.facts_stated}/{score.facts} {score.seconds}s"
+            f" facts={score.facts_stated}/{score.facts} recall={score.recall}"
+            f" not_in_corpus={score.said_not_in_corpus} calls={score.calls} {score.seconds}s"
             + (f" failed: {score.error}" if score.error else ""),
             file=sys.stderr,
         )
         done.append(score)
         write(done)  # a long run keeps what it measured so far
 
-    scores = asyncio.run(run_eval(evalset, items, choices, flows, on_score=progress))
-    print(table([s.model_dump() for s in summarise(scores)]))
+    if args.stack:
+        scores = asyncio.run(run_on_stack(evalset, items, choices, flows, on_score=progress))
+    else:
+        scores = asyncio.run(run_eval(evalset, items, choices, flows, on_score=progress))
+    print(table([s.model_dump() for s in summarise(scores)], args.markdown))
     write(scores)
     return 0
 

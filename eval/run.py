@@ -1,8 +1,12 @@
-"""Run the evaluation set through the flows on a dev server of its own.
+"""Run the evaluation set through the real flows: on the running stack, or self-contained.
 
-Each question runs as a real workflow (research flow or team) on workers built the
-way worker.py builds them, against the demo corpus, one at a time: the local model
-answers one call at a time anyway, so the wall times are per run, not contended.
+On the stack (`--stack`, what `make eval` does), each question is a workflow started
+on the server and task queues the CLI uses (TEMPORAL_ADDRESS, KEEL_TASK_QUEUE, ...),
+run by whatever workers serve them (`python worker.py`, `devserver.py --with-worker`),
+after the four corpora are ingested through the ingest flow (unchanged files are
+skipped). Self-contained, the harness starts a dev server and workers of its own,
+built the way worker.py builds them. Either way the questions run one at a time:
+the local model answers one call at a time anyway, so the wall times are per run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts.loader import load_all
+from activities.contracts.loader import load_contracts as read_contracts
 from activities.documents.store import DocumentStore
 from cli.render import root_cause
 from eval.dataset import EvalItem, EvalSet
@@ -28,18 +33,23 @@ from eval.score import ItemScore, failed, score_research, score_team
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.codec import encrypting_converter
 from infra.keys import KeyRing
-from infra.settings import WorkerSettings
-from models.contracts import Rubric
+from infra.settings import KeelSettings, TemporalSettings, WorkerSettings
+from infra.temporal import connect
+from models.contracts import ContractSnapshot, Rubric, SecurityLevel
 from models.coordinator import CoordinatorInput
+from models.documents import IngestRequest, IngestResult
 from models.llm import ModelChoice
 from models.research import ResearchInput
 from worker import build_gateway, build_workers
 from workflows.coordinator import CoordinatorWorkflow
+from workflows.ingest import IngestWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
+CORPORA = ("demo", "demo-v1", "demo-ko", "postmortems")
+OnScore = Callable[[ItemScore], None]
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
 
 
@@ -63,21 +73,54 @@ def machine() -> dict[str, object]:
     }
 
 
+def _rubrics(contracts: ContractSnapshot) -> dict[str, Rubric]:
+    return {
+        flow: contracts.rubrics[contracts.quality.flow(flow).rubric]
+        for flow in ("research", "report")
+    }
+
+
+def _clearances(contracts: ContractSnapshot) -> dict[str, SecurityLevel]:
+    """Each namespace's own security level: the eval reads every corpus it asks about."""
+    return {name: ns.security for name, ns in contracts.routes.namespaces.items()}
+
+
+async def run_on_stack(
+    evalset: EvalSet,
+    items: Sequence[EvalItem],
+    choices: Sequence[ModelChoice],
+    flows: Sequence[str],
+    on_score: OnScore | None = None,
+) -> list[ItemScore]:
+    """Every item through every flow with every model, on the running server and workers."""
+    temporal = TemporalSettings()
+    keel = KeelSettings()
+    client = await connect(temporal)
+    contracts = read_contracts()
+    for corpus in CORPORA:
+        result: IngestResult = await client.execute_workflow(
+            IngestWorkflow.run,
+            IngestRequest(path=str(CORPUS / corpus), namespace=corpus),
+            id=f"eval-ingest-{corpus}-{uuid.uuid4().hex[:8]}",
+            task_queue=keel.task_queue,
+        )
+        if result.skipped:
+            raise RuntimeError(f"ingest of {corpus} skipped {result.skipped}")
+    queues = _Queues(keel.task_queue, keel.llm_task_queue)
+    return await _run_all(client, queues, contracts, evalset, items, choices, flows, on_score)
+
+
 async def run_eval(
     evalset: EvalSet,
     items: Sequence[EvalItem],
     choices: Sequence[ModelChoice],
     flows: Sequence[str],
     scripted_dir: Path = SCRIPTED_DIR,
-    on_score: Callable[[ItemScore], None] | None = None,
+    on_score: OnScore | None = None,
 ) -> list[ItemScore]:
-    """Every item through every flow with every model; one score per run."""
+    """Every item through every flow with every model on a dev server of its own."""
     loaded = load_all()
     contracts = loaded.snapshot
-    rubrics = {
-        flow: contracts.rubrics[contracts.quality.flow(flow).rubric]
-        for flow in ("research", "report")
-    }
     suffix = uuid.uuid4().hex[:8]
     settings = WorkerSettings.model_validate(
         {
@@ -92,7 +135,8 @@ async def run_eval(
     scores: list[ItemScore] = []
     with tempfile.TemporaryDirectory(prefix="keel-eval-") as workdir:
         store = DocumentStore(Path(workdir) / "documents.db")
-        store.ingest_folder(CORPUS / evalset.namespace, evalset.namespace)
+        for corpus in CORPORA:
+            store.ingest_folder(CORPUS / corpus, corpus)
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(temporal_cli()),
             search_attributes=list(ALL_SEARCH_ATTRIBUTES),
@@ -112,38 +156,66 @@ async def run_eval(
             async with AsyncExitStack() as stack:
                 for worker in build_workers(client, settings, gateway, store, contracts=contracts):
                     await stack.enter_async_context(worker)
-                for choice in choices:
-                    for flow in flows:
-                        for item in items:
-                            started = time.monotonic()
-                            try:
-                                score = await _run_one(
-                                    client, settings, evalset, item, choice, flow, rubrics[flow]
-                                )
-                            except WorkflowFailureError as failure:
-                                score = failed(
-                                    item,
-                                    choice.provider,
-                                    flow,
-                                    root_cause(failure),
-                                    time.monotonic() - started,
-                                )
-                            scores.append(score)
-                            if on_score is not None:
-                                on_score(score)
+                queues = _Queues(settings.task_queue, settings.llm_task_queue)
+                scores = await _run_all(
+                    client, queues, contracts, evalset, items, choices, flows, on_score
+                )
         finally:
             await env.shutdown()
     return scores
 
 
+class _Queues:
+    def __init__(self, task_queue: str, llm_task_queue: str) -> None:
+        self.task_queue = task_queue
+        self.llm_task_queue = llm_task_queue
+
+
+async def _run_all(
+    client: Client,
+    queues: _Queues,
+    contracts: ContractSnapshot,
+    evalset: EvalSet,
+    items: Sequence[EvalItem],
+    choices: Sequence[ModelChoice],
+    flows: Sequence[str],
+    on_score: OnScore | None,
+) -> list[ItemScore]:
+    rubrics = _rubrics(contracts)
+    clearances = _clearances(contracts)
+    scores: list[ItemScore] = []
+    for choice in choices:
+        for flow in flows:
+            for item in items:
+                started = time.monotonic()
+                try:
+                    score = await _run_one(
+                        client,
+                        queues,
+                        item,
+                        choice,
+                        flow,
+                        rubrics[flow],
+                        clearances.get(item.namespace, "public"),
+                    )
+                except WorkflowFailureError as failure:
+                    score = failed(
+                        item, choice.provider, flow, root_cause(failure), time.monotonic() - started
+                    )
+                scores.append(score)
+                if on_score is not None:
+                    on_score(score)
+    return scores
+
+
 async def _run_one(
     client: Client,
-    settings: WorkerSettings,
-    evalset: EvalSet,
+    queues: _Queues,
     item: EvalItem,
     choice: ModelChoice,
     flow: str,
     rubric: Rubric,
+    clearance: SecurityLevel,
 ) -> ItemScore:
     started = time.monotonic()
     run_id = f"eval-{flow}-{item.id}-{uuid.uuid4().hex[:6]}"
@@ -152,20 +224,24 @@ async def _run_one(
             ResearchWorkflow.run,
             ResearchInput(
                 question=item.question,
-                namespace=evalset.namespace,
+                namespace=item.namespace,
+                clearance=clearance,
                 model=choice,
-                llm_task_queue=settings.llm_task_queue,
+                llm_task_queue=queues.llm_task_queue,
             ),
             id=run_id,
-            task_queue=settings.task_queue,
+            task_queue=queues.task_queue,
         )
         return score_research(item, report, rubric, time.monotonic() - started)
     team = await client.execute_workflow(
         CoordinatorWorkflow.run,
         CoordinatorInput(
-            request=item.question, models=[choice], llm_task_queue=settings.llm_task_queue
+            request=item.question,
+            clearance=clearance,
+            models=[choice],
+            llm_task_queue=queues.llm_task_queue,
         ),
         id=run_id,
-        task_queue=settings.task_queue,
+        task_queue=queues.task_queue,
     )
     return score_team(item, team, rubric, choice.provider, time.monotonic() - started)

@@ -1,20 +1,75 @@
 """Scoring one delivered answer, and summing the scores per provider and flow.
 
-Pure functions over the flows' own results, so a test can check them without a run.
+Pure functions over the flows' own results, so a test can check them without a run,
+and a saved run can be scored again (`python -m eval --rescore FILE`).
 """
 
 from __future__ import annotations
 
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, Field
 
+from activities.documents.chunking import parse_document
 from eval.dataset import EvalItem
-from models.checks import DEBRIS, REPETITION, TRUNCATED, check_draft
+from models.checks import DEBRIS, REPETITION, TRUNCATED, check_draft, content_stems
 from models.contracts import Rubric
 from models.coordinator import MultiAgentReport
 from models.research import ResearchReport
 
 # Rules that need no passages, so a delivered answer can be re-checked on its own.
 TEXT_RULES = (REPETITION, TRUNCATED, DEBRIS)
+RECALL_AT = 5
+# A sentence is grounded when one retrieved passage holds this share of its content words.
+GROUNDED_SHARE = 0.6
+# How an answer says the documents do not answer the question.
+NOT_IN_CORPUS_PHRASES = (
+    "do not answer this question",
+    "not in the corpus",
+    "not in the documents",
+    "documents do not say",
+    "documents do not mention",
+    "no passage found",
+    "문서에 없",
+)
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+_SENTENCE = re.compile(r"(?<=[.!?。])\s+")
+_MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+
+
+@cache
+def corpus_chunks() -> dict[str, str]:
+    """Every chunk of the corpora by id, split as the store splits them."""
+    chunks: dict[str, str] = {}
+    for folder in sorted(p for p in CORPUS.iterdir() if p.is_dir()):
+        for file in sorted(folder.rglob("*.md")):
+            doc = f"{folder.name}/{file.relative_to(folder).with_suffix('').as_posix()}"
+            parsed = parse_document(file.read_text(encoding="utf-8"), file.stem)
+            for n, body in enumerate(parsed.chunks):
+                chunks[f"{doc}#{n}"] = f"{parsed.title}: {body}"
+    return chunks
+
+
+def grounded(answer: str, passages: list[str]) -> tuple[int, int]:
+    """(sentences supported by one passage, sentences with content words)."""
+    stems = [content_stems(p) for p in passages]
+    supported = total = 0
+    for sentence in _SENTENCE.split(_MARKERS.sub(" ", answer)):
+        words = content_stems(sentence)
+        if not words:
+            continue
+        total += 1
+        if any(len(words & s) >= GROUNDED_SHARE * len(words) for s in stems):
+            supported += 1
+    return supported, total
+
+
+def says_not_in_corpus(answer: str, flags: list[str]) -> bool:
+    text = answer.lower()
+    return "not_in_corpus" in flags or any(p in text for p in NOT_IN_CORPUS_PHRASES)
 
 
 class ItemScore(BaseModel):
@@ -23,17 +78,32 @@ class ItemScore(BaseModel):
     id: str
     provider: str
     flow: str
+    namespace: str = ""
+    in_corpus: bool = True
     passed_checks: bool = Field(description="the delivered draft broke no check rule")
     passed_review: bool
     extractive: bool
+    recall: float | None = Field(
+        default=None, description="answering chunks among the top 5 retrieved (None: unknown)"
+    )
     citations: int
     citations_on_topic: int = Field(description="citations of a document that answers it")
+    citations_answering: int = Field(default=0, description="citations of an answering chunk")
     citations_shown: bool = Field(description="every citation points at a passage shown")
     facts: int
     facts_stated: int
+    sentences: int = 0
+    sentences_grounded: int = 0
+    said_not_in_corpus: bool = False
     contradictions: list[str]
+    bad: list[str] = Field(
+        default_factory=list, description="degenerate, truncated or debris rules the answer breaks"
+    )
     unflagged_bad: list[str] = Field(
         description="degenerate, truncated or debris answers delivered without their flag"
+    )
+    passed_failing_check: bool = Field(
+        default=False, description="delivered as passed although it breaks a check rule"
     )
     verdict_matches_rubric: bool | None = Field(
         description="the verdict is the rubric's threshold on its scores (None: no review)"
@@ -41,11 +111,15 @@ class ItemScore(BaseModel):
     reasks: int
     revisions: int
     rewrites: int
+    calls: int = 0
     tokens: int
     seconds: float
     flags: list[str] = Field(default_factory=list)
     answer: str = ""
     error: str = Field(default="", description="why the run failed, when it did")
+    report: dict[str, Any] | None = Field(
+        default=None, description="the flow's result as delivered, so it can be scored again"
+    )
 
 
 def failed(item: EvalItem, provider: str, flow: str, error: str, seconds: float) -> ItemScore:
@@ -54,9 +128,12 @@ def failed(item: EvalItem, provider: str, flow: str, error: str, seconds: float)
         id=item.id,
         provider=provider,
         flow=flow,
+        namespace=item.namespace,
+        in_corpus=item.in_corpus,
         passed_checks=False,
         passed_review=False,
         extractive=False,
+        recall=0.0 if item.in_corpus else None,
         citations=0,
         citations_on_topic=0,
         citations_shown=True,
@@ -74,14 +151,24 @@ def failed(item: EvalItem, provider: str, flow: str, error: str, seconds: float)
     )
 
 
-def _unflagged(answer: str, flags: list[str], extractive: bool) -> list[str]:
-    broken = [r for r in check_draft(answer, [], []).rules if r in TEXT_RULES]
+def _text_rules(answer: str) -> list[str]:
+    return [r for r in check_draft(answer, [], []).rules if r in TEXT_RULES]
+
+
+def _unflagged(broken: list[str], flags: list[str], extractive: bool) -> list[str]:
     return [r for r in broken if not extractive and f"check_failed:{r}" not in flags]
 
 
 def _matches(rubric: Rubric, scores: dict[str, int], weighted: float | None, passed: bool) -> bool:
     expected = rubric.weighted_score(scores)
     return weighted == expected and passed == (expected >= rubric.pass_threshold)
+
+
+def _recall(item: EvalItem, retrieved: list[str]) -> float | None:
+    if not item.in_corpus or not retrieved:
+        return None if not item.in_corpus else 0.0
+    top = set(retrieved[:RECALL_AT])
+    return round(sum(1 for c in item.chunks if c in top) / len(item.chunks), 3)
 
 
 def score_research(
@@ -91,20 +178,44 @@ def score_research(
     # Every review of the run, the delivered draft's among them.
     reviews = [*report.reviews, *([review] if review and review not in report.reviews else [])]
     stated = item.stated(report.answer)
+    chunks = corpus_chunks()
+    # The last evidence set, and the passages cited: a revision searches again, and the
+    # delivered answer may come from an earlier round's passages.
+    retrieved = [chunks[c] for c in report.retrieved if c in chunks]
+    retrieved += [f"{c.title}: {c.passage}" for c in report.citations]
+    supported, sentences = grounded(report.answer, retrieved)
+    broken = _text_rules(report.answer)
+    # The delivered draft against every rule, with the passages it cites as shown.
+    shown = [""] * max((c.number for c in report.citations), default=0)
+    for c in report.citations:
+        shown[c.number - 1] = f"{c.title}: {c.passage[:500]}"
+    rules = check_draft(report.answer, [c.number for c in report.citations], shown).rules
     return ItemScore(
         id=item.id,
         provider=report.provider,
         flow="research",
-        passed_checks=not report.extractive and not report.check_failures,
+        namespace=item.namespace,
+        in_corpus=item.in_corpus,
+        passed_checks=not report.extractive
+        and not report.check_failures
+        and "not_in_corpus" not in report.flags,
         passed_review=report.review_passed,
         extractive=report.extractive,
+        recall=_recall(item, report.retrieved),
         citations=len(report.citations),
         citations_on_topic=sum(1 for c in report.citations if c.doc_id in item.docs),
+        citations_answering=sum(1 for c in report.citations if c.chunk_id in item.chunks),
         citations_shown=all(c.number >= 1 and c.passage for c in report.citations),
         facts=len(stated),
         facts_stated=sum(stated),
+        sentences=sentences,
+        sentences_grounded=supported,
+        said_not_in_corpus=says_not_in_corpus(report.answer, report.flags),
         contradictions=item.contradicted(report.answer),
-        unflagged_bad=_unflagged(report.answer, report.flags, report.extractive),
+        bad=broken,
+        unflagged_bad=_unflagged(broken, report.flags, report.extractive),
+        passed_failing_check=report.review_passed
+        and bool(rules or report.check_failures or broken),
         verdict_matches_rubric=None
         if not reviews
         else all(
@@ -115,10 +226,12 @@ def score_research(
         reasks=report.reasks,
         revisions=report.revisions,
         rewrites=report.rewrites,
+        calls=report.usage.calls,
         tokens=report.usage.tokens,
         seconds=round(seconds, 2),
         flags=report.flags,
         answer=report.answer,
+        report=report.model_dump(mode="json"),
     )
 
 
@@ -127,20 +240,32 @@ def score_team(
 ) -> ItemScore:
     reviewed = [r for r in report.rounds if r.reviewer_workflow_id and r.scores]
     stated = item.stated(report.answer)
+    chunks = corpus_chunks()
+    cited = [chunks[c.passage_id] for c in report.citations if c.passage_id in chunks]
+    supported, sentences = grounded(report.answer, cited)
+    broken = _text_rules(report.answer)
     return ItemScore(
         id=item.id,
         provider=provider,
         flow="report",
+        namespace=item.namespace,
+        in_corpus=item.in_corpus,
         passed_checks=not report.extractive and not report.check_failures,
         passed_review=report.passed,
         extractive=report.extractive,
         citations=len(report.citations),
         citations_on_topic=sum(1 for c in report.citations if c.doc_id in item.docs),
+        citations_answering=sum(1 for c in report.citations if c.passage_id in item.chunks),
         citations_shown=all(c.passage_id for c in report.citations),
         facts=len(stated),
         facts_stated=sum(stated),
+        sentences=sentences,
+        sentences_grounded=supported,
+        said_not_in_corpus=says_not_in_corpus(report.answer, report.flags),
         contradictions=item.contradicted(report.answer),
-        unflagged_bad=_unflagged(report.answer, report.flags, report.extractive),
+        bad=broken,
+        unflagged_bad=_unflagged(broken, report.flags, report.extractive),
+        passed_failing_check=report.passed and bool(report.check_failures or broken),
         verdict_matches_rubric=None
         if not reviewed
         else all(
@@ -150,10 +275,12 @@ def score_team(
         reasks=0,
         revisions=sum(1 for r in report.rounds if r.trigger == "reviewer"),
         rewrites=sum(1 for r in report.rounds if r.trigger == "checks"),
+        calls=report.usage.calls,
         tokens=report.usage.tokens,
         seconds=round(seconds, 2),
         flags=report.flags,
         answer=report.answer,
+        report=report.model_dump(mode="json"),
     )
 
 
@@ -164,22 +291,45 @@ class Summary(BaseModel):
     flow: str
     runs: int
     failed: int
+    in_corpus: int = 0
+    out_of_corpus: int = 0
+    recall_at_5: float | None = None
     passed_checks: float
     passed_review: float
     extractive: float
-    citation_precision: float | None
+    citation_precision: float | None = Field(
+        description="cited passages that are answering chunks, over in-corpus runs"
+    )
+    citation_precision_docs: float | None = Field(
+        default=None, description="cited passages from an answering document"
+    )
     citations_shown: float
-    fact_coverage: float
+    fact_coverage: float | None
+    grounded_sentences: float | None = None
+    not_in_corpus_said: float | None = Field(
+        default=None, description="out-of-corpus questions answered as not in the corpus"
+    )
+    refused_in_corpus: int = Field(
+        default=0, description="answerable questions answered as not in the corpus"
+    )
     contradictions: int
+    degenerate_or_truncated: float = 0.0
     unflagged_bad: int
+    passed_failing_check: int = 0
+    verdict_agrees_with_checks: str = ""
     verdicts_matching_rubric: str
     reasks: int
     revisions: int
     rewrites: int
+    calls_per_run: float = 0.0
     tokens: int
     tokens_per_run: float
     seconds: float
     seconds_per_run: float
+
+
+def _share(num: float, den: float) -> float | None:
+    return round(num / den, 3) if den else None
 
 
 def summarise(scores: list[ItemScore]) -> list[Summary]:
@@ -189,30 +339,49 @@ def summarise(scores: list[ItemScore]) -> list[Summary]:
     out = []
     for (provider, flow), group in sorted(groups.items()):
         n = len(group)
-        cited = sum(s.citations for s in group)
+        inside = [s for s in group if s.in_corpus]
+        outside = [s for s in group if not s.in_corpus]
+        recalls = [s.recall for s in inside if s.recall is not None]
         reviewed = [s.verdict_matches_rubric for s in group if s.verdict_matches_rubric is not None]
+        with_review = [s for s in group if s.passed_review or s.verdict_matches_rubric is not None]
         out.append(
             Summary(
                 provider=provider,
                 flow=flow,
                 runs=n,
                 failed=sum(1 for s in group if s.error),
+                in_corpus=len(inside),
+                out_of_corpus=len(outside),
+                recall_at_5=_share(sum(recalls), len(recalls)),
                 passed_checks=round(sum(s.passed_checks for s in group) / n, 3),
                 passed_review=round(sum(s.passed_review for s in group) / n, 3),
                 extractive=round(sum(s.extractive for s in group) / n, 3),
-                citation_precision=round(sum(s.citations_on_topic for s in group) / cited, 3)
-                if cited
-                else None,
-                citations_shown=round(sum(s.citations_shown for s in group) / n, 3),
-                fact_coverage=round(
-                    sum(s.facts_stated for s in group) / sum(s.facts for s in group), 3
+                citation_precision=_share(
+                    sum(s.citations_answering for s in inside), sum(s.citations for s in inside)
                 ),
+                citation_precision_docs=_share(
+                    sum(s.citations_on_topic for s in inside), sum(s.citations for s in inside)
+                ),
+                citations_shown=round(sum(s.citations_shown for s in group) / n, 3),
+                fact_coverage=_share(
+                    sum(s.facts_stated for s in inside), sum(s.facts for s in inside)
+                ),
+                grounded_sentences=_share(
+                    sum(s.sentences_grounded for s in inside), sum(s.sentences for s in inside)
+                ),
+                not_in_corpus_said=_share(sum(s.said_not_in_corpus for s in outside), len(outside)),
+                refused_in_corpus=sum(1 for s in inside if s.said_not_in_corpus),
                 contradictions=sum(1 for s in group if s.contradictions),
+                degenerate_or_truncated=round(sum(1 for s in group if s.bad) / n, 3),
                 unflagged_bad=sum(1 for s in group if s.unflagged_bad),
+                passed_failing_check=sum(1 for s in group if s.passed_failing_check),
+                verdict_agrees_with_checks=f"{sum(not s.passed_failing_check for s in with_review)}"
+                f"/{len(with_review)}",
                 verdicts_matching_rubric=f"{sum(reviewed)}/{len(reviewed)}",
                 reasks=sum(s.reasks for s in group),
                 revisions=sum(s.revisions for s in group),
                 rewrites=sum(s.rewrites for s in group),
+                calls_per_run=round(sum(s.calls for s in group) / n, 1),
                 tokens=sum(s.tokens for s in group),
                 tokens_per_run=round(sum(s.tokens for s in group) / n, 1),
                 seconds=round(sum(s.seconds for s in group), 1),

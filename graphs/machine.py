@@ -31,6 +31,7 @@ class Outcome(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     BUDGET_EXHAUSTED = "budget exhausted"
+    NOTHING_RELEVANT = "nothing relevant"
 
     @property
     def is_failure(self) -> bool:

@@ -44,8 +44,10 @@ RESEARCH_GRAPH = StateMachine(
         Edge(CHECK_EVIDENCE, WRITE, Outcome.ENOUGH),
         Edge(CHECK_EVIDENCE, REFINE, Outcome.NOT_ENOUGH),
         Edge(CHECK_EVIDENCE, WRITE, Outcome.EXHAUSTED, "write with what there is"),
+        Edge(CHECK_EVIDENCE, DELIVER, Outcome.NOTHING_RELEVANT, "the documents do not answer it"),
         Edge(REFINE, RETRIEVE, Outcome.SUCCESS),
         Edge(REFINE, WRITE, Outcome.SCHEMA_FAILURE, "write with what there is"),
+        Edge(REFINE, DELIVER, Outcome.NOTHING_RELEVANT, "the documents do not answer it"),
         Edge(WRITE, CHECK_DRAFT, Outcome.SUCCESS),
         Edge(WRITE, DELIVER, Outcome.SCHEMA_FAILURE, "deliver an extract of the passages"),
         Edge(CHECK_DRAFT, REVIEW, Outcome.PASS),
@@ -55,7 +57,7 @@ RESEARCH_GRAPH = StateMachine(
         Edge(REVIEW, DELIVER, Outcome.SCHEMA_FAILURE, "deliver unreviewed"),
         Edge(VERDICT, DELIVER, Outcome.PASS),
         Edge(VERDICT, PLAN, Outcome.FAIL, "with the reviewer's feedback"),
-        Edge(VERDICT, DELIVER, Outcome.EXHAUSTED, "deliver the best draft"),
+        Edge(VERDICT, DELIVER, Outcome.EXHAUSTED, "an extract, or the best draft"),
         *(
             Edge(node, DELIVER, Outcome.BUDGET_EXHAUSTED, "deliver what there is")
             for node in (PLAN, REFINE, WRITE, REVIEW)

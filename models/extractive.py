@@ -19,11 +19,15 @@ _SENTENCE = re.compile(r"(?<=[.!?。])\s+|\n+")
 _HEADING = re.compile(r"^\s*(#+|[-*]|\d+\.)\s*")
 # "Idempotency Keys: Deriving the key: An idempotency key must ...": a passage as shown
 # starts with its title and section; the sentence starts after them.
-_LABELS = re.compile(r"^(?:[^.!?:]{1,60}:\s+)+(?=[A-Z0-9\"])")
+_LABELS = re.compile(r"^(?:[^.!?:]{1,60}:\s+)+(?=[A-Z0-9\"\uac00-\ud7a3])")
 
 MAX_SENTENCES = 3
 MAX_CHARS = 800
 MIN_SENTENCE_CHARS = 25
+# A passage answers a question only when it holds at least this share of the
+# question's content words; with no such passage the documents do not answer it.
+MIN_RELEVANCE = 0.5
+NOT_IN_CORPUS = "The documents searched do not answer this question: no passage found is about it."
 
 
 class Extract(BaseModel):
@@ -44,6 +48,19 @@ def sentences(text: str) -> list[str]:
     return found
 
 
+def relevance(question: str, passage: str) -> float:
+    """The share of the question's content words that the passage holds (0 to 1)."""
+    wanted = content_stems(question)
+    if not wanted:
+        return 0.0
+    return len(wanted & content_stems(passage)) / len(wanted)
+
+
+def relevant(question: str, passages: Sequence[str]) -> bool:
+    """Whether any passage is about the question (see MIN_RELEVANCE)."""
+    return any(relevance(question, p) >= MIN_RELEVANCE for p in passages)
+
+
 def extract_answer(question: str, passages: Sequence[str]) -> Extract | None:
     """The best-matching sentences, in passage order, each followed by its citation.
 
@@ -51,13 +68,17 @@ def extract_answer(question: str, passages: Sequence[str]) -> Extract | None:
     relevant would be worse than the flagged draft.
     """
     wanted = content_stems(question)
+    found = [
+        (number, position, sentence, content_stems(sentence))
+        for number, passage in enumerate(passages, 1)
+        for position, sentence in enumerate(sentences(passage))
+    ]
     scored: list[tuple[float, int, int, str]] = []
-    for number, passage in enumerate(passages, 1):
-        for position, sentence in enumerate(sentences(passage)):
-            overlap = len(content_stems(sentence) & wanted)
-            if overlap:
-                # Earlier passages rank higher in retrieval; a small nudge keeps ties stable.
-                scored.append((overlap - 0.01 * number, number, position, sentence))
+    for number, position, sentence, stems in found:
+        overlap = len(stems & wanted)
+        if overlap:
+            # Earlier passages rank higher in retrieval; a small nudge keeps ties stable.
+            scored.append((overlap - 0.01 * number, number, position, sentence))
     if not scored:
         return None
     scored.sort(key=lambda s: (-s[0], s[1], s[2]))

@@ -199,3 +199,7 @@ class ResearchReport(BaseModel):
     decoding: dict[str, float] = Field(
         default_factory=dict, description="the model's sampling settings, when it reports them"
     )
+    retrieved: list[str] = Field(
+        default_factory=list,
+        description="chunk ids of the evidence the writer was shown, best first",
+    )

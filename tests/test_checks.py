@@ -15,7 +15,7 @@ from models.checks import (
     query_problem,
     scrub_internal,
 )
-from models.extractive import extract_answer
+from models.extractive import extract_answer, relevance, relevant
 
 KEYS = (
     "An idempotency key is a unique string that the client sends with a side-effecting"
@@ -150,3 +150,20 @@ def test_an_extract_leaves_out_the_title_and_section_a_passage_starts_with() -> 
 
 def test_no_extract_when_nothing_matches_the_question() -> None:
     assert extract_answer("Quelle heure est-il?", SHOWN) is None
+
+
+def test_a_passage_is_relevant_when_it_holds_half_the_questions_words() -> None:
+    assert relevance("Does the retried activity send the same key?", DURABLE) == 0.8
+    assert relevant("When does a circuit breaker open?", SHOWN)
+    # A question about something else shares a word or two with the passages, not half.
+    assert not relevant("How does the Raft consensus algorithm elect a leader?", SHOWN)
+    assert not relevant("Which activity should a new worker learn first?", [BREAKERS])
+    assert not relevant("Any question at all?", [])
+
+
+def test_an_extract_leaves_out_a_korean_passages_title_and_section() -> None:
+    sentence = "키가 워크플로 ID에서 나오므로 재시도된 액티비티도 같은 키를 보냅니다."
+    question = "재시도된 액티비티는 같은 키를 보내나요?"
+    extract = extract_answer(question, [f"멱등성 키: 키: {sentence}"])
+    assert extract is not None
+    assert extract.answer == f"{sentence} [1]"

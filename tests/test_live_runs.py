@@ -75,6 +75,7 @@ async def watched_research(
     script: str,
     *,
     attach_after_end: bool = False,
+    question: str = QUESTION,
     **overrides: object,
 ) -> tuple[str, Recorder, ResearchReport]:
     """A scripted research run on workers of its own, watched from its start.
@@ -87,7 +88,7 @@ async def watched_research(
     async with running_workers(client, store) as settings:
         handle = await client.start_workflow(
             ResearchWorkflow.run,
-            scripted_input(script, settings, QUESTION, **overrides),
+            scripted_input(script, settings, question, **overrides),
             id=workflow_id,
             task_queue=settings.task_queue,
         )
@@ -159,7 +160,12 @@ async def test_a_reask_resets_the_rejected_text_before_the_new_one(
     client: Client, store: DocumentStore
 ) -> None:
     workflow_id, recorder, _ = await watched_research(
-        client, store, "malformed_then_valid", attach_after_end=True, stream_tokens=True
+        client,
+        store,
+        "malformed_then_valid",
+        attach_after_end=True,
+        question="In what order does a saga run its compensations?",
+        stream_tokens=True,
     )
     write = [e for e in recorder.events if e.call == "write#1"]
     resets = [i for i, e in enumerate(write) if e.kind == "reset"]

@@ -11,6 +11,7 @@ from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from models.checks import check_draft
 from models.contracts import ContractSnapshot
+from models.extractive import NOT_IN_CORPUS
 from models.research import ResearchReport
 from tests.conftest import execute_scripted, plaintext, research_on_workers, running_workers
 from tests.test_research_flow import activity_summaries, path
@@ -167,3 +168,42 @@ async def test_an_extract_after_a_failed_review_names_the_rules_the_last_draft_b
     assert report.rewrites == 2
     assert "check_failed:repetition" in report.flags
     assert [r.weighted_score for r in report.reviews] == [2.2]
+
+
+async def test_a_question_no_passage_is_about_is_answered_not_in_the_corpus(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store) as settings:
+        _, report = await execute_scripted(
+            client, settings, "no_evidence", "How does the Raft consensus algorithm elect a leader?"
+        )
+    # The plan and both refinements found nothing about the question: no draft is written.
+    assert path(report)[-2:] == ["check_evidence:nothing relevant", "deliver:delivered"]
+    assert report.refinements == 2
+    assert report.answer == NOT_IN_CORPUS
+    assert report.flags == ["not_in_corpus"]
+    assert report.citations == []
+    assert report.usage.calls == 3  # a plan and two refinements
+    assert not report.review_passed
+
+
+async def test_drafts_the_rubric_rejects_to_the_bound_deliver_an_extract(
+    client: Client, store: DocumentStore
+) -> None:
+    async with running_workers(client, store, contracts=extractive_for_scripted()) as settings:
+        _, report = await execute_scripted(
+            client,
+            settings,
+            "passed_but_below_threshold",
+            "What does a circuit breaker do?",
+            max_revisions=1,
+        )
+    assert path(report)[-2:] == ["verdict:bound reached", "deliver:delivered"]
+    assert report.extractive
+    assert report.flags == ["max_revisions_reached", "extractive"]
+    assert report.review is None  # the extract was never reviewed, nor passed as such
+    assert not report.review_passed
+    assert [r.weighted_score for r in report.reviews] == [3.4, 3.4]
+    assert report.citations
+    assert all(f"[{c.number}]" in report.answer for c in report.citations)
+    assert report.retrieved[: len(report.citations)]

@@ -169,12 +169,14 @@ async def test_reask_limit_takes_the_plan_fallback_edge(
 async def test_refinement_bound_writes_with_what_there_is(
     client: Client, store: DocumentStore
 ) -> None:
+    # Passages about the question, but fewer than the run asks for.
     _workflow_id, report = await research_on_workers(
-        client, store, "no_evidence", "What is the airspeed of a swallow?"
+        client, store, "no_evidence", "What is an idempotency key?", min_evidence=6
     )
     assert report.refinements == 2
-    assert report.flags == ["insufficient_evidence", "no_evidence"]
-    assert report.citations == []
+    # The scripted draft says the corpus holds nothing, which its passages do not support.
+    assert report.flags == ["insufficient_evidence", "check_failed:citations"]
+    assert report.citations
     assert "check_evidence:bound reached" in path(report)
 
 
@@ -237,7 +239,8 @@ async def test_a_straight_flow_writes_no_event_per_node(
     Node and status reach the Web UI as the run's current details; the history holds
     no search-attribute upsert but the patch marker's own `TemporalChangeVersion`.
     """
-    workflow_id, report = await research_on_workers(client, store, "slow_pass", QUESTION)
+    question = "How do heartbeats find a crashed worker?"
+    workflow_id, report = await research_on_workers(client, store, "slow_pass", question)
     assert [v.node for v in report.visits] == [
         "plan", "retrieve", "check_evidence", "write", "check_draft", "review", "verdict",
         "deliver",

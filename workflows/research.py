@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from models.contracts import ContractSnapshot, FlowQuality, Rubric
     from models.documents import Passage, SearchRequest
     from models.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
-    from models.extractive import extract_answer
+    from models.extractive import NOT_IN_CORPUS, extract_answer, relevant
     from models.live import research_line
     from models.research import (
         Candidate,
@@ -66,10 +66,13 @@ MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
 PROMPT_PASSAGE_CHARS = 500
 # Runs started before this patch take the model's `passed` and have no check node.
 VERDICTS_PATCH = "rubric-verdicts-and-draft-checks"
-# One marker for every change before it: a run started with it checks clearance at its
-# start, searches in a local activity, checks drafts, and shows its node in the Web UI's
-# current details instead of a search-attribute upsert per node (ten events a run).
-# Runs started before it replay through the three patches it stands for.
+# One marker for every change of this release and before it: a run started with it
+# checks clearance at its start, searches in a local activity, checks drafts, searches
+# the question's own words and says when the documents do not answer, and shows its
+# node in the Web UI's current details instead of a search-attribute upsert per node
+# (ten events a run). Runs started before it replay through the three patches it
+# stands for; without it a run searches only the planned queries, writes from any
+# evidence and delivers the best reviewed draft at the review bound.
 PROGRESS_PATCH = "progress-in-current-details"
 FLOW = "research"
 CRITERIA_KEY = "CriterionScore.criterion"
@@ -101,6 +104,7 @@ class ResearchWorkflow:
         self._flags: list[str] = []
         self._checked = False
         self._in_details = False
+        self._grounded = False
         self._contracts: ContractSnapshot | None = None
         self._rewrite_feedback = ""
         self._reviews: list[RubricReview] = []
@@ -123,6 +127,7 @@ class ResearchWorkflow:
         }
         self._in_details = self._progress_in_details()
         self._checked = self._in_details or workflow.patched(VERDICTS_PATCH)
+        self._grounded = self._in_details
         self._set_status("running")
         node = RESEARCH_GRAPH.start
         try:
@@ -262,6 +267,12 @@ class ResearchWorkflow:
         return Outcome.SUCCESS
 
     async def _check_evidence(self) -> Outcome:
+        if self._nothing_relevant():
+            # No passage is about the question: search again, then say the documents
+            # do not answer it rather than have the writer make something up.
+            if self._progress.refinements < self._input.max_refinements:
+                return Outcome.NOT_ENOUGH
+            return self._not_in_corpus()
         if len(self._evidence.passages) >= self._input.min_evidence:
             return Outcome.ENOUGH
         if self._progress.refinements < self._input.max_refinements:
@@ -280,9 +291,20 @@ class ResearchWorkflow:
             },
         )
         queries = self._real_queries(refined.queries) if refined is not None else []
+        if not queries and self._nothing_relevant():
+            self._flag("refine_failed")
+            if self._input.question in self._tried_queries:
+                return self._not_in_corpus()
+            # Nothing found is about the question: search its own words before saying so.
+            self._queries = [self._input.question]
+            return Outcome.SUCCESS
         if not queries:
             self._flag("refine_failed")
             return Outcome.SCHEMA_FAILURE
+        if self._grounded:
+            # The question's own words go into every search after the first: a tiny
+            # model's queries can miss them.
+            queries = list(dict.fromkeys([self._input.question, *queries]))
         self._queries = queries
         return Outcome.SUCCESS
 
@@ -421,7 +443,11 @@ class ResearchWorkflow:
             self._feedback = feedback or "the answer was not good enough"
             return Outcome.FAIL
         self._flag("max_revisions_reached")
-        self._chosen = self._best
+        # No draft passed the review: an extract of the passages, where the contract
+        # allows one, rather than a draft the rubric rejected.
+        best = self._best
+        if not (self._grounded and best is not None and await self._extract(best.passages)):
+            self._chosen = best
         return Outcome.EXHAUSTED
 
     def _deliver(self) -> ResearchReport:
@@ -451,7 +477,7 @@ class ResearchWorkflow:
             # The writer saw only these passages; cite them all rather than none, and say so.
             numbers = list(range(1, len(chosen.passages) + 1))
             self._flag("citations_inferred")
-        if not chosen.passages:
+        if not chosen.passages and "not_in_corpus" not in self._flags:
             self._flag("no_evidence")
         citations = [
             Citation(
@@ -493,6 +519,7 @@ class ResearchWorkflow:
             revisions=self._progress.revisions,
             rewrites=self._progress.rewrites,
             decoding=last.decoding if last else {},
+            retrieved=[p.chunk_id for p in self._evidence.passages],
         )
 
     # --- helpers -----------------------------------------------------------------------
@@ -522,6 +549,22 @@ class ResearchWorkflow:
             self._progress.usage = self._model.usage
             self._progress.reasks = self._model.reasks
             self._progress.fallbacks = self._model.fallbacks
+
+    def _nothing_relevant(self) -> bool:
+        """No passage found holds enough of the question's words to be about it."""
+        return self._grounded and not relevant(
+            self._input.question, [_shown(p) for p in self._evidence.passages]
+        )
+
+    def _not_in_corpus(self) -> Outcome:
+        """Deliver that the documents do not answer the question; no model call."""
+        self._flag("not_in_corpus")
+        self._chosen = Candidate(
+            # Not model output, so not held to the model's output bounds.
+            draft=Draft.model_construct(answer=NOT_IN_CORPUS, citations=[]),
+            passages=[],
+        )
+        return Outcome.NOTHING_RELEVANT
 
     def _flag(self, flag: str) -> None:
         if flag not in self._flags:
