@@ -14,6 +14,7 @@ The target: a research flow of plan, search, write and review in at most 25 even
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -24,7 +25,6 @@ from bench.common import (
     Context,
     ProcessSampler,
     Section,
-    Stopwatch,
     bench_settings,
     median,
     ms,
@@ -49,7 +49,7 @@ KINDS = {
 async def _one(ctx: Context, flow: str, latency: int, settings: WorkerSettings) -> dict[str, Any]:
     """One run of a flow: its history's figures, wall time and CPU."""
     async with ProcessSampler(worker_and_server(ctx.client)) as sampler:
-        watch = Stopwatch()
+        started = time.perf_counter()
         handle = await ctx.client.start_workflow(
             FLOWS[flow],
             research_input(latency, settings),
@@ -57,7 +57,7 @@ async def _one(ctx: Context, flow: str, latency: int, settings: WorkerSettings) 
             task_queue=settings.task_queue,
         )
         await handle.result()
-        wall = watch.elapsed()
+        wall = time.perf_counter() - started
     history = await handle.fetch_history()
     kinds = Counter(event.event_type for event in history.events)
     return {
