@@ -178,8 +178,10 @@ async def outputs(stack: tuple[Stack, Path]) -> Outputs:
         "--request-id", team_id, "--clearance", "restricted",
         "--provider", "scripted", "--model", "team_canary",
     )  # fmt: skip
+    asked = "Why did the Blueheron ticket dedup key open a ticket on every retry"
+    asked += f" ({QUESTION_CANARY})?"
     out.cli["question"] = await client_py(
-        the_stack, "research", f"Did Blueheron's dedup log {QUESTION_CANARY}?",
+        the_stack, "research", asked,
         "--request-id", question_id, "--corpus", "postmortems", "--clearance", "restricted",
         "--provider", "scripted", "--model", "postmortem_lookup",
     )  # fmt: skip

@@ -190,7 +190,7 @@ async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
         started = await run_script(
             "client.py",
             *(*base, "start", "Will this ever pass review?", "--request-id", request_id),
-            *("--provider", "scripted", "--model", "slow_forever", "--max-revisions", "9"),
+            *("--provider", "scripted", "--model", "hang"),
             env=env,
         )
         assert started.code == 0, started.stderr

@@ -175,8 +175,9 @@ async def test_a_caller_without_clearance_never_receives_restricted_passages(
     assert public.data_route.namespaces == ["demo"]
     assert "clearance public too low" in public.data_route.excluded["postmortems"]
     assert public.result is not None
+    # The public corpus says nothing about Blueheron: the public caller is told so.
+    assert "not_in_corpus" in public.result["flags"]
     public_docs = [c["doc_id"] for c in public.result["citations"]]
-    assert public_docs
     assert not any(d.startswith("postmortems/") for d in public_docs)
     assert "Blueheron" not in json.dumps(public.result["citations"])
 
@@ -191,7 +192,7 @@ async def test_a_korean_question_is_answered_from_the_korean_corpus(
 ) -> None:
     async with running_workers(client, store) as settings:
         completed, result = await ask(
-            server_address, settings, "재시도는 어떻게 안전해지나요?", script="ko_research"
+            server_address, settings, "재시도 백오프와 지터는 무엇인가요?", script="ko_research"
         )
     assert completed.code == 0, completed.stderr
     assert result.decision.intent == "research"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 import threading
 import time
 
@@ -87,10 +88,13 @@ async def test_the_answer_reaches_a_watcher_within_a_second_of_its_first_token(
     local = FirstPiece(LocalModel())
     gateway = LLMGateway(PromptBook.load(), {"local": in_thread(local)}, passages=store)
     seen: list[float] = []
+    written: list[str] = []
 
     def on_event(event: LiveEvent) -> None:
         if not seen and event.kind == "tokens" and event.node == "write":
             seen.append(time.monotonic())
+        if event.kind == "done" and event.node == "write":
+            written.append(json.loads(event.text)["answer"])
 
     workflow_id = new_id("local-stream")
     async with running_workers(client, store, gateway=gateway) as settings:
@@ -108,6 +112,9 @@ async def test_the_answer_reaches_a_watcher_within_a_second_of_its_first_token(
     assert seen
     assert seen[0] - local.at < 1.0
     assert report.usage.tokens_out > 0
-    # What streamed is the answer the report carries.
+    # What streamed is the draft the model wrote (the report may carry an extract
+    # instead, flagged, when the draft does not pass within its bounds).
     shown = out.getvalue().rsplit("write > ", 1)[1]
-    assert shown.startswith(report.answer.replace("\n", " ")[:30])
+    assert written
+    assert shown.startswith(written[-1].replace("\n", " ")[:30])
+    assert report.answer == written[-1] or "extractive" in report.flags
