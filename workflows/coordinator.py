@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_AGENT,
         UNKNOWN_RUBRIC,
     )
-    from models.extractive import extract_answer
+    from models.extractive import extract_for_questions
     from models.live import team_line
     from models.llm import Fallback, Usage
     from models.research import Draft
@@ -214,7 +214,8 @@ class CoordinatorWorkflow:
             for failure in failing[1].check_failures:
                 self._flag(f"check_failed:{failure.rule}")
             best = failing
-            extract = await self._extract(request, quality, passage_ids)
+            questions_asked = [r.question for r in researchers] or [request.request]
+            extract = await self._extract(request, quality, passage_ids, questions_asked)
             if extract is not None:
                 best, extractive = (extract, failing[1]), True
                 self._flag("extractive")
@@ -463,15 +464,19 @@ class CoordinatorWorkflow:
         return self._shown
 
     async def _extract(
-        self, request: CoordinatorInput, quality: FlowQuality, passage_ids: list[str]
+        self,
+        request: CoordinatorInput,
+        quality: FlowQuality,
+        passage_ids: list[str],
+        questions: list[str],
     ) -> Draft | None:
-        """The passages' best sentences as the report, when the contract allows it."""
+        """The passages' best sentences for each sub-question, when the contract allows it."""
         provider = request.models[0].provider if request.models else None
         if self._model is not None:
             provider = self._model.choice.provider
         if provider not in quality.extractive_fallback:
             return None
-        extract = extract_answer(request.request, await self._passages_shown(request, passage_ids))
+        extract = extract_for_questions(questions, await self._passages_shown(request, passage_ids))
         if extract is None:
             return None
         # Not model output, so not held to the model's output bounds.
