@@ -1,13 +1,14 @@
-"""What a research flow writes to its history, now and as the release before wrote it.
+"""What a research flow writes to its history, and what an upsert per node would add.
 
     python -m bench --only events
 
-The release before upserted a search attribute per node and per status and carried
-a patch marker per change (each marker with its own `TemporalChangeVersion` upsert);
-a run now shows its node in the Web UI's current details and carries one marker. Both
-run here on the same workers, one after the other in turn (ABAB), with the scripted
-model at each latency; reported per flow: events by kind, workflow tasks, history
-bytes, wall time, and CPU of the server and of this process (client and workers).
+Releases before upserted a search attribute per node and per status (and carried a
+patch marker per change, each with its own `TemporalChangeVersion` upsert); a run now
+shows its node in the Web UI's current details and carries no marker. The flow and
+the same flow with an upsert per node run here on the same workers, one after the
+other in turn (ABAB), with the scripted model at each latency; reported per flow:
+events by kind, workflow tasks, history bytes, wall time, and CPU of the server and
+of this process (client and workers).
 
 The target: a research flow of plan, search, write and review in at most 25 events.
 """
@@ -32,13 +33,13 @@ from bench.common import (
     running_workers,
     worker_and_server,
 )
-from bench.workflows import PreviousResearchWorkflow
+from bench.workflows import UpsertingResearchWorkflow
 from infra.settings import WorkerSettings
 from soak.run import history_figures
 from workflows.research import ResearchWorkflow
 
 TARGET_EVENTS = 25
-FLOWS = {"previous": PreviousResearchWorkflow.run, "current": ResearchWorkflow.run}
+FLOWS = {"upsert per node": UpsertingResearchWorkflow.run, "current": ResearchWorkflow.run}
 KINDS = {
     "upserts": EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
     "markers": EventType.EVENT_TYPE_MARKER_RECORDED,
@@ -53,7 +54,7 @@ async def _one(ctx: Context, flow: str, latency: int, settings: WorkerSettings) 
         handle = await ctx.client.start_workflow(
             FLOWS[flow],
             research_input(latency, settings),
-            id=f"bench-events-{flow}-{uuid.uuid4().hex[:8]}",
+            id=f"bench-events-{flow.replace(' ', '-')}-{uuid.uuid4().hex[:8]}",
             task_queue=settings.task_queue,
         )
         await handle.result()
@@ -74,7 +75,7 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
     rows: list[list[str]] = []
     data: dict[str, Any] = {"runs": runs, "target_events": TARGET_EVENTS, "latencies": {}}
     async with running_workers(
-        ctx.client, ctx.store, settings, extra_workflows=[PreviousResearchWorkflow]
+        ctx.client, ctx.store, settings, extra_workflows=[UpsertingResearchWorkflow]
     ):
         for latency in latencies:
             samples: dict[str, list[dict[str, Any]]] = {flow: [] for flow in FLOWS}
@@ -111,8 +112,8 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
                 )
     return Section(
         name="flow_events",
-        title=f"10. A research flow's history, the release before and now ({runs} runs each,"
-        " alternating, median)",
+        title=f"10. A research flow's history, with an upsert per node and now ({runs} runs"
+        " each, alternating, median)",
         headers=[
             "model latency",
             "flow",
@@ -129,8 +130,8 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
         data=data,
         notes=[
             f"Target: at most {TARGET_EVENTS} events for plan, search, write and review."
-            " `previous` is the same flow run as the release before ran it (an upsert per"
-            " node and status, a marker per change); `current` shows its node in the"
-            " Web UI's current details and carries one marker."
+            " `upsert per node` is the same flow showing progress as releases before did"
+            " (an upsert per node and status); `current` shows its node in the Web UI's"
+            " current details and carries no patch marker."
         ],
     )

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from models.research import ResearchInput, ResearchReport
     from soak.workflows import write_call
     from workflows.research import ResearchWorkflow
+    from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
 ECHO_TIMEOUT = timedelta(seconds=10)
 # The server's history warning limits, which a conversation stops short of.
@@ -192,17 +193,24 @@ class ConversationWorkflow:
 BENCH_WORKFLOWS = [ProbeWorkflow, SubAgentWorkflow, FanOutWorkflow, ConversationWorkflow]
 
 
-@workflow.defn(name="BenchPreviousResearch")
-class PreviousResearchWorkflow(ResearchWorkflow):
-    """The research flow as the release before: a patch marker per change, an upsert per node.
+@workflow.defn(name="BenchUpsertingResearch")
+class UpsertingResearchWorkflow(ResearchWorkflow):
+    """The research flow with a search-attribute upsert per node, as releases before showed it.
 
-    Same nodes, same activities; only how progress reaches the Web UI differs, so the
-    two side by side give what the current details save in events and server CPU.
+    Same nodes, same activities; only how progress reaches the Web UI differs. Beside
+    the flow itself it gives what the current details save in events and server CPU,
+    and its upserts time each node for the per-step overhead.
     """
 
     @workflow.run
     async def run(self, request: ResearchInput) -> ResearchReport:
         return await super().run(request)
 
-    def _progress_in_details(self) -> bool:
-        return False
+    def _show(self) -> None:
+        super()._show()
+        workflow.upsert_search_attributes(
+            [
+                RESEARCH_NODE.value_set(self._progress.node),
+                RESEARCH_STATUS.value_set(self._progress.status),
+            ]
+        )

@@ -20,6 +20,8 @@ from tests.conftest import QUESTION, research_on_workers
 from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+# Research runs older than the release before: this release no longer replays them.
+RETIRED = sorted((Path(__file__).parent / "histories" / "retired").glob("*.json"))
 
 
 def replayer() -> Replayer:
@@ -54,6 +56,28 @@ def test_recorded_histories_are_present() -> None:
     # The shapes behind the check-node, rubric-verdict and router-validation patches.
     assert {"research_checks_then_pass", "team_checks", "ask_refused_by_flow_input"} <= stems
     assert any(s.startswith("team_report-researcher") for s in stems)
+    # A research run of the release before, with the marker this release matches on replay.
+    assert "research_in_details" in stems
+    assert {p.stem for p in RETIRED} == {
+        "research_checks_then_pass",
+        "research_never_checks",
+        "research_reask_and_fallback",
+        "research_refine_and_revise",
+    }
+
+
+@pytest.mark.parametrize("path", RETIRED, ids=[p.stem for p in RETIRED])
+async def test_a_research_run_older_than_the_release_before_no_longer_replays(
+    path: Path,
+) -> None:
+    """Why the upgrade procedure drains such runs first: they would stop on this code.
+
+    The retired patches' markers (or the upserts per node of runs before any) have no
+    command here, so the worker fails the task instead of taking another path silently.
+    """
+    result = await replayer().replay_workflow(recorded(path), raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "Nondeterminism" in str(result.replay_failure)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

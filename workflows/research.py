@@ -12,7 +12,6 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -48,32 +47,26 @@ with workflow.unsafe.imports_passed_through():
         ResearchPlan,
         ResearchProgress,
         ResearchReport,
-        ReviewVerdict,
         RubricReview,
         RunStatus,
     )
     from routing.data import clearance_refusal
-    from workflows.contract_snapshot import load_contracts, load_contracts_locally
+    from workflows.contract_snapshot import load_contracts_locally
     from workflows.live import LiveChannel
-    from workflows.live_steps import research_node, review_step, search_step
+    from workflows.live_steps import research_node, search_step
     from workflows.model_calls import BudgetExhausted, ModelCaller
-    from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
 M = TypeVar("M", bound=BaseModel)
 
 # Output budgets per node: small enough that a runaway generation stays short.
 MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
 PROMPT_PASSAGE_CHARS = 500
-# Runs started before this patch take the model's `passed` and have no check node.
-VERDICTS_PATCH = "rubric-verdicts-and-draft-checks"
-# One marker for every change of this release and before it: a run started with it
-# checks clearance at its start, searches in a local activity, checks drafts, searches
-# the question's own words and says when the documents do not answer, and shows its
-# node in the Web UI's current details instead of a search-attribute upsert per node
-# (ten events a run). Runs started before it replay through the three patches it
-# stands for; without it a run searches only the planned queries, writes from any
-# evidence and delivers the best reviewed draft at the review bound.
-PROGRESS_PATCH = "progress-in-current-details"
+# The release before marked each run with this patch; its runs took the path every run
+# takes now. A run writes no marker any more (a marker and the SDK's search-attribute
+# upsert were two of its 27 events); the marker in such a run's history is matched on
+# replay, so those runs still finish on this code. Runs that started before that
+# release (without the marker) do not replay here: docs/upgrades.md, "Retiring a patch".
+RETIRED_PATCH = "progress-in-current-details"
 FLOW = "research"
 CRITERIA_KEY = "CriterionScore.criterion"
 
@@ -102,9 +95,6 @@ class ResearchWorkflow:
         self._best: Candidate | None = None
         self._chosen: Candidate | None = None
         self._flags: list[str] = []
-        self._checked = False
-        self._in_details = False
-        self._grounded = False
         self._contracts: ContractSnapshot | None = None
         self._rewrite_feedback = ""
         self._reviews: list[RubricReview] = []
@@ -125,15 +115,14 @@ class ResearchWorkflow:
             VERDICT: self._verdict,
             CHECK_DRAFT: self._check_draft,
         }
-        self._in_details = self._progress_in_details()
-        self._checked = self._in_details or workflow.patched(VERDICTS_PATCH)
-        self._grounded = self._in_details
+        if workflow.unsafe.is_replaying():
+            # Matches the retired patch's marker in a run of the release before; writes
+            # nothing in a new run, which is never replaying at its first task.
+            workflow.deprecate_patch(RETIRED_PATCH)
         self._set_status("running")
         node = RESEARCH_GRAPH.start
         try:
-            # Runs started before this patch let the search activity refuse, after the plan.
-            if self._in_details or workflow.patched("clearance-at-start"):
-                await self._check_clearance()
+            await self._check_clearance()
             while not RESEARCH_GRAPH.node(node).terminal:
                 self._enter(node)
                 try:
@@ -147,9 +136,6 @@ class ResearchWorkflow:
                     outcome = Outcome.BUDGET_EXHAUSTED
                 self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
                 node = RESEARCH_GRAPH.next(node, outcome)
-                if node == CHECK_DRAFT and not self._checked:
-                    # Recorded runs went from write straight to review; they replay so.
-                    node = RESEARCH_GRAPH.next(CHECK_DRAFT, Outcome.PASS)
         except (Exception, asyncio.CancelledError) as error:
             # Not BaseException: the SDK tears evicted workflows down with its own.
             self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
@@ -166,28 +152,18 @@ class ResearchWorkflow:
         await self._live.close()
         return report
 
-    def _show(self, attribute: SearchAttributeKey[str], value: str) -> None:
-        """Progress on the run's page, kept out of the history: no event per node.
-
-        Runs started before the current details upsert the attribute, as recorded.
-        """
-        if self._in_details:
-            workflow.set_current_details(research_line(self._progress))
-        else:
-            workflow.upsert_search_attributes([attribute.value_set(value)])
-
-    def _progress_in_details(self) -> bool:
-        """Whether this run shows progress in its current details (a marker at its start)."""
-        return workflow.patched(PROGRESS_PATCH)
-
     def _set_status(self, status: RunStatus) -> None:
         self._progress.status = status
-        self._show(RESEARCH_STATUS, status)
+        self._show()
 
     def _enter(self, node: str) -> None:
         self._progress.node = node
-        self._show(RESEARCH_NODE, node)
+        self._show()
         research_node(self._live, self._progress)
+
+    def _show(self) -> None:
+        """Progress on the run's page, kept out of the history: no event per node."""
+        workflow.set_current_details(research_line(self._progress))
 
     async def _check_clearance(self) -> None:
         """Refuse a namespace the caller may not read before any model call or search.
@@ -234,28 +210,17 @@ class ResearchWorkflow:
             namespaces=self._input.namespaces,
             clearance=self._input.clearance,
         )
-        summary = f"retrieve: {'; '.join(self._queries)}"[:200]
-        # Runs recorded before this patch searched with a regular activity and replay so.
-        if self._in_details or workflow.patched("retrieve-local-activity"):
-            # A search is fast, read-only and reads a store every orchestration worker
-            # has, so it runs as a local activity: inside the workflow task, recorded as
-            # a marker, without two dispatches through the server's task queues. A
-            # crash before the marker is recorded runs it again, which is harmless.
-            result = await workflow.execute_local_activity_method(
-                DocumentActivities.search,
-                request,
-                start_to_close_timeout=node.start_to_close,
-                retry_policy=node.retry,
-                summary=summary,
-            )
-        else:
-            result = await workflow.execute_activity_method(
-                DocumentActivities.search,
-                request,
-                start_to_close_timeout=node.start_to_close,
-                retry_policy=node.retry,
-                summary=summary,
-            )
+        # A search is fast, read-only and reads a store every orchestration worker has,
+        # so it runs as a local activity: inside the workflow task, recorded as a
+        # marker, without two dispatches through the server's task queues. A crash
+        # before the marker is recorded runs it again, which is harmless.
+        result = await workflow.execute_local_activity_method(
+            DocumentActivities.search,
+            request,
+            start_to_close_timeout=node.start_to_close,
+            retry_policy=node.retry,
+            summary=f"retrieve: {'; '.join(self._queries)}"[:200],
+        )
         self._tried_queries.extend(q for q in self._queries if q not in self._tried_queries)
         merged = {p.chunk_id: p for p in self._evidence.passages}
         for passage in result.passages:
@@ -301,11 +266,9 @@ class ResearchWorkflow:
         if not queries:
             self._flag("refine_failed")
             return Outcome.SCHEMA_FAILURE
-        if self._grounded:
-            # The question's own words go into every search after the first: a tiny
-            # model's queries can miss them.
-            queries = list(dict.fromkeys([self._input.question, *queries]))
-        self._queries = queries
+        # The question's own words go into every search after the first: a tiny model's
+        # queries can miss them.
+        self._queries = list(dict.fromkeys([self._input.question, *queries]))
         return Outcome.SUCCESS
 
     async def _write(self) -> Outcome:
@@ -325,7 +288,7 @@ class ResearchWorkflow:
                 "feedback": feedback,
             },
         )
-        if draft is None and self._checked and await self._extract(passages):
+        if draft is None and await self._extract(passages):
             return Outcome.SCHEMA_FAILURE
         if draft is None:
             raise ApplicationError(
@@ -361,29 +324,6 @@ class ResearchWorkflow:
         return Outcome.EXHAUSTED
 
     async def _review(self) -> Outcome:
-        if self._checked:
-            return await self._rubric_review()
-        assert self._current is not None
-        verdict = await self._ask(
-            REVIEW,
-            ReviewVerdict,
-            {
-                "question": self._input.question,
-                "passages": _numbered(self._current.passages),
-                "answer": self._current.draft.answer,
-            },
-        )
-        if verdict is None:
-            self._flag("unreviewed")
-            self._chosen = self._current
-            return Outcome.SCHEMA_FAILURE
-        self._current.verdict = verdict
-        review_step(self._live, verdict)
-        if self._best is None or self._current.score >= self._best.score:
-            self._best = self._current
-        return Outcome.SUCCESS
-
-    async def _rubric_review(self) -> Outcome:
         """The reviewer scores each criterion; the rubric, not the model, decides the verdict."""
         assert self._current is not None
         name, rubric = await self._rubric()
@@ -432,21 +372,19 @@ class ResearchWorkflow:
     async def _verdict(self) -> Outcome:
         assert self._current is not None
         review = self._current.review
-        verdict = self._current.verdict
-        passed = review.passed if review is not None else bool(verdict and verdict.passed)
-        feedback = review.feedback if review is not None else (verdict.feedback if verdict else "")
-        if passed:
+        assert review is not None  # the review node always precedes the verdict
+        if review.passed:
             self._chosen = self._current
             return Outcome.PASS
         if self._progress.revisions < self._input.max_revisions:
             self._progress.revisions += 1
-            self._feedback = feedback or "the answer was not good enough"
+            self._feedback = review.feedback or "the answer was not good enough"
             return Outcome.FAIL
         self._flag("max_revisions_reached")
         # No draft passed the review: an extract of the passages, where the contract
         # allows one, rather than a draft the rubric rejected.
         best = self._best
-        if not (self._grounded and best is not None and await self._extract(best.passages)):
+        if not (best is not None and await self._extract(best.passages)):
             self._chosen = best
         return Outcome.EXHAUSTED
 
@@ -491,7 +429,7 @@ class ResearchWorkflow:
         ]
         last = self._model.last
         answer = chosen.draft.answer
-        if self._checked and not chosen.extractive:
+        if not chosen.extractive:
             # The flow's own words to its writer never go out, even in a flagged draft.
             answer = scrub_internal(answer) or NOTHING_LEFT
         return ResearchReport(
@@ -552,9 +490,7 @@ class ResearchWorkflow:
 
     def _nothing_relevant(self) -> bool:
         """No passage found holds enough of the question's words to be about it."""
-        return self._grounded and not relevant(
-            self._input.question, [_shown(p) for p in self._evidence.passages]
-        )
+        return not relevant(self._input.question, [_shown(p) for p in self._evidence.passages])
 
     def _not_in_corpus(self) -> Outcome:
         """Deliver that the documents do not answer the question; no model call."""
@@ -572,20 +508,14 @@ class ResearchWorkflow:
 
     def _real_queries(self, queries: list[str]) -> list[str]:
         """Only real search queries are searched; `"]: {` from a broken plan is not one."""
-        if not self._checked:
-            return queries
         kept = [q for q in queries if query_problem(q) is None]
         if len(kept) < len(queries):
             self._flag("queries_rejected")
         return kept
 
     async def _snapshot(self) -> ContractSnapshot:
-        """The contracts, read once per run as a recorded result, when first needed.
-
-        Runs that checked clearance at their start read them there already.
-        """
-        if self._contracts is None:
-            self._contracts = await load_contracts()
+        """The contracts the run read at its start (`_check_clearance`)."""
+        assert self._contracts is not None
         return self._contracts
 
     async def _quality(self) -> FlowQuality:
