@@ -350,8 +350,10 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     if args.status:
         query += f' AND ExecutionStatus = "{STATE_FILTERS[args.status]}"'
     rows = []
-    async for wf in ctx.client.list_workflows(query, limit=args.limit):
-        state, node = await _state_and_node(ctx, wf)
+    found = [wf async for wf in ctx.client.list_workflows(query, limit=args.limit)]
+    # Asked all at once: a running run with no worker costs its query's 2 s once, not per row.
+    states = await asyncio.gather(*(_state_and_node(ctx, wf) for wf in found))
+    for wf, (state, node) in zip(found, states, strict=True):
         if args.status in ("queued", "running") and state != args.status:
             continue
         rows.append(

@@ -21,6 +21,10 @@ class SearchRequest(BaseModel):
         default_factory=list, description="searched in addition to `namespace`"
     )
     clearance: SecurityLevel = "public"
+    rank_for: str = Field(
+        default="",
+        description="a question to score every passage found against (Passage.question_score)",
+    )
 
     @property
     def all_namespaces(self) -> list[str]:
@@ -37,6 +41,10 @@ class Passage(BaseModel):
     title: str
     text: str
     score: float = Field(description="bm25 relevance, higher is better")
+    question_score: float = Field(
+        default=0.0,
+        description="bm25 relevance to the request's `rank_for` question; 0 when not asked",
+    )
 
 
 class SearchResult(BaseModel):

@@ -289,7 +289,9 @@ async def test_search_attributes_summaries_memo_and_ids_hold_no_question_text(
     assert QUESTION_CANARY.encode() not in raw
     info = described["workflowExecutionInfo"]
     attributes = info["searchAttributes"]["indexedFields"]
-    assert "TemporalChangeVersion" in attributes  # the patch markers' names, no text
+    # Only the server's own: no attribute of keel's, no patch marker's name.
+    assert set(attributes) <= {"BuildIds", "TemporalChangeVersion"}
+    assert "BuildIds" in attributes
     assert QUESTION_CANARY not in json.dumps(info.get("memo", {}))
     # The summaries are payloads, sealed like the rest: a keyholder reads the question.
     codec = ["--codec-endpoint", f"http://127.0.0.1:{the_stack.codec_port}"]

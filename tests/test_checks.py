@@ -168,6 +168,18 @@ def test_an_extract_on_a_tie_takes_the_passage_retrieval_ranked_first() -> None:
     )
 
 
+def test_an_extract_takes_the_passage_the_store_ranks_first_for_the_question() -> None:
+    question = "Does the retried activity send the same key?"
+    # By words, DURABLE; the store's ranking (with the corpus's term weights) decides.
+    assert extract_answer(question, SHOWN).citations == [2]  # type: ignore[union-attr]
+    ranked = extract_answer(question, SHOWN, [3.5, 1.2, 0.0])
+    assert ranked is not None
+    assert ranked.citations == [1]
+    # Ranks that score nothing, or do not match the passages, fall back to the words.
+    assert extract_answer(question, SHOWN, [0.0, 0.0, 0.0]).citations == [2]  # type: ignore[union-attr]
+    assert extract_answer(question, SHOWN, [3.5]).citations == [2]  # type: ignore[union-attr]
+
+
 def test_a_team_extract_answers_each_sub_question_from_its_own_passage() -> None:
     extract = extract_for_questions(
         ["Does the retried activity send the same key?", "When does a circuit breaker open?"],

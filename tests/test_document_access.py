@@ -177,3 +177,19 @@ async def test_restricted_research_run_cites_a_postmortem(
     assert report.review_passed
     assert report.citations[0].doc_id == "postmortems/2024-03-ticket-dedup-outage"
     assert "Blueheron" in report.citations[0].passage
+
+
+async def test_a_search_scores_what_it_found_against_the_question_it_serves(
+    documents: DocumentActivities,
+) -> None:
+    """A plan's broad query finds a document's chunks; the question tells which answers it."""
+    question = "How should an idempotency key be derived from the workflow id and step?"
+    found = await documents.search(
+        SearchRequest(namespace="demo", queries=["idempotency key"], limit=5, rank_for=question)
+    )
+    scores = {p.chunk_id: p.question_score for p in found.passages}
+    assert "demo/idempotency-keys#2" in scores  # "Deriving the key"
+    assert scores["demo/idempotency-keys#2"] == max(scores.values()) > 0
+    # Without a question, nothing is scored: the passages keep the default.
+    plain = await documents.search(SearchRequest(namespace="demo", queries=["idempotency key"]))
+    assert {p.question_score for p in plain.passages} == {0.0}

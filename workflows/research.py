@@ -209,6 +209,7 @@ class ResearchWorkflow:
             limit=self._input.evidence_limit,
             namespaces=self._input.namespaces,
             clearance=self._input.clearance,
+            rank_for=self._input.question,
         )
         # A search is fast, read-only and reads a store every orchestration worker has,
         # so it runs as a local activity: inside the workflow task, recorded as a
@@ -535,7 +536,11 @@ class ResearchWorkflow:
         quality = await self._quality()
         if self._model.choice.provider not in quality.extractive_fallback:
             return False
-        extract = extract_answer(self._input.question, [_shown(p) for p in passages])
+        extract = extract_answer(
+            self._input.question,
+            [_shown(p) for p in passages],
+            [p.question_score for p in passages],
+        )
         if extract is None:
             return False
         self._chosen = Candidate(

@@ -98,6 +98,14 @@ class DocumentActivities:
         passages = await asyncio.to_thread(
             self._store.search_many, namespaces, request.queries, request.limit
         )
+        if request.rank_for and passages:
+            scores = await asyncio.to_thread(
+                self._store.scores, [p.chunk_id for p in passages], request.rank_for
+            )
+            passages = [
+                p.model_copy(update={"question_score": scores.get(p.chunk_id, 0.0)})
+                for p in passages
+            ]
         log.info(
             "documents.search", queries=request.queries, namespaces=namespaces, hits=len(passages)
         )

@@ -199,6 +199,25 @@ class DocumentStore:
             for c, d, n, t, b, r in rows
         ]
 
+    def scores(self, chunk_ids: Sequence[str], question: str) -> dict[str, float]:
+        """Each chunk's bm25 relevance to `question`, with the corpus's own term weights.
+
+        The passages of a search were found by a plan's queries; which of them is about
+        the question itself is this score (0 for a chunk that shares no term with it).
+        """
+        match = fts_query([question])
+        wanted = list(dict.fromkeys(chunk_ids))
+        if match is None or not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT chunk_id, bm25(chunks, 0, 0, 0, 2.0, 1.0) FROM chunks"
+                f" WHERE chunks MATCH ? AND chunk_id IN ({marks})",
+                (match, *wanted),
+            ).fetchall()
+        return {c: round(-r, 4) for c, r in rows}
+
     def passage(self, chunk_id: str) -> Passage | None:
         """One chunk in full, by id, as a citation names it; None when it is not stored."""
         with self._connect() as db:
