@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from models.coordinator import CoordinatorProgress
     from models.documents import Passage
     from models.live import research_line, team_line
-    from models.research import ResearchProgress, ReviewVerdict
+    from models.research import ResearchProgress
     from models.routing import IntentDecision
     from workflows.live import LiveChannel
 
@@ -30,11 +30,6 @@ def search_step(live: LiveChannel, node: str, hits: list[Passage]) -> None:
     titles = list(dict.fromkeys(p.title for p in hits))
     shown = "; ".join(titles[:TITLES_SHOWN]) + (" ..." if len(titles) > TITLES_SHOWN else "")
     live.step(f"search done: {len(hits)} hit(s)" + (f": {shown}" if shown else ""), node)
-
-
-def review_step(live: LiveChannel, verdict: ReviewVerdict) -> None:
-    outcome = "passed" if verdict.passed else "failed"
-    live.step(f"review {outcome}, score {verdict.score}/5", "review")
 
 
 def child_started(live: LiveChannel, workflow_id: str) -> None:
