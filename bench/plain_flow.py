@@ -138,7 +138,11 @@ class ResearchNodes:
     async def retrieve(self, state: FlowState) -> FlowState:
         limit = self._request.evidence_limit
         found = await asyncio.to_thread(
-            self._store.search, self._request.namespace, state["queries"], limit
+            self._store.search_for_question,
+            [self._request.namespace],
+            state["queries"],
+            state["question"],
+            limit,
         )
         merged = {p["chunk_id"]: p for p in state.get("passages", [])}
         for passage in found:

@@ -23,7 +23,8 @@ class SearchRequest(BaseModel):
     clearance: SecurityLevel = "public"
     rank_for: str = Field(
         default="",
-        description="a question to score every passage found against (Passage.question_score)",
+        description="the question the search serves: searched too, its ranking fused with"
+        " the queries', and every passage scored against it (Passage.question_score)",
     )
 
     @property
@@ -40,7 +41,10 @@ class Passage(BaseModel):
     namespace: str = ""
     title: str
     text: str
-    score: float = Field(description="bm25 relevance, higher is better")
+    score: float = Field(
+        description="bm25 relevance, or its reciprocal-rank fusion with the question's"
+        " own search (SearchRequest.rank_for); higher is better"
+    )
     question_score: float = Field(
         default=0.0,
         description="bm25 relevance to the request's `rank_for` question; 0 when not asked",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from models.agents import AgentTurn, DirectAnswer, Findings, IntentGuess, RubricScores, SubQuestions
-from models.research import Draft, RefinedQueries, ResearchPlan, ReviewVerdict
+from models.research import Draft, RefinedQueries, ResearchPlan
 from models.tickets import IncidentTriage
 
 OUTPUT_MODELS: dict[str, type[BaseModel]] = {
@@ -15,7 +15,6 @@ OUTPUT_MODELS: dict[str, type[BaseModel]] = {
         ResearchPlan,
         RefinedQueries,
         Draft,
-        ReviewVerdict,
         IncidentTriage,
         IntentGuess,
         DirectAnswer,

@@ -38,15 +38,6 @@ class Draft(BaseModel):
     citations: list[Annotated[int, Field(ge=1, le=20)]] = Field(min_length=1, max_length=5)
 
 
-class ReviewVerdict(BaseModel):
-    """Review node of runs recorded before rubric verdicts: the model's own pass or fail."""
-
-    passed: bool
-    # An enum, not a range: llama.cpp's schema grammar enforces enums but not bounds.
-    score: Literal[1, 2, 3, 4, 5]
-    feedback: str = Field(max_length=200)
-
-
 class EvidenceSet(BaseModel):
     """Retrieve node: passages gathered so far, best first."""
 
@@ -72,7 +63,7 @@ class RubricReview(BaseModel):
 
 
 class Candidate(BaseModel):
-    """A draft with the passages it was written from and, once reviewed, its verdict.
+    """A draft with the passages it was written from and, once reviewed, the rubric's review.
 
     Defined here rather than in the workflow module: the sandbox re-runs a workflow
     module for every run, and building a pydantic class each time took about 6 % of
@@ -81,7 +72,6 @@ class Candidate(BaseModel):
 
     draft: Draft
     passages: list[Passage]
-    verdict: ReviewVerdict | None = None
     review: RubricReview | None = None
     failures: list[CheckFailure] = Field(
         default_factory=list, description="check rules the draft broke"
@@ -90,10 +80,8 @@ class Candidate(BaseModel):
 
     @property
     def score(self) -> float:
-        """What ranks drafts for the best one: the rubric's score, else the model's."""
-        if self.review is not None:
-            return self.review.weighted_score
-        return float(self.verdict.score) if self.verdict else 0.0
+        """What ranks drafts for the best one: the rubric's weighted score (0 unreviewed)."""
+        return self.review.weighted_score if self.review is not None else 0.0
 
 
 class ResearchInput(BaseModel):

@@ -49,6 +49,9 @@ CORPORA = {
 }
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
 QUESTION = "How do idempotency keys make retries safe?"
+# A question only one passage is about: its own search finds too little evidence,
+# so the flow refines its queries (the refine loop's case).
+NARROW = "What is jitter?"
 TEAM_REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
 
 

@@ -124,7 +124,7 @@ async def test_status_list_and_ingest_report_on_real_runs(
     body = json.loads(status.stdout)
     assert body["status"] == "COMPLETED"
     assert body["progress"]["node"] == "deliver"
-    assert body["progress"]["usage"]["calls"] == 7
+    assert body["progress"]["usage"]["calls"] == 6  # the question found enough: no refine
     rows = {r["workflow_id"]: r for r in json.loads(listed.stdout)}
     assert rows[f"research-{request_id}"]["research_status"] == "delivered"
     assert ingested.code == 0, ingested.stderr

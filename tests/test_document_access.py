@@ -193,3 +193,25 @@ async def test_a_search_scores_what_it_found_against_the_question_it_serves(
     # Without a question, nothing is scored: the passages keep the default.
     plain = await documents.search(SearchRequest(namespace="demo", queries=["idempotency key"]))
     assert {p.question_score for p in plain.passages} == {0.0}
+
+
+async def test_a_search_also_searches_the_question_when_the_plan_misses_the_answer(
+    documents: DocumentActivities,
+) -> None:
+    """A plan's query that misses the answering chunk: the question's own search brings it."""
+    question = "Why does a retry policy need a maximum number of attempts?"
+    answer = "demo/retries-and-backoff#3"  # "Retry-After and maximum attempts"
+    planned = SearchRequest(namespace="demo", queries=["retry policy errors"], limit=3)
+    missed = await documents.search(planned)
+    assert answer not in [p.chunk_id for p in missed.passages]
+    found = await documents.search(planned.model_copy(update={"rank_for": question}))
+    chunks = [p.chunk_id for p in found.passages]
+    assert answer in chunks
+    assert len(chunks) == 3
+    # What the plan's query ranked first stays: fusion keeps the top of either ranking.
+    assert missed.passages[0].chunk_id in chunks
+    best = max(found.passages, key=lambda p: p.question_score)
+    assert best.chunk_id == answer
+    assert [p.score for p in found.passages] == sorted(
+        (p.score for p in found.passages), reverse=True
+    )

@@ -16,6 +16,8 @@ from tests.processes import run_script
 from tests.test_cli import cli_env
 
 QUESTION = "How do idempotency keys make retries safe?"
+# The question the never-passing script's drafts are about.
+BREAKER_QUESTION = "What states does a circuit breaker have?"
 PASSING_REVIEW = {
     "scores": [{"criterion": c, "score": 4} for c in ("relevance", "grounding", "clarity")],
     "feedback": "Clear and supported.",
@@ -33,7 +35,7 @@ async def test_a_fork_at_the_second_write_reruns_from_there_on_the_workers_of_to
     script.write_text((SCRIPTED_DIR / "never_passes.json").read_text())
     async with running_workers(client, store, worker_settings(scripted_dir=scripts)) as settings:
         workflow_id, original = await execute_scripted(
-            client, settings, "forked", QUESTION, max_revisions=2
+            client, settings, "forked", BREAKER_QUESTION, max_revisions=2
         )
         original_run = (await client.get_workflow_handle(workflow_id).describe()).run_id
         # The changed worker: the run's own best draft, and a reviewer that passes it.

@@ -13,6 +13,7 @@ from activities.documents.store import DocumentStore
 from models.llm import Budget
 from models.research import ResearchReport
 from tests.conftest import (
+    NARROW,
     QUESTION,
     current_details,
     execute_scripted,
@@ -47,7 +48,7 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
 ) -> None:
     async with running_workers(client, store) as settings:
         workflow_id, report = await execute_scripted(
-            client, settings, "refine_and_revise", QUESTION
+            client, settings, "narrow_refine_and_revise", NARROW
         )
         progress = await client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id).query(
             ResearchWorkflow.progress
@@ -80,12 +81,9 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
     assert report.iterations == 2
     assert report.refinements == 1
     assert report.flags == []
-    assert report.answer.startswith("An idempotency key derived from the workflow")
-    # The delivered draft cites passages 1 and 2; each points at a stored document.
-    assert [c.number for c in report.citations] == [1, 2]
-    known = store.document_ids("demo")
-    assert all(c.doc_id in known for c in report.citations)
-    assert any("idempotency" in c.passage.lower() for c in report.citations)
+    assert report.answer.startswith("Jitter adds a random spread to each backoff wait")
+    # The one passage about jitter, found by the question itself, is cited.
+    assert [c.chunk_id for c in report.citations] == ["demo/retries-and-backoff#1"]
     assert report.usage.calls == 7
     assert report.provider == "scripted"
     assert set(report.prompts) == {"plan", "refine_query", "write", "review_rubric"}
@@ -114,6 +112,23 @@ async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(
     description = await client.get_workflow_handle(workflow_id).describe()
     assert RESEARCH_NODE.name not in description.search_attributes
     assert RESEARCH_STATUS.name not in description.search_attributes
+
+
+async def test_a_plan_whose_queries_find_nothing_is_saved_by_the_questions_own_search(
+    client: Client, store: DocumentStore
+) -> None:
+    """The plan's query finds nothing; the question's own search, fused in, finds enough."""
+    _workflow_id, report = await research_on_workers(client, store, "refine_and_revise", QUESTION)
+    assert path(report)[:4] == [
+        "plan:success",
+        "retrieve:success",
+        "check_evidence:enough evidence",
+        "write:success",
+    ]
+    assert report.refinements == 0
+    assert report.usage.calls == 6  # no refine call: 2 plans, 2 drafts, 2 reviews
+    assert report.review_passed
+    assert {c.doc_id for c in report.citations} == {"demo/idempotency-keys"}
 
 
 async def test_revision_bound_delivers_the_best_draft_flagged(
@@ -196,7 +211,7 @@ async def test_every_task_replays_from_history_without_a_cache(
     client: Client, store: DocumentStore
 ) -> None:
     _workflow_id, report = await research_on_workers(
-        client, store, "refine_and_revise", QUESTION, max_cached_workflows=0
+        client, store, "narrow_refine_and_revise", NARROW, max_cached_workflows=0
     )
     assert report.review_passed
     assert report.usage.calls == 7
@@ -206,14 +221,32 @@ async def test_a_budget_running_out_mid_flow_delivers_the_draft_flagged_without_
     client: Client, store: DocumentStore
 ) -> None:
     _, report = await research_on_workers(
-        client, store, "refine_and_revise", QUESTION, budget=Budget(max_tokens=1500)
+        client, store, "narrow_refine_and_revise", NARROW, budget=Budget(max_tokens=1500)
     )
     assert report.flags == ["budget_exhausted", "unreviewed"]
     assert path(report)[-2:] == ["review:budget exhausted", "deliver:delivered"]
     assert report.usage.calls == 3  # plan, refine, write; the review did not fit
     assert report.usage.tokens <= 1500
-    assert report.answer.startswith("Retries are safe when every side effect")
+    assert report.answer.startswith("Jitter adds a random spread to each wait")
     assert report.citations
+
+
+async def test_a_budget_running_out_after_a_review_delivers_the_reviewed_draft_not_unreviewed(
+    client: Client, store: DocumentStore
+) -> None:
+    """The draft was reviewed (and failed): the flags say the budget ran out, not that no
+    review happened; the report carries the review it got."""
+    _, report = await research_on_workers(
+        client, store, "narrow_refine_and_revise", NARROW, budget=Budget(max_tokens=2000)
+    )
+    # The revision's plan and search fit; its write does not.
+    assert "verdict:fail" in path(report)
+    assert path(report)[-2:] == ["write:budget exhausted", "deliver:delivered"]
+    assert report.flags == ["budget_exhausted"]
+    assert report.review is not None
+    assert report.review_score == 2
+    assert not report.review_passed
+    assert report.answer.startswith("Jitter adds a random spread to each wait")
 
 
 async def test_a_passed_deadline_stops_model_calls_and_delivers_the_evidence_flagged(

@@ -131,7 +131,7 @@ class ResearchWorkflow:
                     workflow.logger.info("budget exhausted at %s: %s", node, spent)
                     self._flag("budget_exhausted")
                     self._chosen = self._current  # the latest draft, if any
-                    if self._current is not None and self._current.verdict is None:
+                    if self._current is not None and self._current.review is None:
                         self._flag("unreviewed")
                     outcome = Outcome.BUDGET_EXHAUSTED
                 self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
@@ -438,9 +438,7 @@ class ResearchWorkflow:
             answer=answer,
             citations=citations,
             review_score=_review_score(chosen),
-            review_passed=chosen.review.passed
-            if chosen.review is not None
-            else bool(chosen.verdict and chosen.verdict.passed),
+            review_passed=chosen.review is not None and chosen.review.passed,
             flags=self._flags,
             iterations=self._progress.iteration,
             refinements=self._progress.refinements,
@@ -566,6 +564,4 @@ def _shown(passage: Passage) -> str:
 
 
 def _review_score(candidate: Candidate) -> int | None:
-    if candidate.review is not None:
-        return round(candidate.review.weighted_score)
-    return candidate.verdict.score if candidate.verdict else None
+    return round(candidate.review.weighted_score) if candidate.review is not None else None

@@ -95,9 +95,18 @@ class DocumentActivities:
                 "documents.access_denied", namespaces=namespaces, clearance=request.clearance
             )
             raise
-        passages = await asyncio.to_thread(
-            self._store.search_many, namespaces, request.queries, request.limit
-        )
+        if request.rank_for:
+            passages = await asyncio.to_thread(
+                self._store.search_for_question,
+                namespaces,
+                request.queries,
+                request.rank_for,
+                request.limit,
+            )
+        else:
+            passages = await asyncio.to_thread(
+                self._store.search_many, namespaces, request.queries, request.limit
+            )
         if request.rank_for and passages:
             scores = await asyncio.to_thread(
                 self._store.scores, [p.chunk_id for p in passages], request.rank_for

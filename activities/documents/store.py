@@ -24,6 +24,9 @@ _STOPWORDS = frozenset(
     """a an and are as at be by can do does for from how i in is it its of on or should
     that the their this to what when where which who why will with you your""".split()  # noqa: SIM905
 )
+# Reciprocal rank fusion's constant (Cormack et al., 2009): a rank r adds 1/(60 + r),
+# so the top of either ranking counts without one ranking's head drowning the other.
+RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 # Korean particles attach to the word before them ("재시도는", "키를"), and unicode61
@@ -198,6 +201,30 @@ class DocumentStore:
             Passage(chunk_id=c, doc_id=d, namespace=n, title=t, text=b, score=round(-r, 4))
             for c, d, n, t, b, r in rows
         ]
+
+    def search_for_question(
+        self, namespaces: Sequence[str], queries: Sequence[str], question: str, limit: int
+    ) -> list[Passage]:
+        """The plan's search and the question's own, fused by reciprocal rank.
+
+        A model's queries can miss the one passage that answers: "maximum attempts"
+        asked as "retry policy" finds the policy's other paragraphs. Searching the
+        question too, and fusing the two rankings by rank rather than by their bm25
+        values (which two queries do not share a scale for), keeps what either search
+        ranks high. A passage's `score` is then its fused value.
+        """
+        rankings = [self.search_many(namespaces, queries, limit)]
+        if question:
+            rankings.append(self.search_many(namespaces, [question], limit))
+        fused: dict[str, float] = {}
+        passages: dict[str, Passage] = {}
+        for ranking in rankings:
+            for position, passage in enumerate(ranking, 1):
+                fused[passage.chunk_id] = fused.get(passage.chunk_id, 0.0) + 1 / (RRF_K + position)
+                passages.setdefault(passage.chunk_id, passage)
+        # Ties keep the plan's order: the first ranking's passages were added first.
+        best = sorted(fused, key=lambda c: -fused[c])[:limit]
+        return [passages[c].model_copy(update={"score": round(fused[c], 6)}) for c in best]
 
     def scores(self, chunk_ids: Sequence[str], question: str) -> dict[str, float]:
         """Each chunk's bm25 relevance to `question`, with the corpus's own term weights.
