@@ -66,6 +66,11 @@ def relevant(question: str, passages: Sequence[str]) -> bool:
     return any(relevance(question, p) >= MIN_RELEVANCE for p in passages)
 
 
+def relevant_to_any(questions: Sequence[str], passages: Sequence[str]) -> bool:
+    """Whether any passage is about any of the questions: a team's request and its parts."""
+    return any(relevant(q, passages) for q in questions)
+
+
 def extract_answer(
     question: str, passages: Sequence[str], ranks: Sequence[float] = ()
 ) -> Extract | None:

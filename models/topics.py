@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from models.checks import content_stems, stem, words
+from models.checks import content_stems, query_problem, stem, words
 
 _SUBJECT = re.compile(r"\b(?:on|about|of|covering|regarding)\b|:", re.IGNORECASE)
 _JOINS = re.compile(r",|;|\band\b|\bvs\.?|\bversus\b|&|\bplus\b", re.IGNORECASE)
@@ -20,6 +20,8 @@ _FILLER = frozenset(
 )
 _LEADING = re.compile(r"^(?:(?:how|what|why|compare|the|a|an)\s+)+", re.IGNORECASE)
 DUPLICATE_OVERLAP = 0.8
+# A researcher's task is one question, not a paragraph the model ran on with.
+MAX_QUESTION_CHARS = 200
 
 
 def topics(request: str) -> list[str]:
@@ -65,6 +67,28 @@ def _duplicate(a: str, b: str) -> bool:
     if not sa or not sb:
         return a.strip().lower() == b.strip().lower()
     return len(sa & sb) / len(sa | sb) >= DUPLICATE_OVERLAP
+
+
+def question_problem(question: str, request: str) -> str | None:
+    """Why a sub-question cannot be a researcher's task, or None when it can.
+
+    A small coordinator returns template debris ("]\\nQuestion: ..."), lines of
+    JSON, or words off the request ("response"): each would send a researcher
+    searching for nothing the request asked.
+    """
+    problem = query_problem(question)
+    if problem is not None:
+        return problem
+    if "\n" in question.strip() or len(question) > MAX_QUESTION_CHARS:
+        return f"{question[:40]!r}... is not one question"
+    if not _stems(question) & _stems(request):
+        return f"{question!r} shares no word with the request"
+    return None
+
+
+def real_questions(request: str, questions: list[str]) -> list[str]:
+    """The sub-questions a researcher can take (see question_problem)."""
+    return [q.strip() for q in questions if question_problem(q, request) is None]
 
 
 def distinct_covering(request: str, questions: list[str], limit: int) -> list[str]:

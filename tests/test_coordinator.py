@@ -307,3 +307,43 @@ async def test_with_the_extract_allowed_the_team_delivers_the_passages_sentences
     assert report.citations
     for citation in report.citations:
         assert f"[{citation.number}]" in report.answer
+
+
+async def test_sub_questions_no_researcher_can_take_are_dropped_before_any_starts(
+    client: Client, store: DocumentStore
+) -> None:
+    """A small coordinator's debris and stray words never become a researcher's task."""
+    async with running_workers(client, store) as settings:
+        workflow_id, report = await run_team(client, settings, "team_broken_questions")
+    assert [r.question for r in report.researchers] == [
+        "How do idempotency keys make retries safe?",
+        "What do the documents say about circuit breakers?",
+    ]
+    assert "questions_rejected" in report.flags
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    tasks = [a.task for a in await child_inputs(history) if a.agent == "researcher"]
+    assert tasks == [r.question for r in report.researchers]
+    assert {c.doc_id for c in report.citations} <= {
+        "demo/idempotency-keys",
+        "demo/circuit-breakers",
+    }
+    assert report.passed
+
+
+async def test_a_request_the_documents_do_not_answer_gets_no_report_written(
+    client: Client, store: DocumentStore
+) -> None:
+    request = "Write a report on how Kafka consumer groups rebalance partitions"
+    async with running_workers(client, store) as settings:
+        workflow_id, report = await run_team(
+            client, settings, "team_not_in_corpus", request=request
+        )
+    assert report.flags == ["not_in_corpus"]
+    assert report.answer.startswith("The documents searched do not answer")
+    assert report.citations == []
+    assert not report.passed
+    assert report.rounds == []
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    # The researchers ran; no writer or reviewer was started.
+    assert {a.agent for a in await child_inputs(history)} == {"researcher"}
+    assert report.usage.calls == 1 + 2 * 3  # the split, then each researcher's 3 calls

@@ -16,7 +16,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from activities.documents.store import DocumentStore
 from infra.codec import data_converter
-from tests.conftest import QUESTION, research_on_workers
+from tests.conftest import NARROW, research_on_workers
 from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -56,8 +56,11 @@ def test_recorded_histories_are_present() -> None:
     # The shapes behind the check-node, rubric-verdict and router-validation patches.
     assert {"research_checks_then_pass", "team_checks", "ask_refused_by_flow_input"} <= stems
     assert any(s.startswith("team_report-researcher") for s in stems)
-    # A research run of the release before, with the marker this release matches on replay.
-    assert "research_in_details" in stems
+    # A research run of the release before, with the marker this release matches on replay,
+    # and a team run of the release before, without this release's team marker.
+    assert {"research_in_details", "team_in_details"} <= stems
+    # The team's real-questions and not-in-corpus patch, both ways.
+    assert {"team_real_questions", "team_not_in_corpus"} <= stems
     assert {p.stem for p in RETIRED} == {
         "research_checks_then_pass",
         "research_never_checks",
@@ -134,7 +137,7 @@ async def test_an_unguarded_change_to_any_workflow_is_caught_by_replay(cls: type
 async def test_a_fresh_run_replays_and_a_changed_flow_is_caught(
     client: Client, store: DocumentStore
 ) -> None:
-    workflow_id, _ = await research_on_workers(client, store, "refine_and_revise", QUESTION)
+    workflow_id, _ = await research_on_workers(client, store, "narrow_refine_and_revise", NARROW)
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     await replayer().replay_workflow(history)
     # The same history against a run whose inputs lead elsewhere must not replay.
@@ -149,7 +152,7 @@ async def test_a_fresh_run_replays_and_a_changed_flow_is_caught(
             assert sealed.metadata["encoding"] == b"binary/encrypted"
             [plain] = await codec.decode([sealed])
             body = json.loads(plain.data)
-            body["max_refinements"] = 0
+            body["max_refinements"] = 0  # the run refined once
             plain.data = json.dumps(body).encode()
             [resealed] = await codec.encode([plain])
             attributes["input"]["payloads"][0] = json_format.MessageToDict(resealed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.topics import distinct_covering, topics
+from models.topics import distinct_covering, question_problem, real_questions, topics
 
 REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
 
@@ -42,3 +42,20 @@ def test_questions_that_already_cover_every_topic_are_kept_as_they_are() -> None
         "What does a circuit breaker do when it opens?",
     ]
     assert distinct_covering(REQUEST, questions, 3) == questions
+
+
+def test_sub_questions_a_researcher_cannot_take_are_dropped() -> None:
+    """What a 135M coordinator returned as sub-questions, seen in the evaluation."""
+    request = "Does a retried activity send the same idempotency key or a new one?"
+    asked = [
+        "]\nQuestion: Does a retried activity send the same idempotency key or new one?",
+        "response",
+        "response_type:application/json",
+        "}) # Example of how to use a JSON endpoint in Python's Flask framework",
+        "Where does a retried activity's idempotency key come from?",
+    ]
+    assert real_questions(request, asked) == [
+        "Where does a retried activity's idempotency key come from?"
+    ]
+    assert question_problem("response", request) == "'response' shares no word with the request"
+    assert question_problem("key " * 60, request) is not None

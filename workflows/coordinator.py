@@ -41,12 +41,12 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_AGENT,
         UNKNOWN_RUBRIC,
     )
-    from models.extractive import extract_for_questions
+    from models.extractive import NOT_IN_CORPUS, extract_for_questions, relevant_to_any
     from models.live import team_line
     from models.llm import Fallback, Usage
     from models.research import Draft
     from models.tickets import ApprovalDecision
-    from models.topics import distinct_covering
+    from models.topics import distinct_covering, real_questions
     from routing.data import no_readable_namespace, route_data
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
@@ -64,6 +64,10 @@ CHECKS_PATCH = "team-draft-checks-and-topics"
 # current details instead of a search-attribute upsert per stage. Runs started before
 # it replay through the two patches it stands for.
 PROGRESS_PATCH = "progress-in-current-details"
+# Runs started with it drop sub-questions no researcher can take, and say so when the
+# documents hold nothing about the request instead of writing a report from unrelated
+# passages.
+GROUNDED_PATCH = "team-real-questions-and-not-in-corpus"
 FLOW = "report"
 PASSAGE_CHARS = 500  # what the LLM worker renders of a passage into the writer's prompt
 
@@ -84,6 +88,7 @@ class CoordinatorWorkflow:
         self._live = LiveChannel()
         self._checked = False
         self._in_details = False
+        self._grounded = False
         self._shown: list[str] | None = None
         # What the flow itself said to the writer or saw from tools: never reader-facing.
         self._internal: list[str] = []
@@ -136,6 +141,7 @@ class CoordinatorWorkflow:
 
     async def _run(self, request: CoordinatorInput) -> MultiAgentReport:
         self._checked = self._in_details or workflow.patched(CHECKS_PATCH)
+        self._grounded = workflow.patched(GROUNDED_PATCH)
         contracts = await load_contracts()
         rubric = contracts.rubrics.get(request.rubric)
         if rubric is None:
@@ -162,6 +168,14 @@ class CoordinatorWorkflow:
         self._stage("researching")
         researchers = await self._research(request, questions, route.namespaces)
         passage_ids = _passages(researchers)
+        # No passage found holds enough of any sub-question's words: the documents do
+        # not answer the request, and a report written anyway would cite unrelated text.
+        unanswered = self._grounded and not relevant_to_any(
+            [request.request, *(r.question for r in researchers)],
+            await self._passages_shown(request, passage_ids),
+        )
+        if unanswered:
+            self._flag("not_in_corpus")
         notes = "\n".join(f"- {r.question}: {r.summary}" for r in researchers if r.summary)
 
         quality = contracts.quality.flow(FLOW)
@@ -171,7 +185,7 @@ class CoordinatorWorkflow:
         feedback = ""
         trigger: Trigger = "first draft"
         reviews = 0
-        while "budget_exhausted" not in self._flags:
+        while not unanswered and "budget_exhausted" not in self._flags:
             drafted = await self._round(request, rubric, passage_ids, notes, feedback, trigger)
             if drafted is None:
                 break
@@ -219,6 +233,11 @@ class CoordinatorWorkflow:
             if extract is not None:
                 best, extractive = (extract, failing[1]), True
                 self._flag("extractive")
+        if unanswered:
+            best = (
+                Draft.model_construct(answer=NOT_IN_CORPUS, citations=[]),
+                ReviewRound(round=0, writer_workflow_id="", reviewer_workflow_id=""),
+            )
         if best is None and "budget_exhausted" not in self._flags:
             raise ApplicationError(
                 "the writer gave no valid draft", type=NO_VALID_DRAFT, non_retryable=True
@@ -296,9 +315,16 @@ class CoordinatorWorkflow:
         if split is None:
             self._flag("plan_fallback")
             return [request.request]
+        asked = split.questions
+        if self._grounded:
+            asked = real_questions(request.request, split.questions)
+            if len(asked) < len(split.questions):
+                self._flag("questions_rejected")
+            # With none left, the request itself is the one question, as with no plan.
+            asked = asked or [request.request]
         if self._checked:
             # Distinct questions, one at least for each topic the request names.
-            return distinct_covering(request.request, split.questions, request.max_researchers)
+            return distinct_covering(request.request, asked, request.max_researchers)
         return list(dict.fromkeys(split.questions))[: request.max_researchers]
 
     async def _research(

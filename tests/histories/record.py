@@ -67,14 +67,14 @@ def research(script: str, question: str) -> Recorder:
     return record
 
 
-def team(script: str, children: tuple[str, ...] = ()) -> Recorder:
+def team(script: str, children: tuple[str, ...] = (), request: str = TEAM_REQUEST) -> Recorder:
     """The team on one scripted model; `children` are the agents' ids to keep too."""
 
     async def record(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
         await client.execute_workflow(
             CoordinatorWorkflow.run,
             scripted_team_input(
-                CoordinatorInput, script, settings.llm_task_queue, request=TEAM_REQUEST
+                CoordinatorInput, script, settings.llm_task_queue, request=request
             ),
             id=workflow_id,
             task_queue=settings.task_queue,
@@ -168,9 +168,8 @@ async def ingest(client: Client, settings: WorkerSettings, workflow_id: str) -> 
 
 
 FLOWS: dict[str, Recorder] = {
-    "research_refine_and_revise": research(
-        "refine_and_revise", "How do idempotency keys make retries safe?"
-    ),
+    # A question only one passage is about: the refine loop, then the revise loop.
+    "research_refine_and_revise": research("narrow_refine_and_revise", "What is jitter?"),
     "research_reask_and_fallback": research(
         "plan_always_broken", "Why add jitter to retries with backoff?"
     ),
@@ -190,11 +189,17 @@ FLOWS: dict[str, Recorder] = {
     "team_checks": team("team_checks"),
     # The router refusing a request its chosen flow cannot take, before any child.
     "ask_refused_by_flow_input": ask("outage"),
-    # The coordinator showing its stage in the current details, behind one marker.
-    "team_in_details": team("team_checks"),
+    # Sub-questions no researcher can take dropped; a request the documents do not answer.
+    "team_real_questions": team("team_broken_questions"),
+    "team_not_in_corpus": team(
+        "team_not_in_corpus",
+        request="Write a report on how Kafka consumer groups rebalance partitions",
+    ),
 }
 # Not recorded again: `research_in_details.json` is a run of the release before, with
 # the marker that this release's research flow no longer writes but still replays;
+# `team_in_details.json` is a team run of the release before, with only the
+# `progress-in-current-details` marker (this release's runs add a second);
 # `retired/` holds research runs older than that, which this release refuses (see
 # docs/upgrades.md, "Retiring a patch").
 
