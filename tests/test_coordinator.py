@@ -347,3 +347,20 @@ async def test_a_request_the_documents_do_not_answer_gets_no_report_written(
     # The researchers ran; no writer or reviewer was started.
     assert {a.agent for a in await child_inputs(history)} == {"researcher"}
     assert report.usage.calls == 1 + 2 * 3  # the split, then each researcher's 3 calls
+
+
+async def test_at_the_round_limit_the_team_delivers_an_extract_not_a_rejected_draft(
+    client: Client, store: DocumentStore
+) -> None:
+    contracts = extractive_for_scripted("report")
+    async with running_workers(client, store, contracts=contracts) as settings:
+        _, report = await run_team(client, settings, "team_report", max_rounds=1)
+    # The one round's draft scored 2.8 against 3.5: the passages' sentences go out.
+    assert [(r.weighted_score, r.passed) for r in report.rounds] == [(2.8, False)]
+    assert report.flags == ["max_rounds_reached", "extractive"]
+    assert report.extractive
+    assert not report.passed
+    assert not report.answer.startswith("Retries are safe with keys")
+    assert report.citations
+    for citation in report.citations:
+        assert f"[{citation.number}]" in report.answer

@@ -64,10 +64,11 @@ CHECKS_PATCH = "team-draft-checks-and-topics"
 # current details instead of a search-attribute upsert per stage. Runs started before
 # it replay through the two patches it stands for.
 PROGRESS_PATCH = "progress-in-current-details"
-# Runs started with it drop sub-questions no researcher can take, and say so when the
+# Runs started with it drop sub-questions no researcher can take, say so when the
 # documents hold nothing about the request instead of writing a report from unrelated
-# passages.
-GROUNDED_PATCH = "team-real-questions-and-not-in-corpus"
+# passages, and deliver an extract (where the contract allows) rather than a draft the
+# rubric rejected at the round limit.
+GROUNDED_PATCH = "team-grounded-answers"
 FLOW = "report"
 PASSAGE_CHARS = 500  # what the LLM worker renders of a passage into the writer's prompt
 
@@ -224,11 +225,18 @@ class CoordinatorWorkflow:
             feedback = review.feedback or "the draft did not pass the rubric"
             trigger = "reviewer"
         extractive = False
+        questions_asked = [r.question for r in researchers] or [request.request]
+        if self._grounded and best is not None and "max_rounds_reached" in self._flags:
+            # No draft passed the review: the passages' own sentences, where the
+            # contract allows them, rather than a draft the rubric rejected.
+            extract = await self._extract(request, quality, passage_ids, questions_asked)
+            if extract is not None:
+                best, extractive = (extract, best[1]), True
+                self._flag("extractive")
         if best is None and failing is not None:
             for failure in failing[1].check_failures:
                 self._flag(f"check_failed:{failure.rule}")
             best = failing
-            questions_asked = [r.question for r in researchers] or [request.request]
             extract = await self._extract(request, quality, passage_ids, questions_asked)
             if extract is not None:
                 best, extractive = (extract, failing[1]), True

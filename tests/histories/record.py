@@ -73,9 +73,7 @@ def team(script: str, children: tuple[str, ...] = (), request: str = TEAM_REQUES
     async def record(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
         await client.execute_workflow(
             CoordinatorWorkflow.run,
-            scripted_team_input(
-                CoordinatorInput, script, settings.llm_task_queue, request=request
-            ),
+            scripted_team_input(CoordinatorInput, script, settings.llm_task_queue, request=request),
             id=workflow_id,
             task_queue=settings.task_queue,
         )
