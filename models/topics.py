@@ -22,6 +22,9 @@ _LEADING = re.compile(r"^(?:(?:how|what|why|compare|the|a|an)\s+)+", re.IGNORECA
 DUPLICATE_OVERLAP = 0.8
 # A researcher's task is one question, not a paragraph the model ran on with.
 MAX_QUESTION_CHARS = 200
+# Without a question mark, a topic ("circuit breaker states") is a task; a longer
+# line is a statement the model made up, not something to research.
+MAX_TOPIC_WORDS = 8
 
 
 def topics(request: str) -> list[str]:
@@ -81,6 +84,8 @@ def question_problem(question: str, request: str) -> str | None:
         return problem
     if "\n" in question.strip() or len(question) > MAX_QUESTION_CHARS:
         return f"{question[:40]!r}... is not one question"
+    if "?" not in question and len(words(question)) > MAX_TOPIC_WORDS:
+        return f"{question[:40]!r}... is a statement, not a question"
     if not _stems(question) & _stems(request):
         return f"{question!r} shares no word with the request"
     return None

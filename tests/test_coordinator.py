@@ -364,3 +364,22 @@ async def test_at_the_round_limit_the_team_delivers_an_extract_not_a_rejected_dr
     assert report.citations
     for citation in report.citations:
         assert f"[{citation.number}]" in report.answer
+
+
+async def test_a_revision_that_breaks_a_rule_with_no_rewrite_left_ends_in_an_extract(
+    client: Client, store: DocumentStore
+) -> None:
+    """Round 1 passes the checks and fails the review; its revisions break rules until no
+    rewrite is left: the rejected draft does not go out as if nothing happened."""
+    contracts = extractive_for_scripted("report")
+    async with running_workers(client, store, contracts=contracts) as settings:
+        _, report = await run_team(client, settings, "team_revision_breaks_rules")
+    assert [(r.trigger, r.passed, bool(r.check_failures)) for r in report.rounds] == [
+        ("first draft", False, False),
+        ("reviewer", False, True),
+        ("checks", False, True),
+    ]
+    assert report.extractive
+    assert {"check_failed:debris", "extractive"} <= set(report.flags)
+    assert not report.passed
+    assert not report.answer.startswith("Retries are safe with keys")

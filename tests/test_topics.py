@@ -52,10 +52,13 @@ def test_sub_questions_a_researcher_cannot_take_are_dropped() -> None:
         "response",
         "response_type:application/json",
         "}) # Example of how to use a JSON endpoint in Python's Flask framework",
+        "A retried activity's idempotency key will be sent again and the service will see it",
         "Where does a retried activity's idempotency key come from?",
+        "retried activity idempotency key",
     ]
     assert real_questions(request, asked) == [
-        "Where does a retried activity's idempotency key come from?"
+        "Where does a retried activity's idempotency key come from?",
+        "retried activity idempotency key",
     ]
     assert question_problem("response", request) == "'response' shares no word with the request"
     assert question_problem("key " * 60, request) is not None

@@ -186,6 +186,8 @@ class CoordinatorWorkflow:
         feedback = ""
         trigger: Trigger = "first draft"
         reviews = 0
+        # The rules the draft that ended the rounds broke, when the checks ended them.
+        stopped_by: list[CheckFailure] = []
         while not unanswered and "budget_exhausted" not in self._flags:
             drafted = await self._round(request, rubric, passage_ids, notes, feedback, trigger)
             if drafted is None:
@@ -200,6 +202,7 @@ class CoordinatorWorkflow:
                     feedback = " ".join(f.feedback for f in review.check_failures)
                     trigger = "checks"
                     continue
+                stopped_by = review.check_failures
                 break
             if trigger != "human":
                 reviews += 1
@@ -226,9 +229,13 @@ class CoordinatorWorkflow:
             trigger = "reviewer"
         extractive = False
         questions_asked = [r.question for r in researchers] or [request.request]
-        if self._grounded and best is not None and "max_rounds_reached" in self._flags:
-            # No draft passed the review: the passages' own sentences, where the
+        bounded = "max_rounds_reached" in self._flags or bool(stopped_by)
+        if self._grounded and best is not None and not best[1].passed and bounded:
+            # No draft passed the review within the rounds, or the last revision broke
+            # a rule with no rewrite left: the passages' own sentences, where the
             # contract allows them, rather than a draft the rubric rejected.
+            for failure in stopped_by:
+                self._flag(f"check_failed:{failure.rule}")
             extract = await self._extract(request, quality, passage_ids, questions_asked)
             if extract is not None:
                 best, extractive = (extract, best[1]), True
