@@ -250,7 +250,9 @@ def score_team(
         flow="report",
         namespace=item.namespace,
         in_corpus=item.in_corpus,
-        passed_checks=not report.extractive and not report.check_failures,
+        passed_checks=not report.extractive
+        and not report.check_failures
+        and "not_in_corpus" not in report.flags,
         passed_review=report.passed,
         extractive=report.extractive,
         citations=len(report.citations),

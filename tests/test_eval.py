@@ -14,8 +14,12 @@ from temporalio.client import Client
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from eval.dataset import EvalItem, load
-from eval.score import corpus_chunks, grounded, score_research, summarise
+from eval.score import corpus_chunks, grounded, score_research, score_team, summarise
 from models.agents import CriterionScore
+from models.coordinator import MultiAgentReport
+from models.extractive import NOT_IN_CORPUS
+from models.llm import Budget
+from models.routing import DataRoute
 from models.llm import Usage
 from models.research import Citation, NodeVisit, ResearchReport, RubricReview
 from tests.conftest import ROOT, running_workers
@@ -139,6 +143,27 @@ def test_scores_count_facts_contradictions_and_unflagged_bad_answers() -> None:
 
     summary = summarise([good, inverted])[0]
     assert (summary.runs, summary.contradictions, summary.fact_coverage) == (2, 1, 0.5)
+
+
+def test_a_teams_not_in_the_documents_answer_counts_as_said_not_as_a_draft_passing() -> None:
+    kafka = next(q for q in EVALSET.questions if q.id == "none-kafka")
+    answer = MultiAgentReport(
+        request=kafka.question,
+        answer=NOT_IN_CORPUS,
+        citations=[],
+        passed=False,
+        rubric="report",
+        rounds=[],
+        researchers=[],
+        data_route=DataRoute(language="en", namespaces=["demo"]),
+        usage=Usage(),
+        budget=Budget(),
+        flags=["not_in_corpus"],
+    )
+    scored = score_team(kafka, answer, RUBRIC, "local", 1.0)
+    assert scored.said_not_in_corpus
+    # No draft was written, so none passed the checks.
+    assert not scored.passed_checks
 
 
 async def test_python_m_eval_reports_figures_per_provider_and_flow(tmp_path: Path) -> None:
