@@ -40,6 +40,7 @@ from models.coordinator import CoordinatorInput
 from models.documents import IngestRequest, IngestResult
 from models.llm import ModelChoice
 from models.research import ResearchInput
+from routing.data import route_data
 from worker import build_gateway, build_workers
 from workflows.coordinator import CoordinatorWorkflow
 from workflows.ingest import IngestWorkflow
@@ -78,6 +79,20 @@ def _rubrics(contracts: ContractSnapshot) -> dict[str, Rubric]:
         flow: contracts.rubrics[contracts.quality.flow(flow).rubric]
         for flow in ("research", "report")
     }
+
+
+def team_version(
+    item: EvalItem, contracts: ContractSnapshot, clearance: SecurityLevel
+) -> str | None:
+    """The corpus version a team must be asked for to read the question's corpus.
+
+    A team routes by language and clearance to the newest edition of each corpus; a
+    question about the first edition is asked as a user would: `--corpus-version 1`.
+    """
+    namespaces = contracts.routes.namespaces
+    if item.namespace in route_data(item.question, namespaces, clearance).namespaces:
+        return None
+    return namespaces[item.namespace].version
 
 
 def _clearances(contracts: ContractSnapshot) -> dict[str, SecurityLevel]:
@@ -197,6 +212,7 @@ async def _run_all(
                         flow,
                         rubrics[flow],
                         clearances.get(item.namespace, "public"),
+                        contracts,
                     )
                 except WorkflowFailureError as failure:
                     score = failed(
@@ -216,6 +232,7 @@ async def _run_one(
     flow: str,
     rubric: Rubric,
     clearance: SecurityLevel,
+    contracts: ContractSnapshot,
 ) -> ItemScore:
     started = time.monotonic()
     run_id = f"eval-{flow}-{item.id}-{uuid.uuid4().hex[:6]}"
@@ -238,6 +255,7 @@ async def _run_one(
         CoordinatorInput(
             request=item.question,
             clearance=clearance,
+            version=team_version(item, contracts, clearance),
             models=[choice],
             llm_task_queue=queues.llm_task_queue,
         ),

@@ -53,6 +53,11 @@ class Passage(BaseModel):
 
 class SearchResult(BaseModel):
     passages: list[Passage]
+    ranks: list[list[float]] = Field(
+        default_factory=list,
+        description="for each PassagesRequest.rank_for question, each passage's bm25"
+        " relevance to it, in the order of `passages`",
+    )
 
 
 class PassagesRequest(BaseModel):
@@ -60,6 +65,11 @@ class PassagesRequest(BaseModel):
 
     chunk_ids: list[str] = Field(min_length=1, max_length=50)
     clearance: SecurityLevel = "public"
+    rank_for: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="questions to score every passage against (SearchResult.ranks)",
+    )
 
 
 class IngestRequest(BaseModel):

@@ -120,13 +120,24 @@ def extract_answer(
     return Extract(answer=answer, citations=[best])
 
 
-def extract_for_questions(questions: Sequence[str], passages: Sequence[str]) -> Extract | None:
+def extract_for_questions(
+    questions: Sequence[str],
+    passages: Sequence[str],
+    ranks: Sequence[Sequence[float]] = (),
+) -> Extract | None:
     """One extract per question, joined: a team's sub-questions each get their own passage.
 
     A request on several topics has no one passage that answers it; the extract of
-    each sub-question cites the passage that answers that part.
+    each sub-question cites the passage that answers that part. `ranks`, one row per
+    question when given, are the passages' relevance to that question as the store
+    scores it.
     """
-    parts = [e for q in questions if (e := extract_answer(q, passages)) is not None]
+    rows = list(ranks) if len(ranks) == len(questions) else [()] * len(questions)
+    parts = [
+        e
+        for q, row in zip(questions, rows, strict=True)
+        if (e := extract_answer(q, passages, row)) is not None
+    ]
     if not parts:
         return None
     return Extract(

@@ -192,6 +192,21 @@ def test_a_team_extract_answers_each_sub_question_from_its_own_passage() -> None
     assert extract_for_questions(["Quelle heure est-il?"], SHOWN) is None
 
 
+def test_a_team_extract_takes_each_sub_questions_ranks_when_given() -> None:
+    questions = [
+        "Does the retried activity send the same key?",
+        "When does a circuit breaker open?",
+    ]
+    # One row per question: the first ranks passage 1 first, against its words.
+    extract = extract_for_questions(questions, SHOWN, [[3.5, 1.2, 0.0], [0.0, 0.0, 2.0]])
+    assert extract is not None
+    assert extract.citations == [1, 3]
+    # Rows that do not match the questions are not used: the words decide.
+    assert extract_for_questions(questions, SHOWN, [[3.5, 1.2, 0.0]]) == extract_for_questions(
+        questions, SHOWN
+    )
+
+
 def test_no_extract_when_nothing_matches_the_question() -> None:
     assert extract_answer("Quelle heure est-il?", SHOWN) is None
 

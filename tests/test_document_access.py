@@ -11,7 +11,8 @@ from activities.contracts.loader import load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from models.contracts import SecurityLevel
-from models.documents import SearchRequest
+from models.documents import PassagesRequest, SearchRequest
+from models.extractive import extract_for_questions
 from tests.conftest import (
     new_id,
     plaintext,
@@ -215,3 +216,23 @@ async def test_a_search_also_searches_the_question_when_the_plan_misses_the_answ
     assert [p.score for p in found.passages] == sorted(
         (p.score for p in found.passages), reverse=True
     )
+
+
+async def test_reading_passages_scores_them_against_each_question_asked(
+    documents: DocumentActivities,
+) -> None:
+    """A team's passages, scored per sub-question: the store's bm25 picks the answer where
+    the share of words did not (a Korean question seen in the evaluation)."""
+    question = "멱등성 키는 무엇으로 만들어야 하나요?"  # how should the key be derived?
+    ids = ["demo-ko/idempotency-keys#1", "demo-ko/idempotency-keys#2"]
+    read = await documents.passages(
+        PassagesRequest(chunk_ids=ids, rank_for=[question, "What is a saga?"])
+    )
+    assert [p.chunk_id for p in read.passages] == ids
+    [korean, saga] = read.ranks
+    assert korean[1] > korean[0] > 0  # "Deriving the key" first
+    assert saga == [0.0, 0.0]
+    texts = [f"{p.title}: {p.text}" for p in read.passages]
+    assert extract_for_questions([question], texts, [korean]).citations == [2]  # type: ignore[union-attr]
+    plain = await documents.passages(PassagesRequest(chunk_ids=ids))
+    assert plain.ranks == []

@@ -14,14 +14,14 @@ from temporalio.client import Client
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from eval.dataset import EvalItem, load
+from eval.run import team_version
 from eval.score import corpus_chunks, grounded, score_research, score_team, summarise
 from models.agents import CriterionScore
 from models.coordinator import MultiAgentReport
 from models.extractive import NOT_IN_CORPUS
-from models.llm import Budget
-from models.routing import DataRoute
-from models.llm import Usage
+from models.llm import Budget, Usage
 from models.research import Citation, NodeVisit, ResearchReport, RubricReview
+from models.routing import DataRoute
 from tests.conftest import ROOT, running_workers
 
 EVALSET = load()
@@ -217,3 +217,13 @@ async def test_python_m_eval_stack_runs_on_the_server_and_workers_it_is_pointed_
     assert [r["id"] for r in result["runs"]] == ["keys-what", "keys-same-on-retry"]
     assert all(r["recall"] is not None and not r["error"] for r in result["runs"])
     assert store.document_ids("demo-ko")
+
+
+def test_a_team_is_asked_for_the_first_edition_only_for_its_questions() -> None:
+    """The team routes to the newest edition; a first-edition question pins version 1."""
+    contracts = load_contracts()
+    by_id = {q.id: q for q in EVALSET.questions}
+    assert team_version(by_id["v1-token-memory"], contracts, "public") == "1"
+    assert team_version(by_id["keys-what"], contracts, "public") is None
+    assert team_version(by_id["ko-backoff"], contracts, "public") is None
+    assert team_version(by_id["pm-dedup-cause"], contracts, "restricted") is None

@@ -91,6 +91,10 @@ class CoordinatorWorkflow:
         self._in_details = False
         self._grounded = False
         self._shown: list[str] | None = None
+        # The sub-questions the passages are scored against, and their scores (one row
+        # per question, one value per passage shown): the extract's ranks.
+        self._asked: list[str] = []
+        self._ranks: list[list[float]] = []
         # What the flow itself said to the writer or saw from tools: never reader-facing.
         self._internal: list[str] = []
 
@@ -169,6 +173,8 @@ class CoordinatorWorkflow:
         self._stage("researching")
         researchers = await self._research(request, questions, route.namespaces)
         passage_ids = _passages(researchers)
+        if self._grounded:
+            self._asked = [r.question for r in researchers]
         # No passage found holds enough of any sub-question's words: the documents do
         # not answer the request, and a report written anyway would cite unrelated text.
         unanswered = self._grounded and not relevant_to_any(
@@ -495,13 +501,18 @@ class CoordinatorWorkflow:
         if self._shown is None:
             found = await workflow.execute_local_activity_method(
                 DocumentActivities.passages,
-                PassagesRequest(chunk_ids=passage_ids, clearance=request.clearance),
+                PassagesRequest(
+                    chunk_ids=passage_ids, clearance=request.clearance, rank_for=self._asked
+                ),
                 start_to_close_timeout=SEARCH_TIMEOUT,
                 retry_policy=SEARCH_RETRY,
                 summary="read the passages the writer sees",
             )
             texts = {p.chunk_id: f"{p.title}: {p.text[:PASSAGE_CHARS]}" for p in found.passages}
             self._shown = [texts.get(pid, "") for pid in passage_ids]
+            for row in found.ranks:
+                scores = {p.chunk_id: r for p, r in zip(found.passages, row, strict=True)}
+                self._ranks.append([scores.get(pid, 0.0) for pid in passage_ids])
         return self._shown
 
     async def _extract(
@@ -517,7 +528,10 @@ class CoordinatorWorkflow:
             provider = self._model.choice.provider
         if provider not in quality.extractive_fallback:
             return None
-        extract = extract_for_questions(questions, await self._passages_shown(request, passage_ids))
+        shown = await self._passages_shown(request, passage_ids)
+        # Ranks when the passages were scored against these very questions.
+        ranks = self._ranks if questions == self._asked else []
+        extract = extract_for_questions(questions, shown, ranks)
         if extract is None:
             return None
         # Not model output, so not held to the model's output bounds.

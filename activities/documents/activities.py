@@ -153,15 +153,21 @@ class DocumentActivities:
     async def passages(self, request: PassagesRequest) -> SearchResult:
         """The passages found and readable at the clearance, in the order asked; others left out."""
 
-        def read() -> list[Passage]:
+        def read() -> SearchResult:
             found = [self._store.passage(chunk_id) for chunk_id in request.chunk_ids]
-            return [
+            readable = [
                 p
                 for p in found
                 if p is not None and may_read(request.clearance, self.level(p.namespace))
             ]
+            ids = [p.chunk_id for p in readable]
+            ranks = []
+            for question in request.rank_for:
+                scores = self._store.scores(ids, question) if ids else {}
+                ranks.append([scores.get(i, 0.0) for i in ids])
+            return SearchResult(passages=readable, ranks=ranks)
 
-        return SearchResult(passages=await asyncio.to_thread(read))
+        return await asyncio.to_thread(read)
 
     @activity.defn(name="ingest_documents")
     async def ingest(self, request: IngestRequest) -> IngestResult:
