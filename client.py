@@ -17,20 +17,22 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import get_args
+from typing import NoReturn, get_args
 
 import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import ask, commands, fork
+from cli import agent, ask, commands, fork
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
+from cli.kinds import TYPE_NAMES
 from graphs.research import FLOWS
 from infra.keys import KeyRingError
-from infra.settings import KeelSettings, TemporalSettings
+from infra.settings import KeelSettings, TemporalSettings, WorkerSettings
 from infra.temporal import connect
 from infra.tracing import command_span, configure_tracing, flush_tracing
 from models.contracts import SecurityLevel
+from models.errors import describe_validation_error
 from models.llm import Provider
 
 Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
@@ -47,8 +49,7 @@ def _research_args(p: argparse.ArgumentParser) -> None:
         default="public",
         help="the caller's clearance: a namespace above it is refused (contracts/routes.toml)",
     )
-    p.add_argument("--provider", choices=PROVIDERS, default="local")
-    p.add_argument("--model", help="model name; for the scripted provider, the script name")
+    _model_args(p)
     p.add_argument(
         "--fallback",
         action="append",
@@ -56,13 +57,73 @@ def _research_args(p: argparse.ArgumentParser) -> None:
         metavar="PROVIDER/MODEL",
         help="next model to try when the one before fails (repeatable)",
     )
-    p.add_argument("--max-refinements", type=int, default=2)
-    p.add_argument("--max-revisions", type=int, default=2)
-    p.add_argument("--budget-tokens", type=int, help="stop model calls past this many tokens")
-    p.add_argument("--budget-cost", type=float, help="stop model calls past this many USD")
-    p.add_argument("--budget-seconds", type=float, help="stop model calls after this long")
+    p.add_argument("--max-refinements", type=_count, default=2)
+    p.add_argument("--max-revisions", type=_count, default=2)
+    _budget_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _stream_arg(p)
+
+
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--budget-tokens", type=_positive_int, help="stop model calls past this many tokens"
+    )
+    p.add_argument(
+        "--budget-cost", type=_positive_float, help="stop model calls past this many USD"
+    )
+    p.add_argument(
+        "--budget-seconds", type=_positive_float, help="stop model calls after this long"
+    )
+
+
+def _model_args(p: argparse.ArgumentParser, default: str | None = "local") -> None:
+    help_text = "one model for every agent" if default is None else None
+    p.add_argument("--provider", choices=PROVIDERS, default=default, help=help_text)
+    p.add_argument("--model", help="model name; for the scripted provider, the script name")
+
+
+def _agent_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="an agent of contracts/agents.toml (researcher, writer, ...)")
+    p.add_argument("task")
+    p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
+    p.add_argument("--corpus", default="demo", help="document namespace its tools may search")
+    p.add_argument("--clearance", choices=list(get_args(SecurityLevel)), default="public")
+    _model_args(p, default=None)
+    p.add_argument("--max-turns", type=_positive_int, help="tool turns (default: agents.toml)")
+    _budget_args(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _stream_arg(p)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A number of rounds: 0 turns the loop off."""
+    return _positive_int(text) if text.strip() not in ("0", "+0", "-0") else 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _workflow_id(text: str) -> str:
+    if not text or '"' in text:
+        raise argparse.ArgumentTypeError(f"not a workflow id: {text!r}")
+    return text
 
 
 def _stream_arg(p: argparse.ArgumentParser) -> None:
@@ -84,10 +145,17 @@ def _connection_args(p: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line naming the cause (and exit 2), not a usage screen."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="client.py", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="client.py", description=__doc__.split("\n\n")[0])
     _connection_args(parser, suppress=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _connection_args(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = functools.partial(sub.add_parser, parents=[common])
@@ -112,9 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("description")
     p.add_argument("--request-id", help="idempotent submission: the same id starts one saga")
     p.add_argument("--assignee", default="oncall")
-    p.add_argument("--provider", choices=PROVIDERS, default="local")
-    p.add_argument("--model", help="model name; for the scripted provider, the script name")
-    p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
+    _model_args(p)
+    p.add_argument("--approval-timeout", type=_positive_float, default=3600, help="seconds to wait")
     p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")
     p.set_defaults(run=commands.cmd_incident)
     p = add("ask", help="the front door: route a request to its flow, print the result")
@@ -122,16 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
     p.add_argument("--clearance", choices=["public", "internal", "restricted"], default="public")
     p.add_argument("--corpus-version", help="pin a document version (default: the newest)")
-    p.add_argument("--provider", choices=PROVIDERS, help="one model for every agent")
-    p.add_argument("--model", help="model name; for the scripted provider, the script name")
-    p.add_argument("--budget-tokens", type=int, help="stop model calls past this many tokens")
-    p.add_argument("--budget-cost", type=float, help="stop model calls past this many USD")
-    p.add_argument("--budget-seconds", type=float, help="stop model calls after this long")
+    _model_args(p, default=None)
+    _budget_args(p)
     p.add_argument("--require-approval", action="store_true", help="a report waits for a person")
-    p.add_argument("--approval-timeout", type=float, default=3600, help="seconds to wait")
+    p.add_argument("--approval-timeout", type=_positive_float, default=3600, help="seconds to wait")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _stream_arg(p)
     p.set_defaults(run=ask.cmd_ask)
+    p = add("agent", help="run one agent of agents.toml on a task, show progress, print its output")
+    _agent_args(p)
+    p.set_defaults(run=agent.cmd_agent)
     p = add("watch", help="follow a run's steps and answer live (running or finished)")
     p.add_argument("workflow_id")
     p.add_argument("--no-tokens", action="store_true", help="steps only, not the answer's text")
@@ -155,14 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_breakers)
-    p = add("list", help="recent runs of every flow: research, team, saga, router")
+    p = add("list", help="recent runs of every flow: research, team, agent, saga, router, ...")
     p.add_argument(
         "--type",
         action="append",
-        choices=list(commands.FLOW_TYPES),
-        help="only these (repeatable; team and report are the same)",
+        choices=TYPE_NAMES,
+        help="only these, children included (repeatable; team and report are the same)",
     )
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--all", action="store_true", help="also the agents a team runs inside it")
+    p.add_argument("--under", type=_workflow_id, help="every run in this run's tree")
+    p.add_argument("--limit", type=_positive_int, default=20)
     p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_list)
@@ -181,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=fork.cmd_fork)
     p = add("contracts", help="validate the contract files in contracts/")
     p.add_argument("action", choices=["check"])
-    p.add_argument("--dir", type=Path, default=CONTRACTS_DIR, help="contracts folder")
+    p.add_argument(
+        "--dir", type=Path, help="contracts folder (default: KEEL_CONTRACTS_DIR, else contracts/)"
+    )
     p.set_defaults(run=None)
     p = add("flows", help="print a flow's transition table")
     p.add_argument("name", nargs="?", default="research", choices=sorted(FLOWS))
@@ -201,13 +272,15 @@ def print_flow(name: str, mermaid: bool) -> int:
     return EXIT_OK
 
 
-def check_contracts(directory: Path) -> int:
-    """Offline: the same checks a worker makes at start, without a server."""
+def check_contracts(directory: Path | None) -> int:
+    """Offline: the same checks a worker makes at start (the same loader, the same
+    registries of tools, output models and prompts), without a server."""
+    directory = directory or WorkerSettings().contracts_dir or CONTRACTS_DIR
     try:
         lines = check_all(directory)
     except ContractError as error:
         commands.err(f"error: invalid contracts: {error}")
-        return EXIT_FAILED
+        return EXIT_USAGE
     for line in lines:
         print(line)
     print(f"contracts in {directory} are valid")
@@ -260,7 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(run_command(args.run, args))
     except pydantic.ValidationError as error:
-        commands.err(f"error: invalid input: {error}")
+        commands.err(f"error: invalid input: {describe_validation_error(error)}")
+        return EXIT_USAGE
+    except commands.UsageError as error:
+        commands.err(f"error: {error}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         commands.err("interrupted; the run goes on in Temporal (see `client.py status`)")

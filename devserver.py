@@ -198,6 +198,8 @@ def start(args: argparse.Namespace) -> int:
             env_address = f"{args.ip}:{args.port}"
             command = [sys.executable, str(Path(__file__).with_name("worker.py"))]
             command += ["--address", env_address, "--log-format", "json"]
+            if args.metrics_port is not None:
+                command += ["--metrics-port", str(args.metrics_port)]
             # The worker keeps its documents in the data folder and acts on the ticket
             # service at --tickets-port, unless the environment says otherwise.
             if "KEEL_DOCUMENTS_DB" not in os.environ:
@@ -278,6 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--ui-port", type=int, help="Web UI port (default: --port + 1000, as client.py assumes)"
     )
     parser.add_argument("--codec-port", type=int, default=8081, help="codec server port")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="the worker's Prometheus port (default: KEEL_METRICS_PORT or 9464; 0: none)",
+    )
     args = parser.parse_args(argv)
     if args.ui_port is None:
         args.ui_port = args.port + UI_PORT_OFFSET

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -38,7 +38,8 @@ from temporalio.worker import (
 )
 
 from activities.contracts.activities import ContractActivities
-from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_all, load_contracts
+from activities.contracts.loader import CONTRACTS_DIR, ContractError
+from activities.contracts.source import ContractSource, supplier
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.heartbeat import HEARTBEAT_EVERY_SECONDS
@@ -111,8 +112,8 @@ HEARTBEAT_THROTTLE = timedelta(seconds=1)
 
 def build_gateway(
     settings: WorkerSettings,
-    prompts: PromptBook,
-    prices: PriceTable | None = None,
+    prompts: PromptBook | Callable[[], PromptBook],
+    prices: PriceTable | Callable[[], PriceTable] | None = None,
     passages: PassageSource | None = None,
     decoding: Decoding | None = None,
 ) -> LLMGateway:
@@ -146,7 +147,7 @@ def build_workers(
     store: DocumentStore,
     *,
     max_cached_workflows: int = 1000,
-    contracts: ContractSnapshot | None = None,
+    contracts: ContractSnapshot | ContractSource | None = None,
     heartbeats: bool = True,
     extra_workflows: Sequence[type] = (),
 ) -> list[Worker]:
@@ -159,7 +160,9 @@ def build_workers(
     heartbeats beside the same run with them (a crash is then seen only after the
     start-to-close timeout, and a cancel never reaches the call).
     """
-    contracts = contracts or load_contracts()
+    # The worker's own contracts are a source read again when a file changes (new runs
+    # see an edit); a snapshot handed in by a test or the bench stays as it is.
+    snapshot_of = supplier(contracts if contracts is not None else ContractSource(CONTRACTS_DIR))
     interceptors = [LogContextInterceptor()]
     common: dict[str, Any] = {
         "interceptors": interceptors,
@@ -196,10 +199,9 @@ def build_workers(
     workers: list[Worker] = []
     if settings.worker_role in ("all", "orchestration"):
         # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
-        namespaces = contracts.routes.namespaces
         documents = DocumentActivities(
             store,
-            {n: ns.security for n, ns in namespaces.items()},
+            lambda: {n: ns.security for n, ns in snapshot_of().routes.namespaces.items()},
             settings.ingest_root_paths(),
         )
         tickets = TicketActivities(
@@ -212,7 +214,7 @@ def build_workers(
             ),
         )
         tools = ToolActivities(
-            contracts, documents, tickets, Breakers(scope, settings.task_queue, breaker_config)
+            snapshot_of, documents, tickets, Breakers(scope, settings.task_queue, breaker_config)
         )
         workers.append(
             Worker(
@@ -225,7 +227,7 @@ def build_workers(
                     documents.ingest,
                     *tickets.all(),
                     tools.call,
-                    ContractActivities(contracts).snapshot,
+                    ContractActivities(snapshot_of).snapshot,
                 ],
                 # A validation error in workflow code is a bug to surface, not a task
                 # to retry forever.
@@ -309,9 +311,10 @@ async def _connect_waiting(
 async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
     directory = settings.contracts_dir or CONTRACTS_DIR
     try:
-        loaded = load_all(directory)
+        source = ContractSource(directory)
     except ContractError as err:
         raise SystemExit(f"invalid contracts: {err}") from err
+    loaded = source.current()
     runtime = None
     if settings.metrics_port:
         try:
@@ -339,13 +342,13 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
             settings,
             build_gateway(
                 settings,
-                loaded.prompts,
-                loaded.prices,
+                source.prompts,
+                source.prices,
                 passages=store,
                 decoding=loaded.snapshot.quality.decoding.get("local"),
             ),
             store,
-            contracts=loaded.snapshot,
+            contracts=source,
         )
     except TokenError as err:
         raise SystemExit(f"ticket service token: {err}") from None

@@ -24,12 +24,10 @@ from cli.commands import (
     watch_run,
 )
 from cli.live import LiveView
-from cli.render import report_text, team_report_text
-from models.coordinator import CoordinatorProgress, HumanFeedback, MultiAgentReport
+from cli.render import ask_text
+from models.coordinator import CoordinatorProgress, HumanFeedback
 from models.live import LiveEvent
-from models.research import ResearchReport
-from models.routing import AskInput, AskResult
-from models.tickets import TicketSagaResult
+from models.routing import AskInput
 from workflows.intent_router import IntentRouterWorkflow
 
 
@@ -92,30 +90,6 @@ class _Hints:
                 err(f"approve or reject with: client.py approve|reject {self._flow}")
         elif event.kind == "node" and "stage=awaiting_approval" in event.text:
             err(f"approve, reject or send notes: client.py approve|feedback {self._flow}")
-
-
-def ask_text(answer: AskResult) -> str:
-    decision = answer.decision
-    rule = f": {decision.rule}" if decision.rule else ""
-    head = f"Intent: {decision.intent or '-'} ({decision.method}{rule})"
-    if answer.refused:
-        return f"{head}\nRefused: {answer.message}"
-    body = ""
-    data = answer.result or {}
-    if decision.flow == "research" and data:
-        body = report_text(ResearchReport.model_validate(data))
-    elif decision.flow == "report" and data:
-        body = team_report_text(MultiAgentReport.model_validate(data))
-    elif decision.flow == "incident" and data:
-        saga = TicketSagaResult.model_validate(data)
-        body = (
-            f"Incident ticket {saga.ticket_id}: {saga.outcome} ({saga.triage.severity},"
-            f" {saga.triage.title}); subtasks {saga.subtask_ids};"
-            f" decision {saga.decision.decision} by {saga.decision.by}"
-        )
-    else:
-        body = f"Answer: {answer.message}"
-    return f"{head}\n{body}"
 
 
 async def cmd_feedback(ctx: Context, args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 import uuid
@@ -30,8 +31,10 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli.history_watch import follow_history
+from cli.kinds import DEFAULT_QUERY, KINDS, by_name, kind_of
 from cli.live import LiveView, follow, no_channel
-from cli.render import default_ui_url, refusal, report_text, root_cause, ui_link
+from cli.render import default_ui_url, refusal, report_text, result_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
 from models.live import LiveEvent
@@ -93,9 +96,28 @@ def failed_run(
     return EXIT_FAILED
 
 
+class UsageError(ValueError):
+    """Arguments the parser cannot judge alone: one line, exit 2, and no run started."""
+
+
+# A script of the scripted provider is a file stem in the worker's scripted folder.
+SCRIPT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def checked_model(provider: str, model: str | None) -> ModelChoice:
+    """A provider and model, refused here when the worker could only fail on them."""
+    if provider == "scripted" and not model:
+        raise UsageError(
+            "--provider scripted needs --model <script> (a file stem of tests/fixtures/scripted/)"
+        )
+    if provider == "scripted" and model and not SCRIPT_NAME.match(model):
+        raise UsageError(f"--model {model!r} is not a script name (letters, digits, _ and -)")
+    return ModelChoice.model_validate({"provider": provider, **({"model": model} if model else {})})
+
+
 def model_choice(args: argparse.Namespace) -> ModelChoice:
     """--provider and --model; the provider's default model when --model is left out."""
-    return ModelChoice(provider=args.provider, **({"model": args.model} if args.model else {}))
+    return checked_model(args.provider, args.model)
 
 
 def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInput:
@@ -103,7 +125,7 @@ def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInpu
     fallbacks = []
     for spec in args.fallback:
         provider, _, name = spec.partition("/")
-        fallbacks.append(ModelChoice.model_validate({"provider": provider, "model": name}))
+        fallbacks.append(checked_model(provider, name or None))
     return ResearchInput(
         question=args.question,
         namespace=args.corpus,
@@ -127,7 +149,7 @@ def wants_tokens(args: argparse.Namespace) -> bool:
     choice: bool | None = getattr(args, "stream", None)
     if choice is not None:
         return choice
-    return args.command in ("research", "ask") and sys.stderr.isatty()
+    return args.command in ("research", "ask", "agent") and sys.stderr.isatty()
 
 
 async def watch_run(
@@ -271,11 +293,18 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     out["status"] = status
     if description.status == WorkflowExecutionStatus.RUNNING:
         out["queued"] = await waiting_for_model(ctx, handle.id)
-    try:
-        out["progress"] = await handle.query("progress", rpc_timeout=timedelta(seconds=5))
-    except RPCError as error:
-        out["progress"] = None
-        err(f"progress query not answered ({error.message}); is a worker running?")
+    kind = kind_of(description.workflow_type)
+    out["progress"] = None
+    if kind is None or kind.progress:  # a flow of the user's own may answer one too
+        try:
+            out["progress"] = await handle.query("progress", rpc_timeout=timedelta(seconds=5))
+        except WorkflowQueryFailedError as error:
+            if kind is not None:
+                err(f"progress query failed: {error.message}")
+        except RPCError as error:
+            err(f"progress query not answered ({error.message}); is a worker running?")
+    if description.parent_id:
+        out["parent"] = description.parent_id
     if out.get("queued"):
         err("queued: its model call waits for a free model slot (another run holds it)")
     print(json.dumps(out, indent=2, default=str))
@@ -284,36 +313,26 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
+    """Any run's result: a flow keel ships as its report, any other type as JSON."""
     description = await ctx.client.get_workflow_handle(args.workflow_id).describe()
-    research = description.workflow_type == "ResearchWorkflow"
-    handle = ctx.client.get_workflow_handle(
-        args.workflow_id, result_type=ResearchReport if research else None
-    )
+    kind = kind_of(description.workflow_type)
+    model = kind.result if kind else None
+    handle = ctx.client.get_workflow_handle(args.workflow_id, result_type=model)
     try:
         result = await handle.result()
     except WorkflowFailureError as failure:
         return failed_run(failure, args.workflow_id, ctx.link(args.workflow_id, description.run_id))
-    if isinstance(result, ResearchReport) and not args.json:
-        print(report_text(result))
-    elif isinstance(result, ResearchReport):
-        print(result.model_dump_json(indent=2))
+    if isinstance(result, BaseModel):
+        print(result.model_dump_json(indent=2) if args.json else result_text(result))
     else:
         print(json.dumps(result, indent=2, default=str))
     return EXIT_OK
 
 
-# `client.py list --type`: every kind of flow a person starts ("report" is the team's old name).
-FLOW_TYPES = {
-    "research": "ResearchWorkflow",
-    "team": "CoordinatorWorkflow",
-    "report": "CoordinatorWorkflow",
-    "saga": "TicketSagaWorkflow",
-    "router": "IntentRouterWorkflow",
-}
 MODEL_ACTIVITY = "complete_llm"  # LLMActivities.complete's activity name
 LIST_HEADER = ("WORKFLOW ID", "TYPE", "STATUS", "STATE", "NODE", "STARTED")
 # The node a delivered run ends in, by type: the only ones that show progress.
-FINAL_NODES = {"ResearchWorkflow": "deliver", "CoordinatorWorkflow": "delivered"}
+FINAL_NODES = {k.workflow_type: k.final_node for k in KINDS.values() if k.final_node}
 # `list --status` over the execution status every run has.
 STATE_FILTERS = {
     "queued": "Running",
@@ -344,13 +363,39 @@ async def waiting_for_model(ctx: Context, workflow_id: str) -> bool:
     return False
 
 
-async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
-    kinds = dict.fromkeys(FLOW_TYPES[k] for k in args.type or FLOW_TYPES)
-    query = "(" + " OR ".join(f'WorkflowType = "{t}"' for t in kinds) + ")"
+def list_query(args: argparse.Namespace) -> str:
+    """`--type`, `--under` and `--all` as a visibility query; by default what people start."""
+    if args.type:
+        kinds = dict.fromkeys(by_name(k).workflow_type for k in args.type)
+        query = "(" + " OR ".join(f'WorkflowType = "{t}"' for t in kinds) + ")"
+    elif args.all or args.under:
+        query = 'WorkflowType != "CircuitBreakerWorkflow"'
+    else:
+        query = f"({DEFAULT_QUERY})"
     if args.status:
         query += f' AND ExecutionStatus = "{STATE_FILTERS[args.status]}"'
+    return query
+
+
+async def runs_under(ctx: Context, root: str, query: str, limit: int) -> list[WorkflowExecution]:
+    """The run and everything it started, level by level (its children, theirs, ...)."""
+    found: list[WorkflowExecution] = []
+    level = f'WorkflowId = "{root}"'
+    while level and len(found) < limit:
+        page = [wf async for wf in ctx.client.list_workflows(f"{query} AND ({level})", limit=limit)]
+        found += page
+        parents = ", ".join(f'"{wf.id}"' for wf in page)
+        level = f"ParentWorkflowId IN ({parents})" if page else ""
+    return found[:limit]
+
+
+async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    query = list_query(args)
     rows = []
-    found = [wf async for wf in ctx.client.list_workflows(query, limit=args.limit)]
+    if args.under:
+        found = await runs_under(ctx, args.under, query, args.limit)
+    else:
+        found = [wf async for wf in ctx.client.list_workflows(query, limit=args.limit)]
     # Asked all at once: a running run with no worker costs its query's 2 s once, not per row.
     states = await asyncio.gather(*(_state_and_node(ctx, wf) for wf in found))
     for wf, (state, node) in zip(found, states, strict=True):
@@ -362,6 +407,7 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
                 "run_id": wf.run_id,
                 "type": wf.workflow_type,
                 "status": wf.status.name if wf.status else "UNKNOWN",
+                "parent": wf.parent_id,
                 "node": node,
                 "research_status": state,
                 "started": wf.start_time.isoformat(),
@@ -370,9 +416,13 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    keys = ("workflow_id", "type", "status", "research_status", "node", "started")
-    table = [LIST_HEADER] + [tuple(str(r[k] or "-") for k in keys) for r in rows]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(LIST_HEADER) - 1)]
+    keys: tuple[str, ...] = ("workflow_id", "type", "status", "research_status", "node", "started")
+    header: tuple[str, ...] = LIST_HEADER
+    # Asked for children (a team's agents, a tree): say whose each is.
+    if (args.all or args.under or args.type) and any(r["parent"] for r in rows):
+        keys, header = (*keys[:-1], "parent", keys[-1]), (*header[:-1], "PARENT", header[-1])
+    table = [header] + [tuple(str(r[k] or "-") for k in keys) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:
         cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
         print("  ".join([*cells, row[-1]]))
@@ -381,15 +431,17 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def _state_and_node(ctx: Context, wf: WorkflowExecution) -> tuple[str | None, str | None]:
-    """A research or team run's state and node.
+    """A run's state and node.
 
     Runs started before progress moved to the current details carry both as search
-    attributes; newer runs are told by their execution status, and a running one
-    answers its `progress` query (briefly: a run with no worker shows "-").
+    attributes; newer runs are told by their execution status, and a running research
+    or team run answers its `progress` query (briefly: a run with no worker shows "-").
     """
     attrs = wf.typed_search_attributes
     state, node = attrs.get(RESEARCH_STATUS), attrs.get(RESEARCH_NODE)
     if wf.workflow_type not in FINAL_NODES:
+        if state is None and wf.status is not None:
+            state = CLOSED_STATES.get(wf.status, wf.status.name.lower())
         return state, node
     running = wf.status == WorkflowExecutionStatus.RUNNING
     if state is None and wf.status is not None:
@@ -533,14 +585,20 @@ async def cmd_watch(ctx: Context, args: argparse.Namespace) -> int:
     """`client.py watch <id>`: any run with a live channel, from its start to now and on."""
 
     handle = ctx.client.get_workflow_handle(args.workflow_id)
-    await handle.describe()  # a missing run is one line, before anything else
+    kind = kind_of((await handle.describe()).workflow_type)  # a missing run: one line first
     view = LiveView(tokens=not args.no_tokens)
     try:
-        await follow(ctx.client, args.workflow_id, view)
+        if kind is not None and not kind.live:
+            await follow_history(ctx.client, args.workflow_id, view)
+        else:
+            await follow(ctx.client, args.workflow_id, view)
     except (RPCError, WorkflowUpdateFailedError) as error:
-        view.close()
-        err(f"error: {args.workflow_id}: {no_channel(error)}")
-        return EXIT_FAILED
+        if view.events:  # the channel broke off: what was shown stands
+            view.close()
+            err(f"error: {args.workflow_id}: {no_channel(error)}")
+            return EXIT_FAILED
+        err(f"{args.workflow_id}: {no_channel(error)}; following its history instead")
+        await follow_history(ctx.client, args.workflow_id, view)
     view.close()
     description = await handle.describe()
     status = description.status.name if description.status else "UNKNOWN"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from models.live import LIVE_TOPIC, SHOWN_FIELDS, LiveEvent
 
 POLL_COOLDOWN = timedelta(milliseconds=100)
 CHILD_WAIT_SECONDS = 30.0
+RUNNING = "[running] "  # a progress line a terminal rewrites in place
+CLEAR_LINE = "\r\x1b[2K"
 
 
 def written_so_far(raw: str) -> str:
@@ -93,6 +96,7 @@ class LiveView:
     _calls: dict[str, _Call] = field(default_factory=dict)
     _done: set[str] = field(default_factory=set)
     _open: str | None = None  # the call whose answer line is being written
+    _status: bool = False  # a `[running]` line stands on the terminal, to be overwritten
 
     def flush_preamble(self) -> None:
         lines, self.preamble = self.preamble, []
@@ -132,8 +136,24 @@ class LiveView:
         elif event.kind == "step":
             where = f"{event.node}: " if event.node else ""
             self._line(f"{prefix}  - {where}{event.text}")
+        elif event.kind == "node" and event.text.startswith(RUNNING) and self._terminal():
+            self._show_status(f"{prefix}{event.text}")
         else:
             self._line(f"{prefix}{event.text}")
+
+    def _terminal(self) -> bool:
+        isatty = getattr(self.out, "isatty", None)
+        return bool(isatty and isatty())
+
+    def _show_status(self, text: str) -> None:
+        """On a terminal, a run's `[running]` line is rewritten in place as it moves on,
+        so what stays on the screen is its steps and its last line (as the README shows).
+        A pipe or a log gets every line, one per node."""
+        self._end()
+        width = shutil.get_terminal_size().columns - 1
+        self.out.write(f"{CLEAR_LINE}{text[:width]}")
+        self.out.flush()
+        self._status = True
 
     def _tokens(self, prefix: str, key: str, event: LiveEvent) -> None:
         call = self._calls.setdefault(key, _Call())
@@ -155,6 +175,9 @@ class LiveView:
         print(text, file=self.out, flush=True)
 
     def _end(self) -> None:
+        if self._status:
+            self.out.write(CLEAR_LINE)
+            self._status = False
         if self._open is not None:
             self.out.write("\n")
             self._open = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from urllib.parse import quote
 
+from pydantic import BaseModel
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -15,10 +17,14 @@ from temporalio.exceptions import (
 )
 
 from infra.settings import UI_PORT_OFFSET
+from models.agents import AgentResult
 from models.coordinator import CoordinatorProgress, MultiAgentReport
 from models.errors import REFUSALS
 from models.live import research_line, team_line
+from models.llm import Usage
 from models.research import ResearchProgress, ResearchReport
+from models.routing import AskResult
+from models.tickets import TicketSagaResult
 
 
 def default_ui_url(address: str) -> str:
@@ -121,9 +127,22 @@ def report_text(report: ResearchReport) -> str:
             f"Fallback at {fallback.node}: {fallback.from_model} -> {fallback.to_model}"
             f" ({fallback.reason})"
         )
-    if report.prompts:
-        lines.append("Prompts: " + ", ".join(f"{k}@{v}" for k, v in sorted(report.prompts.items())))
+    lines += _prompts(report.prompts)
     return "\n".join(lines)
+
+
+def _prompts(prompts: dict[str, str]) -> list[str]:
+    """The line that names each prompt template's version, if the run used any."""
+    return (
+        ["Prompts: " + ", ".join(f"{k}@{v}" for k, v in sorted(prompts.items()))] if prompts else []
+    )
+
+
+def _usage(u: Usage) -> str:
+    return (
+        f"Usage: {u.calls} model calls, {u.tokens_in} tokens in, {u.tokens_out} out,"
+        f" ${u.cost_usd:.6f}"
+    )
 
 
 def _flags(flags: list[str]) -> list[str]:
@@ -155,11 +174,70 @@ def team_report_text(report: MultiAgentReport) -> str:
     lines.append(f"Data: {route.language}, namespaces {', '.join(route.namespaces) or '(none)'}")
     if report.decision:
         lines.append(f"Decision: {report.decision}")
-    lines += _flags(report.flags)
-    u = report.usage
-    lines.append(
-        f"Usage: {u.calls} model calls, {u.tokens_in} tokens in, {u.tokens_out} out,"
-        f" ${u.cost_usd:.6f}"
-    )
+    lines += [*_flags(report.flags), _usage(report.usage)]
     lines.append("Contracts: " + ", ".join(f"{k} {v}" for k, v in report.contract_versions.items()))
     return "\n".join(lines)
+
+
+def ask_text(answer: AskResult) -> str:
+    decision = answer.decision
+    rule = f": {decision.rule}" if decision.rule else ""
+    head = f"Intent: {decision.intent or '-'} ({decision.method}{rule})"
+    if answer.refused:
+        return f"{head}\nRefused: {answer.message}"
+    body = ""
+    data = answer.result or {}
+    if decision.flow == "research" and data:
+        body = report_text(ResearchReport.model_validate(data))
+    elif decision.flow == "report" and data:
+        body = team_report_text(MultiAgentReport.model_validate(data))
+    elif decision.flow == "incident" and data:
+        body = saga_text(TicketSagaResult.model_validate(data))
+    else:
+        body = f"Answer: {answer.message}"
+    return f"{head}\n{body}"
+
+
+def saga_text(saga: TicketSagaResult) -> str:
+    return (
+        f"Incident ticket {saga.ticket_id}: {saga.outcome} ({saga.triage.severity},"
+        f" {saga.triage.title}); subtasks {saga.subtask_ids};"
+        f" decision {saga.decision.decision} by {saga.decision.by}"
+    )
+
+
+def agent_text(result: AgentResult) -> str:
+    """An agent's output field by field, then its tool calls, flags and usage."""
+    head = f"Agent: {result.agent} (role {result.role}), {result.turns} turns, {result.runs} run(s)"
+    lines = [head]
+    lines.append(f"Output ({result.output_schema}):")
+    for field, value in (result.output or {}).items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines += textwrap.wrap(
+            f"{field}: {shown}", 88, initial_indent="  ", subsequent_indent="    "
+        ) or [f"  {field}:"]
+    if result.output is None:
+        lines.append("  (none: no valid output within the re-asks)")
+    calls = [d for d in result.decisions if d.requested]
+    if calls:
+        lines.append("Tools:")
+        for d in calls:
+            verdict = "allowed" if d.allowed else f"refused: {d.reason}"
+            lines.append(f"  turn {d.turn}: {d.requested} {verdict}")
+    lines += [*_flags(result.flags), _usage(result.usage), *_prompts(result.prompts)]
+    return "\n".join(lines)
+
+
+def result_text(result: BaseModel) -> str:
+    """Any flow's result as a terminal shows it; a type with no renderer as JSON."""
+    if isinstance(result, ResearchReport):
+        return report_text(result)
+    if isinstance(result, MultiAgentReport):
+        return team_report_text(result)
+    if isinstance(result, AskResult):
+        return ask_text(result)
+    if isinstance(result, TicketSagaResult):
+        return saga_text(result)
+    if isinstance(result, AgentResult):
+        return agent_text(result)
+    return result.model_dump_json(indent=2)

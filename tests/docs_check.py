@@ -382,6 +382,30 @@ def check_output(box: Sandbox, block: Block) -> None:
         raise CheckError(f"{block.where()}: the output differs from a run:\n{diff[:3000]}")
 
 
+GENERATED = re.compile(r"^<!-- docs-check: generated-by: (?P<command>.+?) -->$")
+GENERATED_END = "<!-- docs-check: end generated -->"
+
+
+def check_generated(page: str) -> int:
+    """A section a command generates (the settings table) equals the command's output now."""
+    text = (ROOT / page).read_text().splitlines()
+    checked = 0
+    for i, line in enumerate(text):
+        marker = GENERATED.match(line)
+        if marker is None:
+            continue
+        end = text.index(GENERATED_END, i)
+        argv = localize(marker["command"])
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0 or done.stdout.strip().splitlines() != text[i + 1 : end]:
+            raise CheckError(
+                f"{page}:{i + 1}: the section differs from `{marker['command']}`;"
+                f" paste its output between the markers{done.stderr[-500:]}"
+            )
+        checked += 1
+    return checked
+
+
 # --- main ----------------------------------------------------------------------------
 
 
@@ -393,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     counts = {"run": 0, "output": 0, "parse-only": 0}
     failures: list[str] = []
     runnable = [b for b in found if b.kind not in ("parse-only", "recorded")]
+    for page in PAGES:
+        try:
+            counts["output"] += check_generated(page)
+        except CheckError as error:
+            failures.append(str(error))
     for block in found:
         if block.kind in ("parse-only", "recorded") or args.parse_only:
             output = block.kind in ("output", "output-of", "recorded")

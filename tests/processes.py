@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 
 from chaos.processes import ScriptResult
 from chaos.processes import run_script as run_command
@@ -34,8 +35,15 @@ async def worker_process(
     *,
     metrics_port: int = 0,
     capture_logs: bool = False,
+    extra_args: tuple[str, ...] = (),
+    log_file: Path | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """worker.py as deployed, JSON logs on stderr; stopped with SIGTERM unless already dead."""
+    """worker.py as deployed, JSON logs on stderr (or in `log_file`); stopped with SIGTERM
+    unless already dead."""
+    log = log_file.open("ab") if log_file is not None else None
+    stderr: IO[bytes] | int = (
+        asyncio.subprocess.PIPE if capture_logs else asyncio.subprocess.DEVNULL
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "worker.py"),
         "--address", address,
@@ -46,10 +54,11 @@ async def worker_process(
         "--documents-db", str(data_dir / "documents.db"),
         "--metrics-port", str(metrics_port),
         "--log-format", "json",
+        *extra_args,
         cwd=ROOT,
         env={**os.environ, "KEEL_GRACEFUL_SHUTDOWN_SECONDS": "2"},
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE if capture_logs else asyncio.subprocess.DEVNULL,
+        stderr=log if log is not None else stderr,
     )  # fmt: skip
     try:
         yield process
@@ -57,3 +66,5 @@ async def worker_process(
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), 60)
+        if log is not None:
+            log.close()

@@ -141,6 +141,19 @@ async def test_status_list_and_ingest_report_on_real_runs(
         (["frobnicate"], "invalid choice"),
         (["research", "What is a saga?", "--clearance", "secret"], "invalid choice: 'secret'"),
         (["ingest", "/no/such/folder"], "is not a folder"),
+        (["research", QUESTION, "--budget-seconds", "-5"], "--budget-seconds: must be above 0"),
+        (["research", QUESTION, "--budget-seconds", "0"], "--budget-seconds: must be above 0"),
+        (["research", QUESTION, "--budget-tokens", "-5"], "--budget-tokens: must be at least 1"),
+        (["research", QUESTION, "--provider", "scripted"], "--provider scripted needs --model"),
+        (
+            ["research", QUESTION, "--provider", "scripted", "--model", "../../etc/passwd"],
+            "'../../etc/passwd' is not a script name",
+        ),
+        (["ask", QUESTION, "--provider", "scripted"], "--provider scripted needs --model"),
+        (["agent", "researcher", QUESTION, "--max-turns", "0"], "--max-turns: must be at least 1"),
+        (["list", "--type", "bogus"], "invalid choice: 'bogus'"),
+        (["list", "--under", 'a"b'], "not a workflow id"),
+        (["fork", "research-x"], "the following arguments are required: --at"),
     ],
 )
 async def test_bad_arguments_exit_2_with_a_clear_message(
@@ -150,6 +163,7 @@ async def test_bad_arguments_exit_2_with_a_clear_message(
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line, the cause
 
 
 def test_clearance_flag_reaches_the_research_input() -> None:

@@ -96,7 +96,7 @@ def test_a_broken_contract_names_its_file_and_field(
     assert message in str(raised.value)
 
 
-async def test_contracts_check_exits_0_when_valid_and_1_naming_the_problem(
+async def test_contracts_check_exits_0_when_valid_and_2_naming_the_problem(
     contracts_copy: Path,
 ) -> None:
     good = await run_script("client.py", "contracts", "check", "--dir", str(contracts_copy))
@@ -109,7 +109,7 @@ async def test_contracts_check_exits_0_when_valid_and_1_naming_the_problem(
         'tools = ["delete_everything"]',
     )
     bad = await run_script("client.py", "contracts", "check", "--dir", str(contracts_copy))
-    assert bad.code == 1
+    assert bad.code == 2  # bad input, as a bad argument is
     assert "[agents.incident_responder] tools: unknown tool 'delete_everything'" in bad.stderr
 
 

@@ -101,3 +101,35 @@ async def test_start_generates_the_ticket_services_token_and_the_service_require
         assert token_file.read_text().strip() == token
     finally:
         await run_script("devserver.py", "stop", *args)
+
+
+async def test_two_stacks_with_ports_of_their_own_run_side_by_side(tmp_path: Path) -> None:
+    stacks: list[tuple[list[str], int, int]] = []
+    try:
+        for name in ("one", "two"):
+            port, metrics = free_port(), free_port()
+            args = ["--data-dir", str(tmp_path / name), "--port", str(port)]
+            args += ["--ui-port", str(free_port()), "--codec-port", str(free_port())]
+            args += ["--tickets-port", str(free_port()), "--metrics-port", str(metrics)]
+            stacks.append((args, port, metrics))
+            started = await run_script("devserver.py", "start", "--with-worker", *args)
+            assert started.code == 0, started.stdout + started.stderr
+        for _, port, metrics in stacks:
+            address = ["--address", f"127.0.0.1:{port}"]
+            ingested = await run_script(
+                "client.py", *address, "ingest", str(ROOT / "corpus" / "demo"), "--corpus", "demo"
+            )
+            assert ingested.code == 0, ingested.stderr
+            ran = await run_script(
+                "client.py", *address, "research", "What is jitter?",
+                "--provider", "scripted", "--model", "narrow_refine_and_revise",
+            )  # fmt: skip
+            assert ran.code == 0, ran.stderr
+            assert "[delivered] node=deliver" in ran.stderr
+            async with httpx.AsyncClient() as http:
+                served = await http.get(f"http://127.0.0.1:{metrics}/metrics")
+            assert served.status_code == 200
+            assert "temporal_" in served.text
+    finally:
+        for args, _, _ in stacks:
+            await run_script("devserver.py", "stop", *args)

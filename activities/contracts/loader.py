@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from activities.llm.contract_files import read_contract
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
+from activities.tools.builtin import BUILTIN_TOOLS
 from models.contracts import AgentSpec, ContractSnapshot, Quality, Routes, Rubric, ToolSpec
 from models.errors import describe_validation_error
 from models.outputs import OUTPUT_MODELS
@@ -77,6 +78,11 @@ def _require(
 
 def _check_tools(path: Path, tools: dict[str, ToolSpec]) -> None:
     for name, tool in tools.items():
+        if name not in BUILTIN_TOOLS:
+            raise ContractError(
+                f"{path} [tools.{name}]: no implementation of tool {name!r}"
+                f" (the worker implements {', '.join(sorted(BUILTIN_TOOLS))})"
+            )
         try:
             Draft202012Validator.check_schema(tool.arguments)
         except SchemaError as err:

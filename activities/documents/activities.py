@@ -13,7 +13,7 @@ only into declared namespaces: ``ingest /etc`` is refused before anything is rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -46,15 +46,20 @@ class DocumentActivities:
     def __init__(
         self,
         store: DocumentStore,
-        security: Mapping[str, SecurityLevel],
+        security: Mapping[str, SecurityLevel] | Callable[[], Mapping[str, SecurityLevel]],
         ingest_roots: Sequence[Path] = (),
     ) -> None:
         """`security`: each declared namespace's level (routes.toml); others are refused.
+        A callable is asked at each check, so an edit of routes.toml applies at once.
 
         `ingest_roots`: the folders ingestion may read, resolved; none means no ingest.
         """
         self._store = store
-        self._security = dict(security)
+        if callable(security):
+            self._security_of = security
+        else:
+            fixed = dict(security)
+            self._security_of = lambda: fixed
         self._roots = [root.resolve() for root in ingest_roots]
 
     @property
@@ -62,7 +67,7 @@ class DocumentActivities:
         return self._store
 
     def level(self, namespace: str) -> SecurityLevel:
-        level = self._security.get(namespace)
+        level = self._security_of().get(namespace)
         if level is None:
             raise ApplicationError(
                 f"namespace {namespace!r} is not declared in routes.toml",

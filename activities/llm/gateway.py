@@ -6,7 +6,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import structlog
@@ -52,15 +52,26 @@ class PassageSource(Protocol):
 class LLMGateway:
     def __init__(
         self,
-        prompts: PromptBook,
+        prompts: PromptBook | Callable[[], PromptBook],
         providers: Mapping[Provider, ChatModel],
-        prices: PriceTable | None = None,
+        prices: PriceTable | Callable[[], PriceTable] | None = None,
         passages: PassageSource | None = None,
     ) -> None:
-        self._prompts = prompts
+        """`prompts` and `prices` as fixed tables, or read at each call from the worker's
+        contracts (`ContractSource`), so that an edit reaches the next call without a restart."""
+        fixed_prices = prices or PriceTable.load()
+        self._prompts_of = prompts if callable(prompts) else lambda: prompts
+        self._prices_of = fixed_prices if callable(fixed_prices) else lambda: fixed_prices
         self._providers = providers
-        self._prices = prices or PriceTable.load()
         self._passages = passages
+
+    @property
+    def _prompts(self) -> PromptBook:
+        return self._prompts_of()
+
+    @property
+    def _prices(self) -> PriceTable:
+        return self._prices_of()
 
     def _variables(self, request: LLMRequest) -> dict[str, str]:
         """The request's variables, with passages named by id read from the store here.

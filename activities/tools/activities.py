@@ -43,12 +43,13 @@ Handler = Callable[[ToolInvocation], Awaitable[ToolOutcome]]
 class ToolActivities:
     def __init__(
         self,
-        contracts: ContractSnapshot,
+        contracts: ContractSnapshot | Callable[[], ContractSnapshot],
         documents: DocumentActivities,
         tickets: TicketActivities,
         breakers: Breakers | None = None,
     ) -> None:
-        self._contracts = contracts
+        # A callable is the worker's contract source: an edit of tools.toml applies at once.
+        self._contracts_of = contracts if callable(contracts) else lambda: contracts
         self._documents = documents
         self._tickets = tickets
         self._breakers = breakers
@@ -59,7 +60,7 @@ class ToolActivities:
             "create_ticket": self._create_ticket,
             "cancel_ticket": self._cancel_ticket,
         }
-        missing = set(contracts.tools) - set(self._handlers)
+        missing = set(self._contracts_of().tools) - set(self._handlers)
         if missing:
             raise ValueError(f"tools.toml names tools with no implementation: {sorted(missing)}")
 
@@ -76,7 +77,7 @@ class ToolActivities:
         return outcome
 
     async def _call(self, call: ToolInvocation) -> ToolOutcome:
-        spec = self._contracts.tools.get(call.tool)
+        spec = self._contracts_of().tools.get(call.tool)
         handler = self._handlers.get(call.tool)
         if spec is None or handler is None:
             raise ApplicationError(

@@ -1,0 +1,243 @@
+"""`list`, `status`, `watch`, `result`, `cancel` and `fork` on every kind of run, as typed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from activities.documents.store import DocumentStore
+from cli.fork import model_steps
+from cli.kinds import KINDS
+from models.agents import AgentResult
+from models.coordinator import MultiAgentReport
+from tests.conftest import ROOT, SCRIPTED_DIR, new_id, running_workers, worker_settings
+from tests.processes import Completed, run_script
+from tests.test_cli import cli_env
+from worker import WORKFLOWS
+
+REQUEST = "Write a report on idempotency keys and circuit breakers"
+TASK = "How do idempotency keys make retries safe?"
+
+
+def scripts_folder(tmp_path: Path, **changes: object) -> Path:
+    """A copy of the team's script the test may change, as a model worker's update would."""
+    folder = tmp_path / "scripts"
+    folder.mkdir(exist_ok=True)
+    script = json.loads((SCRIPTED_DIR / "ask_everything.json").read_text())
+    (folder / "team.json").write_text(json.dumps(script | changes))
+    return folder
+
+
+async def run_agent(base: list[str], request_id: str, env: dict[str, str]) -> Completed:
+    """`client.py agent researcher` on the team's script, as a user types it."""
+    return await run_script(
+        "client.py", *base, "agent", "researcher", TASK, "--request-id", request_id,
+        "--provider", "scripted", "--model", "team", env=env,
+    )  # fmt: skip
+
+
+async def ask_team(base: list[str], env: dict[str, str]) -> Completed:
+    return await run_script(
+        "client.py", *base, "ask", REQUEST, "--provider", "scripted", "--model", "team",
+        "--json", env=env,
+    )  # fmt: skip
+
+
+def test_the_cli_knows_every_workflow_type_the_worker_runs() -> None:
+    names = {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
+    assert {k.workflow_type for k in KINDS.values()} == names
+
+
+async def test_agent_runs_are_listed_shown_watched_and_their_result_printed(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    base = ["--address", server_address]
+    request_id = new_id("every")
+    async with running_workers(
+        client, store, worker_settings(scripted_dir=scripts_folder(tmp_path))
+    ) as settings:
+        env = cli_env(settings)
+        ran = await run_agent(base, request_id, env)
+        agent_id = f"agent-{request_id}"
+        asked = await ask_team(base, env)
+        team_id = json.loads(asked.stdout)["child_workflow_id"]
+        listed = await run_script("client.py", *base, "list", "--limit", "500", "--json", env=env)
+        agents = await run_script(
+            "client.py", *base, "list", "--type", "agent", "--limit", "500", env=env
+        )
+        tree = await run_script("client.py", *base, "list", "--under", team_id, "--json", env=env)
+        status = await run_script("client.py", *base, "status", agent_id, env=env)
+        result = await run_script("client.py", *base, "result", agent_id, env=env)
+        as_json = await run_script("client.py", *base, "result", agent_id, "--json", env=env)
+        team_result = await run_script("client.py", *base, "result", team_id, env=env)
+        watched = await run_script("client.py", *base, "watch", agent_id, env=env)
+    assert ran.code == 0, ran.stderr
+    assert "Agent: researcher (role researcher)" in ran.stdout
+    assert "tool search_documents allowed" in ran.stderr  # followed live
+    rows = {r["workflow_id"]: r for r in json.loads(listed.stdout)}
+    assert rows[agent_id]["type"] == "AgentWorkflow"
+    assert rows[agent_id]["research_status"] == "delivered"
+    assert not any(k.startswith(f"{team_id}-") for k in rows)  # a team's agents stay inside it
+    agent_rows = [line.split() for line in agents.stdout.splitlines()]
+    assert agent_rows[0][-2:] == ["PARENT", "STARTED"]
+    parents = {row[0]: row[-2] for row in agent_rows[1:]}
+    assert parents[agent_id] == "-"
+    assert parents[f"{team_id}-researcher-1"] == team_id
+    in_tree = {r["workflow_id"] for r in json.loads(tree.stdout)}
+    assert {team_id, f"{team_id}-researcher-1", f"{team_id}-writer-1"} <= in_tree
+    assert agent_id not in in_tree
+    shown = json.loads(status.stdout)
+    assert shown["type"] == "AgentWorkflow"
+    assert shown["progress"]["agent"] == "researcher"
+    assert result.code == 0
+    assert result.stdout.startswith("Agent: researcher")
+    assert AgentResult.model_validate_json(as_json.stdout).output is not None
+    assert team_result.stdout.startswith("Request: ")
+    assert watched.code == 0, watched.stderr
+    assert "tool search_documents allowed" in watched.stderr
+
+
+async def test_a_run_with_no_live_channel_is_watched_through_its_history(
+    client: Client, store: DocumentStore, server_address: str
+) -> None:
+    base = ["--address", server_address]
+    async with running_workers(client, store) as settings:
+        env = cli_env(settings)
+        ingest = await run_script(
+            "client.py", *base, "ingest", str(ROOT / "corpus" / "demo"), "--corpus", "demo", env=env
+        )
+        listed = await run_script(
+            "client.py", *base, "list", "--type", "ingest", "--limit", "1", "--json", env=env
+        )
+        ingest_id = json.loads(listed.stdout)[0]["workflow_id"]
+        watched = await run_script("client.py", *base, "watch", ingest_id, env=env)
+        status = await run_script("client.py", *base, "status", ingest_id, env=env)
+    assert listed.code == 0, listed.stderr + ingest.stderr
+    assert watched.code == 0, watched.stderr
+    lines = watched.stderr.splitlines()
+    assert any(line.startswith("  - ingest ") and line.endswith(": scheduled") for line in lines)
+    assert "  - run completed" in lines
+    assert json.loads(status.stdout)["progress"] is None
+    assert "progress query" not in status.stderr  # a type with none is not asked
+
+
+async def test_a_running_agent_is_cancelled_and_its_slot_freed(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    folder = scripts_folder(tmp_path, _delay_ms=600_000)
+    request_id = new_id("every")
+    base = ["--address", server_address]
+    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
+        env = cli_env(settings)
+        started = asyncio.create_task(run_agent(base, request_id, env))
+        handle = client.get_workflow_handle(f"agent-{request_id}")
+        for _ in range(100):
+            pending = await _pending(client, handle.id)
+            if pending:
+                break
+            await asyncio.sleep(0.1)
+        cancelled = await run_script("client.py", *base, "cancel", handle.id, env=env)
+        ran = await started
+        description = await handle.describe()
+    assert cancelled.code == 0, cancelled.stderr
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    assert ran.code == 1
+    assert "cancel" in ran.stderr.lower()
+
+
+async def _pending(client: Client, workflow_id: str) -> bool:
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except Exception:  # not started yet
+        return False
+    return any(
+        p.activity_type.name == "complete_llm" for p in described.raw_description.pending_activities
+    )
+
+
+async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    folder = scripts_folder(tmp_path)
+    base = ["--address", server_address]
+    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
+        env = cli_env(settings)
+        asked = await ask_team(base, env)
+        team_id = json.loads(asked.stdout)["child_workflow_id"]
+        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+        before = {
+            role: (await client.get_workflow_handle(f"{team_id}-{role}").describe()).run_id
+            for role in ("researcher-1", "researcher-2", "writer-1", "reviewer-1", "writer-2")
+        }
+        # The model worker changed after the run: its second review scores 5 throughout.
+        script = json.loads((folder / "team.json").read_text())
+        five = {"scores": [{**c, "score": 5} for c in script["reviewer"][-1]["scores"]]}
+        script["reviewer"] = [script["reviewer"][0], {**script["reviewer"][-1], **five}]
+        (folder / "team.json").write_text(json.dumps(script))
+        forked = await run_script(
+            "client.py", *base, "fork", team_id, "--at", "reviewer-2/reviewer", env=env
+        )
+        unknown = await run_script("client.py", *base, "fork", team_id, "--at", "nope", env=env)
+    assert forked.code == 0, forked.stderr
+    forked_run = (await client.get_workflow_handle(team_id).describe()).run_id
+    assert forked_run != original_run
+    report = await client.get_workflow_handle(
+        team_id, run_id=forked_run, result_type=MultiAgentReport
+    ).result()
+    original = await client.get_workflow_handle(
+        team_id, run_id=original_run, result_type=MultiAgentReport
+    ).result(follow_runs=False)
+    assert original.rounds[-1].weighted_score == 4.0
+    assert report.rounds[-1].weighted_score == 5.0  # the changed worker's review, after the fork
+    assert report.answer == original.answer  # the draft it reviewed was not written again
+    # Every child before the call kept its run: none was reset or run again.
+    for role, run_id in before.items():
+        assert (await client.get_workflow_handle(f"{team_id}-{role}").describe()).run_id == run_id
+    reviewer = await client.get_workflow_handle(f"{team_id}-reviewer-2").describe()
+    steps = await model_steps(client, f"{team_id}-reviewer-2", reviewer.run_id)
+    assert [s.label for s in steps] == ["reviewer #2"]
+    assert original_run[:12] in forked.stdout
+    assert forked_run[:12] in forked.stdout
+    assert "passed 4.00" in forked.stdout
+    assert "passed 5.00" in forked.stdout
+    assert unknown.code == 2
+    assert "its calls: decompose #1, researcher-1/researcher_turn #1" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+async def test_an_agent_forks_at_its_second_turn(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    request_id = new_id("every")
+    base = ["--address", server_address]
+    folder = scripts_folder(tmp_path)
+    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
+        env = cli_env(settings)
+        ran = await run_agent(base, request_id, env)
+        agent_id = f"agent-{request_id}"
+        original_run = (await client.get_workflow_handle(agent_id).describe()).run_id
+        forked = await run_script(
+            "client.py", *base, "fork", agent_id, "--at", "researcher_turn#2", env=env
+        )
+        saga = await run_script("client.py", *base, "fork", "no-such-run", "--at", "x", env=env)
+    assert ran.code == 0, ran.stderr
+    assert forked.code == 0, forked.stderr
+    forked_run = (await client.get_workflow_handle(agent_id).describe()).run_id
+    assert forked_run != original_run
+    history = await client.get_workflow_handle(agent_id, run_id=forked_run).fetch_history()
+    reset_at = next(
+        e.event_id for e in history.events if e.HasField("workflow_task_failed_event_attributes")
+    )
+    steps = await model_steps(client, agent_id, forked_run)
+    assert [s.label for s in steps if s.task_completed_event_id < reset_at] == [
+        "researcher_turn #1"
+    ]
+    assert [s.label for s in steps if s.task_completed_event_id > reset_at] == [
+        "researcher_turn #2",
+        "researcher_final #1",
+    ]
+    assert saga.code == 1
+    assert "not found" in saga.stderr
