@@ -36,9 +36,10 @@ from graphs.research import (
 )
 from models.checks import check_draft
 from models.contracts import ContractSnapshot
+from models.documents import shown_passage
 from models.llm import LLMRequest, ModelChoice
 from models.research import ResearchInput
-from workflows.research import CRITERIA_KEY, FLOW, MAX_TOKENS, PROMPT_PASSAGE_CHARS
+from workflows.research import CRITERIA_KEY, FLOW, MAX_TOKENS
 
 
 class FlowState(TypedDict, total=False):
@@ -194,7 +195,7 @@ class ResearchNodes:
 
     async def check_draft(self, state: FlowState) -> FlowState:
         draft = state["draft"]
-        shown = [f"{p['title']}: {p['text'][:PROMPT_PASSAGE_CHARS]}" for p in state["passages"]]
+        shown = [shown_passage(p["title"], p["text"]) for p in state["passages"]]
         check = check_draft(draft["answer"], draft["citations"], shown)
         if check.passed:
             return {"outcome": Outcome.PASS.value}
@@ -259,7 +260,7 @@ def numbered(passages: list[dict[str, Any]]) -> str:
     if not passages:
         return "(no passages found)"
     return "\n".join(
-        f"[{i}] {p['title']}: {p['text'][:PROMPT_PASSAGE_CHARS]}" for i, p in enumerate(passages, 1)
+        f"[{i}] {shown_passage(p['title'], p['text'])}" for i, p in enumerate(passages, 1)
     )
 
 

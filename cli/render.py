@@ -191,6 +191,8 @@ def ask_text(answer: AskResult) -> str:
         body = report_text(ResearchReport.model_validate(data))
     elif decision.flow == "report" and data:
         body = team_report_text(MultiAgentReport.model_validate(data))
+    elif decision.flow == "agent" and data:
+        body = agent_text(AgentResult.model_validate(data))
     elif decision.flow == "incident" and data:
         body = saga_text(TicketSagaResult.model_validate(data))
     else:

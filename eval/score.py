@@ -18,6 +18,7 @@ from eval.dataset import EvalItem
 from models.checks import DEBRIS, REPETITION, TRUNCATED, check_draft, content_stems
 from models.contracts import Rubric
 from models.coordinator import MultiAgentReport
+from models.documents import shown_passage
 from models.research import ResearchReport
 
 # Rules that need no passages, so a delivered answer can be re-checked on its own.
@@ -188,7 +189,7 @@ def score_research(
     # The delivered draft against every rule, with the passages it cites as shown.
     shown = [""] * max((c.number for c in report.citations), default=0)
     for c in report.citations:
-        shown[c.number - 1] = f"{c.title}: {c.passage[:500]}"
+        shown[c.number - 1] = shown_passage(c.title, c.passage)
     rules = check_draft(report.answer, [c.number for c in report.citations], shown).rules
     return ItemScore(
         id=item.id,

@@ -15,7 +15,7 @@ from models.llm import ModelChoice, Provider
 
 SecurityLevel = Literal["public", "internal", "restricted"]
 Language = Literal["en", "ko"]
-FlowName = Literal["research", "report", "incident", "direct"]
+FlowName = Literal["research", "report", "incident", "direct", "agent"]
 
 CLEARANCE_RANK: dict[SecurityLevel, int] = {"public": 0, "internal": 1, "restricted": 2}
 
@@ -133,6 +133,9 @@ class IntentRoute(BaseModel):
     flow: FlowName
     description: str = Field(min_length=1)
     allowed: bool = True
+    agent: str | None = Field(
+        default=None, description='for flow = "agent": the agents.toml agent that takes it'
+    )
     max_words: int | None = Field(
         default=None, ge=1, description="rules apply only to requests this short"
     )
@@ -148,6 +151,12 @@ class IntentRoute(BaseModel):
             except re.error as err:
                 raise ValueError(f"pattern {pattern!r}: {err}") from err
         return patterns
+
+    @model_validator(mode="after")
+    def _agent_named(self) -> IntentRoute:
+        if (self.flow == "agent") != (self.agent is not None):
+            raise ValueError('an intent names an agent exactly when its flow is "agent"')
+        return self
 
 
 class DataNamespace(BaseModel):

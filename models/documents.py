@@ -6,6 +6,15 @@ from pydantic import BaseModel, Field
 
 from models.contracts import SecurityLevel
 
+# What a prompt shows of one passage: the writer's prompt, the checks that judge a
+# draft against it and the evaluation all read this width, so they see the same text.
+PROMPT_PASSAGE_CHARS = 500
+
+
+def shown_passage(title: str, text: str) -> str:
+    """One passage as every prompt renders it: its title, then the text's first part."""
+    return f"{title}: {text[:PROMPT_PASSAGE_CHARS]}"
+
 
 class SearchRequest(BaseModel):
     """One retrieval call: the queries of a plan or refinement, in one or more namespaces.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
 from activities.documents.store import DocumentStore
 from cli.fork import model_steps
 from cli.kinds import KINDS
@@ -241,3 +244,36 @@ async def test_an_agent_forks_at_its_second_turn(
     ]
     assert saga.code == 1
     assert "not found" in saga.stderr
+
+
+FIND_INTENT = """
+[intents.find]
+flow = "agent"
+agent = "{agent}"
+description = "Passages about a topic, found by the researcher agent."
+keywords = ["find passages"]
+"""
+
+
+async def test_ask_routes_a_request_to_an_agent_the_contracts_name(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, folder)
+    with (folder / "routes.toml").open("a") as routes:
+        routes.write(FIND_INTENT.format(agent="researcher"))
+    contracts = load_contracts(folder)
+    base = ["--address", server_address]
+    async with running_workers(client, store, contracts=contracts) as settings:
+        asked = await run_script(
+            "client.py", *base, "ask", "find passages about idempotency keys",
+            "--provider", "scripted", "--model", "ask_everything", env=cli_env(settings),
+        )  # fmt: skip
+    assert asked.code == 0, asked.stderr
+    assert asked.stdout.startswith("Intent: find (rule: keyword 'find passages')")
+    assert "Agent: researcher (role researcher)" in asked.stdout
+    assert "tool search_documents allowed" in asked.stderr
+    with (folder / "routes.toml").open("a") as routes:
+        routes.write(FIND_INTENT.replace("find]", "find_more]").format(agent="finder"))
+    with pytest.raises(ContractError, match=r"\[intents.find_more\] agent: unknown agent 'finder'"):
+        load_contracts(folder)

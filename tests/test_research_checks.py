@@ -11,11 +11,11 @@ from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from models.checks import check_draft
 from models.contracts import ContractSnapshot
+from models.documents import shown_passage
 from models.extractive import NOT_IN_CORPUS
 from models.research import ResearchReport
 from tests.conftest import execute_scripted, plaintext, research_on_workers, running_workers
 from tests.test_research_flow import activity_summaries, path
-from workflows.research import PROMPT_PASSAGE_CHARS
 
 KEYS = "How do idempotency keys make retries safe?"
 
@@ -111,7 +111,7 @@ async def test_drafts_that_never_pass_deliver_an_extract_with_correct_citations(
     # Every sentence is followed by a citation of the passage it was taken from.
     for citation in report.citations:
         assert f"[{citation.number}]" in report.answer
-    shown = [f"{c.title}: {c.passage[:PROMPT_PASSAGE_CHARS]}" for c in report.citations]
+    shown = [shown_passage(c.title, c.passage) for c in report.citations]
     numbers = {c.number: i for i, c in enumerate(report.citations)}
     renumbered = report.answer
     for number, index in numbers.items():

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Trigger,
     )
-    from models.documents import PassagesRequest
+    from models.documents import PassagesRequest, shown_passage
     from models.errors import (
         NO_READABLE_NAMESPACE,
         NO_VALID_DRAFT,
@@ -70,7 +70,6 @@ PROGRESS_PATCH = "progress-in-current-details"
 # rubric rejected at the round limit.
 GROUNDED_PATCH = "team-grounded-answers"
 FLOW = "report"
-PASSAGE_CHARS = 500  # what the LLM worker renders of a passage into the writer's prompt
 
 
 @workflow.defn(name="CoordinatorWorkflow")
@@ -508,7 +507,7 @@ class CoordinatorWorkflow:
                 retry_policy=SEARCH_RETRY,
                 summary="read the passages the writer sees",
             )
-            texts = {p.chunk_id: f"{p.title}: {p.text[:PASSAGE_CHARS]}" for p in found.passages}
+            texts = {p.chunk_id: shown_passage(p.title, p.text) for p in found.passages}
             self._shown = [texts.get(pid, "") for pid in passage_ids]
             for row in found.ranks:
                 scores = {p.chunk_id: r for p, r in zip(found.passages, row, strict=True)}

@@ -153,7 +153,12 @@ class IntentRouterWorkflow:
         try:
             # Validated here, before any child starts: a request the flow cannot take is
             # refused, rather than failing the router with the child never started.
-            child_input = _child_input(request, decision, budget, route)
+            if decision.flow == "agent":
+                route = self._route
+                self._progress.data_route = result.data_route = route
+                child_input: ChildInput = _agent_input(request, decision, budget, contracts, route)
+            else:
+                child_input = _child_input(request, decision, budget, route)
         except ValidationError as err:
             # Runs recorded before this patch failed here; they replay so.
             if not workflow.patched(VALIDATE_PATCH):
@@ -169,8 +174,12 @@ class IntentRouterWorkflow:
         self._live.child(child_id, "")
         if isinstance(child_input, AgentInput):
             answer = await workflow.execute_child_workflow(AgentWorkflow.run, child_input, **common)
-            if answer.output is not None:
+            if answer.output is not None and decision.flow == "direct":
                 result.message = DirectAnswer.model_validate(answer.output).answer
+            elif decision.flow == "agent":
+                result.message = (
+                    f"{child_input.agent}: {answer.output_schema} in {answer.turns} turns"
+                )
             return answer
         if isinstance(child_input, TicketSagaInput):
             return await workflow.execute_child_workflow(
@@ -184,6 +193,30 @@ class IntentRouterWorkflow:
 
 
 ChildInput = AgentInput | TicketSagaInput | CoordinatorInput | ResearchInput
+
+
+def _agent_input(
+    request: AskInput,
+    decision: IntentDecision,
+    budget: Budget,
+    contracts: ContractSnapshot,
+    data: DataRoute,
+) -> AgentInput:
+    """An agent of the contracts, named by the intent, on the request; its tools search
+    what the DataRouter chose for this caller, as research's do."""
+    assert decision.intent is not None
+    agent = contracts.routes.intents[decision.intent].agent
+    assert agent is not None
+    return AgentInput(
+        agent=agent,
+        task=request.request,
+        namespaces=data.namespaces,
+        clearance=request.clearance,
+        models=[request.model] if request.model else [],
+        llm_task_queue=request.llm_task_queue,
+        budget=budget,
+        stream_tokens=request.stream_tokens,
+    )
 
 
 def _child_input(

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from models.agents import RubricScores
     from models.checks import NOTHING_LEFT, check_draft, query_problem, scrub_internal
     from models.contracts import ContractSnapshot, FlowQuality, Rubric
-    from models.documents import Passage, SearchRequest
+    from models.documents import Passage, SearchRequest, shown_passage
     from models.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
     from models.extractive import NOT_IN_CORPUS, extract_answer, relevant
     from models.live import research_line
@@ -60,7 +60,6 @@ M = TypeVar("M", bound=BaseModel)
 
 # Output budgets per node: small enough that a runaway generation stays short.
 MAX_TOKENS = {PLAN: 160, REFINE: 120, WRITE: 420, REVIEW: 160}
-PROMPT_PASSAGE_CHARS = 500
 # The release before marked each run with this patch; its runs took the path every run
 # takes now. A run writes no marker any more (a marker and the SDK's search-attribute
 # upsert were two of its 27 events); the marker in such a run's history is matched on
@@ -553,14 +552,12 @@ class ResearchWorkflow:
 def _numbered(passages: list[Passage]) -> str:
     if not passages:
         return "(no passages found)"
-    return "\n".join(
-        f"[{i}] {p.title}: {p.text[:PROMPT_PASSAGE_CHARS]}" for i, p in enumerate(passages, 1)
-    )
+    return "\n".join(f"[{i}] {shown_passage(p.title, p.text)}" for i, p in enumerate(passages, 1))
 
 
 def _shown(passage: Passage) -> str:
     """A passage as the writer saw it in its prompt."""
-    return f"{passage.title}: {passage.text[:PROMPT_PASSAGE_CHARS]}"
+    return shown_passage(passage.title, passage.text)
 
 
 def _review_score(candidate: Candidate) -> int | None:

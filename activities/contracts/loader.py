@@ -144,6 +144,10 @@ def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
     _check_agents(directory / "agents.toml", agents, tools, prompts, prices)
     rubrics = _table(directory / "rubrics.toml", raws["rubrics.toml"], "rubrics", Rubric)
     routes = _whole(directory / "routes.toml", raws["routes.toml"], Routes)
+    for intent, route in routes.intents.items():
+        if route.agent is not None:
+            where = f"{directory / 'routes.toml'} [intents.{intent}] agent"
+            _require(where, [route.agent], agents, "agent", " (see agents.toml)")
     quality_path = directory / "quality.toml"
     quality = _whole(quality_path, raws["quality.toml"], Quality)
     for flow, settings in quality.flows.items():

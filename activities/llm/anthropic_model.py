@@ -6,6 +6,7 @@ The client's own retries are off (`max_retries=0`), as for every provider.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anthropic
 import httpx2
@@ -39,14 +40,7 @@ class AnthropicModel:
             if call.on_text is not None:
                 message = await self._streamed(call, call.on_text)
             else:
-                message = await self._client.messages.create(
-                    model=call.model,
-                    system=call.system,
-                    messages=[{"role": "user", "content": call.user}],
-                    max_tokens=call.max_tokens,
-                    tools=_tools(call),
-                    tool_choice={"type": "tool", "name": TOOL_NAME},
-                )
+                message = await self._client.messages.create(**_request(call))
         except anthropic.AnthropicError as error:
             # Not chained: the SDK's error can carry the request or the key, and a
             # failure's cause is stored in the history.
@@ -61,18 +55,24 @@ class AnthropicModel:
 
     async def _streamed(self, call: ChatCall, sink: TextSink) -> Message:
         """The tool input's JSON as Anthropic streams it, each fragment passed on."""
-        async with self._client.messages.stream(
-            model=call.model,
-            system=call.system,
-            messages=[{"role": "user", "content": call.user}],
-            max_tokens=call.max_tokens,
-            tools=_tools(call),
-            tool_choice={"type": "tool", "name": TOOL_NAME},
-        ) as stream:
+        async with self._client.messages.stream(**_request(call)) as stream:
             async for event in stream:
                 if event.type == "input_json" and event.partial_json:
                     sink(event.partial_json)
             return await stream.get_final_message()
+
+
+def _request(call: ChatCall) -> dict[str, Any]:
+    """The arguments of one call, the same whether it streams or not: the answer is
+    the input of the one tool the model must call."""
+    return {
+        "model": call.model,
+        "system": call.system,
+        "messages": [{"role": "user", "content": call.user}],
+        "max_tokens": call.max_tokens,
+        "tools": _tools(call),
+        "tool_choice": {"type": "tool", "name": TOOL_NAME},
+    }
 
 
 def _tools(call: ChatCall) -> list[ToolParam]:

@@ -18,7 +18,7 @@ from activities.llm.chat_model import ChatCall, ChatModel, TextSink
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from models.agents import RubricScores
-from models.documents import Passage
+from models.documents import Passage, shown_passage
 from models.errors import (
     BUDGET_EXHAUSTED,
     PROVIDER_UNAVAILABLE,
@@ -41,7 +41,6 @@ REASK_SUFFIX = (
 )
 
 
-PASSAGE_CHARS = 500
 CRITERIA_KEY = "CriterionScore.criterion"
 
 
@@ -89,7 +88,7 @@ class LLMGateway:
         lines = []
         for number, chunk_id in enumerate(request.passage_ids, 1):
             found = self._passages.passage(chunk_id)
-            text = f"{found.title}: {found.text[:PASSAGE_CHARS]}" if found else "(not found)"
+            text = shown_passage(found.title, found.text) if found else "(not found)"
             lines.append(f"[{number}] {text}")
         variables["passages"] = "\n".join(lines)
         return variables

@@ -47,22 +47,26 @@ class OpenAICompatibleModel:
             return {"type": "json_object", "schema": schema}
         return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
-    async def complete(self, call: ChatCall) -> Completion:
+    def _request(self, call: ChatCall) -> dict[str, Any]:
+        """The arguments of one call, the same whether it streams or not."""
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": call.system},
             {"role": "user", "content": call.user},
         ]
+        return {
+            "model": call.model,
+            "messages": messages,
+            "max_tokens": call.max_tokens,
+            "temperature": call.temperature,
+            # Sent as is: llama.cpp's schema-beside-type form is not in the SDK's types.
+            "extra_body": {"response_format": self._response_format(call.schema)},
+        }
+
+    async def complete(self, call: ChatCall) -> Completion:
         if call.on_text is not None:
-            return await self._streamed(call, messages, call.on_text)
+            return await self._streamed(call, call.on_text)
         try:
-            response = await self._client.chat.completions.create(
-                model=call.model,
-                messages=messages,
-                max_tokens=call.max_tokens,
-                temperature=call.temperature,
-                # Sent as is: llama.cpp's schema-beside-type form is not in the SDK's types.
-                extra_body={"response_format": self._response_format(call.schema)},
-            )
+            response = await self._client.chat.completions.create(**self._request(call))
         except openai.OpenAIError as error:
             # Not chained: the SDK's error can carry the request or the key, and a
             # failure's cause is stored in the history.
@@ -74,21 +78,13 @@ class OpenAICompatibleModel:
             tokens_out=usage.completion_tokens if usage else 0,
         )
 
-    async def _streamed(
-        self, call: ChatCall, messages: list[ChatCompletionMessageParam], sink: TextSink
-    ) -> Completion:
+    async def _streamed(self, call: ChatCall, sink: TextSink) -> Completion:
         """The endpoint's server-sent deltas, each passed on as it arrives; usage comes last."""
         pieces: list[str] = []
         tokens_in = tokens_out = 0
         try:
             stream = await self._client.chat.completions.create(
-                model=call.model,
-                messages=messages,
-                max_tokens=call.max_tokens,
-                temperature=call.temperature,
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_body={"response_format": self._response_format(call.schema)},
+                **self._request(call), stream=True, stream_options={"include_usage": True}
             )
             async for chunk in stream:
                 if chunk.usage is not None:
