@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_RUBRIC,
     )
     from models.extractive import NOT_IN_CORPUS, extract_for_questions, relevant_to_any
+    from models.flags import Flag, Flags, check_failed
     from models.live import team_line
     from models.llm import Fallback, Usage
     from models.research import Draft
@@ -82,7 +83,7 @@ class CoordinatorWorkflow:
         self._feedback: list[HumanFeedback] = []
         self._children_usage = Usage()
         self._model: ModelCaller | None = None
-        self._flags: list[str] = []
+        self._flags = Flags()
         self._prompts: dict[str, str] = {}
         self._fallbacks: list[Fallback] = []
         self._live = LiveChannel()
@@ -181,7 +182,7 @@ class CoordinatorWorkflow:
             await self._passages_shown(request, passage_ids),
         )
         if unanswered:
-            self._flag("not_in_corpus")
+            self._flags.add(Flag.NOT_IN_CORPUS)
         notes = "\n".join(f"- {r.question}: {r.summary}" for r in researchers if r.summary)
 
         quality = contracts.quality.flow(FLOW)
@@ -193,7 +194,7 @@ class CoordinatorWorkflow:
         reviews = 0
         # The rules the draft that ended the rounds broke, when the checks ended them.
         stopped_by: list[CheckFailure] = []
-        while not unanswered and "budget_exhausted" not in self._flags:
+        while not unanswered and Flag.BUDGET_EXHAUSTED not in self._flags:
             drafted = await self._round(request, rubric, passage_ids, notes, feedback, trigger)
             if drafted is None:
                 break
@@ -228,44 +229,44 @@ class CoordinatorWorkflow:
             if review.passed:
                 break
             if reviews >= request.max_rounds:
-                self._flag("max_rounds_reached")
+                self._flags.add(Flag.MAX_ROUNDS_REACHED)
                 break
             feedback = review.feedback or "the draft did not pass the rubric"
             trigger = "reviewer"
         extractive = False
         questions_asked = [r.question for r in researchers] or [request.request]
-        bounded = "max_rounds_reached" in self._flags or bool(stopped_by)
+        bounded = Flag.MAX_ROUNDS_REACHED in self._flags or bool(stopped_by)
         if self._grounded and best is not None and not best[1].passed and bounded:
             # No draft passed the review within the rounds, or the last revision broke
             # a rule with no rewrite left: the passages' own sentences, where the
             # contract allows them, rather than a draft the rubric rejected.
             for failure in stopped_by:
-                self._flag(f"check_failed:{failure.rule}")
+                self._flags.add(check_failed(failure.rule))
             extract = await self._extract(request, quality, passage_ids, questions_asked)
             if extract is not None:
                 best, extractive = (extract, best[1]), True
-                self._flag("extractive")
+                self._flags.add(Flag.EXTRACTIVE)
         if best is None and failing is not None:
             for failure in failing[1].check_failures:
-                self._flag(f"check_failed:{failure.rule}")
+                self._flags.add(check_failed(failure.rule))
             best = failing
             extract = await self._extract(request, quality, passage_ids, questions_asked)
             if extract is not None:
                 best, extractive = (extract, failing[1]), True
-                self._flag("extractive")
+                self._flags.add(Flag.EXTRACTIVE)
         if unanswered:
             best = (
                 Draft.model_construct(answer=NOT_IN_CORPUS, citations=[]),
                 ReviewRound(round=0, writer_workflow_id="", reviewer_workflow_id=""),
             )
-        if best is None and "budget_exhausted" not in self._flags:
+        if best is None and Flag.BUDGET_EXHAUSTED not in self._flags:
             raise ApplicationError(
                 "the writer gave no valid draft", type=NO_VALID_DRAFT, non_retryable=True
             )
         self._stage("delivered")
         if best is None:
             # Only a spent budget ends the team before a draft: deliver the research, flagged.
-            self._flag("no_draft")
+            self._flags.add(Flag.NO_DRAFT)
             best = (
                 Draft.model_construct(
                     answer="No report was written: the budget ran out first. The researchers'"
@@ -328,18 +329,18 @@ class CoordinatorWorkflow:
                 retry=LLM_RETRY,
             )
         except BudgetExhausted:
-            self._flag("budget_exhausted")
+            self._flags.add(Flag.BUDGET_EXHAUSTED)
             split = None
         self._prompts.update(self._model.prompts)
         self._fallbacks.extend(self._model.fallbacks)
         if split is None:
-            self._flag("plan_fallback")
+            self._flags.add(Flag.PLAN_FALLBACK)
             return [request.request]
         asked = split.questions
         if self._grounded:
             asked = real_questions(request.request, split.questions)
             if len(asked) < len(split.questions):
-                self._flag("questions_rejected")
+                self._flags.add(Flag.QUESTIONS_REJECTED)
             # With none left, the request itself is the one question, as with no plan.
             asked = asked or [request.request]
         if self._checked:
@@ -386,7 +387,7 @@ class CoordinatorWorkflow:
                 if is_cancelled_exception(result):
                     raise result
                 run.status = "failed"
-                self._flag("researcher_failed")
+                self._flags.add(Flag.RESEARCHER_FAILED)
                 workflow.logger.warning("researcher %s failed: %s", run.workflow_id, result)
                 continue
             self._absorb(result)
@@ -432,7 +433,7 @@ class CoordinatorWorkflow:
             writer_id,
         )
         if written.output is None:
-            self._flag("writer_failed")
+            self._flags.add(Flag.WRITER_FAILED)
             return None
         draft = Draft.model_validate(written.output)
         failures = await self._check(request, draft, passage_ids)
@@ -471,7 +472,7 @@ class CoordinatorWorkflow:
             trigger=trigger,
         )
         if reviewed.output is None:
-            self._flag("unreviewed")
+            self._flags.add(Flag.UNREVIEWED)
         else:
             scores = RubricScores.model_validate(reviewed.output)
             known = {c.name for c in rubric.criteria}
@@ -571,13 +572,13 @@ class CoordinatorWorkflow:
             self._decision = ApprovalDecision(
                 decision=request.approval_default, by="timeout", reason="no decision in time"
             )
-            self._flag("approval_timed_out")
+            self._flags.add(Flag.APPROVAL_TIMED_OUT)
         if self._feedback:
             return self._feedback.pop(0)
         assert self._decision is not None
         self._progress.decision = self._decision.decision
         if self._decision.decision == "reject":
-            self._flag("rejected")
+            self._flags.add(Flag.REJECTED)
         return None
 
     # --- bookkeeping -------------------------------------------------------------------
@@ -587,7 +588,7 @@ class CoordinatorWorkflow:
         self._prompts.update(result.prompts)
         self._fallbacks.extend(result.fallbacks)
         if "budget_exhausted" in result.flags:
-            self._flag("budget_exhausted")
+            self._flags.add(Flag.BUDGET_EXHAUSTED)
 
     def _usage(self) -> Usage:
         own = self._model.usage if self._model else Usage()
@@ -608,10 +609,6 @@ class CoordinatorWorkflow:
             workflow.set_current_details(team_line(self.progress()))
         else:
             workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
-
-    def _flag(self, flag: str) -> None:
-        if flag not in self._flags:
-            self._flags.append(flag)
 
 
 def _calls(result: AgentResult) -> dict[str, int]:

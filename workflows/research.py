@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from models.documents import Passage, SearchRequest, shown_passage
     from models.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
     from models.extractive import NOT_IN_CORPUS, extract_answer, relevant
+    from models.flags import Flag, Flags, check_failed
     from models.live import research_line
     from models.research import (
         Candidate,
@@ -93,7 +94,7 @@ class ResearchWorkflow:
         self._current: Candidate | None = None
         self._best: Candidate | None = None
         self._chosen: Candidate | None = None
-        self._flags: list[str] = []
+        self._flags = Flags()
         self._contracts: ContractSnapshot | None = None
         self._rewrite_feedback = ""
         self._reviews: list[RubricReview] = []
@@ -128,10 +129,10 @@ class ResearchWorkflow:
                     outcome = await steps[node]()
                 except BudgetExhausted as spent:
                     workflow.logger.info("budget exhausted at %s: %s", node, spent)
-                    self._flag("budget_exhausted")
+                    self._flags.add(Flag.BUDGET_EXHAUSTED)
                     self._chosen = self._current  # the latest draft, if any
                     if self._current is not None and self._current.review is None:
-                        self._flag("unreviewed")
+                        self._flags.add(Flag.UNREVIEWED)
                     outcome = Outcome.BUDGET_EXHAUSTED
                 self._progress.visits.append(NodeVisit(node=node, outcome=outcome.value))
                 node = RESEARCH_GRAPH.next(node, outcome)
@@ -195,7 +196,7 @@ class ResearchWorkflow:
         queries = self._real_queries(plan.queries) if plan is not None else []
         if not queries:
             self._queries = [self._input.question]
-            self._flag("plan_fallback")
+            self._flags.add(Flag.PLAN_FALLBACK)
             return Outcome.SCHEMA_FAILURE
         self._queries = queries
         return Outcome.SUCCESS
@@ -242,7 +243,7 @@ class ResearchWorkflow:
             return Outcome.ENOUGH
         if self._progress.refinements < self._input.max_refinements:
             return Outcome.NOT_ENOUGH
-        self._flag("insufficient_evidence")
+        self._flags.add(Flag.INSUFFICIENT_EVIDENCE)
         return Outcome.EXHAUSTED
 
     async def _refine(self) -> Outcome:
@@ -257,14 +258,14 @@ class ResearchWorkflow:
         )
         queries = self._real_queries(refined.queries) if refined is not None else []
         if not queries and self._nothing_relevant():
-            self._flag("refine_failed")
+            self._flags.add(Flag.REFINE_FAILED)
             if self._input.question in self._tried_queries:
                 return self._not_in_corpus()
             # Nothing found is about the question: search its own words before saying so.
             self._queries = [self._input.question]
             return Outcome.SUCCESS
         if not queries:
-            self._flag("refine_failed")
+            self._flags.add(Flag.REFINE_FAILED)
             return Outcome.SCHEMA_FAILURE
         # The question's own words go into every search after the first: a tiny model's
         # queries can miss them.
@@ -318,7 +319,7 @@ class ResearchWorkflow:
         best = self._best
         # The rules the last draft broke, even when an earlier, reviewed draft ranks best.
         for failure in current.failures:
-            self._flag(f"check_failed:{failure.rule}")
+            self._flags.add(check_failed(failure.rule))
         if not await self._extract(best.passages):
             self._chosen = best
         return Outcome.EXHAUSTED
@@ -342,7 +343,7 @@ class ResearchWorkflow:
             choices={CRITERIA_KEY: [c.name for c in rubric.criteria]},
         )
         if scored is None:
-            self._flag("unreviewed")
+            self._flags.add(Flag.UNREVIEWED)
             self._chosen = self._current
             return Outcome.SCHEMA_FAILURE
         weighted = rubric.weighted_score({s.criterion: s.score for s in scored.scores})
@@ -380,7 +381,7 @@ class ResearchWorkflow:
             self._progress.revisions += 1
             self._feedback = review.feedback or "the answer was not good enough"
             return Outcome.FAIL
-        self._flag("max_revisions_reached")
+        self._flags.add(Flag.MAX_REVISIONS_REACHED)
         # No draft passed the review: an extract of the passages, where the contract
         # allows one, rather than a draft the rubric rejected.
         best = self._best
@@ -393,12 +394,12 @@ class ResearchWorkflow:
         if chosen is not None and chosen.failures:
             # A draft that never passed the checks: say which rules it broke.
             for failure in chosen.failures:
-                self._flag(f"check_failed:{failure.rule}")
+                self._flags.add(check_failed(failure.rule))
         if chosen is not None and chosen.extractive:
-            self._flag("extractive")
+            self._flags.add(Flag.EXTRACTIVE)
         if chosen is None:
             # Only a spent budget ends the flow before a draft: deliver the evidence.
-            self._flag("no_draft")
+            self._flags.add(Flag.NO_DRAFT)
             chosen = Candidate(
                 # Not model output, so not held to the model's output bounds.
                 draft=Draft.model_construct(
@@ -414,9 +415,9 @@ class ResearchWorkflow:
         if not numbers and chosen.passages:
             # The writer saw only these passages; cite them all rather than none, and say so.
             numbers = list(range(1, len(chosen.passages) + 1))
-            self._flag("citations_inferred")
-        if not chosen.passages and "not_in_corpus" not in self._flags:
-            self._flag("no_evidence")
+            self._flags.add(Flag.CITATIONS_INFERRED)
+        if not chosen.passages and Flag.NOT_IN_CORPUS not in self._flags:
+            self._flags.add(Flag.NO_EVIDENCE)
         citations = [
             Citation(
                 number=n,
@@ -492,7 +493,7 @@ class ResearchWorkflow:
 
     def _not_in_corpus(self) -> Outcome:
         """Deliver that the documents do not answer the question; no model call."""
-        self._flag("not_in_corpus")
+        self._flags.add(Flag.NOT_IN_CORPUS)
         self._chosen = Candidate(
             # Not model output, so not held to the model's output bounds.
             draft=Draft.model_construct(answer=NOT_IN_CORPUS, citations=[]),
@@ -500,15 +501,11 @@ class ResearchWorkflow:
         )
         return Outcome.NOTHING_RELEVANT
 
-    def _flag(self, flag: str) -> None:
-        if flag not in self._flags:
-            self._flags.append(flag)
-
     def _real_queries(self, queries: list[str]) -> list[str]:
         """Only real search queries are searched; `"]: {` from a broken plan is not one."""
         kept = [q for q in queries if query_problem(q) is None]
         if len(kept) < len(queries):
-            self._flag("queries_rejected")
+            self._flags.add(Flag.QUERIES_REJECTED)
         return kept
 
     async def _snapshot(self) -> ContractSnapshot:
