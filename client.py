@@ -95,19 +95,23 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     _stream_arg(p)
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
 
 
 def _count(text: str) -> int:
     """A number of rounds: 0 turns the loop off."""
-    return _positive_int(text) if text.strip() not in ("0", "+0", "-0") else 0
+    return _whole_number(text, 0)
 
 
 def _positive_float(text: str) -> float:

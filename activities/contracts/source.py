@@ -44,10 +44,10 @@ def fingerprint(directory: Path) -> Fingerprint:
 class ContractSource:
     """The last good contracts of a folder, reloaded when one of its files changes."""
 
-    def __init__(self, directory: Path, loaded: Contracts | None = None) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._stamp = fingerprint(directory)
-        self._loaded = loaded or load_all(directory)
+        self._loaded = load_all(directory)
         self._refused: Fingerprint | None = None
         self._lock = threading.Lock()
 

@@ -93,7 +93,7 @@ class LLMGateway:
         variables["passages"] = "\n".join(lines)
         return variables
 
-    def _output_cap(self, request: LLMRequest, prompt_chars: int) -> int:
+    def _output_cap(self, request: LLMRequest, prompt_chars: int, prices: PriceTable) -> int:
         """The most output tokens the call may produce within what the run has left.
 
         Prompt tokens are estimated high (two characters a token) before the call,
@@ -101,7 +101,7 @@ class LLMGateway:
         """
         choice = request.choice
         try:
-            price = self._prices.price(choice.provider, choice.model)
+            price = prices.price(choice.provider, choice.model)
         except PriceError as err:
             raise ApplicationError(str(err), type=UNPRICED_MODEL, non_retryable=True) from err
         budget = request.budget
@@ -144,7 +144,10 @@ class LLMGateway:
         user = prompt.user
         if request.reask_error:
             user += REASK_SUFFIX.format(error=request.reask_error)
-        max_tokens = self._output_cap(request, len(prompt.system) + len(user))
+        # One price table for the whole call: the cap and the cost agree even when
+        # prices.toml is edited while the model answers.
+        prices = self._prices
+        max_tokens = self._output_cap(request, len(prompt.system) + len(user), prices)
         schema = narrowed_schema(output_model, request.choices)
         sent = scores_by_criterion(schema, request.choices)
         started = time.monotonic()
@@ -167,7 +170,7 @@ class LLMGateway:
             tokens_in=completion.tokens_in,
             tokens_out=completion.tokens_out,
             latency_ms=latency_ms,
-            cost_usd=self._prices.cost(
+            cost_usd=prices.cost(
                 request.choice.provider,
                 request.choice.model,
                 completion.tokens_in,
