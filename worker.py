@@ -42,6 +42,7 @@ from activities.contracts.loader import CONTRACTS_DIR, ContractError
 from activities.contracts.source import ContractSource, supplier
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
+from activities.fork.activities import fork_seeds
 from activities.heartbeat import HEARTBEAT_EVERY_SECONDS
 from activities.llm.activities import LLMActivities
 from activities.llm.anthropic_model import AnthropicModel
@@ -228,6 +229,7 @@ def build_workers(
                     *tickets.all(),
                     tools.call,
                     ContractActivities(snapshot_of).snapshot,
+                    fork_seeds,
                 ],
                 # A validation error in workflow code is a bug to surface, not a task
                 # to retry forever.

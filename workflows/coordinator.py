@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
+    from activities.fork.activities import fork_seeds
     from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SEARCH_RETRY, SEARCH_TIMEOUT
     from models.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
     from models.checks import NOTHING_LEFT, CheckFailure, check_draft, scrub_internal
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from models.flags import Flag, Flags, check_failed
     from models.live import team_line
     from models.llm import Fallback, Usage
+    from models.recorded import RecordedCall, SeedsRequest
     from models.research import Draft
     from models.tickets import ApprovalDecision
     from models.topics import distinct_covering, real_questions
@@ -70,6 +72,11 @@ PROGRESS_PATCH = "progress-in-current-details"
 # passages, and deliver an extract (where the contract allows) rather than a draft the
 # rubric rejected at the round limit.
 GROUNDED_PATCH = "team-grounded-answers"
+# Per child (`team-fork-seeds:-writer-2`): a reset run that starts the child with it
+# hands it its original outcomes before the fork point (cli/fork.py) instead of
+# running them.
+FORK_SEEDS_PATCH = "team-fork-seeds"
+FORK_SEEDS_TIMEOUT = timedelta(seconds=30)
 FLOW = "report"
 
 
@@ -359,6 +366,7 @@ class CoordinatorWorkflow:
             for i, q in enumerate(questions, 1)
         ]
         self._progress.researchers = runs
+        recorded = {run.workflow_id: await self._recorded(run.workflow_id) for run in runs}
         for run in runs:
             child_started(self._live, run.workflow_id)
         results = await asyncio.gather(
@@ -374,6 +382,7 @@ class CoordinatorWorkflow:
                         llm_task_queue=request.llm_task_queue,
                         budget=share,
                         stream_tokens=request.stream_tokens,
+                        recorded=recorded[run.workflow_id],
                     ),
                     id=run.workflow_id,
                     static_summary=f"researcher: {run.question}"[:200],
@@ -550,6 +559,7 @@ class CoordinatorWorkflow:
                     "budget": request.budget.for_child(self._usage()),
                     "clearance": request.clearance,
                     "stream_tokens": request.stream_tokens,
+                    "recorded": await self._recorded(workflow_id),
                 }
             ),
             id=workflow_id,
@@ -557,6 +567,31 @@ class CoordinatorWorkflow:
         )
         self._absorb(result)
         return result
+
+    async def _recorded(self, child_id: str) -> list[RecordedCall]:
+        """A forked team's child's original outcomes before the fork point (models/recorded.py).
+
+        Asked only by a reset run (its run id is not its chain's first), under a patch
+        per child: a replay asks where the marker is, and only there (a replayer
+        does not know the run's own id). One patch per child, because a child started
+        before the reset point replays without one, and that must not decide for the
+        child the reset step starts again. A run never reset makes every call itself,
+        and its history is as before.
+        """
+        patch = f"{FORK_SEEDS_PATCH}:{child_id.removeprefix(workflow.info().workflow_id)}"
+        if workflow.unsafe.is_replaying():
+            asked = workflow.patched(patch)
+        else:
+            info = workflow.info()
+            asked = info.run_id != info.first_execution_run_id and workflow.patched(patch)
+        if not asked:
+            return []
+        return await workflow.execute_local_activity(
+            fork_seeds,
+            SeedsRequest(child_workflow_id=child_id),
+            start_to_close_timeout=FORK_SEEDS_TIMEOUT,
+            summary=f"recorded calls of {child_id}"[:200],
+        )
 
     async def _await_approval(self, request: CoordinatorInput) -> HumanFeedback | None:
         """Wait for a decision or feedback; no answer in time takes the default decision."""
