@@ -23,7 +23,7 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, ask, commands, fork
+from cli import agent, ask, commands, fork, run_flow
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
 from graphs.research import FLOWS
@@ -230,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--type",
         action="append",
-        choices=TYPE_NAMES,
-        help="only these, children included (repeatable; team and report are the same)",
+        type=run_flow.workflow_type,
+        help=f"only these, children included (repeatable): {', '.join(TYPE_NAMES)}, or a"
+        " workflow type name of your own",
     )
     p.add_argument("--all", action="store_true", help="also the agents a team runs inside it")
     p.add_argument("--under", type=_workflow_id, help="every run in this run's tree")
@@ -248,7 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="PATH is a folder on the worker's machine (e.g. in its container): send it as is",
     )
     p.set_defaults(run=commands.cmd_ingest)
-    p = add("fork", help="run a research flow again from one of its model calls, side by side")
+    p = add("run", help="start any flow the worker runs by its type name, your own included")
+    p.add_argument("workflow_type", type=run_flow.workflow_type, help="e.g. BriefFlow")
+    p.add_argument("--input", help="the flow's input, as JSON")
+    p.add_argument("--id", type=_workflow_id, help="workflow id (default: <type>-<random>)")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    p.set_defaults(run=run_flow.cmd_run)
+    p = add("fork", help="run a flow again from one of its model calls, side by side")
     p.add_argument("workflow_id")
     p.add_argument("--at", required=True, help="the call to run again from: write, write#2, review")
     p.set_defaults(run=fork.cmd_fork)

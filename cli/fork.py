@@ -38,7 +38,7 @@ from activities.fork.history import (
     team_steps,
 )
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, err
-from cli.fork_view import side_by_side
+from cli.fork_view import FlowResult, side_by_side
 from cli.kinds import kind_of
 from cli.render import root_cause
 
@@ -82,10 +82,10 @@ async def cmd_fork(ctx: Context, args: argparse.Namespace) -> int:
     original = ctx.client.get_workflow_handle(args.workflow_id)
     description = await original.describe()
     kind = kind_of(description.workflow_type)
-    if kind is None or not kind.forks:
+    if kind is not None and not kind.forks:
         err(
-            f"error: {args.workflow_id} is a {description.workflow_type}; research, team and"
-            " agent runs fork"
+            f"error: {args.workflow_id} is a {description.workflow_type}; research, team,"
+            " agent runs and flows of your own fork"
         )
         return EXIT_USAGE
     run_id = description.run_id
@@ -100,7 +100,7 @@ async def cmd_fork(ctx: Context, args: argparse.Namespace) -> int:
         err(f"error: run {run_id} made no model call {args.at!r}; its calls: {known}")
         return EXIT_USAGE
     point = fork_point(team, step) if team else step.task_completed_event_id
-    before = await _result(ctx.client, args.workflow_id, run_id, kind.result)
+    before = await _result(ctx.client, args.workflow_id, run_id, kind.result if kind else None)
     target = Reset(args.workflow_id, run_id, point)
     forked_run = await reset(ctx, target, f"{FORK_REASON}{step.label}")
     err(f"forked {args.workflow_id} at {step.label}: run {forked_run}")
@@ -112,7 +112,7 @@ async def cmd_fork(ctx: Context, args: argparse.Namespace) -> int:
                 f" original: {', '.join(again)}"
             )
     err(f"Web UI: {ctx.link(args.workflow_id, forked_run)}")
-    after = await _result(ctx.client, args.workflow_id, forked_run, kind.result)
+    after = await _result(ctx.client, args.workflow_id, forked_run, kind.result if kind else None)
     print(side_by_side(("original", run_id, before), (f"fork at {step.label}", forked_run, after)))
     return EXIT_OK if not isinstance(after, str) else EXIT_FAILED
 
@@ -126,4 +126,4 @@ async def _result(
         result = await handle.result(follow_runs=False)
     except WorkflowFailureError as failure:
         return f"no report: {root_cause(failure)}"
-    return result if isinstance(result, BaseModel) else str(result)
+    return result if isinstance(result, BaseModel) else FlowResult(value=result)
