@@ -365,6 +365,7 @@ class CoordinatorWorkflow:
         return Outcome.SUCCESS
 
     async def _verdict(self) -> Outcome:
+        """The rubric's verdict on the latest review, as `TeamRounds` reads it."""
         outcome = self._rounds.verdict(self._progress.rounds[-1])
         if outcome is Outcome.EXHAUSTED:
             self._flags.add(Flag.MAX_ROUNDS_REACHED)
@@ -441,7 +442,7 @@ class CoordinatorWorkflow:
             check_failures=[] if extractive else review.check_failures,
         )
 
-    # --- steps -------------------------------------------------------------------------
+    # --- what the nodes call -----------------------------------------------------------
 
     async def _research(
         self, request: CoordinatorInput, questions: list[str], namespaces: list[str]
