@@ -48,7 +48,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Node:
-    """One step; activities of LLM and Tool nodes run under its timeout and retries."""
+    """One step; activities of LLM and Tool nodes run under its timeout and retries.
+
+    An Agent node's output is the agent's output model; the child workflow has its own
+    timeouts, so the node's are not used.
+    """
 
     name: str
     kind: NodeKind
