@@ -5,6 +5,7 @@ python client.py research "How do idempotency keys make retries safe?"
 python client.py ingest corpus/demo --corpus demo
 python client.py status research-<id>
 python client.py flows research --mermaid
+python client.py flows team
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
 from cli import agent, ask, commands, fork, run_flow
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
-from graphs.research import FLOWS
+from graphs.flows import FLOWS
 from infra.keys import KeyRingError
 from infra.settings import KeelSettings, TemporalSettings, WorkerSettings
 from infra.temporal import connect

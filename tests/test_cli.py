@@ -194,6 +194,20 @@ async def test_flows_prints_the_transition_table_as_mermaid() -> None:
     assert '  check_evidence -->|"not enough"| refine_query' in result.stdout
 
 
+async def test_flows_prints_the_team_table_as_mermaid_and_as_text() -> None:
+    drawn = await run_script("client.py", "flows", "team", "--mermaid")
+    assert drawn.code == 0, drawn.stderr
+    assert drawn.stdout.startswith("flowchart TD\n")
+    assert '  verdict -->|"held for a person: passed, or the round limit, with approval"|' in (
+        drawn.stdout
+    )
+    listed = await run_script("client.py", "flows", "team")
+    assert listed.code == 0, listed.stderr
+    assert "relevance       --nothing relevant--> deliver  (the documents do not answer it)" in (
+        listed.stdout.splitlines()
+    )
+
+
 async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
