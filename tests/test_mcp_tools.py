@@ -1,0 +1,323 @@
+"""Tools from outside: MCP servers (stdio and HTTP) and Python tools, under keel's policy.
+
+The servers are the real ones: `mcp-server-time` and `mcp-server-git` from PyPI over
+stdio, and the SDK's own server over streamable HTTP (tests/mcp_http_server.py).
+One agent run calls each kind of tool, then each test reads one behaviour from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.contracts.loader import load_contracts
+from activities.documents.activities import DocumentActivities
+from activities.documents.store import DocumentStore
+from activities.tickets.activities import TicketActivities
+from activities.tools.activities import ToolActivities
+from models.agents import AgentInput, AgentResult, Observation
+from models.contracts import ContractSnapshot
+from models.errors import UNKNOWN_TOOL
+from models.tools import ToolInvocation
+from routing.tools import route_tool
+from tests.conftest import new_id, plaintext, running_workers, scripted_team_input, worker_settings
+from tests.fixtures.python_tools import CountWords
+from tests.mcp_setup import (
+    AGENT,
+    CANARY_VARIABLE,
+    COMMIT_MESSAGE,
+    TOKEN_VARIABLE,
+    http_server,
+    scratch_repository,
+    stdio_children,
+    write_tool_contracts,
+)
+from workflows.agent import AgentWorkflow
+
+CANARY = f"mcp-env-canary-{secrets.token_hex(6)}"
+TOKEN = f"mcp-header-token-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class Setup:
+    contracts_dir: Path
+    repo: Path
+    snapshot: ContractSnapshot
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """The secrets in the worker's environment, the servers, the contracts naming them."""
+    base = tmp_path_factory.mktemp("mcp")
+    repo = scratch_repository(base / "repo")
+    with pytest.MonkeyPatch.context() as patch, http_server(TOKEN) as url:
+        patch.setenv(CANARY_VARIABLE, CANARY)
+        patch.setenv(TOKEN_VARIABLE, TOKEN)
+        folder = write_tool_contracts(base / "contracts", repo, url)
+        yield Setup(folder, repo, load_contracts(folder))
+
+
+def turn(tool: str, **arguments: object) -> dict[str, object]:
+    return {"thought": f"use {tool}", "tool": tool, "arguments": arguments}
+
+
+def write_script(folder: Path, name: str, turns: list[dict[str, object]]) -> None:
+    final = {"summary": "Done with the tools.", "passage_ids": []}
+    script = {"researcher_turn": [*turns, turn("finish")], "researcher_final": [final]}
+    (folder / f"{name}.json").write_text(json.dumps(script))
+
+
+def agent_input(script: str, llm_queue: str, **fields: object) -> AgentInput:
+    return scripted_team_input(
+        AgentInput, script, llm_queue, agent=AGENT, task="What now?", **fields
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    workflow_id: str
+    result: AgentResult
+    history: WorkflowHistory
+
+    def seen(self, tool: str) -> list[Observation]:
+        return [o for o in self.result.observations if o.tool == tool]
+
+
+@pytest.fixture(scope="module")
+async def run(
+    setup: Setup, client: Client, store: DocumentStore, tmp_path_factory: pytest.TempPathFactory
+) -> Run:
+    """One agent run through the worker calling every kind of tool, in order."""
+    scripts = tmp_path_factory.mktemp("mcp-scripts")
+    write_script(
+        scripts,
+        "mcp_every_tool",
+        [
+            turn("get_current_time", timezone="Europe/Paris"),
+            turn("git_log", repo_path=str(setup.repo), max_count=1),
+            turn("word_stats", text="durable agents keep going"),
+            turn("count_words", text="the cat saw the other cat", word="cat"),
+            turn("count_words", text="no word given"),
+            turn("fail_loudly", reason="disk on fire"),
+            turn("git_commit", repo_path=str(setup.repo), message="sneaky"),
+            turn("whoami"),
+            turn("huge", kilobytes=1100),
+            turn("secret_note", note="q3"),
+        ],
+    )
+    settings = worker_settings(scripted_dir=scripts)
+    workflow_id = new_id("agent-mcp")
+    async with running_workers(client, store, settings, contracts=setup.snapshot):
+        result = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input("mcp_every_tool", settings.llm_task_queue),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return Run(workflow_id, result, history)
+
+
+def test_discovery_records_each_servers_tools_and_schemas_in_the_snapshot(setup: Setup) -> None:
+    tools = setup.snapshot.tools
+    assert tools["get_current_time"].source == "mcp:time"
+    assert tools["get_current_time"].arguments["required"] == ["timezone"]
+    assert tools["get_current_time"].output_schema is not None  # the server's TimeResult
+    assert tools["get_current_time"].description == "Get current time in a specific timezone"
+    assert tools["git_log"].arguments["properties"]["max_count"]["type"] == "integer"
+    assert tools["word_stats"].source == "mcp:web"
+    assert tools["word_stats"].capability == "word_stats"  # none given: its own name
+    # Every tool a server lists is known, named or not; only the named ones are tools.
+    assert "git_commit" in setup.snapshot.discovered["git"]
+    assert "git_commit" not in tools
+    assert set(setup.snapshot.discovered["time"]) == {"get_current_time", "convert_time"}
+    # The declaration is recorded with the names of its secrets, never their values.
+    dumped = setup.snapshot.model_dump_json()
+    assert CANARY_VARIABLE in dumped
+    assert TOKEN_VARIABLE in dumped
+    assert CANARY not in dumped
+    assert TOKEN not in dumped
+
+
+def test_a_python_tool_takes_its_schema_from_its_signature(setup: Setup, run: Run) -> None:
+    spec = setup.snapshot.tools["count_words"]
+    assert spec.source == "python:tests.fixtures.python_tools"
+    assert spec.arguments == CountWords.model_json_schema()
+    assert spec.description == "Counts a word in a text."  # the contract's, over the docstring
+    assert setup.snapshot.tools["secret_note"].description == "Reads a restricted note."
+    called, refused = run.seen("count_words")
+    assert called.text == "'cat' occurs 2 times in 6 words"
+    assert "arguments invalid: arguments: 'word' is a required property" in refused.text
+
+
+def test_an_agent_calls_mcp_tools_over_stdio_and_http_through_the_worker(run: Run) -> None:
+    [clock] = run.seen("get_current_time")
+    assert '"timezone": "Europe/Paris"' in clock.text
+    assert "+01:00" in clock.text
+    [log] = run.seen("git_log")
+    assert COMMIT_MESSAGE in log.text
+    [stats] = run.seen("word_stats")
+    assert json.loads(stats.text) == {"words": 4, "longest": "durable"}
+    allowed = [d.tool for d in run.result.decisions if d.allowed]
+    assert allowed[:3] == ["get_current_time", "git_log", "word_stats"]
+    # Each call is its own activity, heartbeating, under the tool's timeout.
+    scheduled = [
+        e.activity_task_scheduled_event_attributes
+        for e in run.history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "call_tool"
+    ]
+    assert len(scheduled) == 8  # ten turns; the two refusals never reached an activity
+    assert all(s.heartbeat_timeout.seconds == 5 for s in scheduled)
+    assert all(s.start_to_close_timeout.seconds == 20 for s in scheduled)
+
+
+def test_a_tools_own_error_comes_back_to_the_agent_as_a_result(run: Run) -> None:
+    [failed] = run.seen("fail_loudly")
+    assert failed.text.startswith("the tool reported an error:")
+    assert "failing as asked: disk on fire" in failed.text
+    assert not failed.refused
+
+
+def test_a_result_over_one_mebibyte_is_a_clear_error_that_is_not_retried(run: Run) -> None:
+    [huge] = run.seen("huge")
+    assert huge.text.startswith("error: huge returned")
+    assert "over the 1048576-byte limit" in huge.text
+    assert "tool_failed" in run.result.flags
+    events = list(run.history.events)
+    [failed] = [
+        e
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        and e.activity_task_failed_event_attributes.failure.application_failure_info.type
+        == "ToolResultTooLarge"
+    ]
+    started_id = failed.activity_task_failed_event_attributes.started_event_id
+    [started] = [e for e in events if e.event_id == started_id]
+    assert started.activity_task_started_event_attributes.attempt == 1  # non-retryable
+
+
+async def test_a_discovered_tool_the_contracts_do_not_name_is_refused(
+    setup: Setup, run: Run
+) -> None:
+    # The model may name only declared tools: its proposal of git_commit broke the turn's
+    # schema and was asked again, so it never reached the router, let alone the server.
+    assert not run.seen("git_commit")
+    assert all(d.requested != "git_commit" for d in run.result.decisions)
+    assert "turn_schema_failure" not in run.result.flags
+    # Had it reached the router, the router would not know it.
+    agent = setup.snapshot.agents[AGENT].model_copy(update={"tools": ["git_commit"]})
+    decision = route_tool("git_commit", agent, setup.snapshot.tools, calls={}, cost_left_usd=None)
+    assert decision.reason == "unknown tool 'git_commit'"
+    # Nor can the activity be made to call it, whatever a workflow asks.
+    activities = ToolActivities(
+        setup.snapshot,
+        DocumentActivities(DocumentStore(setup.repo.parent / "unused.db"), {}),
+        TicketActivities("http://127.0.0.1:1", "unused-token"),
+    )
+    call = ToolInvocation(
+        tool="git_commit",
+        arguments={"repo_path": str(setup.repo), "message": "sneaky"},
+        idempotency_key="direct:git_commit",
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(activities.call, call)
+    assert refused.value.type == UNKNOWN_TOOL
+
+
+def test_a_tool_above_the_callers_clearance_is_refused_before_any_call(run: Run) -> None:
+    [note] = run.seen("secret_note")
+    assert note.refused
+    assert "returns restricted results, above clearance public" in note.text
+    assert "March" not in json.dumps(run.history.to_json_dict())
+
+
+async def test_secrets_from_the_environment_never_enter_the_history(
+    client: Client, run: Run
+) -> None:
+    [whoami] = run.seen("whoami")
+    # The server got the header (it refuses requests without it) and echoed it back.
+    assert whoami.text == "you sent X-Keel-Token: ***"
+    raw = json.dumps(run.history.to_json_dict())
+    decoded = [(await plaintext(client, p)).data for p in payloads(run.history)]
+    assert decoded, "the history's payloads were read"
+    for secret in (CANARY, TOKEN):
+        assert secret not in raw
+        assert all(secret.encode() not in data for data in decoded)
+    assert any(b"get_current_time" in data for data in decoded)  # the search can find
+
+
+def payloads(history: WorkflowHistory) -> Iterator[Payload]:
+    """Every payload anywhere in the history's events."""
+
+    def walk(message: object) -> Iterator[Payload]:
+        if isinstance(message, Payload):
+            yield message
+            return
+        for field, value in message.ListFields():  # type: ignore[attr-defined]
+            if field.message_type is None:
+                continue
+            if field.message_type.GetOptions().map_entry:
+                items = list(value.values())
+            elif hasattr(value, "ListFields"):
+                items = [value]
+            else:  # a repeated field
+                items = list(value)
+            for item in items:
+                if not isinstance(item, (str, bytes, int, float, bool)):
+                    yield from walk(item)
+
+    for event in history.events:
+        yield from walk(event)
+
+
+async def test_a_killed_stdio_server_is_started_again_and_the_call_retried(
+    setup: Setup, client: Client, store: DocumentStore, tmp_path: Path
+) -> None:
+    write_script(tmp_path, "one_time_call", [turn("get_current_time", timezone="Asia/Tokyo")])
+    settings = worker_settings(scripted_dir=tmp_path)
+    async with running_workers(client, store, settings, contracts=setup.snapshot):
+        first = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input("one_time_call", settings.llm_task_queue),
+            id=new_id("agent-mcp"),
+            task_queue=settings.task_queue,
+        )
+        [pid] = stdio_children("mcp-server-time")
+        os.kill(pid, signal.SIGKILL)
+        workflow_id = new_id("agent-mcp")
+        second = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input("one_time_call", settings.llm_task_queue),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        restarted = [p for p in stdio_children("mcp-server-time") if p != pid]
+    assert len(restarted) == 1
+    for result in (first, second):
+        [seen] = [o for o in result.observations if o.tool == "get_current_time"]
+        assert '"timezone": "Asia/Tokyo"' in seen.text
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    [started] = [
+        e.activity_task_started_event_attributes
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and e.activity_task_started_event_attributes.attempt > 1
+    ]
+    # The first attempt met the dead session and failed as retryable; the retry won.
+    assert started.attempt == 2
+    assert started.last_failure.application_failure_info.type == "ToolServerUnavailable"
+    error = await client.data_converter.decode_failure(started.last_failure)
+    assert "MCP server 'time' failed on get_current_time" in str(error)
