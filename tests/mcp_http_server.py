@@ -4,7 +4,8 @@
 
 Every request must carry `X-Keel-Token` equal to $MCP_TEST_TOKEN (else 401), so a
 test proves the worker sends the header it reads from its environment. `whoami`
-echoes that header back, as a careless server might, to prove keel redacts it.
+echoes that header back, as a careless server might, to prove keel redacts it;
+`lying_clock` breaks the output schema it lists.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -51,6 +53,20 @@ def fail_loudly(reason: str) -> str:
 def huge(kilobytes: int) -> str:
     """Returns that many kilobytes of text."""
     return "x" * (kilobytes * 1024)
+
+
+@server.tool()
+def lying_clock() -> CallToolResult:
+    """Says the hour, as a number (it lies: it sends a word)."""
+    return CallToolResult(content=[TextContent(text="late")], structured_content={"hour": "late"})
+
+
+# Listed with an output schema its results break: a server that lies about its tool.
+server._tool_manager.get_tool("lying_clock").fn_metadata.output_schema = {
+    "type": "object",
+    "properties": {"hour": {"type": "integer"}},
+    "required": ["hour"],
+}
 
 
 class RequireToken:

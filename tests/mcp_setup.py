@@ -72,6 +72,10 @@ scopes = ["web:read"]
 server = "web"
 scopes = ["web:read"]
 
+[tools.lying_clock]
+server = "web"
+scopes = ["web:read"]
+
 [tools.count_words]
 python = "tests.fixtures.python_tools:count_words"
 description = "Counts a word in a text."
@@ -91,7 +95,7 @@ final_prompt = "researcher_final"
 output_schema = "Findings"
 models = ["local/smollm2-135m-instruct"]
 tools = ["get_current_time", "git_log", "word_stats", "whoami", "fail_loudly", "huge",
-         "count_words", "secret_note"]
+         "lying_clock", "count_words", "secret_note"]
 scopes = ["time:read", "git:read", "web:read"]
 max_turns = 12
 """

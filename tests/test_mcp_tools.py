@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from tests.mcp_setup import (
     stdio_children,
     write_tool_contracts,
 )
+from tests.processes import run_script
 from workflows.agent import AgentWorkflow
 
 CANARY = f"mcp-env-canary-{secrets.token_hex(6)}"
@@ -114,6 +116,7 @@ async def run(
             turn("git_commit", repo_path=str(setup.repo), message="sneaky"),
             turn("whoami"),
             turn("huge", kilobytes=1100),
+            turn("lying_clock"),
             turn("secret_note", note="q3"),
         ],
     )
@@ -179,7 +182,7 @@ def test_an_agent_calls_mcp_tools_over_stdio_and_http_through_the_worker(run: Ru
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         and e.activity_task_scheduled_event_attributes.activity_type.name == "call_tool"
     ]
-    assert len(scheduled) == 8  # ten turns; the two refusals never reached an activity
+    assert len(scheduled) == 9  # eleven turns; two refused before any activity
     assert all(s.heartbeat_timeout.seconds == 5 for s in scheduled)
     assert all(s.start_to_close_timeout.seconds == 20 for s in scheduled)
 
@@ -207,6 +210,19 @@ def test_a_result_over_one_mebibyte_is_a_clear_error_that_is_not_retried(run: Ru
     started_id = failed.activity_task_failed_event_attributes.started_event_id
     [started] = [e for e in events if e.event_id == started_id]
     assert started.activity_task_started_event_attributes.attempt == 1  # non-retryable
+
+
+def test_a_result_that_breaks_the_listed_output_schema_is_a_clear_error(run: Run) -> None:
+    [lie] = run.seen("lying_clock")
+    assert lie.text.startswith("error: lying_clock returned a result that breaks its output")
+    assert "'late' is not of type 'integer'" in lie.text
+    failed = [
+        e.activity_task_failed_event_attributes.failure.application_failure_info
+        for e in run.history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+    ]
+    assert sum(f.type == "ToolResultInvalid" for f in failed) == 1
+    assert all(f.non_retryable for f in failed if f.type == "ToolResultInvalid")
 
 
 async def test_a_discovered_tool_the_contracts_do_not_name_is_refused(
@@ -321,3 +337,78 @@ async def test_a_killed_stdio_server_is_started_again_and_the_call_retried(
     assert started.last_failure.application_failure_info.type == "ToolServerUnavailable"
     error = await client.data_converter.decode_failure(started.last_failure)
     assert "MCP server 'time' failed on get_current_time" in str(error)
+
+
+async def test_client_tools_lists_every_tool_with_its_source_schema_and_policy(
+    setup: Setup,
+) -> None:
+    shown = await run_script("client.py", "tools", "--dir", str(setup.contracts_dir))
+    assert shown.code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "search_documents  [builtin]  capability search" in lines
+    assert "get_current_time  [mcp:time]  capability time" in lines
+    assert "word_stats  [mcp:web]  capability word_stats" in lines
+    assert "count_words  [python:tests.fixtures.python_tools]  capability count_words" in lines
+    at = lines.index("secret_note  [python:tests.fixtures.python_tools]  capability secret_note")
+    assert lines[at + 2] == (
+        "  policy: roles clock; scopes (none); quota 10/run; cost $0; clearance restricted"
+    )
+    assert lines[at + 3].startswith('  arguments: {"properties":{"note":')
+    assert any(
+        line.startswith("not declared, so never called (mcp:git): ") and "git_commit" in line
+        for line in lines
+    )
+    as_json = await run_script("client.py", "tools", "--dir", str(setup.contracts_dir), "--json")
+    listed = json.loads(as_json.stdout)
+    [time_tool] = [t for t in listed["tools"] if t["tool"] == "get_current_time"]
+    assert time_tool["roles"] == ["clock"]
+    assert time_tool["scopes"] == ["time:read"]
+    assert time_tool["quota_per_run"] == 3
+    assert time_tool["arguments"] == setup.snapshot.tools["get_current_time"].arguments
+    assert "convert_time" in listed["undeclared"]["time"]
+    assert CANARY not in shown.stdout + as_json.stdout
+
+
+BAD_DECLARATIONS = [
+    (
+        '[tools.ghost]\nserver = "nowhere"\n',
+        "tools.toml [tools.ghost] server: unknown server 'nowhere' (declared: git, time, web)",
+    ),
+    (
+        '[tools.missing]\npython = "no_such_module_here:run"\n',
+        "tools.toml [tools.missing] python: cannot import module 'no_such_module_here'",
+    ),
+    (
+        '[tools.sync_one]\npython = "tests.fixtures.python_tools:not_async"\n',
+        "tools.toml [tools.sync_one] python: tests.fixtures.python_tools:not_async"
+        " is not an async function",
+    ),
+    (
+        '[servers.broken]\ncommand = "/nonexistent/mcp-server"\n',
+        "tools.toml [servers.broken]: cannot start (/nonexistent/mcp-server):",
+    ),
+    (
+        '[servers.unset]\ncommand = "mcp-server-time"\nenv = { TOKEN = "KEEL_TEST_UNSET_VAR" }\n',
+        "tools.toml [servers.unset]: server 'unset': env TOKEN takes $KEEL_TEST_UNSET_VAR,"
+        " which is not set in the worker's environment",
+    ),
+    (
+        '[servers.literal]\nurl = "http://127.0.0.1:1/mcp"\nheaders = { Authorization = "Bearer'
+        ' s3cret" }\n',
+        "tools.toml [servers.literal]: headers.Authorization: String should match pattern",
+    ),
+]
+
+
+@pytest.mark.parametrize(("declaration", "message"), BAD_DECLARATIONS)
+async def test_a_bad_tool_declaration_is_one_line_and_exit_2_from_contracts_check(
+    setup: Setup, tmp_path: Path, declaration: str, message: str
+) -> None:
+    folder = tmp_path / "contracts"
+    shutil.copytree(setup.contracts_dir, folder)
+    with (folder / "tools.toml").open("a") as tools:
+        tools.write("\n" + declaration)
+    checked = await run_script("client.py", "contracts", "check", "--dir", str(folder))
+    assert checked.code == 2
+    [line] = checked.stderr.strip().splitlines()
+    assert message in line, line
