@@ -62,7 +62,9 @@ def lying_clock() -> CallToolResult:
 
 
 # Listed with an output schema its results break: a server that lies about its tool.
-server._tool_manager.get_tool("lying_clock").fn_metadata.output_schema = {
+_lying = server._tool_manager.get_tool("lying_clock")
+assert _lying is not None
+_lying.fn_metadata.output_schema = {
     "type": "object",
     "properties": {"hour": {"type": "integer"}},
     "required": ["hour"],
