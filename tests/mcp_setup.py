@@ -97,7 +97,7 @@ models = ["local/smollm2-135m-instruct"]
 tools = ["get_current_time", "git_log", "word_stats", "whoami", "fail_loudly", "huge",
          "lying_clock", "count_words", "secret_note"]
 scopes = ["time:read", "git:read", "web:read"]
-max_turns = 12
+max_turns = 14
 """
 
 

@@ -47,6 +47,7 @@ from tests.mcp_setup import (
 )
 from tests.processes import run_script
 from workflows.agent import AgentWorkflow
+from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
 CANARY = f"mcp-env-canary-{secrets.token_hex(6)}"
 TOKEN = f"mcp-header-token-{secrets.token_hex(6)}"
@@ -112,6 +113,7 @@ async def run(
             turn("word_stats", text="durable agents keep going"),
             turn("count_words", text="the cat saw the other cat", word="cat"),
             turn("count_words", text="no word given"),
+            turn("count_words", text="over quota", word="quota"),
             turn("fail_loudly", reason="disk on fire"),
             turn("git_commit", repo_path=str(setup.repo), message="sneaky"),
             turn("whoami"),
@@ -160,9 +162,12 @@ def test_a_python_tool_takes_its_schema_from_its_signature(setup: Setup, run: Ru
     assert spec.arguments == CountWords.model_json_schema()
     assert spec.description == "Counts a word in a text."  # the contract's, over the docstring
     assert setup.snapshot.tools["secret_note"].description == "Reads a restricted note."
-    called, refused = run.seen("count_words")
+    called, refused, over_quota = run.seen("count_words")
     assert called.text == "'cat' occurs 2 times in 6 words"
     assert "arguments invalid: arguments: 'word' is a required property" in refused.text
+    # Its quota holds as a built-in tool's does: two calls per run, then refused.
+    assert over_quota.refused
+    assert "count_words: quota of 2 per run used" in over_quota.text
 
 
 def test_an_agent_calls_mcp_tools_over_stdio_and_http_through_the_worker(run: Run) -> None:
@@ -182,7 +187,7 @@ def test_an_agent_calls_mcp_tools_over_stdio_and_http_through_the_worker(run: Ru
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         and e.activity_task_scheduled_event_attributes.activity_type.name == "call_tool"
     ]
-    assert len(scheduled) == 9  # eleven turns; two refused before any activity
+    assert len(scheduled) == 9  # twelve turns; three refused before any activity
     assert all(s.heartbeat_timeout.seconds == 5 for s in scheduled)
     assert all(s.start_to_close_timeout.seconds == 20 for s in scheduled)
 
@@ -321,7 +326,13 @@ async def test_a_killed_stdio_server_is_started_again_and_the_call_retried(
             task_queue=settings.task_queue,
         )
         restarted = [p for p in stdio_children("mcp-server-time") if p != pid]
+        breaker = await client.get_workflow_handle_for(
+            CircuitBreakerWorkflow.run, breaker_id(settings.task_queue, "tool:get_current_time")
+        ).query(CircuitBreakerWorkflow.state)
     assert len(restarted) == 1
+    # The server's breaker saw each attempt, the one that met the dead server a failure.
+    assert breaker.outcomes == [False, True, False]
+    assert breaker.state == "closed"
     for result in (first, second):
         [seen] = [o for o in result.observations if o.tool == "get_current_time"]
         assert '"timezone": "Asia/Tokyo"' in seen.text
