@@ -160,9 +160,9 @@ def http_server(token: str) -> Iterator[str]:
         process.wait(10)
 
 
-def stdio_children(command: str) -> list[int]:
-    """Process ids of this process's children running `command` (the worker's servers)."""
+def stdio_children(command: str, parent: int | None = None) -> list[int]:
+    """Process ids of the children of `parent` (this process) running `command`."""
     found = subprocess.run(
-        ["pgrep", "-P", str(os.getpid()), "-f", command], capture_output=True, text=True
+        ["pgrep", "-P", str(parent or os.getpid()), "-f", command], capture_output=True, text=True
     )
     return [int(pid) for pid in found.stdout.split()]

@@ -22,6 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Replayer
 
 from activities.contracts.loader import load_contracts
 from activities.documents.activities import DocumentActivities
@@ -45,7 +46,8 @@ from tests.mcp_setup import (
     stdio_children,
     write_tool_contracts,
 )
-from tests.processes import run_script
+from tests.processes import run_script, worker_process
+from worker import WORKFLOWS
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
@@ -423,3 +425,33 @@ async def test_a_bad_tool_declaration_is_one_line_and_exit_2_from_contracts_chec
     assert checked.code == 2
     [line] = checked.stderr.strip().splitlines()
     assert message in line, line
+
+
+async def test_the_agent_run_over_mcp_tools_replays_on_the_current_code(
+    client: Client, run: Run
+) -> None:
+    replayed = await Replayer(
+        workflows=WORKFLOWS, data_converter=client.data_converter
+    ).replay_workflow(run.history)
+    assert replayed.replay_failure is None
+
+
+async def test_the_worker_process_starts_its_stdio_servers_and_stops_them_when_it_stops(
+    setup: Setup, client: Client, server_address: str, tmp_path: Path
+) -> None:
+    write_script(tmp_path, "worker_time_call", [turn("get_current_time", timezone="UTC")])
+    settings = worker_settings()
+    extra = ("--contracts-dir", str(setup.contracts_dir), "--scripted-dir", str(tmp_path))
+    async with worker_process(server_address, settings, tmp_path, extra_args=extra) as worker:
+        result = await client.execute_workflow(
+            AgentWorkflow.run,
+            agent_input("worker_time_call", settings.llm_task_queue),
+            id=new_id("agent-mcp"),
+            task_queue=settings.task_queue,
+        )
+        servers = stdio_children("mcp-server-time", parent=worker.pid)
+    [seen] = [o for o in result.observations if o.tool == "get_current_time"]
+    assert '"timezone": "UTC"' in seen.text
+    assert len(servers) == 1  # one session, kept open, owned by the worker
+    assert worker.returncode == 0  # stopped with SIGTERM
+    assert not Path(f"/proc/{servers[0]}").exists()  # and its server with it

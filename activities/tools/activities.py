@@ -97,7 +97,8 @@ class ToolActivities:
 
     async def _call(self, call: ToolInvocation) -> ToolOutcome:
         # Deny by default: only a tool the contracts name is called, whatever a server lists.
-        spec = self._contracts_of().tools.get(call.tool)
+        # Off the event loop: after an edit, the reload starts MCP servers to list tools.
+        spec = (await asyncio.to_thread(self._contracts_of)).tools.get(call.tool)
         handler = self._handler(spec, call.tool)
         if spec is None or handler is None:
             raise ApplicationError(
