@@ -5,6 +5,7 @@ python client.py research "How do idempotency keys make retries safe?"
 python client.py ingest corpus/demo --corpus demo
 python client.py status research-<id>
 python client.py flows research --mermaid
+python client.py flows team
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, ask, commands, fork, tools
+from cli import agent, ask, commands, fork, run_flow, tools
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
-from graphs.research import FLOWS
+from graphs.flows import FLOWS
 from infra.keys import KeyRingError
 from infra.settings import KeelSettings, TemporalSettings, WorkerSettings
 from infra.temporal import connect
@@ -230,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--type",
         action="append",
-        choices=TYPE_NAMES,
-        help="only these, children included (repeatable; team and report are the same)",
+        type=run_flow.workflow_type,
+        help=f"only these, children included (repeatable): {', '.join(TYPE_NAMES)}, or a"
+        " workflow type name of your own",
     )
     p.add_argument("--all", action="store_true", help="also the agents a team runs inside it")
     p.add_argument("--under", type=_workflow_id, help="every run in this run's tree")
@@ -248,7 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="PATH is a folder on the worker's machine (e.g. in its container): send it as is",
     )
     p.set_defaults(run=commands.cmd_ingest)
-    p = add("fork", help="run a research flow again from one of its model calls, side by side")
+    p = add("run", help="start any flow the worker runs by its type name, your own included")
+    p.add_argument("workflow_type", type=run_flow.workflow_type, help="e.g. BriefFlow")
+    p.add_argument("--input", help="the flow's input, as JSON")
+    p.add_argument("--id", type=_workflow_id, help="workflow id (default: <type>-<random>)")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    p.set_defaults(run=run_flow.cmd_run)
+    p = add("fork", help="run a flow again from one of its model calls, side by side")
     p.add_argument("workflow_id")
     p.add_argument("--at", required=True, help="the call to run again from: write, write#2, review")
     p.set_defaults(run=fork.cmd_fork)

@@ -43,6 +43,7 @@ from activities.contracts.loader import CONTRACTS_DIR, ContractError
 from activities.contracts.source import ContractSource, supplier
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
+from activities.fork.activities import fork_seeds
 from activities.heartbeat import HEARTBEAT_EVERY_SECONDS
 from activities.llm.activities import LLMActivities
 from activities.llm.anthropic_model import AnthropicModel
@@ -58,6 +59,7 @@ from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
 from activities.tools.mcp_servers import McpServers
 from infra.codec import EncryptionCodec
+from infra.flows import FlowError, load_flows, workflow_name
 from infra.keys import KeyRingError
 from infra.logging import configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
@@ -213,6 +215,10 @@ def build_workers(
     sticky_timeout = timedelta(seconds=5)
     workers: list[Worker] = []
     if settings.worker_role in ("all", "orchestration"):
+        # The user's own flows: a bad entry stops the worker with one line, before it polls.
+        flows = load_flows(
+            settings.flows, [workflow_name(w) for w in [*WORKFLOWS, *extra_workflows]]
+        )
         # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
         documents = DocumentActivities(
             store,
@@ -235,7 +241,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[*WORKFLOWS, *extra_workflows],
+                workflows=[*WORKFLOWS, *extra_workflows, *flows],
                 activities=[
                     documents.search,
                     documents.passages,
@@ -243,6 +249,7 @@ def build_workers(
                     *tickets.all(),
                     tools.call,
                     ContractActivities(snapshot_of).snapshot,
+                    fork_seeds,
                 ],
                 # A validation error in workflow code is a bug to surface, not a task
                 # to retry forever.
@@ -280,6 +287,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     parser.add_argument("--llm-concurrency", type=int, help="model calls at once")
     parser.add_argument("--documents-db", help="SQLite file of the document store")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to disable")
+    parser.add_argument(
+        "--flow", dest="flows", action="append", help="a workflow of your own, module:Class"
+    )
     parser.add_argument("--scripted-dir", help="folder of scripts for the scripted model")
     parser.add_argument("--tickets-url", help="ticket service base URL (KEEL_TICKETS_URL)")
     parser.add_argument("--contracts-dir", help="folder of contract files (KEEL_CONTRACTS_DIR)")
@@ -368,6 +378,8 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
         )
     except TokenError as err:
         raise SystemExit(f"ticket service token: {err}") from None
+    except FlowError as err:
+        raise SystemExit(str(err)) from None
     codec = client.data_converter.payload_codec
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -32,7 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.history_watch import follow_history
-from cli.kinds import DEFAULT_QUERY, KINDS, by_name, kind_of
+from cli.kinds import DEFAULT_QUERY, KINDS, TYPE_NAMES, by_name, kind_of
 from cli.live import LiveView, follow, no_channel
 from cli.render import default_ui_url, refusal, report_text, result_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
@@ -366,7 +366,7 @@ async def waiting_for_model(ctx: Context, workflow_id: str) -> bool:
 def list_query(args: argparse.Namespace) -> str:
     """`--type`, `--under` and `--all` as a visibility query; by default what people start."""
     if args.type:
-        kinds = dict.fromkeys(by_name(k).workflow_type for k in args.type)
+        kinds = dict.fromkeys(type_name(k) for k in args.type)
         query = "(" + " OR ".join(f'WorkflowType = "{t}"' for t in kinds) + ")"
     elif args.all or args.under:
         query = 'WorkflowType != "CircuitBreakerWorkflow"'
@@ -389,7 +389,29 @@ async def runs_under(ctx: Context, root: str, query: str, limit: int) -> list[Wo
     return found[:limit]
 
 
+def type_name(name: str) -> str:
+    """A kind's workflow type (`team` -> CoordinatorWorkflow), or the name as given."""
+    return by_name(name).workflow_type if name in TYPE_NAMES else name
+
+
+async def unknown_types(ctx: Context, names: list[str]) -> list[str]:
+    """Names that are no kind of keel's and no type of any run the server holds."""
+    unknown = []
+    for name in names:
+        if name not in TYPE_NAMES and kind_of(name) is None:
+            count = await ctx.client.count_workflows(f'WorkflowType = "{name}"')
+            if not count.count:
+                unknown.append(name)
+    return unknown
+
+
 async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    if unknown := await unknown_types(ctx, args.type or []):
+        err(
+            f"error: unknown type {', '.join(map(repr, unknown))}: not one of"
+            f" {', '.join(TYPE_NAMES)}, and no run of that workflow type"
+        )
+        return EXIT_USAGE
     query = list_query(args)
     rows = []
     if args.under:
@@ -592,7 +614,8 @@ async def cmd_watch(ctx: Context, args: argparse.Namespace) -> int:
             await follow_history(ctx.client, args.workflow_id, view)
         else:
             await follow(ctx.client, args.workflow_id, view)
-    except (RPCError, WorkflowUpdateFailedError) as error:
+    except (RPCError, WorkflowUpdateFailedError, WorkflowQueryFailedError) as error:
+        # A flow of the user's own may have no channel: its history is what there is.
         if view.events:  # the channel broke off: what was shown stands
             view.close()
             err(f"error: {args.workflow_id}: {no_channel(error)}")

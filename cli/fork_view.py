@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -13,6 +14,14 @@ from models.llm import Usage
 from models.research import ResearchReport
 
 Column = tuple[str, str, BaseModel | str]
+
+
+class FlowResult(BaseModel):
+    """The result of a flow of the user's own, as its JSON: keel knows no report model."""
+
+    value: Any = None
+
+
 LABELS = ["", "run", "model", "verdict", "usage", "citations", "flags"]
 
 
@@ -39,6 +48,8 @@ def rows(result: BaseModel | str) -> list[str]:
         verdict = "output" if result.output is not None else "no output"
         model = f"{result.agent} ({result.output_schema})"
         return [model, verdict, _usage(result.usage), "-", _flags(result)]
+    if isinstance(result, FlowResult):
+        return ["-", "done", "-", "-", "-"]
     return [str(result), "", "", "", ""]
 
 
@@ -51,6 +62,8 @@ def answer(result: BaseModel | str) -> str:
         return result.answer
     if isinstance(result, AgentResult):
         return json.dumps(result.output, ensure_ascii=False) if result.output else ""
+    if isinstance(result, FlowResult):
+        return json.dumps(result.value, ensure_ascii=False, default=str)
     return ""
 
 

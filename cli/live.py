@@ -231,4 +231,6 @@ async def _follow_child(client: Client, workflow_id: str, view: LiveView, prefix
 def no_channel(error: BaseException) -> str:
     """One line for a run whose channel cannot be read (it predates live runs, or is gone)."""
     message = getattr(error, "message", "") or str(error)
+    if message == "Encoded failure":  # the reason is encrypted with the run's payloads
+        return "no live channel"
     return f"no live channel ({' '.join(message.split())[:200]})"

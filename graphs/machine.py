@@ -1,4 +1,4 @@
-"""A small typed state machine: nodes typed LLM / Tool / Rule, edges on outcomes.
+"""A small typed state machine: nodes typed LLM / Tool / Rule / Agent / Person, edges on outcomes.
 
 Workflows drive their loop with :meth:`StateMachine.next`, so the table that
 the CLI prints as mermaid is the one that runs.
@@ -15,9 +15,14 @@ from temporalio.common import RetryPolicy
 
 
 class NodeKind(StrEnum):
+    """What runs a node: an activity (LLM, Tool), workflow code (Rule), a child agent
+    workflow (Agent), or a person's update (Person)."""
+
     LLM = "llm"
     TOOL = "tool"
     RULE = "rule"
+    AGENT = "agent"
+    PERSON = "person"
 
 
 class Outcome(StrEnum):
@@ -32,6 +37,9 @@ class Outcome(StrEnum):
     FAIL = "fail"
     BUDGET_EXHAUSTED = "budget exhausted"
     NOTHING_RELEVANT = "nothing relevant"
+    HOLD = "held for a person"
+    DECIDED = "decided"
+    FEEDBACK = "a person's notes"
 
     @property
     def is_failure(self) -> bool:
@@ -40,7 +48,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Node:
-    """One step; activities of LLM and Tool nodes run under its timeout and retries."""
+    """One step; activities of LLM and Tool nodes run under its timeout and retries.
+
+    An Agent node's output is the agent's output model; the child workflow has its own
+    timeouts, so the node's are not used.
+    """
 
     name: str
     kind: NodeKind
@@ -106,6 +118,8 @@ class StateMachine:
             NodeKind.LLM: ("(", ")"),
             NodeKind.TOOL: ("[[", "]]"),
             NodeKind.RULE: ("{", "}"),
+            NodeKind.AGENT: ("[/", "/]"),
+            NodeKind.PERSON: (">", "]"),
         }
         lines = ["flowchart TD"]
         for n in self.nodes:

@@ -64,5 +64,3 @@ RESEARCH_GRAPH = StateMachine(
         ),
     ),
 )
-
-FLOWS: dict[str, StateMachine] = {"research": RESEARCH_GRAPH}

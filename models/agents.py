@@ -9,6 +9,7 @@ from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from models.contracts import SecurityLevel
 from models.llm import Budget, Fallback, ModelChoice, Usage
+from models.recorded import RecordedCall
 from models.routing import ToolDecision
 from models.tools import ToolInvocation
 
@@ -137,6 +138,10 @@ class AgentInput(BaseModel):
     carry: AgentCarry = Field(default_factory=AgentCarry)
     stream_tokens: bool = Field(
         default=False, description="publish model output as it is written (more history)"
+    )
+    recorded: list[RecordedCall] = Field(
+        default_factory=list,
+        description="a forked team's child: the original's outcomes before the fork point",
     )
 
 

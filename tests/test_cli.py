@@ -151,7 +151,8 @@ async def test_status_list_and_ingest_report_on_real_runs(
         ),
         (["ask", QUESTION, "--provider", "scripted"], "--provider scripted needs --model"),
         (["agent", "researcher", QUESTION, "--max-turns", "0"], "--max-turns: must be at least 1"),
-        (["list", "--type", "bogus"], "invalid choice: 'bogus'"),
+        (["list", "--type", "bogus"], "unknown type 'bogus': not one of agent, breaker,"),
+        (["list", "--type", "no such"], "not a workflow type name: 'no such'"),
         (["list", "--under", 'a"b'], "not a workflow id"),
         (["fork", "research-x"], "the following arguments are required: --at"),
     ],
@@ -191,6 +192,20 @@ async def test_flows_prints_the_transition_table_as_mermaid() -> None:
     assert result.code == 0
     assert result.stdout.startswith("flowchart TD\n")
     assert '  check_evidence -->|"not enough"| refine_query' in result.stdout
+
+
+async def test_flows_prints_the_team_table_as_mermaid_and_as_text() -> None:
+    drawn = await run_script("client.py", "flows", "team", "--mermaid")
+    assert drawn.code == 0, drawn.stderr
+    assert drawn.stdout.startswith("flowchart TD\n")
+    assert '  verdict -->|"held for a person: passed, or the round limit, with approval"|' in (
+        drawn.stdout
+    )
+    listed = await run_script("client.py", "flows", "team")
+    assert listed.code == 0, listed.stderr
+    assert "relevance       --nothing relevant--> deliver  (the documents do not answer it)" in (
+        listed.stdout.splitlines()
+    )
 
 
 async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(

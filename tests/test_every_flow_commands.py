@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.worker import Replayer
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
 from activities.documents.store import DocumentStore
-from cli.fork import model_steps
+from activities.fork.history import model_steps
 from cli.kinds import KINDS
 from models.agents import AgentResult
 from models.coordinator import MultiAgentReport
@@ -209,6 +210,79 @@ async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again
     assert unknown.code == 2
     assert "its calls: decompose #1, researcher-1/researcher_turn #1" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+async def test_a_team_forks_at_a_researchers_second_turn_and_its_first_is_handed_back(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    folder = scripts_folder(tmp_path)
+    base = ["--address", server_address]
+    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
+        env = cli_env(settings)
+        asked = await ask_team(base, env)
+        team_id = json.loads(asked.stdout)["child_workflow_id"]
+        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+        first = {role: await _child_result(client, f"{team_id}-{role}") for role in RESEARCHERS}
+        # Today's model searches once more at the second turn.
+        script = json.loads((folder / "team.json").read_text())
+        again = {**script["researcher_turn"][0], "arguments": {"query": "breaker half-open"}}
+        turns = script["researcher_turn"]
+        script["researcher_turn"] = [turns[0], again, *turns[1:]]
+        (folder / "team.json").write_text(json.dumps(script))
+        forked = await run_script(
+            "client.py", *base, "fork", team_id, "--at", "researcher-1/researcher_turn#2", env=env
+        )
+    assert forked.code == 0, forked.stderr
+    forked_run = (await client.get_workflow_handle(team_id).describe()).run_id
+    assert forked_run != original_run
+    await client.get_workflow_handle(team_id, run_id=forked_run).result()
+    # The forked researcher made its calls from the second turn on, and no others.
+    run_one = (await client.get_workflow_handle(f"{team_id}-researcher-1").describe()).run_id
+    assert run_one != first["researcher-1"][0]
+    assert await _activities(client, f"{team_id}-researcher-1", run_one) == [
+        "researcher_turn #2", "search_documents(query=breaker half-open) turn 2",
+        "researcher_turn #3", "researcher_final #1",
+    ]  # fmt: skip
+    one = await _child_result(client, f"{team_id}-researcher-1")
+    assert one[1].turns == 3
+    before = [o.tool for o in first["researcher-1"][1].observations]
+    assert [o.tool for o in one[1].observations] == [*before, "search_documents"]
+    # Its sibling, started in the same step, was handed all of its outcomes: no call.
+    two = await _child_result(client, f"{team_id}-researcher-2")
+    assert two[0] != first["researcher-2"][0]
+    assert await _activities(client, f"{team_id}-researcher-2", two[0]) == []
+    assert two[1] == first["researcher-2"][1]
+    assert "researcher-1, researcher-2" in forked.stderr
+    original = await client.get_workflow_handle(team_id, run_id=original_run).describe()
+    assert original.status == WorkflowExecutionStatus.COMPLETED
+    # The reset team (its patch markers and recorded local activities) and the children
+    # it handed outcomes to replay from their histories alone.
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=client.data_converter)
+    for workflow_id, run_id in ((team_id, forked_run), (f"{team_id}-researcher-1", run_one)):
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        await replayer.replay_workflow(history)
+
+
+RESEARCHERS = ("researcher-1", "researcher-2")
+
+
+async def _child_result(client: Client, workflow_id: str) -> tuple[str, AgentResult]:
+    handle = client.get_workflow_handle(workflow_id, result_type=AgentResult)
+    return (await handle.describe()).run_id, await handle.result(follow_runs=False)
+
+
+async def _activities(client: Client, workflow_id: str, run_id: str) -> list[str]:
+    """The summaries of the activities the run scheduled itself, in order."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    scheduled = [
+        e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    return [
+        str(s)
+        for s in await client.data_converter.decode(
+            [e.user_metadata.summary for e in scheduled], [str] * len(scheduled)
+        )
+    ]
 
 
 async def test_an_agent_forks_at_its_second_turn(

@@ -9,7 +9,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
-from cli.fork import model_steps
+from activities.fork.history import model_steps
 from models.research import ResearchReport
 from tests.conftest import SCRIPTED_DIR, execute_scripted, running_workers, worker_settings
 from tests.processes import run_script

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from graphs import team
+from graphs.flows import FLOWS
 from graphs.machine import Edge, GraphError, Node, NodeKind, Outcome, StateMachine
 from graphs.research import (
     CHECK_DRAFT,
@@ -15,6 +17,8 @@ from graphs.research import (
     VERDICT,
     WRITE,
 )
+from graphs.team import TEAM_GRAPH
+from models.agents import SubQuestions
 
 
 def reachable(graph: StateMachine) -> set[str]:
@@ -84,3 +88,35 @@ def test_mermaid_shows_every_node_and_edge_with_failure_edges_dashed() -> None:
     assert len(arrows) == len(RESEARCH_GRAPH.edges)
     assert '  plan -.->|"schema failure: search the question itself"| retrieve' in text
     assert '  verdict -->|"fail: with the reviewer\'s feedback"| plan' in text
+
+
+def test_every_team_node_is_reachable_and_deliver_is_the_only_end() -> None:
+    assert reachable(TEAM_GRAPH) == {n.name for n in TEAM_GRAPH.nodes}
+    assert [n.name for n in TEAM_GRAPH.nodes if n.terminal] == [team.DELIVER]
+    assert TEAM_GRAPH.node(team.PLAN).output is SubQuestions
+    assert TEAM_GRAPH.node(team.PLAN).retry.maximum_attempts > 0
+
+
+def test_every_team_draft_meets_the_checks_before_a_reviewer_and_loops_back_to_the_writer() -> None:
+    assert TEAM_GRAPH.next(team.WRITE, Outcome.SUCCESS) == team.CHECK
+    assert TEAM_GRAPH.next(team.CHECK, Outcome.PASS) == team.REVIEW
+    assert TEAM_GRAPH.next(team.CHECK, Outcome.FAIL) == team.WRITE
+    assert TEAM_GRAPH.next(team.VERDICT, Outcome.FAIL) == team.WRITE
+    assert TEAM_GRAPH.next(team.APPROVAL, Outcome.FEEDBACK) == team.WRITE
+    # Every way the rounds end without a passed draft meets the extract first.
+    for source, outcome in (
+        (team.CHECK, Outcome.EXHAUSTED),
+        (team.VERDICT, Outcome.EXHAUSTED),
+        (team.WRITE, Outcome.SCHEMA_FAILURE),
+        (team.WRITE, Outcome.BUDGET_EXHAUSTED),
+    ):
+        assert TEAM_GRAPH.next(source, outcome) == team.EXTRACT
+    assert TEAM_GRAPH.next(team.RELEVANCE, Outcome.NOTHING_RELEVANT) == team.DELIVER
+
+
+def test_flows_names_both_tables_and_the_team_draws_agents_and_a_person() -> None:
+    assert FLOWS == {"research": RESEARCH_GRAPH, "team": TEAM_GRAPH}
+    text = TEAM_GRAPH.to_mermaid()
+    assert '  research[/"Researchers, in parallel (agent)"/]' in text
+    assert '  approval>"Approve, reject or send notes (person)"]' in text
+    assert '  check -->|"fail: with the rules\' feedback, no reviewer"| write' in text

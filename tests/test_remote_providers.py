@@ -126,7 +126,9 @@ async def test_research_flow_runs_on_the_openai_provider_and_recovers_a_flaky_on
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
         and e.activity_task_started_event_attributes.scheduled_event_id in llm_calls
     )
-    assert first_llm_attempt == 3  # two 503s, then the answer
+    # Two 503s, then the answer (a loaded machine may time one more attempt out).
+    assert failures["left"] == 0
+    assert first_llm_attempt >= 3
 
 
 async def test_an_unreachable_endpoint_is_a_retryable_error() -> None:

@@ -87,7 +87,12 @@ async def test_a_worker_started_before_its_server_waits_for_it(tmp_path: Path) -
     settings = worker_settings()
     async with worker_process(address, settings, tmp_path, capture_logs=True) as process:
         assert process.stderr is not None
-        await asyncio.sleep(8)  # longer than one connect attempt (5 s)
+        events: list[str] = []
+        async with asyncio.timeout(60):  # one connect attempt fails (5 s), on a slow machine too
+            while "worker.waiting_for_temporal" not in events:
+                line = await process.stderr.readline()
+                assert line, "the worker exited"
+                events.append(json.loads(line).get("event", ""))
         assert process.returncode is None  # still waiting, not gone
         server = await WorkflowEnvironment.start_local(
             port=port,
@@ -96,7 +101,6 @@ async def test_a_worker_started_before_its_server_waits_for_it(tmp_path: Path) -
             dev_server_log_level="error",
         )
         try:
-            events: list[str] = []
             async with asyncio.timeout(60):
                 while "worker.started" not in events:
                     line = await process.stderr.readline()

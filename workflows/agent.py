@@ -43,12 +43,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.llm import Usage
     from models.outputs import OUTPUT_MODELS
-    from models.tools import ToolInvocation
+    from models.tools import ToolInvocation, ToolOutcome
     from routing.tools import route_tool
     from workflows.contract_snapshot import load_contracts
     from workflows.live import LiveChannel
     from workflows.live_steps import tool_step
     from workflows.model_calls import BudgetExhausted, ModelCaller
+    from workflows.recorded import Recorded, outcome
     from workflows.saga import UNDO_BEFORE_CALL, Saga
 
 M = TypeVar("M", bound=BaseModel)
@@ -87,6 +88,7 @@ class AgentWorkflow:
         self._model: ModelCaller | None = None
         self._saga = Saga(TOOL_TIMEOUT)
         self._live = LiveChannel(carry.live)
+        self._recorded = Recorded(request.recorded)
         for undo in self._compensations:
             self._register_undo(undo)
 
@@ -113,7 +115,7 @@ class AgentWorkflow:
         return result
 
     async def _run(self, request: AgentInput) -> AgentResult:
-        contracts = await load_contracts()
+        contracts = await load_contracts(self._recorded)
         spec = contracts.agents.get(request.agent)
         if spec is None:
             raise ApplicationError(
@@ -129,6 +131,7 @@ class AgentWorkflow:
             call_offset=request.round - 1,
             live=self._live,
             stream_tokens=request.stream_tokens,
+            recorded=self._recorded,
         )
         max_turns = request.max_turns or spec.max_turns
         if spec.seed_tool and self._carry.runs == 1 and self._turns == 0:
@@ -232,14 +235,8 @@ class AgentWorkflow:
                 assert tool_spec.compensation is not None
                 self._remember_undo(tool_spec.compensation, call, {"key": call.idempotency_key})
             try:
-                outcome = await workflow.execute_activity_method(
-                    ToolActivities.call,
-                    call,
-                    # The contract's limit per attempt (20 s unless it says otherwise).
-                    start_to_close_timeout=timedelta(seconds=tool_spec.timeout_seconds),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=TOOL_RETRY,
-                    summary=f"{tool}({args}) turn {self._turns}"[:200],
+                result = await self._call_tool(
+                    call, f"{tool}({args}) turn {self._turns}"[:200], tool_spec.timeout_seconds
                 )
             except ActivityError as error:
                 if is_cancelled_exception(error):
@@ -263,13 +260,29 @@ class AgentWorkflow:
                 not undo_first
                 and tool_spec.side_effect
                 and tool_spec.compensation
-                and outcome.record_id is not None
+                and result.record_id is not None
             ):
-                self._remember_undo(tool_spec.compensation, call, {"record_id": outcome.record_id})
+                self._remember_undo(tool_spec.compensation, call, {"record_id": result.record_id})
             # The tool's own error (MCP isError) is an answer: the agent reads it and decides.
-            text = f"the tool reported an error: {outcome.text}" if outcome.is_error else None
-            self._observe(tool, text or outcome.text, outcome.passage_ids)
+            text = f"the tool reported an error: {result.text}" if result.is_error else None
+            self._observe(tool, text or result.text, result.passage_ids)
             return
+
+    async def _call_tool(
+        self, call: ToolInvocation, summary: str, timeout_seconds: float
+    ) -> ToolOutcome:
+        recorded = self._recorded.take("call_tool", summary)
+        if recorded is not None:
+            return outcome(recorded, ToolOutcome)
+        return await workflow.execute_activity_method(
+            ToolActivities.call,
+            call,
+            # The contract's limit per attempt (20 s unless it says otherwise).
+            start_to_close_timeout=timedelta(seconds=timeout_seconds),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=TOOL_RETRY,
+            summary=summary,
+        )
 
     def _count(self, tool: str, contracts: ContractSnapshot) -> None:
         assert self._model is not None
@@ -401,7 +414,7 @@ class AgentWorkflow:
             live=self._live.state(),
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
-        return request.model_copy(update={"carry": carry})
+        return request.model_copy(update={"carry": carry, "recorded": self._recorded.rest()})
 
     def _flag(self, flag: str) -> None:
         if flag not in self._flags:

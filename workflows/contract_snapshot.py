@@ -8,9 +8,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.contracts.activities import ContractActivities
     from graphs.policies import CONTRACTS_RETRY, CONTRACTS_TIMEOUT
     from models.contracts import ContractSnapshot
+    from workflows.recorded import Recorded, outcome
+
+SNAPSHOT_ACTIVITY = "load_contracts"
 
 
-async def load_contracts() -> ContractSnapshot:
+async def load_contracts(recorded: Recorded | None = None) -> ContractSnapshot:
+    """The contracts, or a forked child's original snapshot (workflows/recorded.py)."""
+    taken = recorded.take(SNAPSHOT_ACTIVITY, "load contracts") if recorded else None
+    if taken is not None:
+        return outcome(taken, ContractSnapshot)
     return await workflow.execute_activity_method(
         ContractActivities.snapshot,
         start_to_close_timeout=CONTRACTS_TIMEOUT,

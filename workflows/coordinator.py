@@ -6,11 +6,17 @@ their passages (by id) and the reviewer score the draft against the rubric, and
 asks for revisions until the rubric passes or the round limit is reached. A
 person can hold the report for approval or send feedback through updates. The
 budget is shared: each child gets a part of what the coordinator has left.
+
+The run walks `TEAM_GRAPH` (graphs/team.py): one method per node, each returning the
+outcome whose edge leads on. Where the rounds go and which draft is kept is
+`TeamRounds` (graphs/team_rounds.py); the `workflow.patched` gates are `TeamGates`
+(workflows/team_gates.py), each read at the step of the run where it always was.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -18,7 +24,22 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
-    from graphs.policies import LLM_RETRY, LLM_TIMEOUT, SEARCH_RETRY, SEARCH_TIMEOUT
+    from activities.fork.activities import fork_seeds
+    from graphs.machine import Outcome
+    from graphs.policies import SEARCH_RETRY, SEARCH_TIMEOUT
+    from graphs.team import (
+        APPROVAL,
+        CHECK,
+        EXTRACT,
+        PLAN,
+        RELEVANCE,
+        RESEARCH,
+        REVIEW,
+        TEAM_GRAPH,
+        VERDICT,
+        WRITE,
+    )
+    from graphs.team_rounds import TeamRounds, no_report, score_round
     from models.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
     from models.checks import NOTHING_LEFT, CheckFailure, check_draft, scrub_internal
     from models.contracts import ContractSnapshot, FlowQuality, Rubric
@@ -32,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         ResearcherRun,
         ReviewRound,
         Stage,
-        Trigger,
     )
     from models.documents import PassagesRequest, shown_passage
     from models.errors import (
@@ -41,10 +61,11 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_AGENT,
         UNKNOWN_RUBRIC,
     )
-    from models.extractive import NOT_IN_CORPUS, extract_for_questions, relevant_to_any
+    from models.extractive import extract_for_questions, relevant_to_any
     from models.flags import Flag, Flags, check_failed
     from models.live import team_line
     from models.llm import Fallback, Usage
+    from models.recorded import RecordedCall, SeedsRequest
     from models.research import Draft
     from models.tickets import ApprovalDecision
     from models.topics import distinct_covering, real_questions
@@ -55,21 +76,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.live_steps import child_started, team_stage
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
+    from workflows.team_gates import TeamGates
 
 MAX_PASSAGES = 6
 PASSAGES_PER_RESEARCHER = 2
-# Runs started before this patch plan as the model said and review every draft.
-CHECKS_PATCH = "team-draft-checks-and-topics"
-# One marker for every change before it: a run started with it checks drafts, covers
-# topics, refuses without a readable namespace, and shows its stage in the Web UI's
-# current details instead of a search-attribute upsert per stage. Runs started before
-# it replay through the two patches it stands for.
-PROGRESS_PATCH = "progress-in-current-details"
-# Runs started with it drop sub-questions no researcher can take, say so when the
-# documents hold nothing about the request instead of writing a report from unrelated
-# passages, and deliver an extract (where the contract allows) rather than a draft the
-# rubric rejected at the round limit.
-GROUNDED_PATCH = "team-grounded-answers"
+FORK_SEEDS_TIMEOUT = timedelta(seconds=30)
 FLOW = "report"
 
 
@@ -87,9 +98,7 @@ class CoordinatorWorkflow:
         self._prompts: dict[str, str] = {}
         self._fallbacks: list[Fallback] = []
         self._live = LiveChannel()
-        self._checked = False
-        self._in_details = False
-        self._grounded = False
+        self._gates = TeamGates()
         self._shown: list[str] | None = None
         # The sub-questions the passages are scored against, and their scores (one row
         # per question, one value per passage shown): the extract's ranks.
@@ -97,6 +106,18 @@ class CoordinatorWorkflow:
         self._ranks: list[list[float]] = []
         # What the flow itself said to the writer or saw from tools: never reader-facing.
         self._internal: list[str] = []
+        # The run as it goes along TEAM_GRAPH: what each node leaves for the next.
+        self._contracts: ContractSnapshot | None = None
+        self._rubric: Rubric | None = None
+        self._quality = FlowQuality()
+        self._rounds = TeamRounds()
+        self._questions: list[str] = []
+        self._runs: list[ResearcherRun] = []
+        self._passage_ids: list[str] = []
+        self._notes = ""
+        self._unanswered = False
+        self._round_number = 0
+        self._draft: Draft | None = None
 
     @workflow.query(name="progress")
     def progress(self) -> CoordinatorProgress:
@@ -131,11 +152,28 @@ class CoordinatorWorkflow:
 
     @workflow.run
     async def run(self, request: CoordinatorInput) -> MultiAgentReport:
-        self._in_details = workflow.patched(PROGRESS_PATCH)
+        steps: dict[str, Callable[[], Awaitable[Outcome]]] = {
+            PLAN: self._plan,
+            RESEARCH: self._researchers,
+            RELEVANCE: self._relevance,
+            WRITE: self._write,
+            CHECK: self._check_draft,
+            REVIEW: self._review,
+            VERDICT: self._verdict,
+            APPROVAL: self._approval,
+            EXTRACT: self._extract_instead,
+        }
+        self._gates.read_first()
         self._set_status("running")
+        node = TEAM_GRAPH.start
         try:
-            report = await self._run(request)
+            self._gates.read_after_status()
+            await self._prepare()
+            while not TEAM_GRAPH.node(node).terminal:
+                node = TEAM_GRAPH.next(node, await steps[node]())
+            report = self._deliver()
         except (Exception, asyncio.CancelledError) as error:
+            # Not BaseException: the SDK tears evicted workflows down with its own.
             self._set_status("cancelled" if is_cancelled_exception(error) else "failed")
             team_stage(self._live, self._progress, release=True)
             raise
@@ -144,12 +182,13 @@ class CoordinatorWorkflow:
         await self._live.close()
         return report
 
-    async def _run(self, request: CoordinatorInput) -> MultiAgentReport:
-        self._checked = self._in_details or workflow.patched(CHECKS_PATCH)
-        self._grounded = workflow.patched(GROUNDED_PATCH)
+    async def _prepare(self) -> None:
+        """The rubric, the data route and the round policy, on the contracts the run recorded."""
+        request = self._input
         contracts = await load_contracts()
-        rubric = contracts.rubrics.get(request.rubric)
-        if rubric is None:
+        self._contracts = contracts
+        self._rubric = contracts.rubrics.get(request.rubric)
+        if self._rubric is None:
             raise ApplicationError(
                 f"no rubric {request.rubric!r} in rubrics.toml",
                 type=UNKNOWN_RUBRIC,
@@ -159,126 +198,225 @@ class CoordinatorWorkflow:
             request.request, contracts.routes.namespaces, request.clearance, version=request.version
         )
         self._progress.data_route = route
-        # Runs started before this patch planned and researched with no namespace at all.
-        if not route.namespaces and (
-            self._in_details or workflow.patched("refuse-without-readable-namespace")
-        ):
+        if not route.namespaces and self._gates.refuses_without_namespace():
             raise ApplicationError(
                 no_readable_namespace(request.clearance, route.excluded),
                 type=NO_READABLE_NAMESPACE,
                 non_retryable=True,
             )
-        questions = await self._plan(request, contracts)
-
-        self._stage("researching")
-        researchers = await self._research(request, questions, route.namespaces)
-        passage_ids = _passages(researchers)
-        if self._grounded:
-            self._asked = [r.question for r in researchers]
-        # No passage found holds enough of any sub-question's words: the documents do
-        # not answer the request, and a report written anyway would cite unrelated text.
-        unanswered = self._grounded and not relevant_to_any(
-            [request.request, *(r.question for r in researchers)],
-            await self._passages_shown(request, passage_ids),
+        self._quality = contracts.quality.flow(FLOW)
+        self._rounds = TeamRounds(
+            max_rounds=request.max_rounds,
+            max_rewrites=self._quality.max_rewrites,
+            require_approval=request.require_approval,
         )
-        if unanswered:
-            self._flags.add(Flag.NOT_IN_CORPUS)
-        notes = "\n".join(f"- {r.question}: {r.summary}" for r in researchers if r.summary)
 
-        quality = contracts.quality.flow(FLOW)
-        best: tuple[Draft, ReviewRound] | None = None
-        failing: tuple[Draft, ReviewRound] | None = None
-        rewrites = 0
-        feedback = ""
-        trigger: Trigger = "first draft"
-        reviews = 0
-        # The rules the draft that ended the rounds broke, when the checks ended them.
-        stopped_by: list[CheckFailure] = []
-        while not unanswered and Flag.BUDGET_EXHAUSTED not in self._flags:
-            drafted = await self._round(request, rubric, passage_ids, notes, feedback, trigger)
-            if drafted is None:
-                break
-            draft, review = drafted
-            if review.check_failures:
-                # Not reviewed: back to the writer with the rules' own feedback.
-                if failing is None or len(review.check_failures) < len(failing[1].check_failures):
-                    failing = drafted
-                if rewrites < quality.max_rewrites:
-                    rewrites += 1
-                    feedback = " ".join(f.feedback for f in review.check_failures)
-                    trigger = "checks"
-                    continue
-                stopped_by = review.check_failures
-                break
-            if trigger != "human":
-                reviews += 1
-            # With a person in the loop the latest draft is the one they decide on.
-            if (
-                best is None
-                or request.require_approval
-                or (review.weighted_score or 0) >= (best[1].weighted_score or 0)
-            ):
-                best = drafted
-            if request.require_approval and (review.passed or reviews >= request.max_rounds):
-                self._progress.draft = draft.answer
-                note = await self._await_approval(request)
-                if note is None:
-                    break
-                feedback, trigger = note.text, "human"
-                continue
-            if review.passed:
-                break
-            if reviews >= request.max_rounds:
-                self._flags.add(Flag.MAX_ROUNDS_REACHED)
-                break
-            feedback = review.feedback or "the draft did not pass the rubric"
-            trigger = "reviewer"
-        extractive = False
-        questions_asked = [r.question for r in researchers] or [request.request]
-        bounded = Flag.MAX_ROUNDS_REACHED in self._flags or bool(stopped_by)
-        if self._grounded and best is not None and not best[1].passed and bounded:
-            # No draft passed the review within the rounds, or the last revision broke
-            # a rule with no rewrite left: the passages' own sentences, where the
-            # contract allows them, rather than a draft the rubric rejected.
-            for failure in stopped_by:
-                self._flags.add(check_failed(failure.rule))
-            extract = await self._extract(request, quality, passage_ids, questions_asked)
-            if extract is not None:
-                best, extractive = (extract, best[1]), True
-                self._flags.add(Flag.EXTRACTIVE)
-        if best is None and failing is not None:
-            for failure in failing[1].check_failures:
-                self._flags.add(check_failed(failure.rule))
-            best = failing
-            extract = await self._extract(request, quality, passage_ids, questions_asked)
-            if extract is not None:
-                best, extractive = (extract, failing[1]), True
-                self._flags.add(Flag.EXTRACTIVE)
-        if unanswered:
-            best = (
-                Draft.model_construct(answer=NOT_IN_CORPUS, citations=[]),
-                ReviewRound(round=0, writer_workflow_id="", reviewer_workflow_id=""),
+    # --- nodes -------------------------------------------------------------------------
+
+    async def _plan(self) -> Outcome:
+        """The coordinator agent splits the request; without a split the request is the one."""
+        self._stage("planning")
+        request = self._input
+        spec = self._snapshot().agents.get("coordinator")
+        if spec is None:
+            raise ApplicationError(
+                "no coordinator agent in agents.toml", type=UNKNOWN_AGENT, non_retryable=True
             )
-        if best is None and Flag.BUDGET_EXHAUSTED not in self._flags:
+        chain = request.models or spec.chain
+        self._model = ModelCaller(chain[0], request.llm_task_queue, 2, request.budget, chain[1:])
+        self._model.live = self._live
+        node = TEAM_GRAPH.node(PLAN)
+        outcome = Outcome.SCHEMA_FAILURE
+        try:
+            split = await self._model.ask(
+                spec.final_prompt,
+                SubQuestions,
+                {"request": request.request, "count": str(request.max_researchers)},
+                max_tokens=spec.max_tokens,
+                start_to_close=node.start_to_close,
+                retry=node.retry,
+            )
+        except BudgetExhausted:
+            self._flags.add(Flag.BUDGET_EXHAUSTED)
+            split, outcome = None, Outcome.BUDGET_EXHAUSTED
+        self._prompts.update(self._model.prompts)
+        self._fallbacks.extend(self._model.fallbacks)
+        if split is None:
+            self._flags.add(Flag.PLAN_FALLBACK)
+            self._questions = [request.request]
+            return outcome
+        self._questions = self._sub_questions(split.questions)
+        return Outcome.SUCCESS
+
+    def _sub_questions(self, proposed: list[str]) -> list[str]:
+        """The questions researchers can take: real ones, distinct, covering each topic."""
+        request = self._input
+        asked = proposed
+        if self._gates.grounded:
+            asked = real_questions(request.request, proposed)
+            if len(asked) < len(proposed):
+                self._flags.add(Flag.QUESTIONS_REJECTED)
+            # With none left, the request itself is the one question, as with no plan.
+            asked = asked or [request.request]
+        if self._gates.checked:
+            # Distinct questions, one at least for each topic the request names.
+            return distinct_covering(request.request, asked, request.max_researchers)
+        return list(dict.fromkeys(proposed))[: request.max_researchers]
+
+    async def _researchers(self) -> Outcome:
+        """One researcher per sub-question; their passage ids are what the writer reads."""
+        self._stage("researching")
+        route = self._progress.data_route
+        assert route is not None  # decided in _prepare
+        self._runs = await self._research(self._input, self._questions, route.namespaces)
+        self._passage_ids = _passages(self._runs)
+        if self._gates.grounded:
+            self._asked = [r.question for r in self._runs]
+        self._notes = "\n".join(f"- {r.question}: {r.summary}" for r in self._runs if r.summary)
+        return Outcome.SUCCESS
+
+    async def _relevance(self) -> Outcome:
+        """No passage found holds enough of any sub-question's words: the documents do
+        not answer the request, and a report written anyway would cite unrelated text."""
+        request = self._input
+        if self._gates.grounded and not relevant_to_any(
+            [request.request, *(r.question for r in self._runs)],
+            await self._passages_shown(request, self._passage_ids),
+        ):
+            self._unanswered = True
+            self._flags.add(Flag.NOT_IN_CORPUS)
+            return Outcome.NOTHING_RELEVANT
+        if Flag.BUDGET_EXHAUSTED in self._flags:
+            return Outcome.BUDGET_EXHAUSTED
+        return Outcome.PASS
+
+    async def _write(self) -> Outcome:
+        """A writer drafts from the passages by id, the researchers' notes and the feedback."""
+        if Flag.BUDGET_EXHAUSTED in self._flags:
+            return Outcome.BUDGET_EXHAUSTED
+        request = self._input
+        self._round_number = number = len(self._progress.rounds) + 1
+        self._stage("writing")
+        written = await self._child(
+            AgentInput(
+                agent="writer",
+                task=request.request,
+                round=number,
+                feedback=self._rounds.feedback,
+                passage_ids=self._passage_ids,
+                variables={"notes": self._notes or "(none)"},
+            ),
+            self._agent_id("writer"),
+        )
+        if written.output is None:
+            self._flags.add(Flag.WRITER_FAILED)
+            return Outcome.SCHEMA_FAILURE
+        self._draft = Draft.model_validate(written.output)
+        return Outcome.SUCCESS
+
+    async def _check_draft(self) -> Outcome:
+        """The deterministic rules; a draft that breaks one is not reviewed."""
+        assert self._draft is not None
+        failures = await self._check(self._input, self._draft, self._passage_ids)
+        if not failures:
+            return Outcome.PASS
+        checked = ReviewRound(
+            round=self._round_number,
+            writer_workflow_id=self._agent_id("writer"),
+            reviewer_workflow_id="",
+            trigger=self._rounds.trigger,
+            check_failures=failures,
+            feedback=" ".join(f.feedback for f in failures),
+        )
+        self._progress.rounds.append(checked)
+        return self._rounds.checked((self._draft, checked))
+
+    async def _review(self) -> Outcome:
+        """A reviewer scores each criterion; the rubric, not the model, decides the pass."""
+        assert self._draft is not None
+        assert self._rubric is not None
+        rubric, reviewer_id = self._rubric, self._agent_id("reviewer")
+        self._stage("reviewing")
+        reviewed = await self._child(
+            AgentInput(
+                agent="reviewer",
+                task=self._input.request,
+                round=self._round_number,
+                passage_ids=self._passage_ids,
+                variables={
+                    "answer": self._draft.answer,
+                    "criteria": "\n".join(
+                        f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
+                    ),
+                },
+                choices={"CriterionScore.criterion": [c.name for c in rubric.criteria]},
+            ),
+            reviewer_id,
+        )
+        review = ReviewRound(
+            round=self._round_number,
+            writer_workflow_id=self._agent_id("writer"),
+            reviewer_workflow_id=reviewer_id,
+            trigger=self._rounds.trigger,
+        )
+        if reviewed.output is None:
+            self._flags.add(Flag.UNREVIEWED)
+        else:
+            score_round(review, RubricScores.model_validate(reviewed.output), rubric)
+        self._progress.rounds.append(review)
+        self._rounds.reviewed((self._draft, review))
+        return Outcome.SUCCESS
+
+    async def _verdict(self) -> Outcome:
+        """The rubric's verdict on the latest review, as `TeamRounds` reads it."""
+        outcome = self._rounds.verdict(self._progress.rounds[-1])
+        if outcome is Outcome.EXHAUSTED:
+            self._flags.add(Flag.MAX_ROUNDS_REACHED)
+        return outcome
+
+    async def _approval(self) -> Outcome:
+        """A person decides on the latest draft, or sends notes for another round."""
+        assert self._draft is not None
+        self._progress.draft = self._draft.answer
+        note = await self._await_approval(self._input)
+        if note is None:
+            return Outcome.DECIDED
+        return self._rounds.revise(note.text)
+
+    async def _extract_instead(self) -> Outcome:
+        """No draft the rubric passed: the passages' own sentences, where the contract allows."""
+        rules = self._rounds.extract_wanted(self._gates.grounded)
+        if rules is None:
+            return Outcome.FAIL
+        for failure in rules:
+            self._flags.add(check_failed(failure.rule))
+        questions = [r.question for r in self._runs] or [self._input.request]
+        extract = await self._extract(self._input, self._quality, self._passage_ids, questions)
+        if extract is None:
+            return Outcome.FAIL
+        self._rounds.extract = extract
+        self._flags.add(Flag.EXTRACTIVE)
+        return Outcome.SUCCESS
+
+    def _deliver(self) -> MultiAgentReport:
+        final = self._rounds.final(self._unanswered)
+        if final is None and Flag.BUDGET_EXHAUSTED not in self._flags:
             raise ApplicationError(
                 "the writer gave no valid draft", type=NO_VALID_DRAFT, non_retryable=True
             )
         self._stage("delivered")
-        if best is None:
-            # Only a spent budget ends the team before a draft: deliver the research, flagged.
+        if final is None:
             self._flags.add(Flag.NO_DRAFT)
-            best = (
-                Draft.model_construct(
-                    answer="No report was written: the budget ran out first. The researchers'"
-                    f" notes:\n{notes or '(none)'}",
-                    citations=list(range(1, len(passage_ids) + 1)),
-                ),
-                ReviewRound(round=0, writer_workflow_id="", reviewer_workflow_id=""),
-            )
-        draft, review = best
+            final = no_report(self._notes, len(self._passage_ids))
+        return self._report(*final)
+
+    def _report(self, draft: Draft, review: ReviewRound) -> MultiAgentReport:
+        request, passage_ids = self._input, self._passage_ids
+        assert self._progress.data_route is not None
+        extractive = self._rounds.extract is not None and not self._unanswered
         numbers = [n for n in dict.fromkeys(draft.citations) if 1 <= n <= len(passage_ids)]
         answer = draft.answer
-        if self._checked and not extractive:
+        if self._gates.checked and not extractive:
             # Internal feedback and tool errors never go out, even in a flagged draft.
             answer = scrub_internal(answer, self._internal) or NOTHING_LEFT
         return MultiAgentReport(
@@ -293,8 +431,8 @@ class CoordinatorWorkflow:
             passed=review.passed and not extractive,
             rubric=request.rubric,
             rounds=self._progress.rounds,
-            researchers=researchers,
-            data_route=route,
+            researchers=self._runs,
+            data_route=self._progress.data_route,
             usage=self._usage(),
             budget=request.budget,
             flags=self._flags,
@@ -302,51 +440,12 @@ class CoordinatorWorkflow:
             feedback=self._progress.feedback,
             fallbacks=self._fallbacks,
             prompts=self._prompts,
-            contract_versions=contracts.versions,
+            contract_versions=self._snapshot().versions,
             extractive=extractive,
             check_failures=[] if extractive else review.check_failures,
         )
 
-    # --- stages ------------------------------------------------------------------------
-
-    async def _plan(self, request: CoordinatorInput, contracts: ContractSnapshot) -> list[str]:
-        self._stage("planning")
-        spec = contracts.agents.get("coordinator")
-        if spec is None:
-            raise ApplicationError(
-                "no coordinator agent in agents.toml", type=UNKNOWN_AGENT, non_retryable=True
-            )
-        chain = request.models or spec.chain
-        self._model = ModelCaller(chain[0], request.llm_task_queue, 2, request.budget, chain[1:])
-        self._model.live = self._live
-        try:
-            split = await self._model.ask(
-                spec.final_prompt,
-                SubQuestions,
-                {"request": request.request, "count": str(request.max_researchers)},
-                max_tokens=spec.max_tokens,
-                start_to_close=LLM_TIMEOUT,
-                retry=LLM_RETRY,
-            )
-        except BudgetExhausted:
-            self._flags.add(Flag.BUDGET_EXHAUSTED)
-            split = None
-        self._prompts.update(self._model.prompts)
-        self._fallbacks.extend(self._model.fallbacks)
-        if split is None:
-            self._flags.add(Flag.PLAN_FALLBACK)
-            return [request.request]
-        asked = split.questions
-        if self._grounded:
-            asked = real_questions(request.request, split.questions)
-            if len(asked) < len(split.questions):
-                self._flags.add(Flag.QUESTIONS_REJECTED)
-            # With none left, the request itself is the one question, as with no plan.
-            asked = asked or [request.request]
-        if self._checked:
-            # Distinct questions, one at least for each topic the request names.
-            return distinct_covering(request.request, asked, request.max_researchers)
-        return list(dict.fromkeys(split.questions))[: request.max_researchers]
+    # --- what the nodes call -----------------------------------------------------------
 
     async def _research(
         self, request: CoordinatorInput, questions: list[str], namespaces: list[str]
@@ -359,6 +458,7 @@ class CoordinatorWorkflow:
             for i, q in enumerate(questions, 1)
         ]
         self._progress.researchers = runs
+        recorded = {run.workflow_id: await self._recorded(run.workflow_id) for run in runs}
         for run in runs:
             child_started(self._live, run.workflow_id)
         results = await asyncio.gather(
@@ -374,6 +474,7 @@ class CoordinatorWorkflow:
                         llm_task_queue=request.llm_task_queue,
                         budget=share,
                         stream_tokens=request.stream_tokens,
+                        recorded=recorded[run.workflow_id],
                     ),
                     id=run.workflow_id,
                     static_summary=f"researcher: {run.question}"[:200],
@@ -383,113 +484,40 @@ class CoordinatorWorkflow:
             return_exceptions=True,
         )
         for run, result in zip(runs, results, strict=True):
-            if isinstance(result, BaseException):
-                if is_cancelled_exception(result):
-                    raise result
-                run.status = "failed"
-                self._flags.add(Flag.RESEARCHER_FAILED)
-                workflow.logger.warning("researcher %s failed: %s", run.workflow_id, result)
-                continue
-            self._absorb(result)
-            run.status = "done"
-            run.turns = result.turns
-            run.tool_calls = _calls(result)
-            run.refusals = [d for d in result.decisions if not d.allowed]
-            seen = [pid for o in result.observations for pid in o.passage_ids]
-            self._internal.extend(
-                o.text.partition(": ")[2]
-                for o in result.observations
-                if o.refused or o.text.startswith("error: ")
-            )
-            findings = Findings.model_validate(result.output) if result.output else None
-            if findings is not None:
-                run.summary = findings.summary
-            cited = findings.passage_ids if findings else []
-            run.passages = list(dict.fromkeys(cited or seen[:PASSAGES_PER_RESEARCHER]))
+            self._researcher_done(run, result)
         return runs
 
-    async def _round(
-        self,
-        request: CoordinatorInput,
-        rubric: Rubric,
-        passage_ids: list[str],
-        notes: str,
-        feedback: str,
-        trigger: Trigger,
-    ) -> tuple[Draft, ReviewRound] | None:
-        number = len(self._progress.rounds) + 1
-        parent = workflow.info().workflow_id
-        writer_id, reviewer_id = f"{parent}-writer-{number}", f"{parent}-reviewer-{number}"
-        self._stage("writing")
-        written = await self._child(
-            AgentInput(
-                agent="writer",
-                task=request.request,
-                round=number,
-                feedback=feedback,
-                passage_ids=passage_ids,
-                variables={"notes": notes or "(none)"},
-            ),
-            writer_id,
+    def _researcher_done(self, run: ResearcherRun, result: AgentResult | BaseException) -> None:
+        """A failed researcher is flagged and the others go on; a cancelled one stops the run."""
+        if isinstance(result, BaseException):
+            if is_cancelled_exception(result):
+                raise result
+            run.status = "failed"
+            self._flags.add(Flag.RESEARCHER_FAILED)
+            workflow.logger.warning("researcher %s failed: %s", run.workflow_id, result)
+            return
+        self._absorb(result)
+        run.status = "done"
+        run.turns = result.turns
+        run.tool_calls = _calls(result)
+        run.refusals = [d for d in result.decisions if not d.allowed]
+        seen = [pid for o in result.observations for pid in o.passage_ids]
+        self._internal.extend(
+            o.text.partition(": ")[2]
+            for o in result.observations
+            if o.refused or o.text.startswith("error: ")
         )
-        if written.output is None:
-            self._flags.add(Flag.WRITER_FAILED)
-            return None
-        draft = Draft.model_validate(written.output)
-        failures = await self._check(request, draft, passage_ids)
-        if failures:
-            checked = ReviewRound(
-                round=number,
-                writer_workflow_id=writer_id,
-                reviewer_workflow_id="",
-                trigger=trigger,
-                check_failures=failures,
-                feedback=" ".join(f.feedback for f in failures),
-            )
-            self._progress.rounds.append(checked)
-            return draft, checked
-        self._stage("reviewing")
-        reviewed = await self._child(
-            AgentInput(
-                agent="reviewer",
-                task=request.request,
-                round=number,
-                passage_ids=passage_ids,
-                variables={
-                    "answer": draft.answer,
-                    "criteria": "\n".join(
-                        f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
-                    ),
-                },
-                choices={"CriterionScore.criterion": [c.name for c in rubric.criteria]},
-            ),
-            reviewer_id,
-        )
-        review = ReviewRound(
-            round=number,
-            writer_workflow_id=writer_id,
-            reviewer_workflow_id=reviewer_id,
-            trigger=trigger,
-        )
-        if reviewed.output is None:
-            self._flags.add(Flag.UNREVIEWED)
-        else:
-            scores = RubricScores.model_validate(reviewed.output)
-            known = {c.name for c in rubric.criteria}
-            review.scores = [s for s in scores.scores if s.criterion in known]
-            review.weighted_score = rubric.weighted_score(
-                {s.criterion: s.score for s in review.scores}
-            )
-            review.passed = review.weighted_score >= rubric.pass_threshold
-            review.feedback = scores.feedback
-        self._progress.rounds.append(review)
-        return draft, review
+        findings = Findings.model_validate(result.output) if result.output else None
+        if findings is not None:
+            run.summary = findings.summary
+        cited = findings.passage_ids if findings else []
+        run.passages = list(dict.fromkeys(cited or seen[:PASSAGES_PER_RESEARCHER]))
 
     async def _check(
         self, request: CoordinatorInput, draft: Draft, passage_ids: list[str]
     ) -> list[CheckFailure]:
         """The deterministic rules on a draft, before any reviewer is started."""
-        if not self._checked:
+        if not self._gates.checked:
             return []
         shown = await self._passages_shown(request, passage_ids)
         return check_draft(draft.answer, draft.citations, shown, self._internal).failures
@@ -550,6 +578,7 @@ class CoordinatorWorkflow:
                     "budget": request.budget.for_child(self._usage()),
                     "clearance": request.clearance,
                     "stream_tokens": request.stream_tokens,
+                    "recorded": await self._recorded(workflow_id),
                 }
             ),
             id=workflow_id,
@@ -557,6 +586,18 @@ class CoordinatorWorkflow:
         )
         self._absorb(result)
         return result
+
+    async def _recorded(self, child_id: str) -> list[RecordedCall]:
+        """A forked team's child's original outcomes before the fork point (models/recorded.py);
+        none in a run that was not reset (`TeamGates.fork_seeds`)."""
+        if not self._gates.fork_seeds(child_id):
+            return []
+        return await workflow.execute_local_activity(
+            fork_seeds,
+            SeedsRequest(child_workflow_id=child_id),
+            start_to_close_timeout=FORK_SEEDS_TIMEOUT,
+            summary=f"recorded calls of {child_id}"[:200],
+        )
 
     async def _await_approval(self, request: CoordinatorInput) -> HumanFeedback | None:
         """Wait for a decision or feedback; no answer in time takes the default decision."""
@@ -583,6 +624,15 @@ class CoordinatorWorkflow:
 
     # --- bookkeeping -------------------------------------------------------------------
 
+    def _snapshot(self) -> ContractSnapshot:
+        """The contracts the run recorded at its start (`_prepare`)."""
+        assert self._contracts is not None
+        return self._contracts
+
+    def _agent_id(self, agent: str) -> str:
+        """The id of this round's writer or reviewer: `<run>-writer-2`."""
+        return f"{workflow.info().workflow_id}-{agent}-{self._round_number}"
+
     def _absorb(self, result: AgentResult) -> None:
         self._children_usage = self._children_usage.add(result.usage)
         self._prompts.update(result.prompts)
@@ -596,7 +646,7 @@ class CoordinatorWorkflow:
 
     def _stage(self, stage: Stage) -> None:
         self._progress.stage = stage
-        if self._in_details:
+        if self._gates.in_details:
             # Shown on the run's page and kept out of the history: no event per stage.
             workflow.set_current_details(team_line(self.progress()))
         else:
@@ -605,7 +655,7 @@ class CoordinatorWorkflow:
 
     def _set_status(self, status: CoordinatorStatus) -> None:
         self._progress.status = status
-        if self._in_details:
+        if self._gates.in_details:
             workflow.set_current_details(team_line(self.progress()))
         else:
             workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.live import LiveChannel
+    from workflows.recorded import Recorded, outcome
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,11 +58,14 @@ class ModelCaller:
         call_offset: int = 0,
         live: LiveChannel | None = None,
         stream_tokens: bool = False,
+        recorded: Recorded | None = None,
     ) -> None:
         # Where re-asks and fallbacks are told as they happen, and whether the model's
         # output streams there too (token deltas are signals: a run asks for them).
         self.live = live
         self.stream_tokens = stream_tokens
+        # A forked child's calls before the fork point, answered from the original.
+        self._recorded = recorded or Recorded()
         # Calls a node made in earlier runs of the same task (a writer's revision round).
         self._call_offset = call_offset
         self._budget = budget or Budget()
@@ -156,15 +160,7 @@ class ModelCaller:
             )
             summary = f"{node} #{index + 1}" + (f" (re-ask {reask})" if reask else "")
             try:
-                result = await workflow.execute_activity_method(
-                    LLMActivities.complete,
-                    request,
-                    task_queue=self._task_queue,
-                    start_to_close_timeout=limits.start_to_close,
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=limits.retry,
-                    summary=summary,
-                )
+                result = await self._complete(request, summary, limits)
             except ActivityError as err:
                 cause = err.cause
                 if isinstance(cause, ApplicationError) and cause.type == SCHEMA_VIOLATION:
@@ -184,6 +180,20 @@ class ModelCaller:
             self.usage = self.usage.add(result.usage)
             return output.model_validate(result.output)
         return None
+
+    async def _complete(self, request: LLMRequest, summary: str, limits: _Limits) -> LLMResult:
+        recorded = self._recorded.take("complete_llm", summary)
+        if recorded is not None:
+            return outcome(recorded, LLMResult)
+        return await workflow.execute_activity_method(
+            LLMActivities.complete,
+            request,
+            task_queue=self._task_queue,
+            start_to_close_timeout=limits.start_to_close,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=limits.retry,
+            summary=summary,
+        )
 
     def _tell(self, text: str, node: str) -> None:
         if self.live is not None:
