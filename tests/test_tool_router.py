@@ -126,4 +126,5 @@ def test_a_tool_returning_more_than_the_callers_clearance_is_refused_or_passed_o
         "search_documents", agent, tools, calls=spent, cost_left_usd=None, clearance="public"
     )
     assert not blocked.allowed
-    assert blocked.reason == "no 'search' tool available (search_documents: quota of 4 per run used)"
+    quota = "search_documents: quota of 4 per run used"
+    assert blocked.reason == f"no 'search' tool available ({quota})"
