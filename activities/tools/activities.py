@@ -24,7 +24,7 @@ from activities.tickets.activities import TicketActivities
 from activities.tools.builtin import BUILTIN_TOOLS
 from activities.tools.mcp_servers import McpServers
 from activities.tools.python_tools import PythonTools
-from activities.tools.results import invalid, mcp_outcome, python_outcome
+from activities.tools.results import mcp_outcome, python_outcome
 from infra.tracing import annotate
 from models.contracts import ContractSnapshot, ToolSpec, may_read
 from models.errors import (
@@ -96,9 +96,34 @@ class ToolActivities:
         return outcome
 
     async def _call(self, call: ToolInvocation) -> ToolOutcome:
-        # Deny by default: only a tool the contracts name is called, whatever a server lists.
         # Off the event loop: after an edit, the reload starts MCP servers to list tools.
-        spec = (await asyncio.to_thread(self._contracts_of)).tools.get(call.tool)
+        spec, handler = self._checked(call, await asyncio.to_thread(self._contracts_of))
+        if not (self._breakers and (spec.side_effect or spec.server is not None)):
+            return await handler(call)
+        name = f"tool:{call.tool}"
+        permission = await self._breakers.acquire(name)
+        if not permission.allowed:
+            raise ApplicationError(
+                f"circuit open for {name}: {permission.reason}",
+                type=CIRCUIT_OPEN,
+                non_retryable=True,
+            )
+        try:
+            outcome = await handler(call)
+        except ApplicationError as error:
+            await self._breakers.record(name, error.type in TOOL_BREAKER_FAILURES, permission.state)
+            raise
+        await self._breakers.record(name, False, permission.state)
+        return outcome
+
+    def _checked(
+        self, call: ToolInvocation, contracts: ContractSnapshot
+    ) -> tuple[ToolSpec, Handler]:
+        """The tool's contract and implementation, once the call passes what this side checks.
+
+        Deny by default: only a tool the contracts name is called, whatever a server lists.
+        """
+        spec = contracts.tools.get(call.tool)
         handler = self._handler(spec, call.tool)
         if spec is None or handler is None:
             raise ApplicationError(
@@ -121,23 +146,7 @@ class ToolActivities:
                 type=TOOL_ARGUMENTS_INVALID,
                 non_retryable=True,
             )
-        if not (self._breakers and (spec.side_effect or spec.server is not None)):
-            return await handler(call)
-        name = f"tool:{call.tool}"
-        permission = await self._breakers.acquire(name)
-        if not permission.allowed:
-            raise ApplicationError(
-                f"circuit open for {name}: {permission.reason}",
-                type=CIRCUIT_OPEN,
-                non_retryable=True,
-            )
-        try:
-            outcome = await handler(call)
-        except ApplicationError as error:
-            await self._breakers.record(name, error.type in TOOL_BREAKER_FAILURES, permission.state)
-            raise
-        await self._breakers.record(name, False, permission.state)
-        return outcome
+        return spec, handler
 
     def _handler(self, spec: ToolSpec | None, name: str) -> Handler | None:
         if spec is None:
@@ -153,13 +162,11 @@ class ToolActivities:
     async def _mcp_call(
         self, call: ToolInvocation, spec: ToolSpec, server: str, remote: str
     ) -> ToolOutcome:
-        """On the server's kept-open session, heartbeating: a hung server is noticed."""
-        try:
-            result, secrets = await heartbeating(
-                self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds)
-            )
-        except RuntimeError as error:  # the SDK's own check of the output schema
-            raise invalid(call.tool, [str(error)[:200]]) from None
+        """On the server's kept-open session, heartbeating: a worker that dies mid-call is
+        noticed within the heartbeat timeout, and a cancel reaches the call."""
+        result, secrets = await heartbeating(
+            self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds)
+        )
         outcome = mcp_outcome(call.tool, result, spec.output_schema, secrets)
         log.info("tools.mcp", tool=call.tool, server=server, is_error=outcome.is_error)
         return outcome

@@ -36,7 +36,7 @@ from mcp.types import (
 from temporalio.exceptions import ApplicationError
 
 from models.contracts import McpServerSpec
-from models.errors import TOOL_CALL_REJECTED, TOOL_SERVER_UNAVAILABLE
+from models.errors import TOOL_CALL_REJECTED, TOOL_RESULT_INVALID, TOOL_SERVER_UNAVAILABLE
 
 log = structlog.get_logger()
 
@@ -217,7 +217,13 @@ class McpServers:
             if isinstance(error, asyncio.CancelledError):
                 raise  # a cancelled call leaves the session healthy
             if isinstance(error, RuntimeError) and "structured content" in str(error):
-                raise  # the SDK's own output-schema check: the caller classifies it
+                # The SDK's own check of the result against the listed output schema.
+                message = redact(str(error), session.secrets)[:ERROR_CHARS]
+                raise ApplicationError(
+                    f"{tool} returned a result that breaks its output schema: {message}",
+                    type=TOOL_RESULT_INVALID,
+                    non_retryable=True,
+                ) from None
             await self._retire(session)
             raise self._unavailable(session, f"failed on {tool}", error) from None
         return result, session.secrets
