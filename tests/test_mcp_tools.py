@@ -25,6 +25,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
 
 from activities.contracts.loader import load_contracts
+from activities.contracts.source import ContractSource
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.tickets.activities import TicketActivities
@@ -442,7 +443,10 @@ async def test_the_worker_process_starts_its_stdio_servers_and_stops_them_when_i
     write_script(tmp_path, "worker_time_call", [turn("get_current_time", timezone="UTC")])
     settings = worker_settings()
     extra = ("--contracts-dir", str(setup.contracts_dir), "--scripted-dir", str(tmp_path))
-    async with worker_process(server_address, settings, tmp_path, extra_args=extra) as worker:
+    log = tmp_path / "worker.log"
+    async with worker_process(
+        server_address, settings, tmp_path, extra_args=extra, log_file=log
+    ) as worker:
         result = await client.execute_workflow(
             AgentWorkflow.run,
             agent_input("worker_time_call", settings.llm_task_queue),
@@ -455,3 +459,26 @@ async def test_the_worker_process_starts_its_stdio_servers_and_stops_them_when_i
     assert len(servers) == 1  # one session, kept open, owned by the worker
     assert worker.returncode == 0  # stopped with SIGTERM
     assert not Path(f"/proc/{servers[0]}").exists()  # and its server with it
+    # Its logs (its own and its servers' stderr) hold neither secret it read by name.
+    logged = log.read_text()
+    assert "worker.started" in logged
+    assert CANARY not in logged
+    assert TOKEN not in logged
+
+
+async def test_a_contract_edit_that_names_another_discovered_tool_reaches_the_next_run(
+    setup: Setup, tmp_path: Path
+) -> None:
+    folder = tmp_path / "contracts"
+    shutil.copytree(setup.contracts_dir, folder)
+    source = ContractSource(folder)
+    assert "convert_time" not in source.snapshot().tools
+    with (folder / "tools.toml").open("a") as tools:
+        tools.write('\n[tools.convert_time]\nserver = "time"\nscopes = ["time:read"]\n')
+    edited = source.snapshot()
+    assert edited.tools["convert_time"].source == "mcp:time"
+    assert edited.tools["convert_time"].arguments["required"] == [
+        "source_timezone",
+        "time",
+        "target_timezone",
+    ]
