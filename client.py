@@ -24,7 +24,7 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, ask, commands, fork, run_flow, tools
+from cli import agent, approvals, ask, commands, fork, run_flow, tools
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
 from graphs.flows import FLOWS
@@ -214,11 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default=os.environ.get("USER", "cli"))
     p.set_defaults(run=ask.cmd_feedback)
     for name in ("approve", "reject"):
-        p = add(name, help=f"{name} a ticket saga or team report awaiting a decision")
+        p = add(name, help=f"{name} a saga or team report, or a tool call (--call), awaiting it")
         p.add_argument("workflow_id")
+        p.add_argument("--call", type=_positive_int, help="the tool call's number in the run")
+        p.add_argument("--digest", help="the call's digest, as `approvals` shows it")
         p.add_argument("--by", default=os.environ.get("USER", "cli"))
         p.add_argument("--reason", default="")
-        p.set_defaults(run=commands.cmd_decide)
+        p.set_defaults(run=approvals.cmd_decide_any)
+    p = add("approvals", help="every run waiting for a person: tool calls with their arguments")
+    p.add_argument("--limit", type=_positive_int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=approvals.cmd_approvals)
     p = add("breakers", help="circuit breakers of the models: state and history")
     p.add_argument(
         "--scope",

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
+from models.approvals import DecidedCall, PendingCall
 from models.contracts import SecurityLevel
 from models.llm import Budget, Fallback, ModelChoice, Usage
 from models.recorded import RecordedCall
@@ -96,6 +97,9 @@ class AgentCarry(BaseModel):
     live: WorkflowStreamState | None = Field(
         default=None, description="the live channel so far, so a watcher reads on"
     )
+    approvals: list[DecidedCall] = Field(
+        default_factory=list, description="decisions on calls that needed approval"
+    )
 
 
 class AgentInput(BaseModel):
@@ -153,6 +157,10 @@ class AgentProgress(BaseModel):
     tool_calls: dict[str, int] = Field(default_factory=dict)
     refusals: int = 0
     usage: Usage = Field(default_factory=Usage)
+    pending_approval: PendingCall | None = Field(
+        default=None, description="the tool call waiting for a person, with its arguments"
+    )
+    approvals: list[DecidedCall] = Field(default_factory=list)
 
 
 class AgentResult(BaseModel):
@@ -172,3 +180,6 @@ class AgentResult(BaseModel):
     fallbacks: list[Fallback] = Field(default_factory=list)
     prompts: dict[str, str] = Field(default_factory=dict)
     flags: list[str] = Field(default_factory=list)
+    approvals: list[DecidedCall] = Field(
+        default_factory=list, description="decisions on the calls that needed approval"
+    )

@@ -171,6 +171,16 @@ class ToolSpec(BaseModel):
         default=None, description="the JSON Schema its structured result must match (MCP)"
     )
     timeout_seconds: float = Field(default=20, gt=0, le=3600, description="one attempt's limit")
+    approval: bool = Field(
+        default=False,
+        description="a person approves each call, with its exact arguments, before it runs",
+    )
+    approval_timeout_seconds: float = Field(
+        default=3600, gt=0, le=7 * 24 * 3600, description="how long a call waits for a decision"
+    )
+    approval_default: Literal["approve", "reject"] = Field(
+        default="reject", description="what a call's deadline decides"
+    )
 
     @model_validator(mode="after")
     def _side_effects_compensate(self) -> ToolSpec:

@@ -30,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
         AgentTurn,
         Observation,
     )
-    from models.contracts import AgentSpec, ContractSnapshot
+    from models.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
+    from models.contracts import AgentSpec, ContractSnapshot, ToolSpec
     from models.errors import (
         ACCESS_DENIED,
         CIRCUIT_OPEN,
@@ -51,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.model_calls import BudgetExhausted, ModelCaller
     from workflows.recorded import Recorded, outcome
     from workflows.saga import UNDO_BEFORE_CALL, Saga
+    from workflows.search_attributes import RESEARCH_STATUS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -89,6 +91,10 @@ class AgentWorkflow:
         self._saga = Saga(TOOL_TIMEOUT)
         self._live = LiveChannel(carry.live)
         self._recorded = Recorded(request.recorded)
+        # Calls that waited for a person: the one waiting now, its answer, and the decided.
+        self._pending: PendingCall | None = None
+        self._answer: CallDecision | None = None
+        self._approvals = list(carry.approvals)
         for undo in self._compensations:
             self._register_undo(undo)
 
@@ -181,6 +187,7 @@ class AgentWorkflow:
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
             prompts={**self._carry.prompts, **self._model.prompts},
             flags=self._flags,
+            approvals=self._approvals,
         )
 
     # --- the loop ----------------------------------------------------------------------
@@ -224,6 +231,8 @@ class AgentWorkflow:
             args = ", ".join(f"{k}={v}" for k, v in proposal.arguments.items())
             tool_step(self._live, tool, True, args)
             tool_spec = contracts.tools[tool]
+            if tool_spec.approval and not await self._approved(call, tool_spec):
+                return
             undo_first = (
                 tool_spec.side_effect
                 and tool_spec.compensation is not None
@@ -239,21 +248,8 @@ class AgentWorkflow:
                     call, f"{tool}({args}) turn {self._turns}"[:200], tool_spec.timeout_seconds
                 )
             except ActivityError as error:
-                if is_cancelled_exception(error):
-                    raise  # the run is cancelled: its side effects are undone, not observed
-                cause = error.cause
-                kind = cause.type if isinstance(cause, ApplicationError) else None
-                if kind == CIRCUIT_OPEN:
-                    self._open_breakers.add(tool)
+                if self._tool_failed(tool, error, contracts):
                     continue
-                # A refusal, or a failure its retries could not fix: the agent sees it
-                # and decides; the run goes on, flagged.
-                self._count(tool, contracts)
-                if kind not in TOOL_ANSWERS:
-                    self._flag("tool_failed")
-                    workflow.logger.warning("tool %s failed after retries: %s", tool, cause)
-                message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-                self._observe(tool, f"error: {message}")
                 return
             self._count(tool, contracts)
             if (
@@ -267,6 +263,85 @@ class AgentWorkflow:
             text = f"the tool reported an error: {result.text}" if result.is_error else None
             self._observe(tool, text or result.text, result.passage_ids)
             return
+
+    def _tool_failed(self, tool: str, error: ActivityError, contracts: ContractSnapshot) -> bool:
+        """Observes a failed call; True when its breaker is open and another tool may serve."""
+        if is_cancelled_exception(error):
+            raise error  # the run is cancelled: its side effects are undone, not observed
+        cause = error.cause
+        kind = cause.type if isinstance(cause, ApplicationError) else None
+        if kind == CIRCUIT_OPEN:
+            self._open_breakers.add(tool)
+            return True
+        # A refusal, or a failure its retries could not fix: the agent sees it
+        # and decides; the run goes on, flagged.
+        self._count(tool, contracts)
+        if kind not in TOOL_ANSWERS:
+            self._flag("tool_failed")
+            workflow.logger.warning("tool %s failed after retries: %s", tool, cause)
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        self._observe(tool, f"error: {message}")
+        return False
+
+    # --- approvals ---------------------------------------------------------------------
+
+    async def _approved(self, call: ToolInvocation, spec: ToolSpec) -> bool:
+        """Waits for a person's decision on this exact call (models/approvals.py)."""
+        number = len(self._approvals) + 1
+        pending = PendingCall(
+            call=number,
+            tool=call.tool,
+            arguments=dict(call.arguments),
+            digest=call_digest(call.tool, call.arguments),
+            turn=self._turns,
+            deadline=workflow.now() + timedelta(seconds=spec.approval_timeout_seconds),
+            default=spec.approval_default,
+        )
+        self._pending = self._progress.pending_approval = pending
+        self._answer = None
+        self._live.step(f"call {number} ({call.tool}) awaits approval: client.py approvals")
+        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("awaiting_approval")])
+        try:
+            await workflow.wait_condition(
+                lambda: self._answer is not None,
+                timeout=timedelta(seconds=spec.approval_timeout_seconds),
+                timeout_summary=f"approval of call {number} ({call.tool})",
+            )
+        except TimeoutError:
+            self._answer = CallDecision(
+                call=number, digest=pending.digest, decision=spec.approval_default,
+                reason="no decision in time",
+            )  # fmt: skip
+        answer = self._answer
+        assert answer is not None
+        decided = DecidedCall(
+            call=number, tool=call.tool, digest=pending.digest, decision=answer.decision,
+            by=answer.by, reason=answer.reason,
+        )  # fmt: skip
+        self._approvals.append(decided)
+        self._progress.approvals = list(self._approvals)
+        self._pending = self._progress.pending_approval = None
+        workflow.upsert_search_attributes([RESEARCH_STATUS.value_unset()])
+        if decided.decision == "reject":
+            who = decided.by or "its deadline"
+            self._observe(
+                call.tool, f"refused: not approved by {who} ({decided.reason})", refused=True
+            )
+            tool_step(self._live, call.tool, False, f"not approved by {who}")
+        return decided.decision == "approve"
+
+    @workflow.update(name="approve_call")
+    def approve_call(self, decision: CallDecision) -> PendingCall:
+        """A person's decision on the call waiting now; the validator holds the rules."""
+        assert self._pending is not None
+        self._answer = decision
+        return self._pending
+
+    @approve_call.validator
+    def _validate_call_decision(self, decision: CallDecision) -> None:
+        reason = refusal(self._pending, self._approvals, decision)
+        if reason is not None:
+            raise ValueError(reason)
 
     async def _call_tool(
         self, call: ToolInvocation, summary: str, timeout_seconds: float
@@ -412,6 +487,7 @@ class AgentWorkflow:
             prompts={**self._carry.prompts, **self._model.prompts},
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
             live=self._live.state(),
+            approvals=self._approvals,
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
         return request.model_copy(update={"carry": carry, "recorded": self._recorded.rest()})
