@@ -23,6 +23,7 @@ from bench import (
     flow_events,
     heartbeat_overhead,
     history_economy,
+    mcp_overhead,
     recovery,
     replay,
     step_overhead,
@@ -59,6 +60,7 @@ MEASUREMENTS = (
     "streaming",
     "events",
     "storage",
+    "mcp",
 )
 
 
@@ -112,6 +114,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
         "streaming": lambda ctx: streaming.measure(ctx, args.runs, latencies),
         "events": lambda ctx: flow_events.measure(ctx, args.runs, latencies),
         "storage": lambda ctx: storage_overhead.measure(ctx, args.runs, latencies),
+        "mcp": lambda ctx: mcp_overhead.measure(ctx, args.runs),
     }
 
 

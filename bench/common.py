@@ -37,6 +37,7 @@ from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.codec import encrypting_converter
 from infra.keys import KeyRing
 from infra.settings import WorkerSettings
+from models.contracts import ContractSnapshot
 from models.llm import ModelChoice
 from models.research import ResearchInput
 from worker import build_gateway, build_workers
@@ -138,6 +139,7 @@ async def running_workers(
     extra: Sequence[Worker] = (),
     heartbeats: bool = True,
     extra_workflows: Sequence[type] = (),
+    contracts: ContractSnapshot | None = None,
 ) -> AsyncIterator[WorkerSettings]:
     """The project's workers, built as worker.py builds them, plus bench-only ones."""
     built = build_workers(
@@ -147,6 +149,7 @@ async def running_workers(
         store,
         heartbeats=heartbeats,
         extra_workflows=extra_workflows,
+        contracts=contracts,
     )
     workers = [*built, *extra]
     async with AsyncExitStack() as stack:
@@ -387,12 +390,24 @@ class Context:
         return self.env.client.service_client.config.target_host
 
     def workers(
-        self, client: Client | None = None, *, heartbeats: bool = True
+        self,
+        client: Client | None = None,
+        *,
+        heartbeats: bool = True,
+        contracts: ContractSnapshot | None = None,
+        extra_workflows: Sequence[type] = (),
     ) -> AbstractAsyncContextManager[WorkerSettings]:
         """The project's workers on fresh queues, answering from the bench scripts; they
         take their tasks through `client` (the suite's by default)."""
         settings = bench_settings(self.scripts)
-        return running_workers(client or self.client, self.store, settings, heartbeats=heartbeats)
+        return running_workers(
+            client or self.client,
+            self.store,
+            settings,
+            heartbeats=heartbeats,
+            extra_workflows=extra_workflows,
+            contracts=contracts,
+        )
 
 
 @dataclass

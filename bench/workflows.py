@@ -11,10 +11,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
+    from activities.tools.activities import ToolActivities
     from bench.activities import Echo, echo
-    from graphs.policies import LLM_RETRY, LLM_TIMEOUT
+    from graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, TOOL_RETRY
     from models.llm import LLMRequest, LLMResult, ModelChoice
     from models.research import ResearchInput, ResearchReport
+    from models.tools import ToolInvocation
     from soak.workflows import write_call
     from workflows.research import ResearchWorkflow
     from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
@@ -214,3 +216,25 @@ class UpsertingResearchWorkflow(ResearchWorkflow):
                 RESEARCH_STATUS.value_set(self._progress.status),
             ]
         )
+
+
+@workflow.defn(name="BenchToolCalls")
+class ToolCallsWorkflow:
+    """`count` calls of one tool, one after another, as an agent makes them."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        for n in range(count):
+            await workflow.execute_activity_method(
+                ToolActivities.call,
+                ToolInvocation(
+                    tool="get_current_time",
+                    arguments={"timezone": "Europe/Paris"},
+                    idempotency_key=f"{workflow.info().workflow_id}:{n}",
+                ),
+                start_to_close_timeout=timedelta(seconds=20),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=TOOL_RETRY,
+                summary=f"get_current_time {n + 1}",
+            )
+        return count
