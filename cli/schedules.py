@@ -280,23 +280,25 @@ async def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
 
 @_one_schedule
 async def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
-    """Start the schedule's flow now, then name the run it started."""
+    """Start the schedule's flow now, then name the run it started (or say it was skipped)."""
     handle = ctx.client.get_schedule_handle(args.schedule_id)
-    before = (await handle.describe()).info.num_actions
+    before = (await handle.describe()).info
     overlap = OVERLAP_POLICIES[Overlap(args.overlap)] if args.overlap else None
     await handle.trigger(overlap=overlap)
     deadline = time.monotonic() + TRIGGER_WAIT_SECONDS
     while time.monotonic() < deadline:
         info = (await handle.describe()).info
         started = _workflow_id(info.recent_actions[-1].action) if info.recent_actions else None
-        if info.num_actions > before and started:
+        if info.num_actions > before.num_actions and started:
             print(json.dumps({"schedule_id": args.schedule_id, "workflow_id": started}))
             err(f"Web UI: {ctx.link(started, None)}")
             return EXIT_OK
+        if info.num_actions_skipped_overlap > before.num_actions_skipped_overlap:
+            running = ", ".join(filter(None, map(_workflow_id, info.running_actions)))
+            err(f"skipped: its last run {running or ''} still runs (overlap skip)")
+            break
         await asyncio.sleep(0.2)
-    err(
-        f"triggered {args.schedule_id}; no run started yet (its overlap policy may have"
-        " skipped it: see `client.py schedule describe`)"
-    )
+    else:
+        err(f"triggered {args.schedule_id}; no run started in {TRIGGER_WAIT_SECONDS:.0f} s")
     print(json.dumps({"schedule_id": args.schedule_id, "workflow_id": None}))
     return EXIT_OK
