@@ -72,7 +72,8 @@ async def test_a_schedule_starts_its_flow_and_its_run_is_listed_with_the_schedul
         "30m",
         "new year",
     )
-    assert (shown["workflow_type"], shown["task_queue"]) == ("ResearchWorkflow", settings.task_queue)
+    assert shown["workflow_type"] == "ResearchWorkflow"
+    assert shown["task_queue"] == settings.task_queue
     # A scheduled run is batch work, on the tenant it was created for.
     assert shown["priority"] == {
         "priority_key": 4,
@@ -116,11 +117,13 @@ async def test_overlap_skip_starts_nothing_while_the_last_run_runs_and_cancel_ot
         described = json.loads((await schedule(base, "describe", sid)).stdout)
         await client.get_workflow_handle(second).cancel()
         await schedule(base, "delete", sid)
-    assert first and first.startswith(f"research-{sid}-")
+    assert first is not None
+    assert first.startswith(f"research-{sid}-")
     assert json.loads(skipped.stdout)["workflow_id"] is None
     assert "skipped: its last run" in skipped.stderr
     assert first in skipped.stderr
-    assert second and second != first
+    assert second is not None
+    assert second != first
     status = (await client.get_workflow_handle(first).describe()).status
     assert status == WorkflowExecutionStatus.CANCELED  # cancelled, not terminated
     assert described["skipped_overlap"] == 1
