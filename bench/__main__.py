@@ -23,6 +23,7 @@ from bench import (
     flow_events,
     heartbeat_overhead,
     history_economy,
+    priority_wait,
     recovery,
     replay,
     step_overhead,
@@ -59,6 +60,7 @@ MEASUREMENTS = (
     "streaming",
     "events",
     "storage",
+    "priority",
 )
 
 
@@ -72,6 +74,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replay-events", type=int, nargs="+", default=[100, 1_000, 10_000])
     parser.add_argument("--max-turns", type=int, default=300, help="conversation turns run")
     parser.add_argument("--probe-steps", type=int, default=20)
+    parser.add_argument(
+        "--batch-runs", type=int, default=100, help="batch flows queued ahead of an interactive one"
+    )
     parser.add_argument(
         "--server-variants",
         nargs="*",
@@ -112,6 +117,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
         "streaming": lambda ctx: streaming.measure(ctx, args.runs, latencies),
         "events": lambda ctx: flow_events.measure(ctx, args.runs, latencies),
         "storage": lambda ctx: storage_overhead.measure(ctx, args.runs, latencies),
+        "priority": lambda ctx: priority_wait.measure(ctx, min(args.runs, 3), args.batch_runs),
     }
 
 
@@ -130,7 +136,12 @@ async def run(args: argparse.Namespace) -> list[Section]:
                 workdir,
                 prepare_scripts(
                     workdir,
-                    latencies={0, *args.latencies, heartbeat_overhead.HEARTBEATING_LATENCY_MS},
+                    latencies={
+                        0,
+                        *args.latencies,
+                        heartbeat_overhead.HEARTBEATING_LATENCY_MS,
+                        priority_wait.LATENCY_MS,
+                    },
                 ),
                 demo_store(workdir),
             )
