@@ -1,4 +1,4 @@
-"""13. Priority and fairness: how long a person's run waits behind another tenant's batch.
+"""12. Priority and fairness: how long a person's run waits behind another tenant's batch.
 
     python -m bench --only priority [--batch-runs 100]
 
@@ -125,7 +125,7 @@ async def measure(ctx: Context, runs: int = 3, batch_runs: int = 100) -> Section
     return Section(
         name="priority",
         title=(
-            f"13. Priority and fairness: one interactive research flow behind {batch_runs}"
+            f"12. Priority and fairness: one interactive research flow behind {batch_runs}"
             f" batch flows of another tenant (1 model slot, {LATENCY_MS} ms a call)"
         ),
         headers=["case", "batch queued", "wall ms", "over empty", "in model calls"],
