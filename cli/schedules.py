@@ -107,7 +107,7 @@ def _when(args: argparse.Namespace) -> str:
     return ", ".join(parts) + zone
 
 
-def _schedule(args: argparse.Namespace, keel: KeelSettings) -> Schedule:
+def schedule_for(args: argparse.Namespace, keel: KeelSettings) -> Schedule:
     flow = STARTABLE[args.flow]
     action = ScheduleActionStartWorkflow(
         flow.run,
@@ -131,7 +131,7 @@ async def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
     if not args.cron and not args.every:
         raise UsageError("a schedule needs --cron EXPRESSION or --every DURATION")
     _refuse_per_run_flags(args)
-    schedule = _schedule(args, ctx.keel)
+    schedule = schedule_for(args, ctx.keel)
     try:
         await ctx.client.create_schedule(
             args.schedule_id, schedule, memo={"flow": args.flow, "when": _when(args)}

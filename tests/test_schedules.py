@@ -7,10 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
 from cli.commands import SCHEDULED_BY
+from cli.schedules import STARTABLE, schedule_for
+from client import FLOW_ARGS, build_parser
+from infra.settings import KeelSettings
 from models.research import ResearchReport
 from tests.conftest import new_id, running_workers
 from tests.processes import Completed, run_script
@@ -166,3 +169,31 @@ async def test_a_schedule_id_that_is_not_one_is_refused_before_anything_is_sent(
     result = await run_script("client.py", "schedule", "trigger", "a b")
     assert result.code == 2
     assert "not a schedule id: 'a b'" in result.stderr
+
+
+FLOW_ARGUMENTS = {
+    "research": [QUESTION, *SCRIPTED, "--corpus", "postmortems", "--clearance", "restricted"],
+    "ask": [QUESTION, "--provider", "scripted", "--model", "team", "--require-approval"],
+    "agent": ["researcher", QUESTION, "--max-turns", "3", "--budget-tokens", "900"],
+    "incident": ["Checkout returns 500", "--assignee", "sre", "--approval-default", "approve"],
+}
+
+
+@pytest.mark.parametrize("flow", sorted(FLOW_ARGUMENTS))
+def test_a_scheduled_flow_starts_with_the_input_its_own_command_builds(flow: str) -> None:
+    parser = build_parser()
+    keel = KeelSettings()
+    scheduled = parser.parse_args(
+        ["schedule", "create", "s1", "--every", "1h", flow, *FLOW_ARGUMENTS[flow]]
+    )
+    direct = parser.parse_args([flow, *FLOW_ARGUMENTS[flow]])
+    action = schedule_for(scheduled, keel).action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    built = STARTABLE[flow].build(direct, keel)
+    assert action.args == [built]
+    assert action.workflow == STARTABLE[flow].run.__qualname__.split(".")[0]
+    assert action.priority.priority_key == 4  # batch, where the command's own run is 2
+
+
+def test_every_flow_a_schedule_can_start_has_its_commands_arguments() -> None:
+    assert set(STARTABLE) == set(FLOW_ARGS) == set(FLOW_ARGUMENTS)
