@@ -132,12 +132,21 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     add_priority_args(p)
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workflow_type", type=run_flow.workflow_type, help="e.g. BriefFlow")
+    p.add_argument("--input", help="the flow's input, as JSON")
+    p.add_argument("--id", type=_workflow_id, help="workflow id (default: <type>-<random>)")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    add_priority_args(p)
+
+
 # A flow's own command and its arguments: what `schedule create` can start.
 FLOW_ARGS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
     "research": (_research_args, "a research flow"),
     "ask": (_ask_args, "a request at the front door, routed to its flow"),
     "agent": (_agent_args, "one agent of agents.toml on a task"),
     "incident": (_incident_args, "an incident triaged into a ticket saga"),
+    "run": (_run_args, "a flow of your own (worker.py --flow), by its workflow type name"),
 }
 
 
@@ -284,10 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=commands.cmd_ingest)
     p = add("run", help="start any flow the worker runs by its type name, your own included")
-    p.add_argument("workflow_type", type=run_flow.workflow_type, help="e.g. BriefFlow")
-    p.add_argument("--input", help="the flow's input, as JSON")
-    p.add_argument("--id", type=_workflow_id, help="workflow id (default: <type>-<random>)")
-    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    _run_args(p)
     p.set_defaults(run=run_flow.cmd_run)
     p = add("fork", help="run a flow again from one of its model calls, side by side")
     p.add_argument("workflow_id")

@@ -1,12 +1,14 @@
 """`client.py schedule create|list|describe|pause|unpause|trigger|delete`: Temporal Schedules.
 
 A schedule holds one flow's start, built by the same code as the flow's own command
-(`research`, `ask`, `agent`, `incident`) from the same arguments, and the server starts
+(`research`, `ask`, `agent`, `incident`, or `run` for a flow of the user's own) from the
+same arguments, and the server starts
 it at each time of its spec: the server keeps the times, the overlap policy and the
 catch-up after an outage, so no worker or cron daemon of ours has to be up to keep them.
 Its runs are batch work (priority 4 unless --priority says otherwise), carry the
 schedule's id as the `TemporalScheduledById` search attribute (`list` shows it, the
-Web UI filters on it) and are named `<flow>-<schedule id>-<time>`.
+Web UI filters on it) and are named `<flow>-<schedule id>-<time>` (for `run`, the
+type name in lower case).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from cli.commands import (
     research_input,
 )
 from cli.priority import WorkClass
+from cli.run_flow import flow_arguments
 from cli.schedule_spec import OVERLAP_POLICIES, Overlap, describe_interval, schedule_spec
 from infra.settings import KeelSettings
 from workflows.agent import AgentWorkflow
@@ -62,36 +65,69 @@ OVERLAP_NAMES = {policy: name.value for name, policy in OVERLAP_POLICIES.items()
 TRIGGER_WAIT_SECONDS = 10.0
 
 
+Args = argparse.Namespace
+
+
 @dataclass(frozen=True)
 class Startable:
-    """A flow as a schedule starts it: the inputs its own command builds."""
+    """A flow as a schedule starts it: the workflow and arguments its own command starts."""
 
-    run: Callable[..., Any]
-    build: Callable[[argparse.Namespace, KeelSettings], BaseModel]
-    summary: Callable[[argparse.Namespace], str]
+    workflow: Callable[[Args], Any]  # a workflow's run method, or a type name
+    build: Callable[[Args, KeelSettings], list[Any]]
+    summary: Callable[[Args], str]
+    prefix: Callable[[Args], str]  # its runs are <prefix>-<schedule id>-<time>
+
+
+def _keel_flow(
+    name: str,
+    run: Callable[..., Any],
+    build: Callable[[Args, KeelSettings], BaseModel],
+    summary: Callable[[Args], str],
+) -> Startable:
+    return Startable(lambda _: run, lambda a, k: [build(a, k)], summary, lambda _: name)
 
 
 STARTABLE: dict[str, Startable] = {
-    "research": Startable(ResearchWorkflow.run, research_input, lambda a: a.question),
-    "ask": Startable(
-        IntentRouterWorkflow.run, lambda a, k: ask_input(a, k.llm_task_queue), lambda a: a.request
+    "research": _keel_flow("research", ResearchWorkflow.run, research_input, lambda a: a.question),
+    "ask": _keel_flow(
+        "ask",
+        IntentRouterWorkflow.run,
+        lambda a, k: ask_input(a, k.llm_task_queue),
+        lambda a: a.request,
     ),
-    "agent": Startable(
+    "agent": _keel_flow(
+        "agent",
         AgentWorkflow.run,
         lambda a, k: agent_input(a, k.llm_task_queue),
         lambda a: f"{a.name}: {a.task}",
     ),
-    "incident": Startable(TicketSagaWorkflow.run, incident_input, lambda a: a.description),
+    "incident": _keel_flow(
+        "incident", TicketSagaWorkflow.run, incident_input, lambda a: a.description
+    ),
+    # A flow of the user's own, by the type name its worker registers (worker.py --flow).
+    "run": Startable(
+        lambda a: a.workflow_type,
+        lambda a, _: flow_arguments(a),
+        lambda a: a.workflow_type,
+        lambda a: a.workflow_type.lower(),
+    ),
 }
 
 
 def _refuse_per_run_flags(args: argparse.Namespace) -> None:
     """Flags that only mean something for one run started now."""
-    if getattr(args, "request_id", None):
-        raise UsageError(
-            f"--request-id does not apply to a schedule: its runs are named"
-            f" {args.flow}-{args.schedule_id}-<time>"
-        )
+    for flag, given in (
+        ("--request-id", getattr(args, "request_id", None)),
+        ("--id", getattr(args, "id", None)),
+    ):
+        if given:
+            prefix = STARTABLE[args.flow].prefix(args)
+            raise UsageError(
+                f"{flag} does not apply to a schedule: its runs are named"
+                f" {prefix}-{args.schedule_id}-<time>"
+            )
+    if getattr(args, "wait", False):
+        raise UsageError("--wait does not apply to a schedule: `schedule trigger` starts a run")
     if getattr(args, "budget_seconds", None):
         raise UsageError(
             "--budget-seconds fixes one deadline at submission, which every scheduled run"
@@ -110,9 +146,9 @@ def _when(args: argparse.Namespace) -> str:
 def schedule_for(args: argparse.Namespace, keel: KeelSettings) -> Schedule:
     flow = STARTABLE[args.flow]
     action = ScheduleActionStartWorkflow(
-        flow.run,
-        flow.build(args, keel),
-        id=f"{args.flow}-{args.schedule_id}",
+        flow.workflow(args),
+        args=flow.build(args, keel),
+        id=f"{flow.prefix(args)}-{args.schedule_id}",
         task_queue=keel.task_queue,
         static_summary=flow.summary(args)[:200],
         priority=priority_for(args, WorkClass.BATCH, keel),
@@ -132,9 +168,10 @@ async def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("a schedule needs --cron EXPRESSION or --every DURATION")
     _refuse_per_run_flags(args)
     schedule = schedule_for(args, ctx.keel)
+    flow = args.workflow_type if args.flow == "run" else args.flow
     try:
         await ctx.client.create_schedule(
-            args.schedule_id, schedule, memo={"flow": args.flow, "when": _when(args)}
+            args.schedule_id, schedule, memo={"flow": flow, "when": _when(args)}
         )
     except ScheduleAlreadyRunningError:
         raise UsageError(
@@ -146,8 +183,8 @@ async def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
             raise UsageError(f"the server refused the schedule: {error.message}") from None
         raise
     state = "paused" if args.paused else "active"
-    print(json.dumps({"schedule_id": args.schedule_id, "flow": args.flow, "state": state}))
-    err(f"{args.flow} {_when(args)}, overlap {args.overlap}; runs show in `client.py list`")
+    print(json.dumps({"schedule_id": args.schedule_id, "flow": flow, "state": state}))
+    err(f"{flow} {_when(args)}, overlap {args.overlap}; runs show in `client.py list`")
     return EXIT_OK
 
 

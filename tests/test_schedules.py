@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +16,11 @@ from cli.schedules import STARTABLE, schedule_for
 from client import FLOW_ARGS, build_parser
 from infra.settings import KeelSettings
 from models.research import ResearchReport
-from tests.conftest import new_id, running_workers
+from tests.conftest import new_id, running_workers, worker_settings
+from tests.fixtures.flows.brief import BriefFlow
 from tests.processes import Completed, run_script
 from tests.test_cli import QUESTION, SCRIPTED, cli_env
+from tests.test_user_flows import brief_input, script
 
 # New Year's morning: never during a test, so only triggers start runs.
 NEVER_NOW = "0 7 1 1 *"
@@ -176,6 +179,14 @@ FLOW_ARGUMENTS = {
     "ask": [QUESTION, "--provider", "scripted", "--model", "team", "--require-approval"],
     "agent": ["researcher", QUESTION, "--max-turns", "3", "--budget-tokens", "900"],
     "incident": ["Checkout returns 500", "--assignee", "sre", "--approval-default", "approve"],
+    "run": ["BriefFlow", "--input", '{"topic": "idempotency keys"}', "--tenant", "own"],
+}
+WORKFLOW_TYPES = {
+    "research": "ResearchWorkflow",
+    "ask": "IntentRouterWorkflow",
+    "agent": "AgentWorkflow",
+    "incident": "TicketSagaWorkflow",
+    "run": "BriefFlow",
 }
 
 
@@ -189,11 +200,44 @@ def test_a_scheduled_flow_starts_with_the_input_its_own_command_builds(flow: str
     direct = parser.parse_args([flow, *FLOW_ARGUMENTS[flow]])
     action = schedule_for(scheduled, keel).action
     assert isinstance(action, ScheduleActionStartWorkflow)
-    built = STARTABLE[flow].build(direct, keel)
-    assert action.args == [built]
-    assert action.workflow == STARTABLE[flow].run.__qualname__.split(".")[0]
+    assert action.args == STARTABLE[flow].build(direct, keel)
+    assert len(action.args) == 1
+    assert action.workflow == WORKFLOW_TYPES[flow]
     assert action.priority.priority_key == 4  # batch, where the command's own run is 2
 
 
 def test_every_flow_a_schedule_can_start_has_its_commands_arguments() -> None:
     assert set(STARTABLE) == set(FLOW_ARGS) == set(FLOW_ARGUMENTS)
+
+
+async def test_a_flow_of_ones_own_runs_on_a_schedule_with_its_json_input(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    script(folder, "Keys make a retry a no-op.")
+    sid = new_id("own")
+    base = ["--address", server_address]
+    settings = worker_settings(scripted_dir=folder)
+    async with running_workers(client, store, settings, extra_workflows=[BriefFlow]):
+        env = cli_env(settings)
+        created = await schedule(
+            base, "create", sid, "--every", "1d", "run", "BriefFlow",
+            "--input", brief_input(settings.llm_task_queue), env=env,
+        )  # fmt: skip
+        bad_json = await schedule(
+            base, "create", new_id("own"), "--every", "1d", "run", "BriefFlow", "--input", "{",
+            env=env,
+        )  # fmt: skip
+        triggered = await schedule(base, "trigger", sid)
+        run_id = json.loads(triggered.stdout)["workflow_id"]
+        answer = await client.get_workflow_handle(run_id).result()
+        await schedule(base, "delete", sid)
+    assert created.code == 0, created.stderr
+    assert json.loads(created.stdout)["flow"] == "BriefFlow"
+    assert run_id.startswith(f"briefflow-{sid}-")
+    assert answer["answer"] == "Keys make a retry a no-op."
+    described = await client.get_workflow_handle(run_id).describe()
+    assert described.typed_search_attributes.get(SCHEDULED_BY) == sid
+    assert bad_json.code == 2
+    assert "--input is not JSON" in bad_json.stderr
