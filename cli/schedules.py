@@ -2,9 +2,9 @@
 
 A schedule holds one flow's start, built by the same code as the flow's own command
 (`research`, `ask`, `agent`, `incident`, or `run` for a flow of the user's own) from the
-same arguments, and the server starts
-it at each time of its spec: the server keeps the times, the overlap policy and the
-catch-up after an outage, so no worker or cron daemon of ours has to be up to keep them.
+same arguments, and the server starts it at each time of its spec: the server keeps the
+times, the overlap policy and the catch-up after an outage, so no worker or cron daemon
+of ours has to be up to keep them.
 Its runs are batch work (priority 4 unless --priority says otherwise), carry the
 schedule's id as the `TemporalScheduledById` search attribute (`list` shows it, the
 Web UI filters on it) and are named `<flow>-<schedule id>-<time>` (for `run`, the
