@@ -18,12 +18,15 @@ from infra.settings import KeelSettings
 from models.research import ResearchReport
 from tests.conftest import new_id, running_workers, worker_settings
 from tests.fixtures.flows.brief import BriefFlow
+from tests.ports import free_port
 from tests.processes import Completed, run_script
 from tests.test_cli import QUESTION, SCRIPTED, cli_env
 from tests.test_user_flows import brief_input, script
 
 # New Year's morning: never during a test, so only triggers start runs.
 NEVER_NOW = "0 7 1 1 *"
+# How long the catch-up test keeps its server down.
+OUTAGE_SECONDS = 24
 
 
 async def schedule(base: list[str], *args: str, env: dict[str, str] | None = None) -> Completed:
@@ -241,3 +244,42 @@ async def test_a_flow_of_ones_own_runs_on_a_schedule_with_its_json_input(
     assert described.typed_search_attributes.get(SCHEDULED_BY) == sid
     assert bad_json.code == 2
     assert "--input is not JSON" in bad_json.stderr
+
+
+async def test_after_an_outage_only_times_inside_the_catchup_window_are_started(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    server = ["--data-dir", str(tmp_path), "--port", str(port), "--ui-port", str(free_port())]
+    server += ["--codec-port", str(free_port()), "--tickets-port", str(free_port())]
+    base = ["--address", f"127.0.0.1:{port}"]
+    # No worker: the first run stays open, so every later time meets the overlap policy
+    # (counted as skipped) unless it is older than the window (counted as missed).
+    env = {"KEEL_TASK_QUEUE": f"nobody-{new_id()}"}
+    started = await run_script("devserver.py", "start", *server)
+    assert started.code == 0, started.stdout + started.stderr
+    try:
+        for sid, window in (("short", "10s"), ("long", "1h")):
+            created = await schedule(
+                base, "create", sid, "--every", "2s", "--catchup-window", window,
+                "research", QUESTION, env=env,
+            )  # fmt: skip
+            assert created.code == 0, created.stderr
+        await asyncio.sleep(3)
+        before = json.loads((await schedule(base, "describe", "short")).stdout)
+        await run_script("devserver.py", "stop", *server)
+        await asyncio.sleep(OUTAGE_SECONDS)
+        restarted = await run_script("devserver.py", "start", *server)
+        assert restarted.code == 0, restarted.stdout + restarted.stderr
+        await asyncio.sleep(5)  # the scheduler's timers fire late, once
+        short = json.loads((await schedule(base, "describe", "short")).stdout)
+        long = json.loads((await schedule(base, "describe", "long")).stdout)
+    finally:
+        await run_script("devserver.py", "stop", *server)
+    assert before["missed_catchup_window"] == 0
+    # About OUTAGE_SECONDS / 2 times passed while the server was down: those more than
+    # 10 s back are dropped, the rest meet the overlap policy as if on time.
+    assert short["missed_catchup_window"] >= (OUTAGE_SECONDS - 10) // 2 - 2
+    assert long["missed_catchup_window"] == 0
+    assert long["skipped_overlap"] >= OUTAGE_SECONDS // 2 - 2
+    assert short["runs"] == long["runs"] == 1  # the first run still holds the overlap
