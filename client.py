@@ -15,6 +15,7 @@ import asyncio
 import functools
 import gc
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -24,9 +25,18 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, approvals, ask, commands, fork, run_flow, tools
+from cli import agent, approvals, ask, commands, fork, run_flow, schedules, tools
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
+from cli.priority import add_priority_args
+from cli.schedule_spec import (
+    DEFAULT_CATCHUP,
+    Overlap,
+    catchup_window,
+    cron_expression,
+    duration,
+    time_zone,
+)
 from graphs.flows import FLOWS
 from infra.keys import KeyRingError
 from infra.settings import KeelSettings, TemporalSettings, WorkerSettings
@@ -63,6 +73,31 @@ def _research_args(p: argparse.ArgumentParser) -> None:
     _budget_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _stream_arg(p)
+    add_priority_args(p)
+
+
+def _ask_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("request")
+    p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
+    p.add_argument("--clearance", choices=["public", "internal", "restricted"], default="public")
+    p.add_argument("--corpus-version", help="pin a document version (default: the newest)")
+    _model_args(p, default=None)
+    _budget_args(p)
+    p.add_argument("--require-approval", action="store_true", help="a report waits for a person")
+    p.add_argument("--approval-timeout", type=_positive_float, default=3600, help="seconds to wait")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _stream_arg(p)
+    add_priority_args(p)
+
+
+def _incident_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("description")
+    p.add_argument("--request-id", help="idempotent submission: the same id starts one saga")
+    p.add_argument("--assignee", default="oncall")
+    _model_args(p)
+    p.add_argument("--approval-timeout", type=_positive_float, default=3600, help="seconds to wait")
+    p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")
+    add_priority_args(p)
 
 
 def _budget_args(p: argparse.ArgumentParser) -> None:
@@ -94,6 +129,25 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     _budget_args(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _stream_arg(p)
+    add_priority_args(p)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workflow_type", type=run_flow.workflow_type, help="e.g. BriefFlow")
+    p.add_argument("--input", help="the flow's input, as JSON")
+    p.add_argument("--id", type=_workflow_id, help="workflow id (default: <type>-<random>)")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    add_priority_args(p)
+
+
+# A flow's own command and its arguments: what `schedule create` can start.
+FLOW_ARGS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
+    "research": (_research_args, "a research flow"),
+    "ask": (_ask_args, "a request at the front door, routed to its flow"),
+    "agent": (_agent_args, "one agent of agents.toml on a task"),
+    "incident": (_incident_args, "an incident triaged into a ticket saga"),
+    "run": (_run_args, "a flow of your own (worker.py --flow), by its workflow type name"),
+}
 
 
 def _whole_number(text: str, least: int) -> int:
@@ -182,24 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true")
         p.set_defaults(run=fn)
     p = add("incident", help="triage an incident into a ticket saga (awaits approval)")
-    p.add_argument("description")
-    p.add_argument("--request-id", help="idempotent submission: the same id starts one saga")
-    p.add_argument("--assignee", default="oncall")
-    _model_args(p)
-    p.add_argument("--approval-timeout", type=_positive_float, default=3600, help="seconds to wait")
-    p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")
+    _incident_args(p)
     p.set_defaults(run=commands.cmd_incident)
     p = add("ask", help="the front door: route a request to its flow, print the result")
-    p.add_argument("request")
-    p.add_argument("--request-id", help="idempotent submission: the same id returns the same run")
-    p.add_argument("--clearance", choices=["public", "internal", "restricted"], default="public")
-    p.add_argument("--corpus-version", help="pin a document version (default: the newest)")
-    _model_args(p, default=None)
-    _budget_args(p)
-    p.add_argument("--require-approval", action="store_true", help="a report waits for a person")
-    p.add_argument("--approval-timeout", type=_positive_float, default=3600, help="seconds to wait")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    _stream_arg(p)
+    _ask_args(p)
     p.set_defaults(run=ask.cmd_ask)
     p = add("agent", help="run one agent of agents.toml on a task, show progress, print its output")
     _agent_args(p)
@@ -245,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--under", type=_workflow_id, help="every run in this run's tree")
     p.add_argument("--limit", type=_positive_int, default=20)
     p.add_argument("--status", choices=["queued", "running", "delivered", "failed", "cancelled"])
+    p.add_argument("--schedule", type=_workflow_id, help="only the runs this schedule started")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_list)
+    _schedule_parser(add("schedule", help="start a flow on a cron or an interval (Temporal)"))
     p = add("ingest", help="ingest a folder of .md/.txt files (read by the worker)")
     p.add_argument("path")
     p.add_argument("--corpus", default="demo", help="document namespace")
@@ -257,10 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=commands.cmd_ingest)
     p = add("run", help="start any flow the worker runs by its type name, your own included")
-    p.add_argument("workflow_type", type=run_flow.workflow_type, help="e.g. BriefFlow")
-    p.add_argument("--input", help="the flow's input, as JSON")
-    p.add_argument("--id", type=_workflow_id, help="workflow id (default: <type>-<random>)")
-    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    _run_args(p)
     p.set_defaults(run=run_flow.cmd_run)
     p = add("fork", help="run a flow again from one of its model calls, side by side")
     p.add_argument("workflow_id")
@@ -283,6 +322,77 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
     p.set_defaults(run=None)
     return parser
+
+
+def _schedule_id(text: str) -> str:
+    if not SCHEDULE_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            f"not a schedule id: {text!r} (letters, digits, '.', '_' and '-', at most 100)"
+        )
+    return text
+
+
+# Its runs are named <flow>-<id>-<time>: an id that reads well in a workflow id and a URL.
+SCHEDULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _schedule_parser(p: argparse.ArgumentParser) -> None:
+    """`schedule create ID --cron ... <flow> <the flow's own arguments>` and the rest."""
+    common = _Parser(add_help=False)
+    _connection_args(common, suppress=True)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = functools.partial(actions.add_parser, parents=[common])
+    create = add("create", help="a schedule that starts a flow with its arguments")
+    create.add_argument("schedule_id", type=_schedule_id)
+    create.add_argument(
+        "--cron",
+        action="append",
+        default=[],
+        type=cron_expression,
+        help="five fields (minute hour day-of-month month day-of-week) or @daily; repeatable",
+    )
+    create.add_argument(
+        "--every", action="append", default=[], type=duration, help="interval: 15m, 1h; repeatable"
+    )
+    create.add_argument("--time-zone", type=time_zone, help="IANA zone of the cron times (UTC)")
+    create.add_argument(
+        "--overlap",
+        choices=[o.value for o in Overlap],
+        default=Overlap.SKIP.value,
+        help="when the last run still runs: skip this one, buffer one, or cancel the last",
+    )
+    create.add_argument(
+        "--catchup-window",
+        type=catchup_window,
+        default=DEFAULT_CATCHUP,
+        help="after an outage, start missed times this far back, no further (default 1h)",
+    )
+    create.add_argument("--paused", action="store_true", help="create it paused")
+    create.add_argument("--note", help="why it exists, shown with it")
+    flows = create.add_subparsers(dest="flow", required=True, metavar="FLOW")
+    for name, (add_args, text) in FLOW_ARGS.items():
+        flow = flows.add_parser(name, help=text, parents=[common])
+        add_args(flow)
+    create.set_defaults(run=schedules.cmd_create)
+    p = add("list", help="every schedule: its flow, state, next time and last run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=schedules.cmd_list)
+    for name, fn, text in (
+        ("describe", schedules.cmd_describe, "a schedule's spec, policies and recent runs"),
+        ("pause", schedules.cmd_pause, "stop starting runs until unpaused"),
+        ("unpause", schedules.cmd_pause, "start runs again at the next time"),
+        ("trigger", schedules.cmd_trigger, "start its flow now and name the run"),
+        ("delete", schedules.cmd_delete, "delete it (the runs it started are kept)"),
+    ):
+        p = add(name, help=text)
+        p.add_argument("schedule_id", type=_schedule_id)
+        if name in ("pause", "unpause"):
+            p.add_argument("--note", help="why, kept on the schedule")
+        if name == "trigger":
+            p.add_argument(
+                "--overlap", choices=[o.value for o in Overlap], help="instead of the schedule's"
+            )
+        p.set_defaults(run=fn)
 
 
 def print_flow(name: str, mermaid: bool) -> int:
@@ -328,7 +438,8 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
         )
         return EXIT_UNREACHABLE
     try:
-        with command_span(f"client.py {args.command}"):
+        name = " ".join([args.command, *([args.action] if args.command == "schedule" else [])])
+        with command_span(f"client.py {name}"):
             return await command(Context(client, temporal, keel), args)
     except RPCError as error:
         if commands.is_not_found(error):

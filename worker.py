@@ -74,6 +74,7 @@ from workflows.circuit_breaker import CircuitBreakerWorkflow
 from workflows.coordinator import CoordinatorWorkflow
 from workflows.ingest import IngestWorkflow
 from workflows.intent_router import IntentRouterWorkflow
+from workflows.priority import InheritPriority
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.ticket_saga import TicketSagaWorkflow
@@ -167,11 +168,15 @@ def build_workers(
     contracts: ContractSnapshot | ContractSource | None = None,
     heartbeats: bool = True,
     extra_workflows: Sequence[type] = (),
+    extra_interceptors: Sequence[Interceptor] = (),
 ) -> list[Worker]:
     """The workers this process runs, by role; tests build them the same way.
 
     `extra_workflows` join the orchestration worker, with its activities: the bench
     runs a variant of a flow beside the flow itself that way.
+
+    `extra_interceptors` follow the log context's on both workers: tests read what each
+    activity was dispatched with (its priority, inherited from the run) that way.
 
     `heartbeats=False` leaves model calls silent: only the bench uses it, to price
     heartbeats beside the same run with them (a crash is then seen only after the
@@ -180,7 +185,11 @@ def build_workers(
     # The worker's own contracts are a source read again when a file changes (new runs
     # see an edit); a snapshot handed in by a test or the bench stays as it is.
     snapshot_of = supplier(contracts if contracts is not None else ContractSource(CONTRACTS_DIR))
-    interceptors = [LogContextInterceptor()]
+    interceptors: list[Interceptor] = [
+        LogContextInterceptor(),
+        InheritPriority(),
+        *extra_interceptors,
+    ]
     common: dict[str, Any] = {
         "interceptors": interceptors,
         "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),

@@ -24,6 +24,7 @@ from bench import (
     heartbeat_overhead,
     history_economy,
     mcp_overhead,
+    priority_wait,
     recovery,
     replay,
     step_overhead,
@@ -61,6 +62,7 @@ MEASUREMENTS = (
     "events",
     "storage",
     "mcp",
+    "priority",
 )
 
 
@@ -74,6 +76,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replay-events", type=int, nargs="+", default=[100, 1_000, 10_000])
     parser.add_argument("--max-turns", type=int, default=300, help="conversation turns run")
     parser.add_argument("--probe-steps", type=int, default=20)
+    parser.add_argument(
+        "--batch-runs", type=int, default=100, help="batch flows queued ahead of an interactive one"
+    )
     parser.add_argument(
         "--server-variants",
         nargs="*",
@@ -115,6 +120,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[Context], Awaitable[S
         "events": lambda ctx: flow_events.measure(ctx, args.runs, latencies),
         "storage": lambda ctx: storage_overhead.measure(ctx, args.runs, latencies),
         "mcp": lambda ctx: mcp_overhead.measure(ctx, args.runs),
+        "priority": lambda ctx: priority_wait.measure(ctx, min(args.runs, 3), args.batch_runs),
     }
 
 
@@ -133,7 +139,12 @@ async def run(args: argparse.Namespace) -> list[Section]:
                 workdir,
                 prepare_scripts(
                     workdir,
-                    latencies={0, *args.latencies, heartbeat_overhead.HEARTBEATING_LATENCY_MS},
+                    latencies={
+                        0,
+                        *args.latencies,
+                        heartbeat_overhead.HEARTBEATING_LATENCY_MS,
+                        priority_wait.LATENCY_MS,
+                    },
                 ),
                 demo_store(workdir),
             )

@@ -20,11 +20,13 @@ from cli.commands import (
     budget_input,
     failed_run,
     model_choice,
+    priority_for,
     start_once,
     wants_tokens,
     watch_run,
 )
 from cli.live import LiveView
+from cli.priority import WorkClass
 from cli.render import agent_text
 from models.agents import AgentInput
 from workflows.agent import AgentWorkflow
@@ -52,6 +54,7 @@ async def cmd_agent(ctx: Context, args: argparse.Namespace) -> int:
         agent_input(args, ctx.keel.llm_task_queue),
         workflow_id,
         f"{args.name}: {args.task}",
+        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
     )
     header = [f"workflow {workflow_id} run {run_id}", f"Web UI: {ctx.link(workflow_id, run_id)}"]
     handle = ctx.client.get_workflow_handle_for(AgentWorkflow.run, workflow_id, run_id=run_id)

@@ -19,11 +19,13 @@ from cli.commands import (
     err,
     failed_run,
     model_choice,
+    priority_for,
     start_once,
     wants_tokens,
     watch_run,
 )
 from cli.live import LiveView
+from cli.priority import WorkClass
 from cli.render import ask_text
 from models.coordinator import CoordinatorProgress, HumanFeedback
 from models.live import LiveEvent
@@ -53,6 +55,7 @@ async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
         ask_input(args, ctx.keel.llm_task_queue),
         workflow_id,
         args.request,
+        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
     )
     if existing:
         err(f"request {args.request_id!r} was already submitted; showing its run")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from temporalio.api.common.v1 import Priority as PriorityMessage
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import (
     Client,
@@ -24,6 +25,8 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
+    Priority,
+    SearchAttributeKey,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -34,6 +37,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.history_watch import follow_history
 from cli.kinds import DEFAULT_QUERY, KINDS, TYPE_NAMES, by_name, kind_of
 from cli.live import LiveView, follow, no_channel
+from cli.priority import TENANT, WorkClass, run_priority
 from cli.render import default_ui_url, refusal, report_text, result_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
@@ -118,6 +122,18 @@ def checked_model(provider: str, model: str | None) -> ModelChoice:
 def model_choice(args: argparse.Namespace) -> ModelChoice:
     """--provider and --model; the provider's default model when --model is left out."""
     return checked_model(args.provider, args.model)
+
+
+def priority_for(args: argparse.Namespace, work: WorkClass, keel: KeelSettings) -> Priority:
+    """--tenant, --priority and --fairness-weight; what is left out, from `work` and KEEL_TENANT."""
+    tenant = getattr(args, "tenant", None) or keel.tenant
+    if not TENANT.match(tenant):
+        raise UsageError(
+            f"KEEL_TENANT={tenant!r} is not a tenant name (1-64 letters, digits, '.', '_', '-')"
+        )
+    return run_priority(
+        work, tenant, getattr(args, "priority", None), getattr(args, "fairness_weight", None)
+    )
 
 
 def research_input(args: argparse.Namespace, keel: KeelSettings) -> ResearchInput:
@@ -209,11 +225,13 @@ async def start_once(
     workflow_id: str,
     summary: str,
     search_attributes: TypedSearchAttributes = TypedSearchAttributes.empty,
+    priority: Priority = Priority.default,
 ) -> tuple[str, bool]:
     """Start a flow under this id, or find the run that id already started.
 
     Returns the run id and whether it already existed: the same request id never
-    starts a second run, whether the first is still running or has finished.
+    starts a second run, whether the first is still running or has finished. The
+    priority holds for every activity and child workflow the run schedules.
     """
     try:
         handle = await ctx.client.start_workflow(
@@ -225,6 +243,7 @@ async def start_once(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=summary[:200],
             search_attributes=search_attributes,
+            priority=priority,
         )
         return handle.result_run_id or handle.run_id or "", False
     except WorkflowAlreadyStartedError:
@@ -242,6 +261,7 @@ async def _start(
         research_input(args, ctx.keel),
         workflow_id,
         args.question,
+        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
     )
     handle = ctx.client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id, run_id=run_id)
     return handle, existing
@@ -305,6 +325,10 @@ async def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
             err(f"progress query not answered ({error.message}); is a worker running?")
     if description.parent_id:
         out["parent"] = description.parent_id
+    out["priority"] = priority_dict(description.raw_description.workflow_execution_info.priority)
+    schedule = description.typed_search_attributes.get(SCHEDULED_BY)
+    if schedule:
+        out["schedule"] = schedule
     if out.get("queued"):
         err("queued: its model call waits for a free model slot (another run holds it)")
     print(json.dumps(out, indent=2, default=str))
@@ -329,7 +353,20 @@ async def cmd_result(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def priority_dict(priority: Priority | PriorityMessage) -> dict[str, object]:
+    """A run's priority for `status` and `--json`; None where the server's default applies."""
+    weight = priority.fairness_weight
+    return {
+        "priority_key": priority.priority_key or None,
+        "fairness_key": priority.fairness_key or None,
+        # The server holds a float32: 2.5 stays 2.5, 0.1 would read 0.10000000149.
+        "fairness_weight": round(weight, 6) if weight else None,
+    }
+
+
 MODEL_ACTIVITY = "complete_llm"  # LLMActivities.complete's activity name
+# Set by the server on every run a schedule starts: the schedule's id.
+SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
 LIST_HEADER = ("WORKFLOW ID", "TYPE", "STATUS", "STATE", "NODE", "STARTED")
 # The node a delivered run ends in, by type: the only ones that show progress.
 FINAL_NODES = {k.workflow_type: k.final_node for k in KINDS.values() if k.final_node}
@@ -374,6 +411,8 @@ def list_query(args: argparse.Namespace) -> str:
         query = f"({DEFAULT_QUERY})"
     if args.status:
         query += f' AND ExecutionStatus = "{STATE_FILTERS[args.status]}"'
+    if getattr(args, "schedule", None):
+        query += f' AND TemporalScheduledById = "{args.schedule}"'
     return query
 
 
@@ -432,6 +471,7 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
                 "parent": wf.parent_id,
                 "node": node,
                 "research_status": state,
+                "schedule": wf.typed_search_attributes.get(SCHEDULED_BY),
                 "started": wf.start_time.isoformat(),
             }
         )
@@ -443,6 +483,9 @@ async def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
     # Asked for children (a team's agents, a tree): say whose each is.
     if (args.all or args.under or args.type) and any(r["parent"] for r in rows):
         keys, header = (*keys[:-1], "parent", keys[-1]), (*header[:-1], "PARENT", header[-1])
+    # Runs a schedule started: say which.
+    if any(r["schedule"] for r in rows):
+        keys, header = (*keys[:-1], "schedule", keys[-1]), (*header[:-1], "SCHEDULE", header[-1])
     table = [header] + [tuple(str(r[k] or "-") for k in keys) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:
@@ -533,7 +576,12 @@ def incident_input(args: argparse.Namespace, keel: KeelSettings) -> TicketSagaIn
 async def cmd_incident(ctx: Context, args: argparse.Namespace) -> int:
     workflow_id = f"incident-{args.request_id or uuid.uuid4().hex[:12]}"
     run_id, existing = await start_once(
-        ctx, TicketSagaWorkflow.run, incident_input(args, ctx.keel), workflow_id, args.description
+        ctx,
+        TicketSagaWorkflow.run,
+        incident_input(args, ctx.keel),
+        workflow_id,
+        args.description,
+        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
     )
     if existing:
         err(f"request {args.request_id!r} was already submitted; this is its saga")

@@ -20,7 +20,16 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
-from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, err
+from cli.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Context,
+    UsageError,
+    err,
+    priority_for,
+)
+from cli.priority import WorkClass
 from cli.render import root_cause
 
 # How long the command waits to see a worker take the run's first task.
@@ -35,15 +44,27 @@ def workflow_type(text: str) -> str:
     return text
 
 
-async def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+def flow_arguments(args: argparse.Namespace) -> list[Any]:
+    """--input as the flow's one argument (none without it); `schedule create` reads it too."""
+    if args.input is None:
+        return []
     try:
-        arguments: list[Any] = [json.loads(args.input)] if args.input is not None else []
+        return [json.loads(args.input)]
     except json.JSONDecodeError as error:
-        err(f"error: --input is not JSON: {error.msg} (line {error.lineno}, column {error.colno})")
-        return EXIT_USAGE
+        raise UsageError(
+            f"--input is not JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from None
+
+
+async def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    arguments = flow_arguments(args)
     workflow_id = args.id or f"{args.workflow_type.lower()}-{uuid.uuid4().hex[:12]}"
     handle = await ctx.client.start_workflow(
-        args.workflow_type, args=arguments, id=workflow_id, task_queue=ctx.keel.task_queue
+        args.workflow_type,
+        args=arguments,
+        id=workflow_id,
+        task_queue=ctx.keel.task_queue,
+        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
     )
     refused = await _refused_at_first_task(ctx.client, workflow_id, handle.result_run_id or "")
     if refused is not None:

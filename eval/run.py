@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.contracts.loader import load_all
 from activities.contracts.loader import load_contracts as read_contracts
 from activities.documents.store import DocumentStore
+from cli.priority import WorkClass, run_priority
 from cli.render import root_cause
 from eval.dataset import EvalItem, EvalSet
 from eval.score import ItemScore, failed, score_research, score_team
@@ -181,9 +182,13 @@ async def run_eval(
 
 
 class _Queues:
+    """Where the evaluation's runs go, and at which priority: batch work, behind any run a
+    person waits for on the same workers (cli/priority.py)."""
+
     def __init__(self, task_queue: str, llm_task_queue: str) -> None:
         self.task_queue = task_queue
         self.llm_task_queue = llm_task_queue
+        self.priority = run_priority(WorkClass.BATCH, KeelSettings().tenant)
 
 
 async def _run_all(
@@ -248,6 +253,7 @@ async def _run_one(
             ),
             id=run_id,
             task_queue=queues.task_queue,
+            priority=queues.priority,
         )
         return score_research(item, report, rubric, time.monotonic() - started)
     team = await client.execute_workflow(
@@ -261,5 +267,6 @@ async def _run_one(
         ),
         id=run_id,
         task_queue=queues.task_queue,
+        priority=queues.priority,
     )
     return score_team(item, team, rubric, choice.provider, time.monotonic() - started)

@@ -17,6 +17,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Interceptor
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
@@ -177,6 +178,7 @@ async def running_workers(
     gateway: LLMGateway | None = None,
     contracts: ContractSnapshot | None = None,
     extra_workflows: Sequence[type] = (),
+    extra_interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[WorkerSettings]:
     """Workers built the way worker.py builds them, on queues of their own."""
     settings = settings or worker_settings()
@@ -194,6 +196,7 @@ async def running_workers(
         max_cached_workflows=max_cached_workflows,
         contracts=contracts,
         extra_workflows=extra_workflows,
+        extra_interceptors=extra_interceptors,
     )
     async with AsyncExitStack() as stack:
         for w in workers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -210,7 +211,21 @@ def test_the_cluster_dynamic_config_matches_the_embedded_servers_tuning() -> Non
     path = ROOT / "deploy" / "dynamicconfig" / "development-sql.yaml"
     config: dict[str, Any] = yaml.safe_load(path.read_text())
     assert config["history.transferProcessorMaxPollRPS"] == [{"value": 1000, "constraints": {}}]
-    assert "history.transferProcessorMaxPollRPS=1000" in DEV_SERVER_ARGS
+    # Every dynamic setting of the embedded server holds on the cluster too (fairness and
+    # its one partition per queue among them), with the same value.
+    embedded = [
+        value.partition("=")
+        for flag, value in itertools.pairwise(DEV_SERVER_ARGS)
+        if flag == "--dynamic-config-value"
+    ]
+    assert {name for name, _, _ in embedded} >= {
+        "history.transferProcessorMaxPollRPS",
+        "matching.enableFairness",
+        "matching.numTaskqueueReadPartitions",
+    }
+    for name, _, value in embedded:
+        assert config[name] == [{"value": yaml.safe_load(value), "constraints": {}}], name
+    assert config["matching.useNewMatcher"] == [{"value": True, "constraints": {}}]
 
 
 def test_the_codec_server_needs_its_token_publishes_on_loopback_and_serves_the_ui(

@@ -18,6 +18,7 @@ from activities.documents.store import DocumentStore
 from infra.codec import data_converter
 from tests.conftest import NARROW, research_on_workers
 from worker import WORKFLOWS
+from workflows.priority import InheritPriority
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 # Research runs older than the release before: this release no longer replays them.
@@ -25,7 +26,10 @@ RETIRED = sorted((Path(__file__).parent / "histories" / "retired").glob("*.json"
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=data_converter())
+    # With the workers' workflow interceptor: it writes the run's priority on commands.
+    return Replayer(
+        workflows=WORKFLOWS, data_converter=data_converter(), interceptors=[InheritPriority()]
+    )
 
 
 def recorded(path: Path) -> WorkflowHistory:
