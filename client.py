@@ -24,7 +24,7 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, ask, commands, fork, run_flow
+from cli import agent, ask, budgets, commands, fork, run_flow
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
 from graphs.flows import FLOWS
@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_breakers)
+    _budgets_parser(add("budgets", help="each tenant's budget today: spent and left"))
     p = add("list", help="recent runs of every flow: research, team, agent, saga, router, ...")
     p.add_argument(
         "--type",
@@ -271,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
     p.set_defaults(run=None)
     return parser
+
+
+def _budgets_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--day", type=budgets.day_argument, help="a UTC day, YYYY-MM-DD (today)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=budgets.cmd_budgets)
 
 
 def print_flow(name: str, mermaid: bool) -> int:
@@ -347,9 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except pydantic.ValidationError as error:
         commands.err(f"error: invalid input: {describe_validation_error(error)}")
         return EXIT_USAGE
-    except commands.UsageError as error:
+    except (commands.UsageError, budgets.UnknownTenant) as error:
         commands.err(f"error: {error}")
         return EXIT_USAGE
+    except budgets.BudgetRefused as error:
+        commands.err(f"refused: {error}")
+        return commands.EXIT_REFUSED
     except KeyboardInterrupt:
         commands.err("interrupted; the run goes on in Temporal (see `client.py status`)")
         return EXIT_FAILED

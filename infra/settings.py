@@ -61,6 +61,11 @@ class KeelSettings(BaseSettings):
         default="auto", description="auto: JSON when the output is not a terminal"
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    tenant: str = Field(
+        default="default",
+        description="whose runs the client starts (--tenant): the fairness key that shares"
+        " busy workers out between tenants",
+    )
 
 
 class WorkerSettings(KeelSettings):
