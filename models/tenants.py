@@ -12,7 +12,7 @@ been paid.
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -25,8 +25,19 @@ SPEND_QUERY = "spend"
 DEFAULT_TENANT = "default"
 
 
+# A tenant-day's entity ends this long after its day: calls reserved just before
+# midnight are charged within it.
+AFTER_THE_DAY = timedelta(hours=1)
+
+
 def tenant_day_id(tenant: str, day: date) -> str:
     return f"budget-{tenant}-{day.isoformat()}"
+
+
+def day_entity_timeout(day: date, now: datetime) -> timedelta:
+    """The execution timeout of `day`'s entity started at `now`: until an hour after the day."""
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC) + AFTER_THE_DAY
+    return max(end - now, timedelta(minutes=1))
 
 
 class TenantBudget(BaseModel):

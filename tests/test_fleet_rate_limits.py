@@ -13,18 +13,24 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import is_cancelled_exception
 
 from activities.contracts.loader import CONTRACTS_DIR
+from activities.documents.store import DocumentStore
+from activities.llm.prompts import PromptBook
+from activities.llm.rate_limits import RateLimits
 from infra.settings import WorkerSettings
 from models.agents import AgentInput
 from models.llm import ModelChoice
-from models.rate_limit import LEDGER_QUERY, Ledger, rate_limiter_id
-from tests.conftest import new_id, worker_settings
+from models.rate_limit import LEDGER_QUERY, Ledger, RateLimit, rate_limiter_id
+from tests.conftest import new_id, running_workers, worker_settings
 from tests.limited_endpoint import LimitedEndpoint
 from tests.processes import worker_process
+from worker import build_gateway
 from workflows.agent import AgentWorkflow
 
 WORKERS = 4
@@ -159,3 +165,63 @@ async def test_a_retry_after_seen_by_one_worker_holds_back_every_worker(
     early = [round(t - told_at, 2) for t in after if t - told_at < pause - 0.2]
     assert not early, f"calls sent {early} s after a Retry-After of {pause} s"
     assert stats["refused"] == 0
+
+
+async def test_a_call_waiting_for_its_slot_heartbeats_and_a_cancel_gives_the_slot_back(
+    client: Client, store: DocumentStore
+) -> None:
+    limits = {"openai/gpt-5-mini": RateLimit(requests_per_minute=1)}
+    with LimitedEndpoint(LIMIT, WINDOW) as endpoint:
+        settings = worker_settings(openai_base_url=endpoint.base_url)
+        scope = settings.task_queue
+        gateway = build_gateway(
+            settings,
+            PromptBook.load(),
+            passages=store,
+            gates=[RateLimits(scope, settings.task_queue, lambda: limits)],
+        )
+        async with running_workers(client, store, settings, gateway=gateway):
+            await answer(client, settings, "gpt-5-mini", "takes the minute's one slot")
+            waiting = await client.start_workflow(
+                AgentWorkflow.run,
+                AgentInput(
+                    agent="responder",
+                    task="waits a minute",
+                    variables={"request": "waits a minute"},
+                    models=[ModelChoice(provider="openai", model="gpt-5-mini")],
+                    llm_task_queue=settings.llm_task_queue,
+                ),
+                id=new_id("waiting"),
+                task_queue=settings.task_queue,
+            )
+            limiter = client.get_workflow_handle(rate_limiter_id(scope, "openai/gpt-5-mini"))
+            beats = await heartbeats_while_waiting(waiting, seconds=4)
+            booked = await limiter.query(LEDGER_QUERY, result_type=Ledger)
+            await waiting.cancel()
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(waiting.result(), 10)
+            for _ in range(50):  # the slot is given back as the cancel lands
+                after = await limiter.query(LEDGER_QUERY, result_type=Ledger)
+                if len(after.entries) < 2:
+                    break
+                await asyncio.sleep(0.1)
+        served = endpoint.stats()["served"]
+    assert beats >= 2, "the call sent no heartbeats while it waited for its slot"
+    assert len(booked.entries) == 2
+    assert is_cancelled_exception(failed.value.cause)
+    assert len(after.entries) == 1  # its slot was given back
+    assert served == 1
+
+
+async def heartbeats_while_waiting(handle: WorkflowHandle[Any, Any], seconds: float) -> int:
+    """How many different heartbeat times the run's model call showed over `seconds`."""
+    seen: set[object] = set()
+    for _ in range(int(seconds / 0.5)):
+        await asyncio.sleep(0.5)
+        description = await handle.describe()
+        for pending in description.raw_description.pending_activities:
+            if pending.activity_type.name == "complete_llm" and pending.HasField(
+                "last_heartbeat_time"
+            ):
+                seen.add(pending.last_heartbeat_time.ToDatetime())
+    return len(seen)

@@ -2,13 +2,13 @@
 
 The circuit breaker's pattern (workflows/circuit_breaker.py): every worker reserves and
 charges its calls in the same durable entity, so a tenant's runs on any host share one
-day's budget with no store beside Temporal. It ends an hour after its day, returning
-the day's spend (kept with the closed run as long as the namespace keeps histories).
+day's budget with no store beside Temporal. It is started with an execution timeout an
+hour after its day (`AFTER_THE_DAY`, models/tenants.py): the server ends it then, with
+no timer in its history, and its spend can still be queried while the namespace keeps
+the closed run.
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, time, timedelta
 
 from temporalio import workflow
 
@@ -25,9 +25,6 @@ with workflow.unsafe.imports_passed_through():
         TenantDay,
         TenantDayStart,
     )
-
-# Calls that reserved just before midnight charge within this.
-AFTER_THE_DAY = timedelta(hours=1)
 
 
 @workflow.defn(name=TENANT_BUDGET_WORKFLOW)
@@ -54,17 +51,13 @@ class TenantBudgetWorkflow:
         return self._day.spend
 
     @workflow.run
-    async def run(self, start: TenantDayStart) -> Spend:
-        end = datetime.combine(start.day + timedelta(days=1), time(), tzinfo=UTC) + AFTER_THE_DAY
-        try:
-            await workflow.wait_condition(
-                lambda: workflow.info().is_continue_as_new_suggested(),
-                timeout=max(end - workflow.now(), timedelta(seconds=1)),
+    async def run(self, start: TenantDayStart) -> None:
+        await workflow.wait_condition(
+            lambda: (
+                workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
             )
-        except TimeoutError:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            return self._day.spend
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        )
+        # Pinned to its build while it runs; the next run starts on the current one.
         workflow.continue_as_new(
             TenantDayStart(
                 tenant=start.tenant, day=start.day, budget=self._day.spend.budget, state=self._day

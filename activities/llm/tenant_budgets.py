@@ -31,6 +31,7 @@ from models.tenants import (
     Reservation,
     TenantBudget,
     TenantDayStart,
+    day_entity_timeout,
     tenant_day_id,
 )
 
@@ -107,6 +108,7 @@ class TenantBudgets:
             id=tenant_day_id(call.tenant, day),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            execution_timeout=day_entity_timeout(day, datetime.now(UTC)),
         )
         reservation = Reservation(
             id=call.call_id,
