@@ -101,26 +101,31 @@ class RateLimits:
     async def _book(self, call: GatedCall, limit: RateLimit) -> Slot:
         """A time to send at. A ledger that cannot be reached holds the call back (it
         waits, heartbeating) rather than letting it go out uncounted."""
-        # Called by its recorded names (models/rate_limit.py): activities import no workflow.
-        start: WithStartWorkflowOperation[None, None] = WithStartWorkflowOperation(
-            RATE_LIMITER_WORKFLOW,
-            LimiterStart(label=call.label, limit=limit),
-            id=rate_limiter_id(self._scope, call.label),
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
         booking = Booking(id=call.call_id, tokens=call.tokens, limit=limit)
         slot: Slot = await until_answered(
             lambda: activity.client().execute_update_with_start_workflow(
                 BOOK_UPDATE,
                 booking,
-                start_workflow_operation=start,
+                start_workflow_operation=self._start(call.label, limit),
                 rpc_timeout=LIMITER_RPC_TIMEOUT,
                 result_type=Slot,
             ),
             f"rate limit of {call.label}",
         )
         return slot
+
+    def _start(self, label: str, limit: RateLimit) -> WithStartWorkflowOperation[None, None]:
+        """The ledger's start, should it not run yet: one per attempt (it cannot be reused).
+
+        Called by its recorded names (models/rate_limit.py): activities import no workflow.
+        """
+        return WithStartWorkflowOperation(
+            RATE_LIMITER_WORKFLOW,
+            LimiterStart(label=label, limit=limit),
+            id=rate_limiter_id(self._scope, label),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
 
     async def _update(self, label: str, update: str, argument: object) -> None:
         """Tell the ledger; a ledger that cannot be told in time costs only precision."""

@@ -102,14 +102,6 @@ class TenantBudgets:
 
     async def _reserve(self, call: GatedCall, budget: TenantBudget) -> Grant:
         day = _today()
-        start: WithStartWorkflowOperation[None, None] = WithStartWorkflowOperation(
-            TENANT_BUDGET_WORKFLOW,
-            TenantDayStart(tenant=call.tenant, day=day, budget=budget),
-            id=tenant_day_id(call.tenant, day),
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            execution_timeout=day_entity_timeout(day, datetime.now(UTC)),
-        )
         reservation = Reservation(
             id=call.call_id,
             budget=budget,
@@ -125,13 +117,26 @@ class TenantBudgets:
             lambda: activity.client().execute_update_with_start_workflow(
                 RESERVE_UPDATE,
                 reservation,
-                start_workflow_operation=start,
+                start_workflow_operation=self._start(call.tenant, budget, day),
                 rpc_timeout=BUDGET_RPC_TIMEOUT,
                 result_type=Grant,
             ),
             f"budget of {call.tenant}",
         )
         return grant
+
+    def _start(
+        self, tenant: str, budget: TenantBudget, day: date
+    ) -> WithStartWorkflowOperation[None, None]:
+        """The day's entity, should it not run yet: one per attempt (it cannot be reused)."""
+        return WithStartWorkflowOperation(
+            TENANT_BUDGET_WORKFLOW,
+            TenantDayStart(tenant=tenant, day=day, budget=budget),
+            id=tenant_day_id(tenant, day),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            execution_timeout=day_entity_timeout(day, datetime.now(UTC)),
+        )
 
 
 def _today() -> date:
