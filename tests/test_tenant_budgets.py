@@ -159,6 +159,7 @@ async def test_a_spent_or_unknown_tenant_is_refused_before_its_run_and_budgets_s
             "client.py", *start, "--budget-cost", "5", env={**env, "KEEL_TENANT": "spare"}
         )
         shown = await run_script("client.py", "budgets", "--json", env=env)
+        table = await run_script("client.py", "budgets", env=env)
     assert spent.code == 4, spent.stderr
     assert spent.stderr.strip() == (
         "refused: tenant 'broke' has spent today's budget (1000 of 1000 tokens);"
@@ -175,3 +176,9 @@ async def test_a_spent_or_unknown_tenant_is_refused_before_its_run_and_budgets_s
     assert (rows["broke"]["tokens_spent"], rows["broke"]["tokens_left"]) == (1000, 0)
     assert (rows["spare"]["usd_spent"], rows["spare"]["usd_left"]) == (0.0, 2.0)
     assert rows["default"]["tokens_left"] is None
+    assert table.code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == [
+        "TENANT", "DAY", "USD", "SPENT", "USD", "LEFT", "TOKENS", "SPENT", "TOKENS", "LEFT", "CALLS"
+    ]  # fmt: skip
+    assert lines[1].split() == ["broke", today().isoformat(), "0.0", "-", "1000", "0", "1"]
