@@ -24,7 +24,7 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, ask, budgets, commands, fork, run_flow
+from cli import agent, ask, budgets, commands, fork, run_flow, tools
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
 from graphs.flows import FLOWS
@@ -267,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", type=Path, help="contracts folder (default: KEEL_CONTRACTS_DIR, else contracts/)"
     )
     p.set_defaults(run=None)
+    p = add("tools", help="every tool agents may call: source, schema and policy (offline)")
+    p.add_argument(
+        "--dir", type=Path, help="contracts folder (default: KEEL_CONTRACTS_DIR, else contracts/)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=None)
     p = add("flows", help="print a flow's transition table")
     p.add_argument("name", nargs="?", default="research", choices=sorted(FLOWS))
     p.add_argument("--mermaid", action="store_true", help="as a mermaid flowchart")
@@ -341,6 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "contracts":
         return check_contracts(args.dir)
+    if args.command == "tools":
+        return tools.cmd_tools(
+            args.dir or WorkerSettings().contracts_dir or CONTRACTS_DIR, args.json
+        )
     if args.run is None:
         return print_flow(args.name, args.mermaid)
     configure_tracing("keel-client")

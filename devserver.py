@@ -172,49 +172,61 @@ def start(args: argparse.Namespace) -> int:
         return 1
     if env is None:
         print("codec: off (KEEL_CODEC=off): histories are stored in plaintext")
-    server_pid = data / "temporal.pid"
-    if _alive(server_pid) or _port_open(args.ip, args.port):
-        print(f"server: already running on {args.ip}:{args.port}")
-    else:
-        command = server_command(data, args.port, args.ui_port, args.ip, codec_endpoint)
-        server = _spawn(command, data / "temporal.log", server_pid)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _port_open(args.ip, args.port):
-            if time.monotonic() > deadline or server.poll() is not None:
-                print(f"server: did not start; see {data / 'temporal.log'}", file=sys.stderr)
-                return 1
-            time.sleep(0.3)
-        print(f"server: started (pid {server.pid}) on {args.ip}:{args.port}, state in {data}")
+    if not _start_server(data, args, codec_endpoint):
+        return 1
     print(f"Web UI: http://{args.ip}:{args.ui_port}")
     if args.ui_port != args.port + UI_PORT_OFFSET:
         print(f"export KEEL_UI_URL=http://{args.ip}:{args.ui_port} for client.py's links")
     if args.with_tickets and not _start_tickets(data, args.tickets_port, processes_env):
         return 1
-    if args.with_worker:
-        worker_pid = data / "worker.pid"
-        if _alive(worker_pid):
-            print("worker: already running")
-        else:
-            env_address = f"{args.ip}:{args.port}"
-            command = [sys.executable, str(Path(__file__).with_name("worker.py"))]
-            command += ["--address", env_address, "--log-format", "json"]
-            if args.metrics_port is not None:
-                command += ["--metrics-port", str(args.metrics_port)]
-            # The worker keeps its documents in the data folder and acts on the ticket
-            # service at --tickets-port, unless the environment says otherwise.
-            if "KEEL_DOCUMENTS_DB" not in os.environ:
-                command += ["--documents-db", str(data / "documents.db")]
-            if "KEEL_TICKETS_URL" not in os.environ:
-                command += ["--tickets-url", f"http://127.0.0.1:{args.tickets_port}"]
-            log_file = data / "worker.log"
-            offset = log_file.stat().st_size if log_file.exists() else 0
-            worker = _spawn(command, log_file, worker_pid, processes_env)
-            if not _wait_for_worker(log_file, offset, worker):
-                tail = log_file.read_text(errors="replace")[offset:][-2000:]
-                print(f"worker: did not start; {log_file} says:\n{tail}", file=sys.stderr)
-                return 1
-            print(f"worker: started (pid {worker.pid}), log in {log_file}")
+    if args.with_worker and not _start_worker(data, args, processes_env):
+        return 1
     return 0
+
+
+def _start_server(data: Path, args: argparse.Namespace, codec_endpoint: str | None) -> bool:
+    """The dev server, unless one already answers on the port; False if it did not start."""
+    server_pid = data / "temporal.pid"
+    if _alive(server_pid) or _port_open(args.ip, args.port):
+        print(f"server: already running on {args.ip}:{args.port}")
+        return True
+    command = server_command(data, args.port, args.ui_port, args.ip, codec_endpoint)
+    server = _spawn(command, data / "temporal.log", server_pid)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _port_open(args.ip, args.port):
+        if time.monotonic() > deadline or server.poll() is not None:
+            print(f"server: did not start; see {data / 'temporal.log'}", file=sys.stderr)
+            return False
+        time.sleep(0.3)
+    print(f"server: started (pid {server.pid}) on {args.ip}:{args.port}, state in {data}")
+    return True
+
+
+def _start_worker(data: Path, args: argparse.Namespace, env: dict[str, str]) -> bool:
+    """worker.py beside the server, logging to the data folder; False if it did not start."""
+    worker_pid = data / "worker.pid"
+    if _alive(worker_pid):
+        print("worker: already running")
+        return True
+    command = [sys.executable, str(Path(__file__).with_name("worker.py"))]
+    command += ["--address", f"{args.ip}:{args.port}", "--log-format", "json"]
+    if args.metrics_port is not None:
+        command += ["--metrics-port", str(args.metrics_port)]
+    # The worker keeps its documents in the data folder and acts on the ticket
+    # service at --tickets-port, unless the environment says otherwise.
+    if "KEEL_DOCUMENTS_DB" not in os.environ:
+        command += ["--documents-db", str(data / "documents.db")]
+    if "KEEL_TICKETS_URL" not in os.environ:
+        command += ["--tickets-url", f"http://127.0.0.1:{args.tickets_port}"]
+    log_file = data / "worker.log"
+    offset = log_file.stat().st_size if log_file.exists() else 0
+    worker = _spawn(command, log_file, worker_pid, env)
+    if not _wait_for_worker(log_file, offset, worker):
+        tail = log_file.read_text(errors="replace")[offset:][-2000:]
+        print(f"worker: did not start; {log_file} says:\n{tail}", file=sys.stderr)
+        return False
+    print(f"worker: started (pid {worker.pid}), log in {log_file}")
+    return True
 
 
 def _start_tickets(data: Path, port: int, env: dict[str, str]) -> bool:

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.plugin import SimplePlugin
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -59,6 +60,7 @@ from activities.llm.scripted_model import ScriptedModel
 from activities.llm.tenant_budgets import TenantBudgets
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
+from activities.tools.mcp_servers import McpServers
 from infra.codec import EncryptionCodec
 from infra.flows import FlowError, load_flows, workflow_name
 from infra.keys import KeyRingError
@@ -117,6 +119,19 @@ class LogContextInterceptor(Interceptor):
 
 
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
+
+
+def mcp_sessions_closed(servers: McpServers) -> SimplePlugin:
+    """The worker's MCP sessions end with it: its stdio servers stop when it stops."""
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await servers.close()
+
+    return SimplePlugin("keel.mcp-sessions", run_context=running)
 
 
 def build_gateway(
@@ -261,6 +276,7 @@ def build_workers(
                 workflow_failure_exception_types=[pydantic.ValidationError],
                 max_cached_workflows=max_cached_workflows,
                 sticky_queue_schedule_to_start_timeout=sticky_timeout,
+                plugins=[mcp_sessions_closed(tools.mcp)],
                 **common,
             )
         )

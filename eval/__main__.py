@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eval.dataset import EvalSet, load
+from eval.dataset import EvalItem, EvalSet, load
 from eval.run import machine, run_eval, run_on_stack
 from eval.score import ItemScore, failed, score_research, score_team, summarise
 from models.contracts import Rubric
@@ -115,24 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     evalset = load()
     if args.rescore:
-        saved = json.loads(args.rescore.read_text())
-        scores = rescore(args.rescore, evalset)
-        print(table([s.model_dump() for s in summarise(scores)], args.markdown))
-        if args.out:
-            saved.update(
-                eval_set_version=evalset.version,
-                summary=[s.model_dump() for s in summarise(scores)],
-                runs=[s.model_dump() for s in scores],
-            )
-            args.out.write_text(json.dumps(saved, indent=2, ensure_ascii=False))
-        return 0
-    items = evalset.questions
-    if args.ids:
-        # In the order given: a long run that stops early has measured a mix.
-        by_id = {i.id: i for i in items}
-        items = [by_id[i] for i in dict.fromkeys(args.ids.split(","))]
-    if args.limit:
-        items = items[: args.limit]
+        return _rescore(args, evalset)
+    items = _chosen_items(args, evalset.questions)
     providers = args.provider or ["local"]
     choices = [
         ModelChoice.model_validate(
@@ -141,28 +125,48 @@ def main(argv: list[str] | None = None) -> int:
         for p in providers
     ]
     flows = args.flow or ["research"]
-    started = datetime.now(UTC)
+    log = _ScoreLog(args, evalset)
+    run = run_on_stack if args.stack else run_eval
+    scores = asyncio.run(run(evalset, items, choices, flows, on_score=log.add))
+    print(table([s.model_dump() for s in summarise(scores)], args.markdown))
+    log.write(scores)
+    return 0
 
-    done: list[ItemScore] = []
 
-    def write(scores: list[ItemScore]) -> None:
-        if args.out:
-            args.out.write_text(
-                json.dumps(
-                    {
-                        "started": started.isoformat(),
-                        "machine": machine(),
-                        "mode": "stack" if args.stack else "self-contained",
-                        "eval_set_version": evalset.version,
-                        "summary": [s.model_dump() for s in summarise(scores)],
-                        "runs": [s.model_dump() for s in scores],
-                    },
-                    indent=2,
-                    ensure_ascii=False,
-                )
-            )
+def _rescore(args: argparse.Namespace, evalset: EvalSet) -> int:
+    """Scores a saved run again with today's scoring, and saves it beside if asked."""
+    saved = json.loads(args.rescore.read_text())
+    scores = rescore(args.rescore, evalset)
+    print(table([s.model_dump() for s in summarise(scores)], args.markdown))
+    if args.out:
+        saved.update(
+            eval_set_version=evalset.version,
+            summary=[s.model_dump() for s in summarise(scores)],
+            runs=[s.model_dump() for s in scores],
+        )
+        args.out.write_text(json.dumps(saved, indent=2, ensure_ascii=False))
+    return 0
 
-    def progress(score: ItemScore) -> None:
+
+def _chosen_items(args: argparse.Namespace, items: list[EvalItem]) -> list[EvalItem]:
+    if args.ids:
+        # In the order given: a long run that stops early has measured a mix.
+        by_id = {i.id: i for i in items}
+        items = [by_id[i] for i in dict.fromkeys(args.ids.split(","))]
+    return items[: args.limit] if args.limit else items
+
+
+class _ScoreLog:
+    """Each score as it comes, on stderr and in --out: a long run keeps what it measured."""
+
+    def __init__(self, args: argparse.Namespace, evalset: EvalSet) -> None:
+        self._out: Path | None = args.out
+        self._mode = "stack" if args.stack else "self-contained"
+        self._version = evalset.version
+        self._started = datetime.now(UTC)
+        self._done: list[ItemScore] = []
+
+    def add(self, score: ItemScore) -> None:
         print(
             f"{score.provider}/{score.flow} {score.id}: checks={score.passed_checks}"
             f" review={score.passed_review} extractive={score.extractive}"
@@ -171,16 +175,26 @@ def main(argv: list[str] | None = None) -> int:
             + (f" failed: {score.error}" if score.error else ""),
             file=sys.stderr,
         )
-        done.append(score)
-        write(done)  # a long run keeps what it measured so far
+        self._done.append(score)
+        self.write(self._done)
 
-    if args.stack:
-        scores = asyncio.run(run_on_stack(evalset, items, choices, flows, on_score=progress))
-    else:
-        scores = asyncio.run(run_eval(evalset, items, choices, flows, on_score=progress))
-    print(table([s.model_dump() for s in summarise(scores)], args.markdown))
-    write(scores)
-    return 0
+    def write(self, scores: list[ItemScore]) -> None:
+        if self._out is None:
+            return
+        self._out.write_text(
+            json.dumps(
+                {
+                    "started": self._started.isoformat(),
+                    "machine": machine(),
+                    "mode": self._mode,
+                    "eval_set_version": self._version,
+                    "summary": [s.model_dump() for s in summarise(scores)],
+                    "runs": [s.model_dump() for s in scores],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -175,22 +175,10 @@ def _recall(item: EvalItem, retrieved: list[str]) -> float | None:
 def score_research(
     item: EvalItem, report: ResearchReport, rubric: Rubric, seconds: float
 ) -> ItemScore:
-    review = report.review
-    # Every review of the run, the delivered draft's among them.
-    reviews = [*report.reviews, *([review] if review and review not in report.reviews else [])]
     stated = item.stated(report.answer)
-    chunks = corpus_chunks()
-    # The last evidence set, and the passages cited: a revision searches again, and the
-    # delivered answer may come from an earlier round's passages.
-    retrieved = [chunks[c] for c in report.retrieved if c in chunks]
-    retrieved += [f"{c.title}: {c.passage}" for c in report.citations]
-    supported, sentences = grounded(report.answer, retrieved)
+    supported, sentences = _grounding(report)
     broken = _text_rules(report.answer)
-    # The delivered draft against every rule, with the passages it cites as shown.
-    shown = [""] * max((c.number for c in report.citations), default=0)
-    for c in report.citations:
-        shown[c.number - 1] = shown_passage(c.title, c.passage)
-    rules = check_draft(report.answer, [c.number for c in report.citations], shown).rules
+    rules = _draft_rules(report)
     return ItemScore(
         id=item.id,
         provider=report.provider,
@@ -217,13 +205,7 @@ def score_research(
         unflagged_bad=_unflagged(broken, report.flags, report.extractive),
         passed_failing_check=report.review_passed
         and bool(rules or report.check_failures or broken),
-        verdict_matches_rubric=None
-        if not reviews
-        else all(
-            _matches(rubric, {s.criterion: s.score for s in r.scores}, r.weighted_score, r.passed)
-            for r in reviews
-        )
-        and (review is None or review.passed == report.review_passed),
+        verdict_matches_rubric=_verdicts_match(report, rubric),
         reasks=report.reasks,
         revisions=report.revisions,
         rewrites=report.rewrites,
@@ -234,6 +216,37 @@ def score_research(
         answer=report.answer,
         report=report.model_dump(mode="json"),
     )
+
+
+def _grounding(report: ResearchReport) -> tuple[int, int]:
+    """Sentences of the answer held by a passage, of all its sentences."""
+    chunks = corpus_chunks()
+    # The last evidence set, and the passages cited: a revision searches again, and the
+    # delivered answer may come from an earlier round's passages.
+    retrieved = [chunks[c] for c in report.retrieved if c in chunks]
+    retrieved += [f"{c.title}: {c.passage}" for c in report.citations]
+    return grounded(report.answer, retrieved)
+
+
+def _draft_rules(report: ResearchReport) -> list[str]:
+    """The delivered draft against every rule, with the passages it cites as shown."""
+    shown = [""] * max((c.number for c in report.citations), default=0)
+    for c in report.citations:
+        shown[c.number - 1] = shown_passage(c.title, c.passage)
+    return check_draft(report.answer, [c.number for c in report.citations], shown).rules
+
+
+def _verdicts_match(report: ResearchReport, rubric: Rubric) -> bool | None:
+    """Every review's verdict is what the rubric says of its scores; None with no review."""
+    review = report.review
+    # Every review of the run, the delivered draft's among them.
+    reviews = [*report.reviews, *([review] if review and review not in report.reviews else [])]
+    if not reviews:
+        return None
+    return all(
+        _matches(rubric, {s.criterion: s.score for s in r.scores}, r.weighted_score, r.passed)
+        for r in reviews
+    ) and (review is None or review.passed == report.review_passed)
 
 
 def score_team(

@@ -10,10 +10,14 @@ from models.errors import (
     ACCESS_DENIED,
     CIRCUIT_OPEN,
     PASSAGE_NOT_FOUND,
+    PYTHON_TOOL_UNAVAILABLE,
     SCHEMA_VIOLATION,
     SCRIPT_MISSING,
     TICKET_REJECTED,
     TOOL_ARGUMENTS_INVALID,
+    TOOL_CALL_REJECTED,
+    TOOL_RESULT_INVALID,
+    TOOL_RESULT_TOO_LARGE,
     UNKNOWN_PROMPT,
     UNKNOWN_SCHEMA,
     UNKNOWN_TOOL,
@@ -60,9 +64,10 @@ SIDE_EFFECT_RETRY = _backoff(
 # Compensations must finish: retried without limit, with a capped backoff.
 COMPENSATION_RETRY = _backoff(timedelta(milliseconds=500), timedelta(seconds=30), attempts=0)
 
-# Agents' tools: fast, local or idempotent, so retried with a short backoff; a bad
-# argument, a refused namespace or an open breaker is an answer for the agent, not
-# something a retry could fix.
+# Agents' tools: fast, local or idempotent, so retried with a short backoff (an MCP
+# server that died is started again by the retry); a bad argument, a refused
+# namespace, an open breaker, a server's rejection or a result that breaks its schema
+# or the size limit is an answer for the agent, not something a retry could fix.
 TOOL_RETRY = _backoff(
     timedelta(milliseconds=200),
     timedelta(seconds=5),
@@ -74,6 +79,10 @@ TOOL_RETRY = _backoff(
         CIRCUIT_OPEN,
         TICKET_REJECTED,
         PASSAGE_NOT_FOUND,
+        TOOL_CALL_REJECTED,
+        TOOL_RESULT_INVALID,
+        TOOL_RESULT_TOO_LARGE,
+        PYTHON_TOOL_UNAVAILABLE,
     ],
 )
 TOOL_TIMEOUT = timedelta(seconds=20)

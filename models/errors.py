@@ -33,6 +33,15 @@ UNKNOWN_TOOL = "UnknownTool"
 UNKNOWN_AGENT = "UnknownAgent"
 UNKNOWN_RUBRIC = "UnknownRubric"
 TOOL_ARGUMENTS_INVALID = "ToolArgumentsInvalid"
+# A tool's server did not answer (a transport or protocol failure): retried.
+TOOL_SERVER_UNAVAILABLE = "ToolServerUnavailable"
+# The server answered with a JSON-RPC error no retry can fix (unknown tool, bad params).
+TOOL_CALL_REJECTED = "ToolCallRejected"
+# A result that breaks the tool's output schema or the size limit: never retried.
+TOOL_RESULT_INVALID = "ToolResultInvalid"
+TOOL_RESULT_TOO_LARGE = "ToolResultTooLarge"
+# A Python tool the worker cannot import (its module gone since the contracts loaded).
+PYTHON_TOOL_UNAVAILABLE = "PythonToolUnavailable"
 
 # Refusals: the caller asked for something it may not have. They are expected
 # outcomes, not bugs, so their failures carry no stack trace (infra/codec.py): the

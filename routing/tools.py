@@ -2,16 +2,18 @@
 
 The model proposes; the router disposes. A tool outside the agent's allow-list is
 refused outright, never swapped for another, so a prompt-injected request cannot
-reach a forbidden tool by any name. An allowed tool that is over quota, over
-budget or behind an open breaker gives way to the cheapest allowed tool of the
-same capability that is not.
+reach a forbidden tool by any name; so is one that returns results above the
+caller's clearance. The same rules hold for every tool, built-in, MCP or Python,
+and a tool the contracts do not name (whatever an MCP server lists) is unknown.
+An allowed tool that is over quota, over budget or behind an open breaker gives
+way to the cheapest allowed tool of the same capability that is not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
 
-from models.contracts import AgentSpec, ToolSpec
+from models.contracts import AgentSpec, SecurityLevel, ToolSpec, may_read
 from models.routing import ToolDecision
 
 
@@ -24,7 +26,10 @@ def route_tool(
     cost_left_usd: float | None,
     open_breakers: Set[str] = frozenset(),
     turn: int = 0,
+    clearance: SecurityLevel = "public",
 ) -> ToolDecision:
+    """`clearance` is the caller's: a tool returning more than it may read is refused."""
+
     def deny(reason: str) -> ToolDecision:
         return ToolDecision(requested=requested, allowed=False, reason=reason, turn=turn)
 
@@ -36,9 +41,15 @@ def route_tool(
     lacking = set(spec.scopes) - set(agent.scopes)
     if lacking:
         return deny(f"role {agent.role!r} lacks scopes {sorted(lacking)} for {requested!r}")
+    if not may_read(clearance, spec.clearance):
+        return deny(f"{requested!r} returns {spec.clearance} results, above clearance {clearance}")
 
     blocked: dict[str, str] = {}
-    candidates = [name for name in agent.tools if tools[name].capability == spec.capability]
+    candidates = [
+        name
+        for name in agent.tools
+        if tools[name].capability == spec.capability and may_read(clearance, tools[name].clearance)
+    ]
     for name in sorted(candidates, key=lambda n: (tools[n].cost_usd, n != requested, n)):
         tool = tools[name]
         if calls.get(name, 0) >= tool.quota_per_run:

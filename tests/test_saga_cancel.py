@@ -94,15 +94,18 @@ async def test_cancel_while_a_committed_step_awaits_its_answer_undoes_it(
 async def test_cancel_before_a_slow_write_lands_keeps_it_from_landing(
     client: Client, store: DocumentStore, tickets: TicketService, server_address: str
 ) -> None:
-    # A slow service: the first subtask's request waits 4 s before its transaction.
-    tickets.fault("create_subtask", delay_ms=4000)
+    # A slow service: the first subtask's request waits 10 s before its transaction,
+    # time enough for `client.py cancel` to start and connect on a loaded machine.
+    tickets.fault("create_subtask", delay_ms=10_000)
     async with saga_workers(client, store, tickets) as settings:
         request = incident(settings)
         handle = await start(client, settings, request)
         await until(lambda: tickets.audit(request.description).tickets == 1)
         await until_pending(handle, "create_subtask")
+        lands_at = asyncio.get_running_loop().time() + 10
         await cancelled_by_cli(handle, server_address)
-        await asyncio.sleep(5)  # the slow request reaches the database now, too late
+        # The slow request reaches the database now, too late.
+        await asyncio.sleep(max(lands_at - asyncio.get_running_loop().time(), 0) + 1)
     subtasks = tickets.query(
         "SELECT COUNT(*) FROM subtasks JOIN tickets t ON t.id = ticket_id WHERE t.description = ?",
         request.description,

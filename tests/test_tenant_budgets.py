@@ -11,7 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import Priority, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
@@ -182,3 +183,26 @@ async def test_a_spent_or_unknown_tenant_is_refused_before_its_run_and_budgets_s
         "TENANT", "DAY", "USD", "SPENT", "USD", "LEFT", "TOKENS", "SPENT", "TOKENS", "LEFT", "CALLS"
     ]  # fmt: skip
     assert lines[1].split() == ["broke", today().isoformat(), "0.0", "-", "1000", "0", "1"]
+
+
+async def test_a_run_of_a_tenant_the_contracts_do_not_name_fails_at_its_first_call(
+    client: Client, store: DocumentStore
+) -> None:
+    """Started elsewhere than the CLI (a schedule, another client): refused in one line."""
+    settings = worker_settings()
+    tenants = {"default": TenantBudget(), "acme": TenantBudget(tokens_per_day=10_000)}
+    gateway = build_gateway(
+        settings,
+        PromptBook.load(),
+        passages=store,
+        gates=[TenantBudgets(settings.task_queue, lambda: tenants)],
+    )
+    async with running_workers(client, store, settings, gateway=gateway):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await research(client, settings, "nobody")
+    cause: BaseException | None = failed.value.cause
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "UnknownTenant"
+    assert cause.message == "unknown tenant 'nobody' (tenants.toml has acme, default)"

@@ -103,3 +103,28 @@ def test_an_open_breaker_moves_to_another_tool_or_refuses(contracts: ContractSna
     )
     assert not refused.allowed
     assert "breaker open" in refused.reason
+
+
+def test_a_tool_returning_more_than_the_callers_clearance_is_refused_or_passed_over(
+    contracts: ContractSnapshot,
+) -> None:
+    tools = dict(contracts.tools)
+    tools["search_wide"] = tools["search_wide"].model_copy(update={"clearance": "internal"})
+    agent = researcher(contracts)
+    refused = route_tool(
+        "search_wide", agent, tools, calls={}, cost_left_usd=None, clearance="public"
+    )
+    assert not refused.allowed
+    assert refused.reason == "'search_wide' returns internal results, above clearance public"
+    allowed = route_tool(
+        "search_wide", agent, tools, calls={}, cost_left_usd=None, clearance="internal"
+    )
+    assert allowed.tool == "search_documents"  # cheaper, and within the clearance
+    # A spent quota never moves a public caller onto the internal tool of the capability.
+    spent = {"search_documents": tools["search_documents"].quota_per_run}
+    blocked = route_tool(
+        "search_documents", agent, tools, calls=spent, cost_left_usd=None, clearance="public"
+    )
+    assert not blocked.allowed
+    quota = "search_documents: quota of 4 per run used"
+    assert blocked.reason == f"no 'search' tool available ({quota})"

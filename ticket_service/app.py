@@ -97,10 +97,33 @@ class _Faults:
 def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastAPI:
     if not token:
         raise ValueError("the ticket service needs a bearer token")
-    expected = f"Bearer {token}".encode()
     db = TicketDB(db_path)
     faults = _Faults()
     app = FastAPI(title="ticket service", docs_url=None, redoc_url=None, openapi_url=None)
+    _guard(app, f"Bearer {token}".encode())
+    write = _Writer(db, faults if faults_enabled else None)
+    _write_routes(app, db, write)
+    _undo_routes(app, db, write, faults_enabled)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/tickets/{ticket_id}")
+    def ticket(ticket_id: int) -> dict[str, Any]:
+        return db.ticket_view(ticket_id)
+
+    if faults_enabled:
+
+        @app.post("/_faults", status_code=204)
+        def add_fault(fault: Fault) -> None:
+            faults.add(fault)
+
+    return app
+
+
+def _guard(app: FastAPI, expected: bytes) -> None:
+    """The bearer check and the service's own errors as JSON."""
 
     @app.middleware("http")
     async def bearer_only(
@@ -117,15 +140,23 @@ def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastA
     async def service_error(_: Request, error: ServiceError) -> JSONResponse:
         return JSONResponse(status_code=error.status, content={"detail": error.message})
 
-    def write(
-        key: str, route: Route, body: dict[str, Any], action: Action, fault_route: str = ""
+
+class _Writer:
+    """Every write goes through the idempotency table, with the injected faults (tests)."""
+
+    def __init__(self, db: TicketDB, faults: _Faults | None) -> None:
+        self._db = db
+        self._faults = faults
+
+    def __call__(
+        self, key: str, route: Route, body: dict[str, Any], action: Action, fault_route: str = ""
     ) -> JSONResponse:
-        fault = faults.take(fault_route or route) if faults_enabled else None
+        fault = self._faults.take(fault_route or route) if self._faults is not None else None
         if fault is not None and fault.delay_ms:
             time.sleep(fault.delay_ms / 1000)
         if fault is not None and fault.status is not None:
             raise HTTPException(fault.status, f"injected failure on {route}")
-        status, response, replayed = db.idempotent(
+        status, response, replayed = self._db.idempotent(
             key, route, body, action, hold_ms=fault.hold_ms if fault else 0
         )
         if fault is not None and fault.after_commit_ms:
@@ -136,10 +167,8 @@ def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastA
             headers={"Idempotent-Replayed": "true" if replayed else "false"},
         )
 
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
 
+def _write_routes(app: FastAPI, db: TicketDB, write: _Writer) -> None:
     @app.post("/tickets")
     def create_ticket(body: NewTicket, key: IdempotencyKey) -> JSONResponse:
         action = db.create_ticket(body.title, body.description, body.severity)
@@ -160,6 +189,8 @@ def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastA
         action = db.notify(body.ticket_id, body.channel, body.message)
         return write(key, "notify", body.model_dump(), action)
 
+
+def _undo_routes(app: FastAPI, db: TicketDB, write: _Writer, faults_enabled: bool) -> None:
     def undo_by_record(route: Route, path: str, field: str) -> None:
         """A route that undoes one record named in the path; `field` names it in the body kept."""
 
@@ -180,15 +211,3 @@ def create_app(db_path: Path, token: str, faults_enabled: bool = False) -> FastA
         # Faults aimed at an undo route (cancel_ticket, ...) hit the undo by key of its write.
         undone = db.undo_route(body.key) if faults_enabled else None
         return write(key, "undo", body.model_dump(), db.undo(body.key), undone or "")
-
-    @app.get("/tickets/{ticket_id}")
-    def ticket(ticket_id: int) -> dict[str, Any]:
-        return db.ticket_view(ticket_id)
-
-    if faults_enabled:
-
-        @app.post("/_faults", status_code=204)
-        def add_fault(fault: Fault) -> None:
-            faults.add(fault)
-
-    return app

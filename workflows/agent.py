@@ -11,6 +11,7 @@ id, so the history holds references rather than documents.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         PASSAGE_NOT_FOUND,
         TICKET_REJECTED,
         TOOL_ARGUMENTS_INVALID,
+        TOOL_CALL_REJECTED,
         UNKNOWN_AGENT,
         UNKNOWN_TOOL,
     )
@@ -58,7 +60,14 @@ PROMPT_OBSERVATIONS = 6
 CARRIED_OBSERVATIONS = 20
 # An answer the agent can learn from (bad arguments, a refused namespace), not a crash.
 TOOL_ANSWERS = frozenset(
-    {TOOL_ARGUMENTS_INVALID, ACCESS_DENIED, UNKNOWN_TOOL, TICKET_REJECTED, PASSAGE_NOT_FOUND}
+    {
+        TOOL_ARGUMENTS_INVALID,
+        ACCESS_DENIED,
+        UNKNOWN_TOOL,
+        TICKET_REJECTED,
+        PASSAGE_NOT_FOUND,
+        TOOL_CALL_REJECTED,
+    }
 )
 
 
@@ -196,6 +205,7 @@ class AgentWorkflow:
                 cost_left_usd=self._model.cost_left(),
                 open_breakers=self._open_breakers,
                 turn=self._turns,
+                clearance=self._input.clearance,
             )
             self._decisions.append(decision)
             if not decision.allowed or decision.tool is None:
@@ -226,7 +236,9 @@ class AgentWorkflow:
                 assert tool_spec.compensation is not None
                 self._remember_undo(tool_spec.compensation, call, {"key": call.idempotency_key})
             try:
-                result = await self._call_tool(call, f"{tool}({args}) turn {self._turns}"[:200])
+                result = await self._call_tool(
+                    call, f"{tool}({args}) turn {self._turns}"[:200], tool_spec.timeout_seconds
+                )
             except ActivityError as error:
                 if is_cancelled_exception(error):
                     raise  # the run is cancelled: its side effects are undone, not observed
@@ -252,17 +264,22 @@ class AgentWorkflow:
                 and result.record_id is not None
             ):
                 self._remember_undo(tool_spec.compensation, call, {"record_id": result.record_id})
-            self._observe(tool, result.text, result.passage_ids)
+            # The tool's own error (MCP isError) is an answer: the agent reads it and decides.
+            text = f"the tool reported an error: {result.text}" if result.is_error else None
+            self._observe(tool, text or result.text, result.passage_ids)
             return
 
-    async def _call_tool(self, call: ToolInvocation, summary: str) -> ToolOutcome:
+    async def _call_tool(
+        self, call: ToolInvocation, summary: str, timeout_seconds: float
+    ) -> ToolOutcome:
         recorded = self._recorded.take("call_tool", summary)
         if recorded is not None:
             return outcome(recorded, ToolOutcome)
         return await workflow.execute_activity_method(
             ToolActivities.call,
             call,
-            start_to_close_timeout=TOOL_TIMEOUT,
+            # The contract's limit per attempt (20 s unless it says otherwise).
+            start_to_close_timeout=timedelta(seconds=timeout_seconds),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=TOOL_RETRY,
             summary=summary,
@@ -287,7 +304,7 @@ class AgentWorkflow:
         self._register_undo(undo)
 
     def _register_undo(self, undo: ToolInvocation) -> None:
-        record_id = int(undo.arguments.get("record_id", 0))
+        record_id = undo.integer("record_id")
         target = undo.arguments.get("key")
         self._saga.register(
             f"{undo.tool} {target or record_id}",

@@ -134,46 +134,21 @@ class IntentRouterWorkflow:
         contracts: ContractSnapshot,
         result: AskResult,
     ) -> ResearchReport | MultiAgentReport | TicketSagaResult | AgentResult | None:
-        route: DataRoute | None = None
-        if decision.flow in ("research", "report"):
-            route = self._route
-            self._progress.data_route = result.data_route = route
-            # Runs started before this patch started a team that had nothing to read.
-            if not route.namespaces and (
-                decision.flow == "research" or workflow.patched("report-needs-readable-namespace")
-            ):
-                result.refused = True
-                result.message = no_readable_namespace(request.clearance, route.excluded)
-                return None
+        route = self._data_route(request, decision, result)
+        if result.refused:
+            return None
         child_id = f"{workflow.info().workflow_id}-{decision.flow}"
-        budget = request.budget.for_child(self._usage)
+        child_input = self._child_input(request, decision, contracts, result, route)
+        if child_input is None:
+            return None
+        self._progress.child_workflow_id = child_id
+        result.child_workflow_id = child_id
+        self._live.child(child_id, "")
         common: dict[str, Any] = {
             "id": child_id,
             "parent_close_policy": ParentClosePolicy.REQUEST_CANCEL,
             "static_summary": f"{decision.intent}: {request.request}"[:200],
         }
-        try:
-            # Validated here, before any child starts: a request the flow cannot take is
-            # refused, rather than failing the router with the child never started.
-            if decision.flow == "agent":
-                route = self._route
-                self._progress.data_route = result.data_route = route
-                child_input: ChildInput = _agent_input(request, decision, budget, contracts, route)
-            else:
-                child_input = _child_input(request, decision, budget, route)
-        except ValidationError as err:
-            # Runs recorded before this patch failed here; they replay so.
-            if not workflow.patched(VALIDATE_PATCH):
-                raise
-            result.refused = True
-            result.message = (
-                f"{contracts.routes.refusal} (the {decision.flow} flow cannot take this request:"
-                f" {describe_validation_error(err)})"
-            )
-            return None
-        self._progress.child_workflow_id = child_id
-        result.child_workflow_id = child_id
-        self._live.child(child_id, "")
         if isinstance(child_input, AgentInput):
             answer = await workflow.execute_child_workflow(AgentWorkflow.run, child_input, **common)
             if answer.output is not None and decision.flow == "direct":
@@ -192,6 +167,50 @@ class IntentRouterWorkflow:
                 CoordinatorWorkflow.run, child_input, **common
             )
         return await workflow.execute_child_workflow(ResearchWorkflow.run, child_input, **common)
+
+    def _data_route(
+        self, request: AskInput, decision: IntentDecision, result: AskResult
+    ) -> DataRoute | None:
+        """The namespaces a research or team run may read; refused when there are none."""
+        if decision.flow not in ("research", "report"):
+            return None
+        route = self._route
+        self._progress.data_route = result.data_route = route
+        # Runs started before this patch started a team that had nothing to read.
+        if not route.namespaces and (
+            decision.flow == "research" or workflow.patched("report-needs-readable-namespace")
+        ):
+            result.refused = True
+            result.message = no_readable_namespace(request.clearance, route.excluded)
+        return route
+
+    def _child_input(
+        self,
+        request: AskInput,
+        decision: IntentDecision,
+        contracts: ContractSnapshot,
+        result: AskResult,
+        route: DataRoute | None,
+    ) -> ChildInput | None:
+        """The child's input, validated before any child starts: a request the flow
+        cannot take is refused, rather than failing the router with no child started."""
+        budget = request.budget.for_child(self._usage)
+        try:
+            if decision.flow == "agent":
+                route = self._route
+                self._progress.data_route = result.data_route = route
+                return _agent_input(request, decision, budget, contracts, route)
+            return _child_input(request, decision, budget, route)
+        except ValidationError as err:
+            # Runs recorded before this patch failed here; they replay so.
+            if not workflow.patched(VALIDATE_PATCH):
+                raise
+            result.refused = True
+            result.message = (
+                f"{contracts.routes.refusal} (the {decision.flow} flow cannot take this request:"
+                f" {describe_validation_error(err)})"
+            )
+            return None
 
 
 ChildInput = AgentInput | TicketSagaInput | CoordinatorInput | ResearchInput

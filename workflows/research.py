@@ -392,44 +392,7 @@ class ResearchWorkflow:
         return Outcome.EXHAUSTED
 
     def _deliver(self) -> ResearchReport:
-        chosen = self._chosen or self._current
-        if chosen is not None and chosen.failures:
-            # A draft that never passed the checks: say which rules it broke.
-            for failure in chosen.failures:
-                self._flags.add(check_failed(failure.rule))
-        if chosen is not None and chosen.extractive:
-            self._flags.add(Flag.EXTRACTIVE)
-        if chosen is None:
-            # Only a spent budget ends the flow before a draft: deliver the evidence.
-            self._flags.add(Flag.NO_DRAFT)
-            chosen = Candidate(
-                # Not model output, so not held to the model's output bounds.
-                draft=Draft.model_construct(
-                    answer="No answer was written: the budget ran out first. The passages"
-                    " below are the evidence gathered so far.",
-                    citations=list(range(1, len(self._evidence.passages) + 1)),
-                ),
-                passages=list(self._evidence.passages),
-            )
-        numbers = [
-            n for n in dict.fromkeys(chosen.draft.citations) if 1 <= n <= len(chosen.passages)
-        ]
-        if not numbers and chosen.passages:
-            # The writer saw only these passages; cite them all rather than none, and say so.
-            numbers = list(range(1, len(chosen.passages) + 1))
-            self._flags.add(Flag.CITATIONS_INFERRED)
-        if not chosen.passages and Flag.NOT_IN_CORPUS not in self._flags:
-            self._flags.add(Flag.NO_EVIDENCE)
-        citations = [
-            Citation(
-                number=n,
-                doc_id=chosen.passages[n - 1].doc_id,
-                chunk_id=chosen.passages[n - 1].chunk_id,
-                title=chosen.passages[n - 1].title,
-                passage=chosen.passages[n - 1].text,
-            )
-            for n in numbers
-        ]
+        chosen = self._final_candidate()
         last = self._model.last
         answer = chosen.draft.answer
         if not chosen.extractive:
@@ -438,7 +401,7 @@ class ResearchWorkflow:
         return ResearchReport(
             question=self._input.question,
             answer=answer,
-            citations=citations,
+            citations=self._citations(chosen),
             review_score=_review_score(chosen),
             review_passed=chosen.review is not None and chosen.review.passed,
             flags=self._flags,
@@ -460,6 +423,51 @@ class ResearchWorkflow:
             decoding=last.decoding if last else {},
             retrieved=[p.chunk_id for p in self._evidence.passages],
         )
+
+    def _final_candidate(self) -> Candidate:
+        """The draft delivered, flagged for what it is; the evidence alone if none was written."""
+        chosen = self._chosen or self._current
+        if chosen is not None and chosen.failures:
+            # A draft that never passed the checks: say which rules it broke.
+            for failure in chosen.failures:
+                self._flags.add(check_failed(failure.rule))
+        if chosen is not None and chosen.extractive:
+            self._flags.add(Flag.EXTRACTIVE)
+        if chosen is not None:
+            return chosen
+        # Only a spent budget ends the flow before a draft: deliver the evidence.
+        self._flags.add(Flag.NO_DRAFT)
+        return Candidate(
+            # Not model output, so not held to the model's output bounds.
+            draft=Draft.model_construct(
+                answer="No answer was written: the budget ran out first. The passages"
+                " below are the evidence gathered so far.",
+                citations=list(range(1, len(self._evidence.passages) + 1)),
+            ),
+            passages=list(self._evidence.passages),
+        )
+
+    def _citations(self, chosen: Candidate) -> list[Citation]:
+        """The draft's citation numbers that name a passage it was shown, as citations."""
+        numbers = [
+            n for n in dict.fromkeys(chosen.draft.citations) if 1 <= n <= len(chosen.passages)
+        ]
+        if not numbers and chosen.passages:
+            # The writer saw only these passages; cite them all rather than none, and say so.
+            numbers = list(range(1, len(chosen.passages) + 1))
+            self._flags.add(Flag.CITATIONS_INFERRED)
+        if not chosen.passages and Flag.NOT_IN_CORPUS not in self._flags:
+            self._flags.add(Flag.NO_EVIDENCE)
+        return [
+            Citation(
+                number=n,
+                doc_id=chosen.passages[n - 1].doc_id,
+                chunk_id=chosen.passages[n - 1].chunk_id,
+                title=chosen.passages[n - 1].title,
+                passage=chosen.passages[n - 1].text,
+            )
+            for n in numbers
+        ]
 
     # --- helpers -----------------------------------------------------------------------
 

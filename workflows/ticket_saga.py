@@ -160,6 +160,33 @@ class TicketSagaWorkflow:
     ) -> TicketSagaResult:
         self._progress.status = "acting"
         self._undo_first = workflow.patched(UNDO_BEFORE_CALL)
+        ticket_id, subtask_ids, assignment_id = await self._open_ticket(request, triage)
+        decision = await self._approval(request)
+        notification_id: int | None = None
+        if decision.decision == "reject":
+            await self._compensate()
+            self._progress.outcome = "rejected"
+        else:
+            notification_id = await self._notify(request, triage, ticket_id)
+            self._progress.outcome = "completed"
+        self._progress.status = "done"
+        return TicketSagaResult(
+            outcome="rejected" if decision.decision == "reject" else "completed",
+            ticket_id=ticket_id,
+            triage=triage,
+            subtask_ids=subtask_ids,
+            assignment_id=assignment_id,
+            notification_id=notification_id,
+            decision=decision,
+            compensations=self._saga.log,
+            usage=self._model.usage,
+            prompts=self._model.prompts,
+        )
+
+    async def _open_ticket(
+        self, request: TicketSagaInput, triage: IncidentTriage
+    ) -> tuple[int, list[int], int]:
+        """The ticket, its subtasks and its assignee, each with its undo registered."""
         ticket = await self._act(
             "create_ticket",
             TicketActivities.create_ticket,
@@ -196,7 +223,10 @@ class TicketSagaWorkflow:
             TicketActivities.revoke_assignment,
             "undo-assign",
         )
+        return ticket.id, subtask_ids, assignment.id
 
+    async def _approval(self, request: TicketSagaInput) -> ApprovalDecision:
+        """A person's decision, or the contract's default when none comes in time."""
         self._progress.status = "awaiting_approval"
         self._live.step("awaiting approval: client.py approve|reject", "approval")
         try:
@@ -209,41 +239,26 @@ class TicketSagaWorkflow:
             self._progress.decision = ApprovalDecision(
                 decision=request.approval_default, by="timeout", reason="no decision in time"
             )
-        decision = self._progress.decision
-        assert decision is not None
-        notification_id: int | None = None
-        if decision.decision == "reject":
-            await self._compensate()
-            self._progress.outcome = "rejected"
-        else:
-            self._progress.status = "notifying"
-            notification = await self._act(
-                "notify",
-                TicketActivities.send_notification,
-                SendNotification(
-                    idempotency_key=self._key("notify"),
-                    ticket_id=ticket.id,
-                    channel=request.channel,
-                    message=f"[{triage.severity}] {triage.title} (ticket {ticket.id})",
-                ),
-                TicketActivities.retract_notification,
-                "undo-notify",
-            )
-            notification_id = notification.id
-            self._progress.outcome = "completed"
-        self._progress.status = "done"
-        return TicketSagaResult(
-            outcome="rejected" if decision.decision == "reject" else "completed",
-            ticket_id=ticket.id,
-            triage=triage,
-            subtask_ids=subtask_ids,
-            assignment_id=assignment.id,
-            notification_id=notification_id,
-            decision=decision,
-            compensations=self._saga.log,
-            usage=self._model.usage,
-            prompts=self._model.prompts,
+        assert self._progress.decision is not None
+        return self._progress.decision
+
+    async def _notify(
+        self, request: TicketSagaInput, triage: IncidentTriage, ticket_id: int
+    ) -> int:
+        self._progress.status = "notifying"
+        notification = await self._act(
+            "notify",
+            TicketActivities.send_notification,
+            SendNotification(
+                idempotency_key=self._key("notify"),
+                ticket_id=ticket_id,
+                channel=request.channel,
+                message=f"[{triage.severity}] {triage.title} (ticket {ticket_id})",
+            ),
+            TicketActivities.retract_notification,
+            "undo-notify",
         )
+        return notification.id
 
     async def _compensate(self) -> None:
         self._progress.status = "compensating"

@@ -7,6 +7,7 @@ after an edit sees the edit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from temporalio import activity
@@ -22,5 +23,7 @@ class ContractActivities:
     @activity.defn(name="load_contracts")
     async def snapshot(self) -> ContractSnapshot:
         """The contracts as they are when the run starts: the files are read again if one
-        changed since the last run, and the last good ones stay if the edit is broken."""
-        return self._contracts_of()
+        changed since the last run, and the last good ones stay if the edit is broken.
+
+        Off the event loop: a reload starts the MCP servers to list their tools."""
+        return await asyncio.to_thread(self._contracts_of)

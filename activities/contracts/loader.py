@@ -21,9 +21,11 @@ from activities.llm.contract_files import read_contract
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.tools.builtin import BUILTIN_TOOLS
+from activities.tools.discovery import DiscoveryError, Resolved, resolve_tools
 from models.contracts import (
     AgentSpec,
     ContractSnapshot,
+    McpServerSpec,
     Quality,
     Routes,
     Rubric,
@@ -66,8 +68,12 @@ def _version(path: Path, raw: dict[str, Any]) -> str:
     return f"{raw.get('version', '-')}@{digest}"
 
 
-def _table(path: Path, raw: dict[str, Any], key: str, model: type[M]) -> dict[str, M]:
+def _table(
+    path: Path, raw: dict[str, Any], key: str, model: type[M], *, optional: bool = False
+) -> dict[str, M]:
     entries = raw.get(key)
+    if optional and entries is None:
+        return {}
     if not isinstance(entries, dict) or not entries:
         raise ContractError(f"{path}: needs at least one [{key}.<name>] table")
     parsed: dict[str, M] = {}
@@ -97,10 +103,11 @@ def _require(
 
 def _check_tools(path: Path, tools: dict[str, ToolSpec]) -> None:
     for name, tool in tools.items():
-        if name not in BUILTIN_TOOLS:
+        if tool.source == "builtin" and name not in BUILTIN_TOOLS:
             raise ContractError(
                 f"{path} [tools.{name}]: no implementation of tool {name!r}"
-                f" (the worker implements {', '.join(sorted(BUILTIN_TOOLS))})"
+                f" (the worker implements {', '.join(sorted(BUILTIN_TOOLS))};"
+                " a tool of your own names its `server` or its `python` function)"
             )
         try:
             Draft202012Validator.check_schema(tool.arguments)
@@ -108,6 +115,18 @@ def _check_tools(path: Path, tools: dict[str, ToolSpec]) -> None:
             raise ContractError(f"{path} [tools.{name}] arguments: {err.message}") from err
         if tool.compensation is not None:
             _require(f"{path} [tools.{name}] compensation", [tool.compensation], tools, "tool")
+
+
+def _resolve_tools(
+    path: Path, tools: dict[str, ToolSpec], servers: dict[str, McpServerSpec]
+) -> Resolved:
+    """MCP servers started and asked for their tools, Python tools imported (see discovery)."""
+    try:
+        resolved = resolve_tools(tools, servers)
+    except DiscoveryError as err:
+        raise ContractError(f"{path} {err}") from None
+    _check_tools(path, resolved.tools)
+    return resolved
 
 
 def _check_agents(
@@ -191,8 +210,13 @@ def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
         prices = PriceTable.parse(raws["prices.toml"], directory / "prices.toml")
     except (PromptError, PriceError) as err:
         raise ContractError(str(err)) from err
-    tools = _table(directory / "tools.toml", raws["tools.toml"], "tools", ToolSpec)
-    _check_tools(directory / "tools.toml", tools)
+    tools_path = directory / "tools.toml"
+    tools = _table(tools_path, raws["tools.toml"], "tools", ToolSpec)
+    servers = _table(tools_path, raws["tools.toml"], "servers", McpServerSpec, optional=True)
+    # Names first (a typo fails before any server starts), then the schemas found.
+    _check_tools(tools_path, tools)
+    resolved = _resolve_tools(tools_path, tools, servers)
+    tools = resolved.tools
     agents = _table(directory / "agents.toml", raws["agents.toml"], "agents", AgentSpec)
     _check_agents(directory / "agents.toml", agents, tools, prompts, prices)
     rubrics = _table(directory / "rubrics.toml", raws["rubrics.toml"], "rubrics", Rubric)
@@ -212,6 +236,8 @@ def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
         routes=routes,
         versions={name: _version(directory / name, raws[name]) for name in FILES},
         quality=quality,
+        servers=servers,
+        discovered=resolved.discovered,
     )
     limits = _limits(directory / "limits.toml", raws["limits.toml"])
     tenants = _tenants(directory / "tenants.toml", raws["tenants.toml"])
@@ -229,7 +255,7 @@ def check_all(directory: Path = CONTRACTS_DIR) -> list[str]:
     snapshot = loaded.snapshot
     counts = {
         "agents.toml": len(snapshot.agents),
-        "tools.toml": len(snapshot.tools),
+        "tools.toml": len(snapshot.tools) + len(snapshot.servers),
         "rubrics.toml": len(snapshot.rubrics),
         "routes.toml": len(snapshot.routes.intents) + len(snapshot.routes.namespaces),
         "prompts.toml": len(loaded.prompts.ids()),

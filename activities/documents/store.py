@@ -112,64 +112,52 @@ class DocumentStore:
         """Add or replace every .md/.txt file under `folder`; unchanged files are skipped."""
         if not folder.is_dir():
             raise IngestPathError(f"not a folder: {folder}")
-        changed = unchanged = chunk_count = 0
-        skipped: list[str] = []
+        result = IngestResult(namespace=namespace, documents=0, unchanged=0, chunks=0)
         inside = folder.resolve()
         for file in sorted(p for p in folder.rglob("*") if p.suffix in DOCUMENT_SUFFIXES):
             relative = file.relative_to(folder).as_posix()
-            if not file.resolve().is_relative_to(inside):
-                skipped.append(f"{relative}: a link to outside the folder")
+            raw, why_not = _readable(file, inside)
+            if raw is None:
+                result.skipped.append(f"{relative}: {why_not}")
                 continue
-            size = file.stat().st_size
-            if size > MAX_DOCUMENT_BYTES:
-                skipped.append(f"{relative}: {size} bytes, over {MAX_DOCUMENT_BYTES}")
+            chunks = self._store(file, raw, f"{namespace}/{relative.rsplit('.', 1)[0]}", namespace)
+            if chunks is None:
+                result.unchanged += 1
                 continue
-            raw = file.read_bytes()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                skipped.append(f"{relative}: not UTF-8 text")
-                continue
-            doc_id = f"{namespace}/{relative.rsplit('.', 1)[0]}"
-            digest = hashlib.sha256(raw).hexdigest()
-            parsed = parse_document(text, fallback_title=file.stem)
-            with self._connect() as db:
-                row = db.execute(
-                    "SELECT sha256 FROM documents WHERE doc_id = ?", (doc_id,)
-                ).fetchone()
-                if row is not None and row[0] == digest:
-                    unchanged += 1
-                    continue
-                db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-                db.executemany(
-                    "INSERT INTO chunks (chunk_id, doc_id, namespace, title, body)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (f"{doc_id}#{n}", doc_id, namespace, parsed.title, body)
-                        for n, body in enumerate(parsed.chunks)
-                    ],
-                )
-                db.execute(
-                    "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        doc_id,
-                        namespace,
-                        parsed.title,
-                        str(file),
-                        digest,
-                        len(parsed.chunks),
-                        datetime.now(UTC).isoformat(),
-                    ),
-                )
-            changed += 1
-            chunk_count += len(parsed.chunks)
-        return IngestResult(
-            namespace=namespace,
-            documents=changed,
-            unchanged=unchanged,
-            chunks=chunk_count,
-            skipped=skipped,
-        )
+            result.documents += 1
+            result.chunks += chunks
+        return result
+
+    def _store(self, file: Path, raw: bytes, doc_id: str, namespace: str) -> int | None:
+        """Replaces the document's chunks; None when its bytes are unchanged."""
+        digest = hashlib.sha256(raw).hexdigest()
+        parsed = parse_document(raw.decode("utf-8"), fallback_title=file.stem)
+        with self._connect() as db:
+            row = db.execute("SELECT sha256 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if row is not None and row[0] == digest:
+                return None
+            db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            db.executemany(
+                "INSERT INTO chunks (chunk_id, doc_id, namespace, title, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (f"{doc_id}#{n}", doc_id, namespace, parsed.title, body)
+                    for n, body in enumerate(parsed.chunks)
+                ],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    doc_id,
+                    namespace,
+                    parsed.title,
+                    str(file),
+                    digest,
+                    len(parsed.chunks),
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+        return len(parsed.chunks)
 
     def search(self, namespace: str, queries: Sequence[str], limit: int) -> list[Passage]:
         """Best passages of one namespace first."""
@@ -261,3 +249,18 @@ class DocumentStore:
         with self._connect() as db:
             rows = db.execute("SELECT doc_id FROM documents WHERE namespace = ?", (namespace,))
             return {r[0] for r in rows}
+
+
+def _readable(file: Path, inside: Path) -> tuple[bytes | None, str]:
+    """The file's bytes, or none and why it is skipped (a link out, too big, not UTF-8)."""
+    if not file.resolve().is_relative_to(inside):
+        return None, "a link to outside the folder"
+    size = file.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        return None, f"{size} bytes, over {MAX_DOCUMENT_BYTES}"
+    raw = file.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    return raw, ""

@@ -1,8 +1,10 @@
 """Agents' tools as one activity: a typed registry, arguments checked against the contract.
 
-The workflow's ToolRouter has already decided the call is allowed; this side
-checks the arguments against the tool's JSON Schema, the caller's clearance
-against each namespace, and for side effects asks the tool's breaker first.
+Built-in tools, MCP servers' tools and Python tools all run here, under one policy.
+The workflow's ToolRouter has already decided the call is allowed; this side checks
+again what it can (the tool is declared, the caller's clearance reaches the tool's
+and each namespace's), checks the arguments against the tool's JSON Schema, and asks
+the tool's breaker first when the tool has a side effect or reaches an MCP server.
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.documents.activities import DocumentActivities
+from activities.heartbeat import heartbeating
 from activities.llm.breakers import Breakers
 from activities.tickets.activities import TicketActivities
+from activities.tools.builtin import BUILTIN_TOOLS
+from activities.tools.mcp_servers import McpServers
+from activities.tools.python_tools import PythonTools
+from activities.tools.results import mcp_outcome, python_outcome
 from infra.tracing import annotate
-from models.contracts import ContractSnapshot
+from models.contracts import ContractSnapshot, ToolSpec, may_read
 from models.errors import (
+    ACCESS_DENIED,
     CIRCUIT_OPEN,
     TICKET_SERVICE_UNAVAILABLE,
     TOOL_ARGUMENTS_INVALID,
+    TOOL_SERVER_UNAVAILABLE,
     UNKNOWN_TOOL,
 )
 from models.tickets import CreateTicket, UndoByKey, UndoRecord
@@ -35,7 +44,7 @@ SNIPPET_CHARS = 160
 READ_CHARS = 1200
 SEARCH_LIMITS = {"search_documents": 4, "search_wide": 8}
 # What counts against a tool's breaker: the service behind it did not answer.
-TOOL_BREAKER_FAILURES = frozenset({TICKET_SERVICE_UNAVAILABLE})
+TOOL_BREAKER_FAILURES = frozenset({TICKET_SERVICE_UNAVAILABLE, TOOL_SERVER_UNAVAILABLE})
 
 Handler = Callable[[ToolInvocation], Awaitable[ToolOutcome]]
 
@@ -47,12 +56,15 @@ class ToolActivities:
         documents: DocumentActivities,
         tickets: TicketActivities,
         breakers: Breakers | None = None,
+        mcp: McpServers | None = None,
     ) -> None:
         # A callable is the worker's contract source: an edit of tools.toml applies at once.
         self._contracts_of = contracts if callable(contracts) else lambda: contracts
         self._documents = documents
         self._tickets = tickets
         self._breakers = breakers
+        self._mcp = mcp or McpServers(lambda: self._contracts_of().servers)
+        self._python = PythonTools()
         self._handlers: dict[str, Handler] = {
             "search_documents": self._search,
             "search_wide": self._search,
@@ -60,9 +72,16 @@ class ToolActivities:
             "create_ticket": self._create_ticket,
             "cancel_ticket": self._cancel_ticket,
         }
-        missing = set(self._contracts_of().tools) - set(self._handlers)
+        assert set(self._handlers) == BUILTIN_TOOLS, "activities/tools/builtin.py is the list"
+        tools = self._contracts_of().tools
+        missing = {n for n, t in tools.items() if t.source == "builtin"} - set(self._handlers)
         if missing:
             raise ValueError(f"tools.toml names tools with no implementation: {sorted(missing)}")
+
+    @property
+    def mcp(self) -> McpServers:
+        """The worker's MCP sessions: the worker closes them when it stops."""
+        return self._mcp
 
     @activity.defn(name="call_tool")
     async def call(self, call: ToolInvocation) -> ToolOutcome:
@@ -77,23 +96,9 @@ class ToolActivities:
         return outcome
 
     async def _call(self, call: ToolInvocation) -> ToolOutcome:
-        spec = self._contracts_of().tools.get(call.tool)
-        handler = self._handlers.get(call.tool)
-        if spec is None or handler is None:
-            raise ApplicationError(
-                f"unknown tool {call.tool!r}", type=UNKNOWN_TOOL, non_retryable=True
-            )
-        problems = [
-            f"{'.'.join(map(str, e.path)) or 'arguments'}: {e.message}"
-            for e in Draft202012Validator(spec.arguments).iter_errors(call.arguments)
-        ]
-        if problems:
-            raise ApplicationError(
-                f"{call.tool} arguments invalid: {'; '.join(problems[:3])}",
-                type=TOOL_ARGUMENTS_INVALID,
-                non_retryable=True,
-            )
-        if not (self._breakers and spec.side_effect):
+        # Off the event loop: after an edit, the reload starts MCP servers to list tools.
+        spec, handler = self._checked(call, await asyncio.to_thread(self._contracts_of))
+        if not (self._breakers and (spec.side_effect or spec.server is not None)):
             return await handler(call)
         name = f"tool:{call.tool}"
         permission = await self._breakers.acquire(name)
@@ -110,6 +115,66 @@ class ToolActivities:
             raise
         await self._breakers.record(name, False, permission.state)
         return outcome
+
+    def _checked(
+        self, call: ToolInvocation, contracts: ContractSnapshot
+    ) -> tuple[ToolSpec, Handler]:
+        """The tool's contract and implementation, once the call passes what this side checks.
+
+        Deny by default: only a tool the contracts name is called, whatever a server lists.
+        """
+        spec = contracts.tools.get(call.tool)
+        handler = self._handler(spec, call.tool)
+        if spec is None or handler is None:
+            raise ApplicationError(
+                f"unknown tool {call.tool!r}", type=UNKNOWN_TOOL, non_retryable=True
+            )
+        if not may_read(call.clearance, spec.clearance):
+            raise ApplicationError(
+                f"{call.tool} returns {spec.clearance} results;"
+                f" clearance {call.clearance} may not read them",
+                type=ACCESS_DENIED,
+                non_retryable=True,
+            )
+        problems = [
+            f"{'.'.join(map(str, e.path)) or 'arguments'}: {e.message}"
+            for e in Draft202012Validator(spec.arguments).iter_errors(call.arguments)
+        ]
+        if problems:
+            raise ApplicationError(
+                f"{call.tool} arguments invalid: {'; '.join(problems[:3])}",
+                type=TOOL_ARGUMENTS_INVALID,
+                non_retryable=True,
+            )
+        return spec, handler
+
+    def _handler(self, spec: ToolSpec | None, name: str) -> Handler | None:
+        if spec is None:
+            return None
+        if spec.server is not None:
+            server, remote = spec.server, spec.server_tool or name
+            return lambda call: self._mcp_call(call, spec, server, remote)
+        if spec.python is not None:
+            path = spec.python
+            return lambda call: self._python_call(call, path)
+        return self._handlers.get(name)
+
+    async def _mcp_call(
+        self, call: ToolInvocation, spec: ToolSpec, server: str, remote: str
+    ) -> ToolOutcome:
+        """On the server's kept-open session, heartbeating: a worker that dies mid-call is
+        noticed within the heartbeat timeout, and a cancel reaches the call."""
+        result, secrets = await heartbeating(
+            self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds)
+        )
+        outcome = mcp_outcome(call.tool, result, spec.output_schema, secrets)
+        log.info("tools.mcp", tool=call.tool, server=server, is_error=outcome.is_error)
+        return outcome
+
+    async def _python_call(self, call: ToolInvocation, path: str) -> ToolOutcome:
+        tool = self._python.get(path)
+        value = await heartbeating(tool.call(dict(call.arguments)))
+        return python_outcome(call.tool, value)
 
     async def _search(self, call: ToolInvocation) -> ToolOutcome:
         self._documents.check_access(call.namespaces, call.clearance)
@@ -163,7 +228,7 @@ class ToolActivities:
         else:
             record = await self._tickets.cancel_ticket(
                 UndoRecord(
-                    idempotency_key=call.idempotency_key, record_id=int(call.arguments["record_id"])
+                    idempotency_key=call.idempotency_key, record_id=call.integer("record_id")
                 )
             )
         return ToolOutcome(
