@@ -25,7 +25,7 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, approvals, ask, commands, fork, run_flow, schedules, tools
+from cli import agent, approvals, ask, budgets, commands, fork, run_flow, schedules, tools
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
 from cli.priority import add_priority_args
@@ -273,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=commands.cmd_breakers)
+    _budgets_parser(add("budgets", help="each tenant's budget today: spent and left"))
     p = add("list", help="recent runs of every flow: research, team, agent, saga, router, ...")
     p.add_argument(
         "--type",
@@ -395,6 +396,12 @@ def _schedule_parser(p: argparse.ArgumentParser) -> None:
         p.set_defaults(run=fn)
 
 
+def _budgets_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--day", type=budgets.day_argument, help="a UTC day, YYYY-MM-DD (today)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=budgets.cmd_budgets)
+
+
 def print_flow(name: str, mermaid: bool) -> int:
     flow = FLOWS[name]
     if mermaid:
@@ -474,9 +481,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except pydantic.ValidationError as error:
         commands.err(f"error: invalid input: {describe_validation_error(error)}")
         return EXIT_USAGE
-    except commands.UsageError as error:
+    except (commands.UsageError, budgets.UnknownTenant) as error:
         commands.err(f"error: {error}")
         return EXIT_USAGE
+    except budgets.BudgetRefused as error:
+        commands.err(f"refused: {error}")
+        return commands.EXIT_REFUSED
     except KeyboardInterrupt:
         commands.err("interrupted; the run goes on in Temporal (see `client.py status`)")
         return EXIT_FAILED

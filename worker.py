@@ -49,12 +49,15 @@ from activities.llm.activities import LLMActivities
 from activities.llm.anthropic_model import AnthropicModel
 from activities.llm.breakers import Breakers
 from activities.llm.chat_model import ChatModel, InThread
+from activities.llm.gates import CallGate
 from activities.llm.gateway import LLMGateway, PassageSource
 from activities.llm.local_model import LocalModel
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prices import PriceTable
 from activities.llm.prompts import PromptBook
+from activities.llm.rate_limits import RateLimits
 from activities.llm.scripted_model import ScriptedModel
+from activities.llm.tenant_budgets import TenantBudgets
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
 from activities.tools.mcp_servers import McpServers
@@ -75,8 +78,10 @@ from workflows.coordinator import CoordinatorWorkflow
 from workflows.ingest import IngestWorkflow
 from workflows.intent_router import IntentRouterWorkflow
 from workflows.priority import InheritPriority
+from workflows.rate_limiter import RateLimiterWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+from workflows.tenant_budget import TenantBudgetWorkflow
 from workflows.ticket_saga import TicketSagaWorkflow
 
 log = structlog.get_logger()
@@ -89,6 +94,8 @@ WORKFLOWS = [
     AgentWorkflow,
     CoordinatorWorkflow,
     IntentRouterWorkflow,
+    RateLimiterWorkflow,
+    TenantBudgetWorkflow,
 ]
 
 
@@ -134,6 +141,7 @@ def build_gateway(
     prices: PriceTable | Callable[[], PriceTable] | None = None,
     passages: PassageSource | None = None,
     decoding: Decoding | None = None,
+    gates: Sequence[CallGate] = (),
 ) -> LLMGateway:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value else None
@@ -155,7 +163,19 @@ def build_gateway(
             settings.provider_timeout_seconds,
         ),
     }
-    return LLMGateway(prompts, providers, prices, passages)
+    return LLMGateway(prompts, providers, prices, passages, gates)
+
+
+def build_gates(settings: WorkerSettings, source: ContractSource) -> list[CallGate]:
+    """The tenant's day budget, then the provider's rate limit, as the contracts say now.
+
+    Their entity workflows run on the orchestration queue, as the breakers' do.
+    """
+    scope = settings.rate_limit_scope or settings.task_queue
+    return [
+        TenantBudgets(settings.task_queue, source.tenants),
+        RateLimits(scope, settings.task_queue, source.limits),
+    ]
 
 
 def build_workers(
@@ -381,6 +401,7 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
                 source.prices,
                 passages=store,
                 decoding=loaded.snapshot.quality.decoding.get("local"),
+                gates=build_gates(settings, source),
             ),
             store,
             contracts=source,

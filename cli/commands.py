@@ -34,6 +34,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli.budgets import budget_gated
 from cli.history_watch import follow_history
 from cli.kinds import DEFAULT_QUERY, KINDS, TYPE_NAMES, by_name, kind_of
 from cli.live import LiveView, follow, no_channel
@@ -68,7 +69,8 @@ QUEUED_CHECK_SECONDS = 2.0
 
 class Context:
     def __init__(self, client: Client, temporal: TemporalSettings, keel: KeelSettings) -> None:
-        self.client = client
+        # Every run it starts is checked against its tenant's budget first (cli/budgets.py).
+        self.client = budget_gated(client, keel)
         self.temporal = temporal
         self.keel = keel
 

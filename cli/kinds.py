@@ -39,14 +39,18 @@ KINDS: dict[str, Kind] = {
     "router": Kind("IntentRouterWorkflow", AskResult),
     "ingest": Kind("IngestWorkflow", progress=False, live=False),
     "breaker": Kind("CircuitBreakerWorkflow", progress=False, live=False),
+    "ratelimit": Kind("RateLimiterWorkflow", progress=False, live=False),
+    "budget": Kind("TenantBudgetWorkflow", progress=False, live=False),
 }
 # "report" is the team's older name; both stay accepted.
 ALIASES = {"report": "team"}
 TYPE_NAMES = sorted([*KINDS, *ALIASES])
-# Runs a person looks for by default: not the breakers' entity runs, not the agents a
-# team starts inside itself (`--type agent` or `--under` shows those).
+# Runs a person looks for by default: not the entity runs (breakers, rate limits, tenant
+# days), not the agents a team starts inside itself (`--type agent` or `--under` shows those).
 DEFAULT_QUERY = (
     'WorkflowType != "CircuitBreakerWorkflow"'
+    ' AND WorkflowType != "RateLimiterWorkflow"'
+    ' AND WorkflowType != "TenantBudgetWorkflow"'
     ' AND (WorkflowType != "AgentWorkflow" OR ParentWorkflowId IS NULL)'
 )
 

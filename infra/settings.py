@@ -140,6 +140,10 @@ class WorkerSettings(KeelSettings):
     breaker_scope: str | None = Field(
         default=None, description="workers sharing breakers; default: the task queue"
     )
+    rate_limit_scope: str | None = Field(
+        default=None,
+        description="workers sharing rate limits (one provider account); default: the task queue",
+    )
     breaker_window: int = Field(default=20, ge=1, description="calls a breaker judges over")
     breaker_min_calls: int = Field(default=5, ge=1, description="calls before it may open")
     breaker_failure_rate: float = Field(

@@ -12,6 +12,9 @@ PROVIDER_BAD_REQUEST = "ProviderBadRequest"
 CONTEXT_TOO_LONG = "ContextTooLong"
 UNPRICED_MODEL = "UnpricedModel"
 BUDGET_EXHAUSTED = "BudgetExhausted"
+# The tenant's day budget (contracts/tenants.toml) is spent: the run stops as at its own.
+TENANT_BUDGET_EXHAUSTED = "TenantBudgetExhausted"
+UNKNOWN_TENANT = "UnknownTenant"
 CIRCUIT_OPEN = "CircuitOpen"
 SCRIPT_MISSING = "ScriptMissing"
 INGEST_PATH_NOT_FOUND = "IngestPathNotFound"
@@ -43,7 +46,9 @@ PYTHON_TOOL_UNAVAILABLE = "PythonToolUnavailable"
 # Refusals: the caller asked for something it may not have. They are expected
 # outcomes, not bugs, so their failures carry no stack trace (infra/codec.py): the
 # history, the Web UI and the CLI show one line naming the reason.
-REFUSALS = frozenset({ACCESS_DENIED, UNKNOWN_NAMESPACE, NO_READABLE_NAMESPACE, INGEST_PATH_REFUSED})
+REFUSALS = frozenset(
+    {ACCESS_DENIED, UNKNOWN_NAMESPACE, NO_READABLE_NAMESPACE, INGEST_PATH_REFUSED, UNKNOWN_TENANT}
+)
 
 
 def describe_validation_error(err: ValidationError, limit: int = 5) -> str:

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 class Flag(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
+    # Beside budget_exhausted: it was the tenant's day budget (contracts/tenants.toml).
+    TENANT_BUDGET_EXHAUSTED = "tenant_budget_exhausted"
     UNREVIEWED = "unreviewed"
     PLAN_FALLBACK = "plan_fallback"
     QUERIES_REJECTED = "queries_rejected"

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_AGENT,
         UNKNOWN_TOOL,
     )
+    from models.flags import Flag
     from models.llm import Usage
     from models.outputs import OUTPUT_MODELS
     from models.tools import ToolInvocation, ToolOutcome
@@ -442,6 +443,8 @@ class AgentWorkflow:
             # Not a failure: the agent stops where its share ran out, and says so.
             workflow.logger.info("budget exhausted at %s: %s", prompt, spent)
             self._flag("budget_exhausted")
+            if spent.tenant:
+                self._flag(Flag.TENANT_BUDGET_EXHAUSTED.value)
             return None
 
     def _rendered_observations(self) -> str:

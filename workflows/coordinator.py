@@ -236,8 +236,10 @@ class CoordinatorWorkflow:
                 start_to_close=node.start_to_close,
                 retry=node.retry,
             )
-        except BudgetExhausted:
+        except BudgetExhausted as spent:
             self._flags.add(Flag.BUDGET_EXHAUSTED)
+            if spent.tenant:
+                self._flags.add(Flag.TENANT_BUDGET_EXHAUSTED)
             split, outcome = None, Outcome.BUDGET_EXHAUSTED
         self._prompts.update(self._model.prompts)
         self._fallbacks.extend(self._model.fallbacks)
@@ -639,6 +641,8 @@ class CoordinatorWorkflow:
         self._fallbacks.extend(result.fallbacks)
         if "budget_exhausted" in result.flags:
             self._flags.add(Flag.BUDGET_EXHAUSTED)
+        if Flag.TENANT_BUDGET_EXHAUSTED in result.flags:
+            self._flags.add(Flag.TENANT_BUDGET_EXHAUSTED)
 
     def _usage(self) -> Usage:
         own = self._model.usage if self._model else Usage()

@@ -117,8 +117,10 @@ class IntentRouterWorkflow:
                 # A grammar-constrained model can only name an intent of the contract.
                 choices={"IntentGuess.intent": list(contracts.routes.intents)},
             )
-        except BudgetExhausted:
+        except BudgetExhausted as spent:
             self._usage = self._usage.add(model.usage)
+            if spent.tenant:
+                return refused(f"no rule matched and {spent}", "none")
             return refused("no rule matched and the budget allows no model call", "none")
         self._usage = self._usage.add(model.usage)
         if guess is None:

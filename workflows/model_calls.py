@@ -15,7 +15,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
     from graphs.policies import HEARTBEAT_TIMEOUT
-    from models.errors import BUDGET_EXHAUSTED, CIRCUIT_OPEN, SCHEMA_VIOLATION
+    from models.errors import (
+        BUDGET_EXHAUSTED,
+        CIRCUIT_OPEN,
+        SCHEMA_VIOLATION,
+        TENANT_BUDGET_EXHAUSTED,
+    )
     from models.llm import (
         Budget,
         BudgetLeft,
@@ -42,7 +47,14 @@ class _Limits:
 
 
 class BudgetExhausted(Exception):
-    """No model call fits in what the run has left; the flow takes its degrade path."""
+    """No model call fits in what the run has left; the flow takes its degrade path.
+
+    `tenant`: it was the tenant's day budget (contracts/tenants.toml), not the run's own.
+    """
+
+    def __init__(self, message: str, *, tenant: bool = False) -> None:
+        super().__init__(message)
+        self.tenant = tenant
 
 
 class ModelCaller:
@@ -170,8 +182,12 @@ class ModelCaller:
                     workflow.logger.info("re-asking %s after schema violation: %s", node, error)
                     self._tell(f"re-ask {node}: {error}"[:300], node)
                     continue
-                if isinstance(cause, ApplicationError) and cause.type == BUDGET_EXHAUSTED:
-                    raise BudgetExhausted(cause.message) from err
+                if isinstance(cause, ApplicationError) and cause.type in (
+                    BUDGET_EXHAUSTED,
+                    TENANT_BUDGET_EXHAUSTED,
+                ):
+                    tenant = cause.type == TENANT_BUDGET_EXHAUSTED
+                    raise BudgetExhausted(cause.message, tenant=tenant) from err
                 raise
             self.last = result
             if stream_call and self.live is not None:

@@ -130,6 +130,8 @@ class ResearchWorkflow:
                 except BudgetExhausted as spent:
                     workflow.logger.info("budget exhausted at %s: %s", node, spent)
                     self._flags.add(Flag.BUDGET_EXHAUSTED)
+                    if spent.tenant:
+                        self._flags.add(Flag.TENANT_BUDGET_EXHAUSTED)
                     self._chosen = self._current  # the latest draft, if any
                     if self._current is not None and self._current.review is None:
                         self._flags.add(Flag.UNREVIEWED)

@@ -7,6 +7,7 @@ or a prompt id fails at deploy time instead of in the middle of someone's run.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,12 @@ from models.contracts import (
     Routes,
     Rubric,
     ToolSpec,
+    parse_model,
 )
 from models.errors import describe_validation_error
 from models.outputs import OUTPUT_MODELS
+from models.rate_limit import RateLimit
+from models.tenants import TenantBudget
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 FILES = (
@@ -42,7 +46,13 @@ FILES = (
     "prompts.toml",
     "prices.toml",
     "quality.toml",
+    "limits.toml",
+    "tenants.toml",
 )
+# Read when present: a folder of contracts from before they existed still loads.
+OPTIONAL = frozenset({"limits.toml", "tenants.toml"})
+# A tenant is a fairness key: at most 64 bytes, a name a person types and reads.
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,6 +62,8 @@ class ContractError(ValueError):
 
 
 def _version(path: Path, raw: dict[str, Any]) -> str:
+    if path.name in OPTIONAL and not path.exists():
+        return "-@absent"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return f"{raw.get('version', '-')}@{digest}"
 
@@ -147,18 +159,52 @@ def _check_agents(
                 raise ContractError(f"{where} models: {err}") from err
 
 
+def _limits(path: Path, raw: dict[str, Any]) -> dict[str, RateLimit]:
+    """limits.toml: `[limits."provider/model"]`, each model written as agents.toml does."""
+    if not raw.get("limits"):
+        return {}
+    limits = _table(path, raw, "limits", RateLimit)
+    for label in limits:
+        try:
+            parse_model(label)
+        except ValueError as err:
+            raise ContractError(f"{path} [limits.{label!r}]: {err}") from None
+    return limits
+
+
+def _tenants(path: Path, raw: dict[str, Any]) -> dict[str, TenantBudget]:
+    if not raw.get("tenants"):
+        return {}
+    tenants = _table(path, raw, "tenants", TenantBudget)
+    for name in tenants:
+        if not TENANT_NAME.match(name):
+            raise ContractError(
+                f"{path} [tenants.{name}]: not a tenant name (1-64 letters, digits, '.', '_', '-')"
+            )
+    return tenants
+
+
 @dataclass(frozen=True)
 class Contracts:
-    """What a worker runs on: the snapshot workflows see, and the gateway's prompts and prices."""
+    """What a worker runs on: the snapshot workflows see, the gateway's prompts and prices,
+    the providers' rate limits and the tenants' budgets."""
 
     snapshot: ContractSnapshot
     prompts: PromptBook
     prices: PriceTable
+    limits: dict[str, RateLimit]
+    tenants: dict[str, TenantBudget]
+
+
+def _read(directory: Path, name: str) -> dict[str, Any]:
+    if name in OPTIONAL and not (directory / name).exists():
+        return {}
+    return read_contract(directory / name, ContractError)
 
 
 def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
     """Every file read once, parsed, validated and cross-checked; versions recorded per file."""
-    raws = {name: read_contract(directory / name, ContractError) for name in FILES}
+    raws = {name: _read(directory, name) for name in FILES}
     try:
         prompts = PromptBook.parse(raws["prompts.toml"], directory / "prompts.toml")
         prices = PriceTable.parse(raws["prices.toml"], directory / "prices.toml")
@@ -193,7 +239,9 @@ def load_all(directory: Path = CONTRACTS_DIR) -> Contracts:
         servers=servers,
         discovered=resolved.discovered,
     )
-    return Contracts(snapshot, prompts, prices)
+    limits = _limits(directory / "limits.toml", raws["limits.toml"])
+    tenants = _tenants(directory / "tenants.toml", raws["tenants.toml"])
+    return Contracts(snapshot, prompts, prices, limits, tenants)
 
 
 def load_contracts(directory: Path = CONTRACTS_DIR) -> ContractSnapshot:
@@ -213,5 +261,7 @@ def check_all(directory: Path = CONTRACTS_DIR) -> list[str]:
         "prompts.toml": len(loaded.prompts.ids()),
         "prices.toml": len(read_contract(directory / "prices.toml", ContractError)),
         "quality.toml": len(snapshot.quality.flows) + len(snapshot.quality.decoding),
+        "limits.toml": len(loaded.limits),
+        "tenants.toml": len(loaded.tenants),
     }
     return [f"{name:<14} {snapshot.versions[name]:<20} {counts[name]} entries" for name in FILES]

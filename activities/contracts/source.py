@@ -19,6 +19,8 @@ from activities.contracts.loader import FILES, ContractError, Contracts, load_al
 from activities.llm.prices import PriceTable
 from activities.llm.prompts import PromptBook
 from models.contracts import ContractSnapshot
+from models.rate_limit import RateLimit
+from models.tenants import TenantBudget
 
 log = structlog.get_logger()
 
@@ -84,6 +86,12 @@ class ContractSource:
 
     def prices(self) -> PriceTable:
         return self.current().prices
+
+    def limits(self) -> dict[str, RateLimit]:
+        return self.current().limits
+
+    def tenants(self) -> dict[str, TenantBudget]:
+        return self.current().tenants
 
 
 def supplier(contracts: ContractSnapshot | ContractSource) -> Callable[[], ContractSnapshot]:

@@ -6,7 +6,8 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
@@ -14,7 +15,8 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.llm.chat_model import ChatCall, ChatModel, TextSink
+from activities.llm.chat_model import ChatCall, ChatModel, Completion, TextSink
+from activities.llm.gates import CallGate, GatedCall, call_id, run_tenant
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from models.agents import RubricScores
@@ -30,6 +32,7 @@ from models.errors import (
 )
 from models.llm import LLMRequest, LLMResult, Provider, Usage
 from models.outputs import OUTPUT_MODELS
+from models.tenants import DEFAULT_TENANT
 
 log = structlog.get_logger()
 
@@ -55,14 +58,19 @@ class LLMGateway:
         providers: Mapping[Provider, ChatModel],
         prices: PriceTable | Callable[[], PriceTable] | None = None,
         passages: PassageSource | None = None,
+        gates: Sequence[CallGate] = (),
     ) -> None:
         """`prompts` and `prices` as fixed tables, or read at each call from the worker's
-        contracts (`ContractSource`), so that an edit reaches the next call without a restart."""
+        contracts (`ContractSource`), so that an edit reaches the next call without a restart.
+
+        `gates` admit each call in order before it is sent (the tenant's budget, then the
+        provider's rate limit: a call refused for its budget never takes a slot)."""
         fixed_prices = prices or PriceTable.load()
         self._prompts_of = prompts if callable(prompts) else lambda: prompts
         self._prices_of = fixed_prices if callable(fixed_prices) else lambda: fixed_prices
         self._providers = providers
         self._passages = passages
+        self._gates = list(gates)
 
     @property
     def _prompts(self) -> PromptBook:
@@ -71,6 +79,25 @@ class LLMGateway:
     @property
     def _prices(self) -> PriceTable:
         return self._prices_of()
+
+    async def _admit(self, call: GatedCall) -> GatedCall:
+        """Every gate in turn; one that refuses (or a cancel) lets the others' holds go."""
+        admitted: list[CallGate] = []
+        try:
+            for gate in self._gates:
+                call = await gate.admit(call)
+                admitted.append(gate)
+        except BaseException:
+            for gate in admitted:
+                await gate.settle(call, None, None)
+            raise
+        return call
+
+    async def _settle(
+        self, call: GatedCall, usage: Usage | None, error: ApplicationError | None
+    ) -> None:
+        for gate in self._gates:
+            await gate.settle(call, usage, error)
 
     def _variables(self, request: LLMRequest) -> dict[str, str]:
         """The request's variables, with passages named by id read from the store here.
@@ -150,8 +177,9 @@ class LLMGateway:
         max_tokens = self._output_cap(request, len(prompt.system) + len(user), prices)
         schema = narrowed_schema(output_model, request.choices)
         sent = scores_by_criterion(schema, request.choices)
-        started = time.monotonic()
-        completion = await provider.complete(
+        completion, usage = await self._send(
+            request,
+            provider,
             ChatCall(
                 model=request.choice.model,
                 system=prompt.system,
@@ -162,20 +190,8 @@ class LLMGateway:
                 node=request.node,
                 call_index=request.call_index,
                 on_text=on_text,
-            )
-        )
-        latency_ms = int((time.monotonic() - started) * 1000)
-        usage = Usage(
-            calls=1,
-            tokens_in=completion.tokens_in,
-            tokens_out=completion.tokens_out,
-            latency_ms=latency_ms,
-            cost_usd=prices.cost(
-                request.choice.provider,
-                request.choice.model,
-                completion.tokens_in,
-                completion.tokens_out,
             ),
+            prices,
         )
         try:
             output = _parse(output_model, completion.text, by_criterion=sent is not schema)
@@ -198,6 +214,40 @@ class LLMGateway:
             prompt_hash=prompt.prompt_hash,
             decoding=completion.decoding,
         )
+
+    async def _send(
+        self, request: LLMRequest, provider: ChatModel, chat: ChatCall, prices: PriceTable
+    ) -> tuple[Completion, Usage]:
+        """Past the gates, to the provider, and what it cost back to the gates."""
+        choice = request.choice
+        call = await self._admit(
+            GatedCall(
+                call_id=call_id(),
+                tenant=run_tenant(DEFAULT_TENANT),
+                provider=choice.provider,
+                model=choice.model,
+                prompt_tokens=math.ceil((len(chat.system) + len(chat.user)) / 2),
+                max_tokens=chat.max_tokens,
+                price=prices.price(choice.provider, choice.model),
+            )
+        )
+        started = time.monotonic()
+        try:
+            completion = await provider.complete(replace(chat, max_tokens=call.max_tokens))
+        except ApplicationError as error:
+            await self._settle(call, None, error)
+            raise
+        usage = Usage(
+            calls=1,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            cost_usd=prices.cost(
+                choice.provider, choice.model, completion.tokens_in, completion.tokens_out
+            ),
+        )
+        await self._settle(call, usage, None)
+        return completion, usage
 
 
 def _parse(model: type[BaseModel], text: str, *, by_criterion: bool = False) -> BaseModel:

@@ -14,6 +14,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
@@ -27,6 +28,8 @@ from models.breaker import BreakerConfig, BreakerStart, CallOutcome
 from models.coordinator import CoordinatorInput
 from models.documents import IngestRequest
 from models.llm import ModelChoice
+from models.rate_limit import BackOff, Booking, LimiterStart, RateLimit, Settlement
+from models.tenants import Charge, Reservation, TenantBudget, TenantDayStart
 from models.tickets import ApprovalDecision, TicketSagaInput
 from soak.run import researcher_loop
 from tests.conftest import (
@@ -44,8 +47,10 @@ from workflows.circuit_breaker import CircuitBreakerWorkflow
 from workflows.coordinator import CoordinatorWorkflow
 from workflows.ingest import IngestWorkflow
 from workflows.intent_router import IntentRouterWorkflow
+from workflows.rate_limiter import RateLimiterWorkflow
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+from workflows.tenant_budget import TenantBudgetWorkflow
 from workflows.ticket_saga import TicketSagaWorkflow
 
 HERE = Path(__file__).parent
@@ -155,6 +160,46 @@ async def breaker(client: Client, settings: WorkerSettings, workflow_id: str) ->
     return [workflow_id]
 
 
+async def rate_limiter(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+    """A limiter that books calls past its limit, settles one, gives one back and is closed
+    by a Retry-After; recorded while it runs, like the breaker."""
+    limit = RateLimit(requests_per_minute=2)
+    handle: WorkflowHandle[RateLimiterWorkflow, None] = await client.start_workflow(
+        RateLimiterWorkflow.run,
+        LimiterStart(label="openai/recorded", limit=limit),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    for n in range(3):
+        booking = Booking(id=f"call-{n}", tokens=100, limit=limit)
+        await handle.execute_update(RateLimiterWorkflow.book, booking)
+    await handle.execute_update(RateLimiterWorkflow.settle, Settlement(id="call-0", tokens=40))
+    await handle.execute_update(RateLimiterWorkflow.settle, Settlement(id="call-2", sent=False))
+    await handle.execute_update(RateLimiterWorkflow.back_off, BackOff(seconds=5))
+    return [workflow_id]
+
+
+async def tenant_day(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
+    """A tenant's day: a call reserved and charged, then one refused; recorded while it runs."""
+    budget = TenantBudget(tokens_per_day=600)
+    handle: WorkflowHandle[TenantBudgetWorkflow, None] = await client.start_workflow(
+        TenantBudgetWorkflow.run,
+        TenantDayStart(tenant="recorded", day=datetime.now(UTC).date(), budget=budget),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    for call in ("call-0", "call-1"):
+        reservation = Reservation(
+            id=call, budget=budget, prompt_tokens=100, max_output_tokens=400,
+            min_output_tokens=16, usd_per_input_token=0, usd_per_output_token=0,
+        )  # fmt: skip
+        grant = await handle.execute_update(TenantBudgetWorkflow.reserve, reservation)
+        if grant.granted:
+            await handle.execute_update(TenantBudgetWorkflow.charge, Charge(id=call, tokens=550))
+    assert not grant.granted
+    return [workflow_id]
+
+
 async def ingest(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
     await client.execute_workflow(
         IngestWorkflow.run,
@@ -177,6 +222,8 @@ FLOWS: dict[str, Recorder] = {
     "incident_rejected": incident("reject"),
     "agent_continued": agent_continued,
     "breaker": breaker,
+    "rate_limiter": rate_limiter,
+    "tenant_day": tenant_day,
     "ingest": ingest,
     # Drafts sent back by the checks before review, and drafts that never pass them.
     "research_checks_then_pass": research(
