@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from activities.contracts.loader import CONTRACTS_DIR, load_contracts
 from activities.documents.store import DocumentStore
 from tests.conftest import new_id, running_workers, worker_settings
 from tests.processes import run_script
@@ -45,6 +47,15 @@ class ActivityPriorities(Interceptor):
         return _Seen(next, self.seen)
 
 
+def with_tenants(tmp_path: Path, *names: str) -> Path:
+    """contracts/ with these tenants declared: a run's tenant must be one (tenants.toml)."""
+    folder = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, folder)
+    with (folder / "tenants.toml").open("a") as tenants:
+        tenants.writelines(f'\n[tenants.{name}]\ndescription = "{name}"\n' for name in names)
+    return folder
+
+
 async def _priority(client: Client, workflow_id: str) -> tuple[int, str, float]:
     described = await client.get_workflow_handle(workflow_id).describe()
     given = described.raw_description.workflow_execution_info.priority
@@ -56,10 +67,14 @@ async def test_an_ask_its_team_its_agents_and_every_activity_share_its_priority_
 ) -> None:
     recorder = ActivityPriorities()
     settings = worker_settings(scripted_dir=scripts_folder(tmp_path))
-    async with running_workers(client, store, settings, extra_interceptors=[recorder]):
+    folder = with_tenants(tmp_path, "acme")
+    env = {**cli_env(settings), "KEEL_CONTRACTS_DIR": str(folder)}
+    async with running_workers(
+        client, store, settings, extra_interceptors=[recorder], contracts=load_contracts(folder)
+    ):
         asked = await run_script(
             "client.py", "--address", server_address, "ask", REQUEST, "--provider", "scripted",
-            "--model", "team", "--tenant", "acme", "--json", env=cli_env(settings),
+            "--model", "team", "--tenant", "acme", "--json", env=env,
         )  # fmt: skip
         assert asked.code == 0, asked.stderr
         team_id = json.loads(asked.stdout)["child_workflow_id"]
@@ -96,22 +111,26 @@ async def test_an_ask_its_team_its_agents_and_every_activity_share_its_priority_
 
 
 async def test_priority_and_weight_given_on_the_command_line_reach_the_run_and_its_calls(
-    client: Client, store: DocumentStore, server_address: str
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
     recorder = ActivityPriorities()
     request_id = new_id("prio")
-    async with running_workers(client, store, extra_interceptors=[recorder]) as settings:
+    folder = with_tenants(tmp_path, "ops", "team-b")
+    async with running_workers(
+        client, store, extra_interceptors=[recorder], contracts=load_contracts(folder)
+    ) as settings:
+        env = {**cli_env(settings), "KEEL_CONTRACTS_DIR": str(folder)}
         ran = await run_script(
             "client.py", "--address", server_address, "research", QUESTION, *SCRIPTED,
             "--request-id", request_id, "--priority", "1", "--tenant", "ops",
-            "--fairness-weight", "2.5", env={**cli_env(settings), "KEEL_TENANT": "ignored"},
+            "--fairness-weight", "2.5", env={**env, "KEEL_TENANT": "ignored"},
         )  # fmt: skip
         status = await run_script(
             "client.py", "--address", server_address, "status", f"research-{request_id}"
         )
         default = await run_script(
             "client.py", "--address", server_address, "start", QUESTION, *SCRIPTED,
-            env={**cli_env(settings), "KEEL_TENANT": "team-b"},
+            env={**env, "KEEL_TENANT": "team-b"},
         )  # fmt: skip
     assert ran.code == 0, ran.stderr
     assert json.loads(status.stdout)["priority"] == {
