@@ -38,13 +38,14 @@ from cli.budgets import budget_gated
 from cli.history_watch import follow_history
 from cli.kinds import DEFAULT_QUERY, KINDS, TYPE_NAMES, by_name, kind_of
 from cli.live import LiveView, follow, no_channel
-from cli.priority import TENANT, WorkClass, run_priority
+from cli.priority import WorkClass, run_priority
 from cli.render import default_ui_url, refusal, report_text, result_text, root_cause, ui_link
 from infra.settings import KeelSettings, TemporalSettings
 from models.documents import IngestRequest, IngestResult
 from models.live import LiveEvent
 from models.llm import Budget, ModelChoice
 from models.research import ResearchInput, ResearchReport
+from models.tenants import TENANT_NAME
 from models.tickets import ApprovalDecision, TicketSagaInput
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 from workflows.ingest import IngestWorkflow
@@ -129,7 +130,7 @@ def model_choice(args: argparse.Namespace) -> ModelChoice:
 def priority_for(args: argparse.Namespace, work: WorkClass, keel: KeelSettings) -> Priority:
     """--tenant, --priority and --fairness-weight; what is left out, from `work` and KEEL_TENANT."""
     tenant = getattr(args, "tenant", None) or keel.tenant
-    if not TENANT.match(tenant):
+    if not TENANT_NAME.match(tenant):
         raise UsageError(
             f"KEEL_TENANT={tenant!r} is not a tenant name (1-64 letters, digits, '.', '_', '-')"
         )

@@ -17,10 +17,11 @@ model slot, are where it shows.
 from __future__ import annotations
 
 import argparse
-import re
 from enum import StrEnum
 
 from temporalio.common import Priority
+
+from models.tenants import TENANT_NAME
 
 
 class WorkClass(StrEnum):
@@ -35,13 +36,11 @@ PRIORITY_KEYS = {WorkClass.INTERACTIVE: 2, WorkClass.BATCH: 4}
 HIGHEST, LOWEST = 1, 5
 # The server clamps weights to this range; outside it a weight would be silently changed.
 LIGHTEST, HEAVIEST = 0.001, 1000.0
-# A fairness key is at most 64 bytes; a tenant is a name a person types and reads.
-TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def checked_tenant(text: str) -> str:
     """A tenant name, refused at once when the server would refuse or change it."""
-    if not TENANT.match(text):
+    if not TENANT_NAME.match(text):
         raise argparse.ArgumentTypeError(
             f"not a tenant name: {text!r} (1-64 letters, digits, '.', '_' or '-')"
         )

@@ -12,6 +12,7 @@ been paid.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
@@ -23,6 +24,9 @@ CHARGE_UPDATE = "charge"
 SPEND_QUERY = "spend"
 # A tenant's run without a tenant (no fairness key) counts as this one's.
 DEFAULT_TENANT = "default"
+# A tenant is a fairness key: at most 64 bytes, a name a person types and reads. The
+# CLI, the settings and tenants.toml hold every name to it.
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 # A tenant-day's entity ends this long after its day: calls reserved just before

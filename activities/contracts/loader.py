@@ -7,7 +7,6 @@ or a prompt id fails at deploy time instead of in the middle of someone's run.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from models.contracts import (
 from models.errors import describe_validation_error
 from models.outputs import OUTPUT_MODELS
 from models.rate_limit import RateLimit
-from models.tenants import TenantBudget
+from models.tenants import TENANT_NAME, TenantBudget
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 FILES = (
@@ -51,8 +50,6 @@ FILES = (
 )
 # Read when present: a folder of contracts from before they existed still loads.
 OPTIONAL = frozenset({"limits.toml", "tenants.toml"})
-# A tenant is a fairness key: at most 64 bytes, a name a person types and reads.
-TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 M = TypeVar("M", bound=BaseModel)
 
