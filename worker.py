@@ -16,27 +16,17 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pydantic
 import structlog
-from pydantic import SecretStr
-from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.plugin import SimplePlugin
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import (
-    ActivityInboundInterceptor,
-    ExecuteActivityInput,
-    Interceptor,
-    Worker,
-    WorkerDeploymentConfig,
-)
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 
 from activities.contracts.activities import ContractActivities
 from activities.contracts.loader import CONTRACTS_DIR, ContractError
@@ -46,32 +36,21 @@ from activities.documents.store import DocumentStore
 from activities.fork.activities import fork_seeds
 from activities.heartbeat import HEARTBEAT_EVERY_SECONDS
 from activities.llm.activities import LLMActivities
-from activities.llm.anthropic_model import AnthropicModel
+from activities.llm.assembly import build_gates, build_gateway
 from activities.llm.breakers import Breakers
-from activities.llm.chat_model import ChatModel, InThread
-from activities.llm.gates import CallGate
-from activities.llm.gateway import LLMGateway, PassageSource
-from activities.llm.local_model import LocalModel
-from activities.llm.openai_model import OpenAICompatibleModel
-from activities.llm.prices import PriceTable
-from activities.llm.prompts import PromptBook
-from activities.llm.rate_limits import RateLimits
-from activities.llm.scripted_model import ScriptedModel
-from activities.llm.tenant_budgets import TenantBudgets
+from activities.llm.gateway import LLMGateway
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
 from activities.tools.mcp_servers import McpServers
 from infra.codec import EncryptionCodec
 from infra.flows import FlowError, load_flows, workflow_name
-from infra.keys import KeyRingError
-from infra.logging import configure_logging
+from infra.logging import LogContextInterceptor, configure_logging
 from infra.settings import TemporalSettings, WorkerSettings
-from infra.temporal import SearchAttributesMissing, connect, ensure_search_attributes
+from infra.temporal import SearchAttributesMissing, connect_waiting, ensure_search_attributes
 from infra.tokens import TicketsTokenSettings, TokenError, load_tickets_token
 from infra.tracing import configure_tracing, flush_tracing
 from models.breaker import BreakerConfig
-from models.contracts import ContractSnapshot, Decoding
-from models.llm import Provider
+from models.contracts import ContractSnapshot
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow
 from workflows.coordinator import CoordinatorWorkflow
@@ -99,26 +78,6 @@ WORKFLOWS = [
 ]
 
 
-class _ActivityLogContext(ActivityInboundInterceptor):
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        info = activity.info()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            workflow_id=info.workflow_id,
-            run_id=info.workflow_run_id,
-            activity=info.activity_type,
-            attempt=info.attempt,
-        )
-        return await self.next.execute_activity(input)
-
-
-class LogContextInterceptor(Interceptor):
-    """Binds each activity's identity into structlog's context for every line it logs."""
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _ActivityLogContext(next)
-
-
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
 
 
@@ -133,49 +92,6 @@ def mcp_sessions_closed(servers: McpServers) -> SimplePlugin:
             await servers.close()
 
     return SimplePlugin("keel.mcp-sessions", run_context=running)
-
-
-def build_gateway(
-    settings: WorkerSettings,
-    prompts: PromptBook | Callable[[], PromptBook],
-    prices: PriceTable | Callable[[], PriceTable] | None = None,
-    passages: PassageSource | None = None,
-    decoding: Decoding | None = None,
-    gates: Sequence[CallGate] = (),
-) -> LLMGateway:
-    def secret(value: SecretStr | None) -> str | None:
-        return value.get_secret_value() if value else None
-
-    # Blocking models run on a pool sized to the queue's concurrency, off the event loop.
-    executor = ThreadPoolExecutor(settings.llm_concurrency, thread_name_prefix="llm")
-    providers: dict[Provider, ChatModel] = {
-        "local": InThread(LocalModel(settings.local_model_path, decoding=decoding), executor),
-        "scripted": InThread(ScriptedModel(settings.scripted_dir), executor),
-        "openai": OpenAICompatibleModel(
-            settings.openai_base_url,
-            secret(settings.openai_api_key),
-            settings.openai_schema_mode,
-            settings.provider_timeout_seconds,
-        ),
-        "anthropic": AnthropicModel(
-            secret(settings.anthropic_api_key),
-            settings.anthropic_base_url,
-            settings.provider_timeout_seconds,
-        ),
-    }
-    return LLMGateway(prompts, providers, prices, passages, gates)
-
-
-def build_gates(settings: WorkerSettings, source: ContractSource) -> list[CallGate]:
-    """The tenant's day budget, then the provider's rate limit, as the contracts say now.
-
-    Their entity workflows run on the orchestration queue, as the breakers' do.
-    """
-    scope = settings.rate_limit_scope or settings.task_queue
-    return [
-        TenantBudgets(settings.task_queue, source.tenants),
-        RateLimits(scope, settings.task_queue, source.limits),
-    ]
 
 
 def build_workers(
@@ -205,13 +121,47 @@ def build_workers(
     # The worker's own contracts are a source read again when a file changes (new runs
     # see an edit); a snapshot handed in by a test or the bench stays as it is.
     snapshot_of = supplier(contracts if contracts is not None else ContractSource(CONTRACTS_DIR))
-    interceptors: list[Interceptor] = [
-        LogContextInterceptor(),
-        InheritPriority(),
-        *extra_interceptors,
-    ]
+    common = _worker_options(settings, extra_interceptors)
+    breakers = Breakers(
+        settings.breaker_scope or settings.task_queue,
+        settings.task_queue,
+        _breaker_config(settings),
+    )
+    workers: list[Worker] = []
+    if settings.worker_role in ("all", "orchestration"):
+        workers.append(
+            _orchestration_worker(
+                client,
+                settings,
+                store,
+                snapshot_of,
+                breakers,
+                extra_workflows,
+                max_cached_workflows,
+                common,
+            )
+        )
+    if settings.worker_role in ("all", "llm"):
+        # The breaker workflows run on the orchestration queue.
+        llm = LLMActivities(gateway, breakers, HEARTBEAT_EVERY_SECONDS if heartbeats else None)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.llm_task_queue,
+                activities=[llm.complete],
+                max_concurrent_activities=settings.llm_concurrency,
+                **common,
+            )
+        )
+    return workers
+
+
+def _worker_options(
+    settings: WorkerSettings, extra_interceptors: Sequence[Interceptor]
+) -> dict[str, Any]:
+    """What both queues' workers share: interceptors, shutdown, heartbeats, versioning."""
     common: dict[str, Any] = {
-        "interceptors": interceptors,
+        "interceptors": [LogContextInterceptor(), InheritPriority(), *extra_interceptors],
         "graceful_shutdown_timeout": timedelta(seconds=settings.graceful_shutdown_seconds),
         # Heartbeats reach the server at most this far apart (the SDK's default is 80 %
         # of the heartbeat timeout): a cancellation comes back in a heartbeat's answer,
@@ -228,81 +178,77 @@ def build_workers(
             use_worker_versioning=True,
             default_versioning_behavior=VersioningBehavior.PINNED,
         )
-    breaker_config = BreakerConfig(
+    return common
+
+
+def _breaker_config(settings: WorkerSettings) -> BreakerConfig:
+    return BreakerConfig(
         window=settings.breaker_window,
         min_calls=settings.breaker_min_calls,
         failure_rate=settings.breaker_failure_rate,
         cooldown_seconds=settings.breaker_cooldown_seconds,
     )
-    scope = settings.breaker_scope or settings.task_queue
-    # A workflow task waits this long on the queue of the worker that has the run in
-    # its cache before any worker may take it (and replay the history). A worker that
-    # stops gracefully hands its runs back at once; one that crashed stalls them for
-    # this long (the SDK's default is 10 s). A live worker that is so far behind
-    # that it misses 5 s only costs a replay elsewhere, never a wrong result (3 s
-    # slowed a burst of 100 flows on 2 cores by about 10 %: see README, Benchmarks).
-    sticky_timeout = timedelta(seconds=5)
-    workers: list[Worker] = []
-    if settings.worker_role in ("all", "orchestration"):
-        # The user's own flows: a bad entry stops the worker with one line, before it polls.
-        flows = load_flows(
-            settings.flows, [workflow_name(w) for w in [*WORKFLOWS, *extra_workflows]]
-        )
-        # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
-        documents = DocumentActivities(
-            store,
-            lambda: {n: ns.security for n, ns in snapshot_of().routes.namespaces.items()},
-            settings.ingest_root_paths(),
-        )
-        tickets = TicketActivities(
-            settings.tickets_url,
-            load_tickets_token(
-                TicketsTokenSettings(
-                    tickets_token=settings.tickets_token,
-                    tickets_token_file=settings.tickets_token_file,
-                )
-            ),
-        )
-        tools = ToolActivities(
-            snapshot_of, documents, tickets, Breakers(scope, settings.task_queue, breaker_config)
-        )
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.task_queue,
-                workflows=[*WORKFLOWS, *extra_workflows, *flows],
-                activities=[
-                    documents.search,
-                    documents.passages,
-                    documents.ingest,
-                    *tickets.all(),
-                    tools.call,
-                    ContractActivities(snapshot_of).snapshot,
-                    fork_seeds,
-                ],
-                # A validation error in workflow code is a bug to surface, not a task
-                # to retry forever.
-                workflow_failure_exception_types=[pydantic.ValidationError],
-                max_cached_workflows=max_cached_workflows,
-                sticky_queue_schedule_to_start_timeout=sticky_timeout,
-                plugins=[mcp_sessions_closed(tools.mcp)],
-                **common,
+
+
+# A workflow task waits this long on the queue of the worker that has the run in its
+# cache before any worker may take it (and replay the history). A worker that stops
+# gracefully hands its runs back at once; one that crashed stalls them for this long
+# (the SDK's default is 10 s). A live worker that is so far behind that it misses 5 s
+# only costs a replay elsewhere, never a wrong result (3 s slowed a burst of 100 flows
+# on 2 cores by about 10 %: see README, Benchmarks).
+STICKY_TIMEOUT = timedelta(seconds=5)
+
+
+def _orchestration_worker(
+    client: Client,
+    settings: WorkerSettings,
+    store: DocumentStore,
+    snapshot_of: Callable[[], ContractSnapshot],
+    breakers: Breakers,
+    extra_workflows: Sequence[type],
+    max_cached_workflows: int,
+    common: dict[str, Any],
+) -> Worker:
+    """Workflows, retrieval, tickets and tools on the orchestration queue."""
+    # The user's own flows: a bad entry stops the worker with one line, before it polls.
+    flows = load_flows(settings.flows, [workflow_name(w) for w in [*WORKFLOWS, *extra_workflows]])
+    # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
+    documents = DocumentActivities(
+        store,
+        lambda: {n: ns.security for n, ns in snapshot_of().routes.namespaces.items()},
+        settings.ingest_root_paths(),
+    )
+    tickets = TicketActivities(
+        settings.tickets_url,
+        load_tickets_token(
+            TicketsTokenSettings(
+                tickets_token=settings.tickets_token,
+                tickets_token_file=settings.tickets_token_file,
             )
-        )
-    if settings.worker_role in ("all", "llm"):
-        # The breaker workflows run on the orchestration queue.
-        breakers = Breakers(scope, settings.task_queue, breaker_config)
-        llm = LLMActivities(gateway, breakers, HEARTBEAT_EVERY_SECONDS if heartbeats else None)
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.llm_task_queue,
-                activities=[llm.complete],
-                max_concurrent_activities=settings.llm_concurrency,
-                **common,
-            )
-        )
-    return workers
+        ),
+    )
+    tools = ToolActivities(snapshot_of, documents, tickets, breakers)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[*WORKFLOWS, *extra_workflows, *flows],
+        activities=[
+            documents.search,
+            documents.passages,
+            documents.ingest,
+            *tickets.all(),
+            tools.call,
+            ContractActivities(snapshot_of).snapshot,
+            fork_seeds,
+        ],
+        # A validation error in workflow code is a bug to surface, not a task to retry
+        # forever.
+        workflow_failure_exception_types=[pydantic.ValidationError],
+        max_cached_workflows=max_cached_workflows,
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        plugins=[mcp_sessions_closed(tools.mcp)],
+        **common,
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, WorkerSettings]:
@@ -338,52 +284,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
     return temporal, worker
 
 
-async def _connect_waiting(
-    temporal: TemporalSettings, wait_seconds: float, runtime: Runtime | None
-) -> Client:
-    """Connect, waiting up to `wait_seconds` for a server that is not up yet.
-
-    A worker restarted by its supervisor while the server restarts too (a host
-    reboot, an upgrade) waits for it instead of exiting, which would leave runs
-    without a worker until someone notices.
-    """
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            return await connect(temporal, runtime=runtime)
-        except KeyRingError as err:
-            raise SystemExit(f"payload codec: {err}") from err
-        except RuntimeError as err:
-            if time.monotonic() >= deadline:
-                raise SystemExit(
-                    f"cannot reach Temporal at {temporal.address}: {err}\n"
-                    "start the embedded server with: python devserver.py start"
-                ) from err
-            log.warning("worker.waiting_for_temporal", address=temporal.address)
-            await asyncio.sleep(1)
-
-
 async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
-    directory = settings.contracts_dir or CONTRACTS_DIR
     try:
-        source = ContractSource(directory)
+        source = ContractSource(settings.contracts_dir or CONTRACTS_DIR)
     except ContractError as err:
         raise SystemExit(f"invalid contracts: {err}") from err
-    loaded = source.current()
-    runtime = None
-    if settings.metrics_port:
-        try:
-            runtime = Runtime(
-                telemetry=TelemetryConfig(
-                    metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
-                )
-            )
-        except ValueError as err:
-            raise SystemExit(
-                f"cannot serve metrics on port {settings.metrics_port} ({err});"
-                " choose another with --metrics-port or KEEL_METRICS_PORT, 0 to disable"
-            ) from err
-    client = await _connect_waiting(temporal, settings.connect_wait_seconds, runtime)
+    runtime = _metrics_runtime(settings.metrics_port) if settings.metrics_port else None
+    client = await connect_waiting(temporal, settings.connect_wait_seconds, runtime)
     try:
         added = await ensure_search_attributes(client, ALL_SEARCH_ATTRIBUTES)
     except SearchAttributesMissing as err:
@@ -392,24 +299,39 @@ async def run(temporal: TemporalSettings, settings: WorkerSettings) -> None:
         log.info("worker.search_attributes_registered", names=added)
     store = DocumentStore(settings.documents_db)
     try:
-        workers = build_workers(
-            client,
+        gateway = build_gateway(
             settings,
-            build_gateway(
-                settings,
-                source.prompts,
-                source.prices,
-                passages=store,
-                decoding=loaded.snapshot.quality.decoding.get("local"),
-                gates=build_gates(settings, source),
-            ),
-            store,
-            contracts=source,
+            source.prompts,
+            source.prices,
+            passages=store,
+            decoding=source.current().snapshot.quality.decoding.get("local"),
+            gates=build_gates(settings, source),
         )
+        workers = build_workers(client, settings, gateway, store, contracts=source)
     except TokenError as err:
         raise SystemExit(f"ticket service token: {err}") from None
     except FlowError as err:
         raise SystemExit(str(err)) from None
+    await _serve(client, temporal, settings, workers)
+
+
+def _metrics_runtime(port: int) -> Runtime:
+    """A runtime that serves Prometheus metrics on `port`, or one line on why not."""
+    try:
+        return Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}"))
+        )
+    except ValueError as err:
+        raise SystemExit(
+            f"cannot serve metrics on port {port} ({err});"
+            " choose another with --metrics-port or KEEL_METRICS_PORT, 0 to disable"
+        ) from err
+
+
+async def _serve(
+    client: Client, temporal: TemporalSettings, settings: WorkerSettings, workers: list[Worker]
+) -> None:
+    """Run the workers until SIGINT or SIGTERM, then stop them gracefully."""
     codec = client.data_converter.payload_codec
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

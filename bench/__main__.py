@@ -40,10 +40,9 @@ from bench.common import (
     Stopwatch,
     demo_store,
     dev_server,
-    load_now,
-    machine,
     prepare_scripts,
 )
+from bench.machine import load_now, machine
 from bench.report import format_table, plot, write_json
 from infra.binaries import DEV_SERVER_ARGS
 from infra.logging import configure_logging

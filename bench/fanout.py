@@ -18,15 +18,8 @@ from typing import Any, Literal
 
 from temporalio.worker import Worker
 
-from bench.common import (
-    Context,
-    ProcessSampler,
-    Section,
-    bench_settings,
-    gateway_for,
-    running_workers,
-    worker_and_server,
-)
+from bench.common import Context, Section, bench_settings, gateway_for, running_workers
+from bench.machine import ProcessSampler, worker_and_server
 from bench.workflows import BENCH_WORKFLOWS, AgentCall, FanOutInput, FanOutWorkflow, agent_request
 from infra.settings import WorkerSettings
 

@@ -24,15 +24,14 @@ from temporalio.api.enums.v1 import EventType
 
 from bench.common import (
     Context,
-    ProcessSampler,
     Section,
     bench_settings,
     median,
     ms,
     research_input,
     running_workers,
-    worker_and_server,
 )
+from bench.machine import ProcessSampler, worker_and_server
 from bench.workflows import UpsertingResearchWorkflow
 from infra.settings import WorkerSettings
 from soak.run import history_figures
@@ -70,6 +69,24 @@ async def _one(ctx: Context, flow: str, latency: int, settings: WorkerSettings) 
     }
 
 
+def _rows(latency: int, figures: dict[str, dict[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            f"{latency} ms",
+            flow,
+            f"{f['events']:.0f}",
+            f"{f['upserts']:.0f}",
+            f"{f['markers']:.0f}",
+            f"{f['workflow_tasks']:.0f}",
+            f"{f['bytes'] / 1024:.1f}",
+            f"{ms(f['wall']):.1f}",
+            f"{ms(f['server']):.1f}",
+            f"{ms(f['worker']):.1f}",
+        ]
+        for flow, f in figures.items()
+    ]
+
+
 async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0, 500)) -> Section:
     settings = bench_settings(ctx.scripts)
     rows: list[list[str]] = []
@@ -95,21 +112,7 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
             data["latencies"][str(latency)]["target_met"] = (
                 figures["current"]["events"] <= TARGET_EVENTS
             )
-            for flow, f in figures.items():
-                rows.append(
-                    [
-                        f"{latency} ms",
-                        flow,
-                        f"{f['events']:.0f}",
-                        f"{f['upserts']:.0f}",
-                        f"{f['markers']:.0f}",
-                        f"{f['workflow_tasks']:.0f}",
-                        f"{f['bytes'] / 1024:.1f}",
-                        f"{ms(f['wall']):.1f}",
-                        f"{ms(f['server']):.1f}",
-                        f"{ms(f['worker']):.1f}",
-                    ]
-                )
+            rows.extend(_rows(latency, figures))
     return Section(
         name="flow_events",
         title=f"10. A research flow's history, with an upsert per node and now ({runs} runs"

@@ -30,14 +30,13 @@ from bench.common import (
     ON_OFF_HEADERS,
     Context,
     OnOff,
-    ProcessSampler,
     Section,
     median,
     ms,
     side_by_side,
     timed_research,
-    worker_and_server,
 )
+from bench.machine import ProcessSampler, worker_and_server
 
 TARGET_SHARE = 0.02
 # A latency at which each model call sends two heartbeats (one a second).

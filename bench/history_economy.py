@@ -34,7 +34,34 @@ from bench.workflows import (
     ConversationInput,
     ConversationWorkflow,
 )
+from infra.settings import WorkerSettings
 from workflows.research import ResearchWorkflow
+
+
+async def _conversation(ctx: Context, settings: WorkerSettings, max_turns: int) -> dict[str, Any]:
+    """A conversation run to --max-turns or the history limits, and what fits per turn."""
+    watch = Stopwatch()
+    result = await ctx.client.execute_workflow(
+        ConversationWorkflow.run,
+        ConversationInput(
+            script="conversation", llm_task_queue=settings.llm_task_queue, max_turns=max_turns
+        ),
+        id=f"bench-conversation-{uuid.uuid4().hex[:8]}",
+        task_queue=f"{settings.task_queue}-conv",
+    )
+    per_turn_events = result.history_events / max(result.turns, 1)
+    per_turn_bytes = result.history_bytes / max(result.turns, 1)
+    return {
+        **result.model_dump(),
+        "events_per_turn": round(per_turn_events, 2),
+        "bytes_per_turn": round(per_turn_bytes),
+        "wall_s": round(watch.elapsed(), 1),
+        "stopped_by": "max_turns" if result.turns >= max_turns else "history limits",
+        # Past --max-turns, where the run stopped short of the limits: what fits.
+        "longest_turns": result.turns
+        if result.turns < max_turns
+        else int(min(WARN_EVENTS / per_turn_events, WARN_BYTES / per_turn_bytes)),
+    }
 
 
 async def measure(ctx: Context, max_turns: int = 300) -> Section:
@@ -61,30 +88,7 @@ async def measure(ctx: Context, max_turns: int = 300) -> Section:
             "events_per_turn": round(len(history.events) / turns, 1),
             "bytes_per_turn": round(size / turns),
         }
-        watch = Stopwatch()
-        result = await ctx.client.execute_workflow(
-            ConversationWorkflow.run,
-            ConversationInput(
-                script="conversation", llm_task_queue=settings.llm_task_queue, max_turns=max_turns
-            ),
-            id=f"bench-conversation-{uuid.uuid4().hex[:8]}",
-            task_queue=f"{settings.task_queue}-conv",
-        )
-        data["conversation"] = {
-            **result.model_dump(),
-            "events_per_turn": round(result.history_events / max(result.turns, 1), 2),
-            "bytes_per_turn": round(result.history_bytes / max(result.turns, 1)),
-            "wall_s": round(watch.elapsed(), 1),
-            "stopped_by": "max_turns" if result.turns >= max_turns else "history limits",
-        }
-        # Past --max-turns, where the run stopped short of the limits: what fits.
-        per_turn_events = result.history_events / max(result.turns, 1)
-        per_turn_bytes = result.history_bytes / max(result.turns, 1)
-        data["conversation"]["longest_turns"] = (
-            result.turns
-            if result.turns < max_turns
-            else int(min(WARN_EVENTS / per_turn_events, WARN_BYTES / per_turn_bytes))
-        )
+        data["conversation"] = await _conversation(ctx, settings, max_turns)
     flow = data["research_flow"]
     conv = data["conversation"]
     return Section(

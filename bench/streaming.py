@@ -202,6 +202,55 @@ def _paired(rounds: list[dict[str, dict[str, float]]], way: str) -> float:
     return median([r[way]["wall"] / r["off"]["wall"] - 1 for r in rounds])
 
 
+def _figures(rounds: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """Each way's medians over the rounds, its share against `off`, and the target."""
+    figures: dict[str, Any] = {}
+    off_wall = median([r["off"]["wall"] for r in rounds])
+    for way in WAYS:
+        results = [r[way] for r in rounds]
+        wall = median([r["wall"] for r in results])
+        figures[way] = {
+            "wall_ms": ms(wall),
+            "wall_share_paired": round(_paired(rounds, way), 4),
+            "wall_share_medians": round((wall - off_wall) / off_wall, 4),
+            **{k: median([r[k] for r in results]) for k in ("events", *_COUNTED)},
+        }
+        firsts = [r["first_words"] for r in results if "first_words" in r]
+        if firsts:
+            figures[way]["first_words_ms"] = ms(median(firsts))
+            figures[way]["first_words_max_ms"] = ms(max(firsts))
+            figures[way]["first_words_each_ms"] = [ms(f) for f in firsts]
+        figures[way]["wall_each_ms"] = [ms(r["wall"]) for r in results]
+    figures["target_met"] = figures["tokens"]["wall_share_paired"] <= TARGET_SHARE
+    return figures
+
+
+def _rows(latency: int, figures: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for way in WAYS:
+        f = figures[way]
+        first_words = (
+            f"{f['first_words_ms']:.0f} (max {f['first_words_max_ms']:.0f})"
+            if "first_words_ms" in f
+            else ""
+        )
+        rows.append(
+            [
+                f"{latency} ms",
+                way,
+                f"{f['wall_ms']:.1f}",
+                "" if way == "off" else f"{f['wall_share_paired']:+.1%}",
+                "" if way == "off" else f"{f['wall_share_medians']:+.1%}",
+                f"{f['events']:.0f}",
+                f"{f['wfts']:.0f}",
+                f"{f['signals']:.0f}",
+                f"{f['polls']:.0f}",
+                first_words,
+            ]
+        )
+    return rows
+
+
 async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0, 500)) -> Section:
     rows: list[list[str]] = []
     data: dict[str, Any] = {
@@ -224,47 +273,9 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
                     rounds.append(
                         {w: await _one(ctx, settings, latency, w, words, watcher) for w in order}
                     )
-                figures: dict[str, Any] = {}
-                off_wall = median([r["off"]["wall"] for r in rounds])
-                for way in WAYS:
-                    results = [r[way] for r in rounds]
-                    wall = median([r["wall"] for r in results])
-                    figures[way] = {
-                        "wall_ms": ms(wall),
-                        "wall_share_paired": round(_paired(rounds, way), 4),
-                        "wall_share_medians": round((wall - off_wall) / off_wall, 4),
-                        **{k: median([r[k] for r in results]) for k in ("events", *_COUNTED)},
-                    }
-                    firsts = [r["first_words"] for r in results if "first_words" in r]
-                    if firsts:
-                        figures[way]["first_words_ms"] = ms(median(firsts))
-                        figures[way]["first_words_max_ms"] = ms(max(firsts))
-                        figures[way]["first_words_each_ms"] = [ms(f) for f in firsts]
-                    figures[way]["wall_each_ms"] = [ms(r["wall"]) for r in results]
-                share = figures["tokens"]["wall_share_paired"]
-                figures["target_met"] = share <= TARGET_SHARE
+                figures = _figures(rounds)
                 data["latencies"][str(latency)] = figures
-                for way in WAYS:
-                    f = figures[way]
-                    first_words = (
-                        f"{f['first_words_ms']:.0f} (max {f['first_words_max_ms']:.0f})"
-                        if "first_words_ms" in f
-                        else ""
-                    )
-                    rows.append(
-                        [
-                            f"{latency} ms",
-                            way,
-                            f"{f['wall_ms']:.1f}",
-                            "" if way == "off" else f"{f['wall_share_paired']:+.1%}",
-                            "" if way == "off" else f"{f['wall_share_medians']:+.1%}",
-                            f"{f['events']:.0f}",
-                            f"{f['wfts']:.0f}",
-                            f"{f['signals']:.0f}",
-                            f"{f['polls']:.0f}",
-                            first_words,
-                        ]
-                    )
+                rows.extend(_rows(latency, figures))
     finally:
         await watcher.stop()
     return Section(

@@ -23,16 +23,15 @@ from typing import Any
 from bench.common import (
     STEPS_PER_FLOW,
     Context,
-    ProcessSampler,
     Section,
     bench_settings,
     gateway_for,
     research_input,
     running_workers,
     timed_research,
-    worker_and_server,
 )
 from bench.langgraph_peer import checkpointed, run_langgraph
+from bench.machine import ProcessSampler, worker_and_server
 from bench.plain_flow import ResearchNodes, run_plain
 from workflows.research import ResearchWorkflow
 
@@ -99,6 +98,35 @@ def ceiling_per_min(cpu_s: float, flows: int, cores: int) -> float:
     return cores * 60 * flows / cpu_s if cpu_s > 0 else float("inf")
 
 
+async def _case(ctx: Context, latency: int, n: int, cores: int) -> dict[str, Any]:
+    """N flows at one model latency on each system, against the floor's rate."""
+    figures: dict[str, Any] = {}
+    for name, run in (("floor", _floor), ("temporal", _temporal), ("langgraph", _langgraph)):
+        wall, cpu, extra = await run(ctx, latency, n)
+        cpu_s = sum(cpu.values())
+        figures[name] = {
+            "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+            "cpu_ms_per_flow": {k: round(v / n * 1000, 1) for k, v in cpu.items()},
+            "ceiling_flows_per_min": round(ceiling_per_min(cpu_s, n, cores), 1),
+            "wall_s": round(wall, 3),
+            "flows_per_min": round(n / wall * 60, 1),
+            "steps_per_s": round(n * STEPS_PER_FLOW / wall, 1),
+            **extra,
+        }
+    floor_rate = figures["floor"]["flows_per_min"]
+    for name in ("temporal", "langgraph"):
+        figures[name]["of_floor"] = round(figures[name]["flows_per_min"] / floor_rate, 3)
+    for f in figures.values():
+        f["ceiling_of_floor"] = round(f["ceiling_flows_per_min"] / floor_rate, 3)
+    server = figures["temporal"]["cpu_s"].get("server")
+    if server:
+        # What the server's share alone allows, as if the worker cost nothing.
+        figures["temporal"]["server_ceiling_of_floor"] = round(
+            ceiling_per_min(server, n, cores) / floor_rate, 3
+        )
+    return figures
+
+
 async def measure(
     ctx: Context, flows: tuple[int, ...] = (1, 10, 100), latencies: tuple[int, ...] = (0, 500)
 ) -> Section:
@@ -107,34 +135,7 @@ async def measure(
     cores = os.cpu_count() or 1
     for latency in latencies:
         for n in flows:
-            figures: dict[str, Any] = {}
-            for name, run in (
-                ("floor", _floor),
-                ("temporal", _temporal),
-                ("langgraph", _langgraph),
-            ):
-                wall, cpu, extra = await run(ctx, latency, n)
-                cpu_s = sum(cpu.values())
-                figures[name] = {
-                    "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
-                    "cpu_ms_per_flow": {k: round(v / n * 1000, 1) for k, v in cpu.items()},
-                    "ceiling_flows_per_min": round(ceiling_per_min(cpu_s, n, cores), 1),
-                    "wall_s": round(wall, 3),
-                    "flows_per_min": round(n / wall * 60, 1),
-                    "steps_per_s": round(n * STEPS_PER_FLOW / wall, 1),
-                    **extra,
-                }
-            floor_rate = figures["floor"]["flows_per_min"]
-            for name in ("temporal", "langgraph"):
-                figures[name]["of_floor"] = round(figures[name]["flows_per_min"] / floor_rate, 3)
-            for f in figures.values():
-                f["ceiling_of_floor"] = round(f["ceiling_flows_per_min"] / floor_rate, 3)
-            server = figures["temporal"]["cpu_s"].get("server")
-            if server:
-                # What the server's share alone allows, as if the worker cost nothing.
-                figures["temporal"]["server_ceiling_of_floor"] = round(
-                    ceiling_per_min(server, n, cores) / floor_rate, 3
-                )
+            figures = await _case(ctx, latency, n, cores)
             data["results"][f"{latency}ms_n{n}"] = figures
             for name, f in figures.items():
                 rows.append(

@@ -24,16 +24,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.activities import echo
-from bench.common import (
-    Context,
-    ProcessSampler,
-    Section,
-    Stopwatch,
-    dev_server,
-    median,
-    ms,
-    worker_and_server,
-)
+from bench.common import Context, Section, Stopwatch, dev_server, median, ms
+from bench.machine import ProcessSampler, worker_and_server
 from bench.workflows import BENCH_WORKFLOWS, ProbeInput, ProbeWorkflow, StepKind
 from infra.binaries import DEV_SERVER_ARGS
 

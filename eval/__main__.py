@@ -18,7 +18,8 @@ from pathlib import Path
 
 from eval.dataset import EvalItem, EvalSet, load
 from eval.run import machine, run_eval, run_on_stack
-from eval.score import ItemScore, failed, score_research, score_team, summarise
+from eval.score import ItemScore, failed, score_research, score_team
+from eval.summary import summarise
 from models.contracts import Rubric
 from models.coordinator import MultiAgentReport
 from models.llm import ModelChoice

@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.contracts.loader import load_all
 from activities.contracts.loader import load_contracts as read_contracts
 from activities.documents.store import DocumentStore
+from activities.llm.assembly import build_gateway
 from cli.priority import WorkClass, run_priority
 from cli.render import root_cause
 from eval.dataset import EvalItem, EvalSet
@@ -42,7 +43,7 @@ from models.documents import IngestRequest, IngestResult
 from models.llm import ModelChoice
 from models.research import ResearchInput
 from routing.data import route_data
-from worker import build_gateway, build_workers
+from worker import build_workers
 from workflows.coordinator import CoordinatorWorkflow
 from workflows.ingest import IngestWorkflow
 from workflows.research import ResearchWorkflow

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
+from temporalio import activity
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 REDACTED = "[REDACTED]"
 # Fields whose whole value is a credential, whatever it looks like.
@@ -110,3 +112,23 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class _ActivityLogContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            activity=info.activity_type,
+            attempt=info.attempt,
+        )
+        return await self.next.execute_activity(input)
+
+
+class LogContextInterceptor(Interceptor):
+    """Binds each activity's identity into structlog's context for every line it logs."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityLogContext(next)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -17,9 +20,11 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from infra.codec import data_converter
-from infra.keys import CodecSettings
+from infra.keys import CodecSettings, KeyRingError
 from infra.settings import TemporalSettings
 from infra.tracing import interceptors
+
+log = structlog.get_logger()
 
 
 def tls_config(settings: TemporalSettings) -> TLSConfig | bool:
@@ -117,3 +122,28 @@ async def ensure_search_attributes(
             f" register them with: {commands}"
         ) from error
     return [k.name for k in missing]
+
+
+async def connect_waiting(
+    temporal: TemporalSettings, wait_seconds: float, runtime: Runtime | None
+) -> Client:
+    """Connect, waiting up to `wait_seconds` for a server that is not up yet.
+
+    A worker restarted by its supervisor while the server restarts too (a host
+    reboot, an upgrade) waits for it instead of exiting, which would leave runs
+    without a worker until someone notices.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return await connect(temporal, runtime=runtime)
+        except KeyRingError as err:
+            raise SystemExit(f"payload codec: {err}") from err
+        except RuntimeError as err:
+            if time.monotonic() >= deadline:
+                raise SystemExit(
+                    f"cannot reach Temporal at {temporal.address}: {err}\n"
+                    "start the embedded server with: python devserver.py start"
+                ) from err
+            log.warning("worker.waiting_for_temporal", address=temporal.address)
+            await asyncio.sleep(1)

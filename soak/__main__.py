@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
+from activities.llm.assembly import build_gateway
 from activities.llm.prompts import PromptBook
 from infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from infra.codec import data_converter
@@ -38,7 +39,7 @@ from infra.payload_store import PayloadStoreSettings
 from infra.settings import WorkerSettings
 from soak.run import SCRIPTS, agent_loop, conversation, store_figures, violations
 from soak.workflows import SoakConversationWorkflow
-from worker import build_gateway, build_workers
+from worker import build_workers
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,6 +21,7 @@ from temporalio.worker import Interceptor
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
+from activities.llm.assembly import build_gateway
 from activities.llm.chat_model import BlockingChatModel, InThread
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
@@ -35,7 +36,7 @@ from models.llm import ModelChoice
 from models.research import ResearchInput, ResearchReport
 from models.routing import AskInput
 from tests.ticket_service_process import TicketService
-from worker import build_gateway, build_workers
+from worker import build_workers
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 

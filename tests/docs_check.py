@@ -195,7 +195,7 @@ MAKE_ARGS = {"BENCH_ARGS": "bench", "CHAOS_ARGS": "chaos"}
 def _python(args: list[str]) -> None:
     if args[:1] == ["client.py"]:
         sys.path.insert(0, str(ROOT))
-        from client import build_parser
+        from cli.parser import build_parser
 
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # --help prints, then exits 0

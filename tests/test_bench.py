@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
+from activities.llm.assembly import build_gateway
 from activities.llm.prompts import PromptBook
 from bench.plain_flow import FlowState, ResearchNodes, run_plain
 from tests.conftest import (
@@ -20,7 +21,6 @@ from tests.conftest import (
     scripted_input,
     worker_settings,
 )
-from worker import build_gateway
 
 QUESTION = "How do idempotency keys make retries safe?"
 

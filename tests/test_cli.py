@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from activities.documents.store import DocumentStore
 from cli.commands import research_input
-from client import build_parser
+from cli.parser import build_parser
 from infra.settings import KeelSettings, WorkerSettings
 from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers, worker_settings
 from tests.processes import run_script

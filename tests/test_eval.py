@@ -15,7 +15,8 @@ from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from eval.dataset import EvalItem, load
 from eval.run import team_version
-from eval.score import corpus_chunks, grounded, score_research, score_team, summarise
+from eval.score import corpus_chunks, grounded, score_research, score_team
+from eval.summary import summarise
 from models.agents import CriterionScore
 from models.coordinator import MultiAgentReport
 from models.extractive import NOT_IN_CORPUS

@@ -21,6 +21,7 @@ from temporalio.exceptions import is_cancelled_exception
 
 from activities.contracts.loader import CONTRACTS_DIR
 from activities.documents.store import DocumentStore
+from activities.llm.assembly import build_gateway
 from activities.llm.prompts import PromptBook
 from activities.llm.rate_limits import RateLimits
 from infra.settings import WorkerSettings
@@ -30,7 +31,6 @@ from models.rate_limit import LEDGER_QUERY, Ledger, RateLimit, rate_limiter_id
 from tests.conftest import new_id, running_workers, worker_settings
 from tests.limited_endpoint import LimitedEndpoint
 from tests.processes import worker_process
-from worker import build_gateway
 from workflows.agent import AgentWorkflow
 
 WORKERS = 4

@@ -12,8 +12,8 @@ from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecu
 
 from activities.documents.store import DocumentStore
 from cli.commands import SCHEDULED_BY
+from cli.parser import FLOW_ARGS, build_parser
 from cli.schedules import STARTABLE, schedule_for
-from client import FLOW_ARGS, build_parser
 from infra.settings import KeelSettings
 from models.research import ResearchReport
 from tests.conftest import new_id, running_workers, worker_settings

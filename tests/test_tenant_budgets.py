@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts.loader import CONTRACTS_DIR
 from activities.documents.store import DocumentStore
+from activities.llm.assembly import build_gateway
 from activities.llm.gates import GatedCall
 from activities.llm.prompts import PromptBook
 from activities.llm.tenant_budgets import TenantBudgets
@@ -39,7 +40,6 @@ from models.tenants import (
 )
 from tests.conftest import QUESTION, new_id, running_workers, scripted_input, worker_settings
 from tests.processes import run_script
-from worker import build_gateway
 from workflows.research import ResearchWorkflow
 
 SCRIPT = "refine_and_revise"

@@ -151,19 +151,7 @@ class LLMGateway:
         return cap
 
     async def complete(self, request: LLMRequest, on_text: TextSink | None = None) -> LLMResult:
-        output_model = OUTPUT_MODELS.get(request.output_schema)
-        if output_model is None:
-            raise ApplicationError(
-                f"unknown output schema {request.output_schema!r}",
-                type=UNKNOWN_SCHEMA,
-                non_retryable=True,
-            )
-        provider = self._providers.get(request.choice.provider)
-        if provider is None:
-            raise ApplicationError(
-                f"provider {request.choice.provider!r} is not configured on this worker",
-                type=PROVIDER_UNAVAILABLE,
-            )
+        output_model, provider = self._resolve(request)
         try:
             prompt = self._prompts.render(request.prompt_id, self._variables(request))
         except PromptError as err:
@@ -193,17 +181,7 @@ class LLMGateway:
             ),
             prices,
         )
-        try:
-            output = _parse(output_model, completion.text, by_criterion=sent is not schema)
-        except ValidationError as err:
-            summary = describe_validation_error(err)
-            raise _rejected(request, completion.text, usage, summary) from err
-        # The rubric's complaint first: it names what is missing, the schema's does not.
-        outside = _criteria_not_scored_once(output, request.choices)
-        if not outside and request.choices:
-            outside = _outside_choices(schema, output)
-        if outside:
-            raise _rejected(request, completion.text, usage, outside)
+        output = _checked(request, output_model, schema, sent, completion.text, usage)
         log.info("llm.complete", node=request.node, **usage.model_dump())
         return LLMResult(
             output=output.model_dump(mode="json"),
@@ -214,6 +192,23 @@ class LLMGateway:
             prompt_hash=prompt.prompt_hash,
             decoding=completion.decoding,
         )
+
+    def _resolve(self, request: LLMRequest) -> tuple[type[BaseModel], ChatModel]:
+        """The request's output model and provider, or a failure naming which is missing."""
+        output_model = OUTPUT_MODELS.get(request.output_schema)
+        if output_model is None:
+            raise ApplicationError(
+                f"unknown output schema {request.output_schema!r}",
+                type=UNKNOWN_SCHEMA,
+                non_retryable=True,
+            )
+        provider = self._providers.get(request.choice.provider)
+        if provider is None:
+            raise ApplicationError(
+                f"provider {request.choice.provider!r} is not configured on this worker",
+                type=PROVIDER_UNAVAILABLE,
+            )
+        return output_model, provider
 
     async def _send(
         self, request: LLMRequest, provider: ChatModel, chat: ChatCall, prices: PriceTable
@@ -248,6 +243,28 @@ class LLMGateway:
         )
         await self._settle(call, usage, None)
         return completion, usage
+
+
+def _checked(
+    request: LLMRequest,
+    output_model: type[BaseModel],
+    schema: dict[str, Any],
+    sent: dict[str, Any],
+    text: str,
+    usage: Usage,
+) -> BaseModel:
+    """The answer parsed and held to the rubric, or a re-ask naming what is wrong."""
+    try:
+        output = _parse(output_model, text, by_criterion=sent is not schema)
+    except ValidationError as err:
+        raise _rejected(request, text, usage, describe_validation_error(err)) from err
+    # The rubric's complaint first: it names what is missing, the schema's does not.
+    outside = _criteria_not_scored_once(output, request.choices)
+    if not outside and request.choices:
+        outside = _outside_choices(schema, output)
+    if outside:
+        raise _rejected(request, text, usage, outside)
+    return output
 
 
 def _parse(model: type[BaseModel], text: str, *, by_criterion: bool = False) -> BaseModel:
