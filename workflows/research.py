@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         VERDICT,
         WRITE,
     )
+    from graphs.research_delivery import cited, final_candidate, review_score
     from models.agents import RubricScores
     from models.checks import NOTHING_LEFT, check_draft, query_problem, scrub_internal
     from models.contracts import ContractSnapshot, FlowQuality, Rubric
@@ -39,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from models.live import research_line
     from models.research import (
         Candidate,
-        Citation,
         Draft,
         EvidenceSet,
         NodeVisit,
@@ -392,7 +392,9 @@ class ResearchWorkflow:
         return Outcome.EXHAUSTED
 
     def _deliver(self) -> ResearchReport:
-        chosen = self._final_candidate()
+        chosen = final_candidate(
+            self._chosen or self._current, self._evidence.passages, self._flags
+        )
         last = self._model.last
         answer = chosen.draft.answer
         if not chosen.extractive:
@@ -401,8 +403,8 @@ class ResearchWorkflow:
         return ResearchReport(
             question=self._input.question,
             answer=answer,
-            citations=self._citations(chosen),
-            review_score=_review_score(chosen),
+            citations=cited(chosen, self._flags),
+            review_score=review_score(chosen),
             review_passed=chosen.review is not None and chosen.review.passed,
             flags=self._flags,
             iterations=self._progress.iteration,
@@ -423,51 +425,6 @@ class ResearchWorkflow:
             decoding=last.decoding if last else {},
             retrieved=[p.chunk_id for p in self._evidence.passages],
         )
-
-    def _final_candidate(self) -> Candidate:
-        """The draft delivered, flagged for what it is; the evidence alone if none was written."""
-        chosen = self._chosen or self._current
-        if chosen is not None and chosen.failures:
-            # A draft that never passed the checks: say which rules it broke.
-            for failure in chosen.failures:
-                self._flags.add(check_failed(failure.rule))
-        if chosen is not None and chosen.extractive:
-            self._flags.add(Flag.EXTRACTIVE)
-        if chosen is not None:
-            return chosen
-        # Only a spent budget ends the flow before a draft: deliver the evidence.
-        self._flags.add(Flag.NO_DRAFT)
-        return Candidate(
-            # Not model output, so not held to the model's output bounds.
-            draft=Draft.model_construct(
-                answer="No answer was written: the budget ran out first. The passages"
-                " below are the evidence gathered so far.",
-                citations=list(range(1, len(self._evidence.passages) + 1)),
-            ),
-            passages=list(self._evidence.passages),
-        )
-
-    def _citations(self, chosen: Candidate) -> list[Citation]:
-        """The draft's citation numbers that name a passage it was shown, as citations."""
-        numbers = [
-            n for n in dict.fromkeys(chosen.draft.citations) if 1 <= n <= len(chosen.passages)
-        ]
-        if not numbers and chosen.passages:
-            # The writer saw only these passages; cite them all rather than none, and say so.
-            numbers = list(range(1, len(chosen.passages) + 1))
-            self._flags.add(Flag.CITATIONS_INFERRED)
-        if not chosen.passages and Flag.NOT_IN_CORPUS not in self._flags:
-            self._flags.add(Flag.NO_EVIDENCE)
-        return [
-            Citation(
-                number=n,
-                doc_id=chosen.passages[n - 1].doc_id,
-                chunk_id=chosen.passages[n - 1].chunk_id,
-                title=chosen.passages[n - 1].title,
-                passage=chosen.passages[n - 1].text,
-            )
-            for n in numbers
-        ]
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -565,7 +522,3 @@ def _numbered(passages: list[Passage]) -> str:
 def _shown(passage: Passage) -> str:
     """A passage as the writer saw it in its prompt."""
     return shown_passage(passage.title, passage.text)
-
-
-def _review_score(candidate: Candidate) -> int | None:
-    return round(candidate.review.weighted_score) if candidate.review is not None else None
