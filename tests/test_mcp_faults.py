@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
@@ -36,6 +38,7 @@ from models.tools import ToolInvocation
 from tests.conftest import ROOT, new_id, running_workers, scripted_team_input, worker_settings
 from tests.mcp_setup import BIN, stdio_children
 from tests.mcp_stdio_liar import INJECTED
+from tests.processes import worker_process
 from workflows.agent import AgentWorkflow
 
 LIAR = ROOT / "tests" / "mcp_stdio_liar.py"
@@ -152,7 +155,7 @@ async def test_a_cancel_abandons_a_hung_call_and_the_worker_serves_the_next(
                 task_queue=settings.task_queue,
             )
             await started(handle)
-            await asyncio.sleep(6)  # past the 5 s heartbeat timeout: it heartbeats meanwhile
+            await asyncio.sleep(6)
             [server] = stdio_children(str(LIAR))
             cancelled_at = time.monotonic()
             await handle.cancel()
@@ -172,8 +175,11 @@ async def test_a_cancel_abandons_a_hung_call_and_the_worker_serves_the_next(
             )
             servers_after = stdio_children(str(LIAR))
     history = await handle.fetch_history()
+    # Six seconds in, past the 5 s heartbeat timeout, and no timeout: it heartbeat all along.
+    # The cancel reached the call through a heartbeat; the run closed cancelled at once.
     assert not events_of(history, EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT)
     assert events_of(history, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
+    assert events_of(history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED)
     assert waited < 15
     assert abandoned < 15
     # The same server process answers the next run: the hang wedged neither it nor the worker.
@@ -269,10 +275,52 @@ def test_a_tool_list_that_changes_between_loads_is_recorded_or_refused(tmp_path:
         second = source.snapshot()  # its second start: shifty(count, loud)
         with (folder / "tools.toml").open("a") as tools:
             tools.write("\n# another edit\n")
-        third = source.snapshot()  # its third: no shifty at all
+        with capture_logs() as logs:
+            third = source.snapshot()  # its third: no shifty at all
     assert first.tools["shifty"].arguments["required"] == ["text"]
     # Each load records what the server listed then, and a run keeps the one it read.
     assert second.tools["shifty"].arguments["required"] == ["count", "loud"]
     assert first.tools["shifty"].arguments != second.tools["shifty"].arguments
     # A listing that drops a declared tool is refused; the last good snapshot stays.
     assert third == second
+    [refused] = [e for e in logs if e["event"] == "contracts.reload_refused"]
+    assert "[tools.shifty]: server 'liar' lists no tool 'shifty'" in refused["error"]
+
+
+async def test_a_worker_stuck_in_a_hung_call_is_seen_by_its_heartbeat_timeout(
+    client: Client, server_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The activity heartbeats for the worker, not the server: while the worker lives, a
+    hung server is cut off at the tool's timeout; when the worker itself stops (SIGSTOP,
+    as a wedged process would), the heartbeat timeout (5 s) finds it, not the 120 s one."""
+    monkeypatch.setenv(STATE_VARIABLE, str(tmp_path / "state"))
+    folder = write_contracts(tmp_path / "contracts")
+    write_script(tmp_path, "hang_in_process", [turn("hang")])
+    settings = worker_settings()
+    extra = ("--contracts-dir", str(folder), "--scripted-dir", str(tmp_path))
+    async with worker_process(server_address, settings, tmp_path, extra_args=extra) as worker:
+        handle = await client.start_workflow(
+            AgentWorkflow.run,
+            agent_input("hang_in_process", settings.llm_task_queue),
+            id=new_id("agent-stuck"),
+            task_queue=settings.task_queue,
+        )
+        try:
+            await started(handle)
+            os.kill(worker.pid, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            timed_out = None
+            while timed_out is None and time.monotonic() - stopped_at < 60:
+                await asyncio.sleep(0.5)
+                for pending in (await handle.describe()).raw_description.pending_activities:
+                    info = pending.last_failure.timeout_failure_info
+                    if info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
+                        timed_out = pending
+            seen_after = time.monotonic() - stopped_at
+        finally:
+            os.kill(worker.pid, signal.SIGKILL)
+            await handle.terminate("test over")
+    assert timed_out is not None, "no heartbeat timeout"
+    assert timed_out.activity_type.name == "call_tool"
+    assert timed_out.attempt == 2  # the next attempt waits for a live worker
+    assert seen_after < 30  # the 5 s heartbeat timeout, far inside the tool's 120 s

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -124,6 +124,24 @@ class BoundedStdio:
             for r in waiting
         ]
 
+    async def deliver(
+        self,
+        send: Callable[[SessionMessage | Exception], Awaitable[None]],
+        lines: _Lines,
+        line: bytes | None,
+    ) -> bool:
+        """Sends one line on (errors in place of one too long); False: the session ends."""
+        encoding, errors = self.server.encoding, self.server.encoding_error_handler
+        messages: list[SessionMessage | Exception] = (
+            [*self.too_long(lines.head)]
+            if line is None
+            else [_parse_line(line.decode(encoding, errors))]
+        )
+        for message in messages:
+            self.received(message)
+            await send(message)
+        return not self.overflowed
+
     def sent(self, message: SessionMessage) -> None:
         if isinstance(message.message, types.JSONRPCRequest):
             self.waiting.add(message.message.id)
@@ -133,6 +151,18 @@ class BoundedStdio:
             message.message, types.JSONRPCResponse | types.JSONRPCError
         ):
             self.waiting.discard(message.message.id)
+
+
+async def _shutdown(process: Any, writer_done: anyio.Event, *streams: Any) -> None:
+    """The SDK's order: stop traffic, let the writer flush, stop the server, close all."""
+    read_stream, write_stream = streams[0], streams[1]
+    read_stream.close()
+    write_stream.close()
+    with anyio.move_on_after(_WRITER_FLUSH_TIMEOUT):
+        await writer_done.wait()
+    await _stop_server_process(process)
+    await _aclose_all(*streams)
+    await anyio.lowlevel.checkpoint()
 
 
 @asynccontextmanager
@@ -151,19 +181,6 @@ async def bounded_stdio_client(owner: BoundedStdio) -> AsyncGenerator[TransportS
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     writer_done = anyio.Event()
 
-    async def deliver(lines: _Lines, line: bytes | None) -> bool:
-        """Sends one line on; False when the session must end."""
-        if line is None:
-            for error in owner.too_long(lines.head):
-                owner.received(error)
-                await read_writer.send(error)
-            return not owner.overflowed
-        text = line.decode(server.encoding, server.encoding_error_handler)
-        message = _parse_line(text)
-        owner.received(message)
-        await read_writer.send(message)
-        return True
-
     async def stdout_reader() -> None:
         assert process.stdout
         lines = _Lines(owner.limit)
@@ -172,7 +189,7 @@ async def bounded_stdio_client(owner: BoundedStdio) -> AsyncGenerator[TransportS
             async with read_writer:
                 async for chunk in process.stdout:
                     for line in lines.feed(chunk):
-                        if not await deliver(lines, line):
+                        if not await owner.deliver(read_writer.send, lines, line):
                             return
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, ConnectionError):
             pass  # the session or our shutdown closed a stream under the read
@@ -194,15 +211,6 @@ async def bounded_stdio_client(owner: BoundedStdio) -> AsyncGenerator[TransportS
         finally:
             writer_done.set()
 
-    async def shutdown() -> None:
-        read_stream.close()
-        write_stream.close()
-        with anyio.move_on_after(_WRITER_FLUSH_TIMEOUT):
-            await writer_done.wait()
-        await _stop_server_process(process)
-        await _aclose_all(read_stream, write_stream, read_writer, write_reader)
-        await anyio.lowlevel.checkpoint()
-
     async with anyio.create_task_group() as tg:
         tg.start_soon(stdout_reader)
         tg.start_soon(stdin_writer)
@@ -210,6 +218,8 @@ async def bounded_stdio_client(owner: BoundedStdio) -> AsyncGenerator[TransportS
             yield read_stream, write_stream
         finally:
             with anyio.CancelScope(shield=True):
-                await shutdown()
+                await _shutdown(
+                    process, writer_done, read_stream, write_stream, read_writer, write_reader
+                )
             tg.cancel_scope.cancel()
     await anyio.lowlevel.cancel_shielded_checkpoint()
