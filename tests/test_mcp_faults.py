@@ -31,7 +31,7 @@ from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
-from activities.tools.bounded_stdio import LINE_LIMIT_BYTES
+from activities.tools.bounded_stdio import LINE_LIMIT_BYTES, LineSplitter, answered_id
 from models.agents import AgentInput, AgentResult
 from models.contracts import ContractSnapshot
 from models.tools import ToolInvocation
@@ -324,3 +324,21 @@ async def test_a_worker_stuck_in_a_hung_call_is_seen_by_its_heartbeat_timeout(
     assert timed_out.activity_type.name == "call_tool"
     assert timed_out.attempt == 2  # the next attempt waits for a live worker
     assert seen_after < 30  # the 5 s heartbeat timeout, far inside the tool's 120 s
+
+
+def test_the_line_reader_never_holds_more_than_the_limit() -> None:
+    lines = LineSplitter(limit=1024)
+    chunk = b"z" * 700
+    held = 0
+    out: list[bytes | None] = []
+    for _ in range(10_000):  # 7 MB with no newline
+        out += lines.feed(chunk)
+        held = max(held, len(lines.buffer))
+    out += lines.feed(b'tail\n{"jsonrpc":"2.0","id":7,"result":{}}\n')
+    assert held <= 1024
+    assert out == [None, b'{"jsonrpc":"2.0","id":7,"result":{}}']
+    assert answered_id(b'{"jsonrpc":"2.0","id":7,"result":{"content":') == 7
+    assert answered_id(b'{"jsonrpc":"2.0","id":"a-1","result":') == "a-1"
+    # A request or notification from the server is not an answer to one of ours.
+    assert answered_id(b'{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage"') is None
+    assert answered_id(b'{"result": "yyyy') is None

@@ -55,7 +55,7 @@ def answered_id(head: bytes) -> int | str | None:
     return int(raw) if raw[:1] != b'"' else raw[1:-1].decode("utf-8", "replace")
 
 
-class _Lines:
+class LineSplitter:
     """Splits the server's bytes into lines, none held past the limit."""
 
     def __init__(self, limit: int) -> None:
@@ -127,7 +127,7 @@ class BoundedStdio:
     async def deliver(
         self,
         send: Callable[[SessionMessage | Exception], Awaitable[None]],
-        lines: _Lines,
+        lines: LineSplitter,
         line: bytes | None,
     ) -> bool:
         """Sends one line on (errors in place of one too long); False: the session ends."""
@@ -183,7 +183,7 @@ async def bounded_stdio_client(owner: BoundedStdio) -> AsyncGenerator[TransportS
 
     async def stdout_reader() -> None:
         assert process.stdout
-        lines = _Lines(owner.limit)
+        lines = LineSplitter(owner.limit)
         try:
             # Closed before the drain: a session ended here sees its stream end at once.
             async with read_writer:
