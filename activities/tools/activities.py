@@ -10,6 +10,7 @@ the tool's breaker first when the tool has a side effect or reaches an MCP serve
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -164,9 +165,16 @@ class ToolActivities:
     ) -> ToolOutcome:
         """On the server's kept-open session, heartbeating: a worker that dies mid-call is
         noticed within the heartbeat timeout, and a cancel reaches the call."""
-        result, secrets = await heartbeating(
-            self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds)
-        )
+        began = time.monotonic()
+        try:
+            result, secrets = await heartbeating(
+                self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds)
+            )
+        except asyncio.CancelledError:
+            # Seen through a heartbeat: the call is abandoned and the slot is free at once.
+            waited = round(time.monotonic() - began, 3)
+            log.info("tools.mcp_cancelled", tool=call.tool, server=server, seconds=waited)
+            raise
         outcome = mcp_outcome(call.tool, result, spec.output_schema, secrets)
         log.info("tools.mcp", tool=call.tool, server=server, is_error=outcome.is_error)
         return outcome

@@ -140,7 +140,7 @@ async def _discover(
     name: str, spec: McpServerSpec, environ: Mapping[str, str] | None
 ) -> list[Tool]:
     try:
-        client, secrets = open_client(name, spec, environ)
+        client, secrets, _ = open_client(name, spec, environ)
     except ServerSetupError as err:
         raise DiscoveryError(f"[servers.{name}]: {err}") from None
     try:

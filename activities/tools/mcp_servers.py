@@ -35,8 +35,14 @@ from mcp.types import (
 )
 from temporalio.exceptions import ApplicationError
 
+from activities.tools.bounded_stdio import LINE_TOO_LONG, BoundedStdio
 from models.contracts import McpServerSpec
-from models.errors import TOOL_CALL_REJECTED, TOOL_RESULT_INVALID, TOOL_SERVER_UNAVAILABLE
+from models.errors import (
+    TOOL_CALL_REJECTED,
+    TOOL_RESULT_INVALID,
+    TOOL_RESULT_TOO_LARGE,
+    TOOL_SERVER_UNAVAILABLE,
+)
 
 log = structlog.get_logger()
 
@@ -75,8 +81,9 @@ def redact(text: str, secrets: Mapping[str, str]) -> str:
 
 def open_client(
     name: str, spec: McpServerSpec, environ: Mapping[str, str] | None = None
-) -> tuple[Client, dict[str, str]]:
-    """An unentered session for the server, and the secret values it was given."""
+) -> tuple[Client, dict[str, str], BoundedStdio | None]:
+    """An unentered session for the server, the secret values it was given, and for a
+    stdio server its transport (which says whether a line went over the limit)."""
     values = secrets_of(name, spec, os.environ if environ is None else environ)
     if spec.command is not None:
         params = StdioServerParameters(
@@ -84,11 +91,12 @@ def open_client(
             args=spec.args,
             env={target: values[target] for target in spec.env},
         )
+        transport = BoundedStdio(params)
         # No response cache: each call must reach the server, as its history says it did.
-        return Client(params, cache=None), values
+        return Client(transport, cache=None), values, transport
     assert spec.url is not None
     http = create_mcp_http_client(headers={h: values[h] for h in spec.headers})
-    return Client(_HttpTransport(spec.url, http), cache=None), values
+    return Client(_HttpTransport(spec.url, http), cache=None), values, None
 
 
 @dataclass
@@ -118,7 +126,7 @@ class _Session:
     def __init__(self, name: str, spec: McpServerSpec, environ: Mapping[str, str]) -> None:
         self.name = name
         self.spec = spec
-        self.client, self.secrets = open_client(name, spec, environ)
+        self.client, self.secrets, self.stdio = open_client(name, spec, environ)
         loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[Client] = loop.create_future()
         self._stop = asyncio.Event()
@@ -204,6 +212,10 @@ class McpServers:
                 tool, arguments, read_timeout_seconds=limit_seconds
             )
         except MCPError as error:
+            if error.code == LINE_TOO_LONG or (session.stdio and session.stdio.overflowed):
+                if error.code != LINE_TOO_LONG:
+                    await self._retire(session)  # the stream lost its place: start afresh
+                raise self._too_long(session, tool) from None
             if error.code in REJECTIONS:
                 message = redact(error.message, session.secrets)[:ERROR_CHARS]
                 raise ApplicationError(
@@ -216,6 +228,9 @@ class McpServers:
         except (Exception, asyncio.CancelledError) as error:
             if isinstance(error, asyncio.CancelledError):
                 raise  # a cancelled call leaves the session healthy
+            if session.stdio and session.stdio.overflowed:
+                await self._retire(session)
+                raise self._too_long(session, tool) from None
             if isinstance(error, RuntimeError) and "structured content" in str(error):
                 # The SDK's own check of the result against the listed output schema.
                 message = redact(str(error), session.secrets)[:ERROR_CHARS]
@@ -227,6 +242,17 @@ class McpServers:
             await self._retire(session)
             raise self._unavailable(session, f"failed on {tool}", error) from None
         return result, session.secrets
+
+    def _too_long(self, session: _Session, tool: str) -> ApplicationError:
+        """Non-retryable: the same call would get the same flood."""
+        limit = session.stdio.limit if session.stdio else 0
+        log.warning("mcp.line_too_long", server=session.name, tool=tool, limit=limit)
+        return ApplicationError(
+            f"{session.name}: {tool} answered with a message over the {limit}-byte line limit;"
+            " the rest was dropped unread",
+            type=TOOL_RESULT_TOO_LARGE,
+            non_retryable=True,
+        )
 
     async def list_tools(self, server: str) -> list[Tool]:
         """Every tool the server lists, page by page."""

@@ -9,6 +9,7 @@ comes back as a result the agent reads and decides on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,9 @@ from models.errors import TOOL_RESULT_INVALID, TOOL_RESULT_TOO_LARGE
 from models.tools import ToolOutcome
 
 MAX_RESULT_BYTES = 1024 * 1024
+# ANSI/VT escape sequences first (so their parameters go too), then other C0/C1 controls.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 OUTCOME_CHARS = 2000
 
 
@@ -56,12 +60,18 @@ def mcp_outcome(
         problems = schema_problems(output_schema, result.structured_content)
         if problems:
             raise invalid(tool, problems)
-    text = _text(result)
+    text = printable(_text(result))
     return ToolOutcome(
         tool=tool,
         text=redact(text, secrets)[:OUTCOME_CHARS],
         is_error=bool(result.is_error),
     )
+
+
+def printable(text: str) -> str:
+    """`text` without terminal escapes and control characters (newlines and tabs stay):
+    what a server sends cannot forge a log line or repaint a terminal that shows it."""
+    return _CONTROL.sub("", _ESCAPE.sub("", text))
 
 
 def invalid(tool: str, problems: list[str]) -> ApplicationError:
