@@ -25,7 +25,18 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import agent, approvals, ask, budgets, commands, fork, run_flow, schedules, tools
+from cli import (
+    agent,
+    approvals,
+    ask,
+    budgets,
+    commands,
+    fork,
+    message,
+    run_flow,
+    schedules,
+    tools,
+)
 from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from cli.kinds import TYPE_NAMES
 from cli.priority import add_priority_args
@@ -244,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("agent", help="run one agent of agents.toml on a task, show progress, print its output")
     _agent_args(p)
     p.set_defaults(run=agent.cmd_agent)
+    p = add("message", help="send a message to a running agent (its on_message policy decides)")
+    p.add_argument("workflow_id")
+    p.add_argument("text")
+    p.add_argument("--id", help="the message's id: a resend with the same id is applied once")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=message.cmd_message)
     p = add("watch", help="follow a run's steps and answer live (running or finished)")
     p.add_argument("workflow_id")
     p.add_argument("--no-tokens", action="store_true", help="steps only, not the answer's text")
