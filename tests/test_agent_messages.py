@@ -152,3 +152,22 @@ async def test_a_message_to_an_ended_or_unknown_run_is_one_line_and_exit_2(
     ]
     assert unknown.code == 2
     assert unknown.stderr.strip().splitlines() == ["error: no agent run agent-no-such-run"]
+
+
+async def test_a_queued_message_survives_a_worker_restart(
+    client: Client, store: DocumentStore
+) -> None:
+    settings = worker_settings()
+    contracts = contracts_with("queue")
+    async with running_workers(client, store, settings, contracts=contracts):
+        handle = await start_agent(client, settings, "researcher", SCRIPT, new_id("agent-restart"))
+        queued = await send(handle, "kept", "And what about jitter?")
+    # New workers with no cache: the run is rebuilt from its history, message included.
+    async with running_workers(
+        client, store, settings, contracts=contracts, max_cached_workflows=0
+    ):
+        result = await handle.result()
+
+    assert queued["status"] == "queued"
+    assert [(m.id, m.status) for m in result.messages] == [("kept", "answered")]
+    assert str((result.messages[0].answer or {}).get("summary")).startswith("Answer two")
