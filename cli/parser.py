@@ -13,7 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, get_args
 
-from cli import agent, approvals, ask, budgets, commands, fork, run_flow, runs_list, schedules
+from cli import (
+    agent,
+    approvals,
+    ask,
+    budgets,
+    commands,
+    fork,
+    message,
+    run_flow,
+    runs_list,
+    schedules,
+)
 from cli.arg_types import (
     count,
     positive_float,
@@ -203,6 +214,12 @@ def _flow_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add("agent", help="run one agent of agents.toml on a task, show progress, print its output")
     _agent_args(p)
     p.set_defaults(run=agent.cmd_agent)
+    p = add("message", help="send a message to a running agent (its on_message policy decides)")
+    p.add_argument("workflow_id")
+    p.add_argument("text")
+    p.add_argument("--id", help="the message's id: a resend with the same id is applied once")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=message.cmd_message)
     p = add("watch", help="follow a run's steps and answer live (running or finished)")
     p.add_argument("workflow_id")
     p.add_argument("--no-tokens", action="store_true", help="steps only, not the answer's text")

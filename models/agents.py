@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from models.approvals import DecidedCall, PendingCall
-from models.contracts import SecurityLevel
+from models.contracts import MessagePolicy, SecurityLevel
 from models.llm import Budget, Fallback, ModelChoice, Usage
 from models.recorded import RecordedCall
 from models.routing import ToolDecision
@@ -80,6 +80,30 @@ class Observation(BaseModel):
     refused: bool = False
 
 
+class AgentMessage(BaseModel):
+    """A message to a running agent; its id makes a resend harmless."""
+
+    id: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+MessageStatus = Literal["queued", "interrupted", "rejected", "answered", "superseded"]
+
+
+class MessageOutcome(BaseModel):
+    """What the agent's policy did with one message, and later what came of it."""
+
+    id: str
+    text: str
+    policy: MessagePolicy
+    status: MessageStatus
+    position: int | None = Field(default=None, description="place in the queue when queued")
+    reason: str = ""
+    answer: dict[str, object] | None = Field(
+        default=None, description="the agent's answer to the message, once answered"
+    )
+
+
 class AgentCarry(BaseModel):
     """What a continued-as-new run takes over from the run before it."""
 
@@ -100,6 +124,16 @@ class AgentCarry(BaseModel):
     approvals: list[DecidedCall] = Field(
         default_factory=list, description="decisions on calls that needed approval"
     )
+    messages: list[MessageOutcome] = Field(
+        default_factory=list, description="messages received so far, as first answered"
+    )
+    queue: list[str] = Field(default_factory=list, description="ids of messages still to answer")
+    task: str = Field(default="", description="the request being answered, when not the input's")
+    turn_base: int = Field(default=0, description="turns taken before the current request")
+    answer: dict[str, object] | None = Field(
+        default=None, description="the request's answer, once given, while messages follow"
+    )
+    answered: bool = Field(default=False, description="the request is answered; messages follow")
 
 
 class AgentInput(BaseModel):
@@ -182,4 +216,7 @@ class AgentResult(BaseModel):
     flags: list[str] = Field(default_factory=list)
     approvals: list[DecidedCall] = Field(
         default_factory=list, description="decisions on the calls that needed approval"
+    )
+    messages: list[MessageOutcome] = Field(
+        default_factory=list, description="each message sent to the run and what became of it"
     )

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator, model
 from models.llm import ModelChoice, Provider
 
 SecurityLevel = Literal["public", "internal", "restricted"]
+# What a message to an agent run that is still working does (docs/agents.md).
+MessagePolicy = Literal["queue", "interrupt", "reject"]
 Language = Literal["en", "ko"]
 FlowName = Literal["research", "report", "incident", "direct", "agent"]
 
@@ -56,6 +58,12 @@ class AgentSpec(BaseModel):
         " starts from evidence rather than from an empty page",
     )
     max_tokens: int = Field(default=256, ge=16, le=8192)
+    on_message: MessagePolicy = Field(
+        default="queue",
+        description="a message to a run still working: `queue` answers it after the current"
+        " request, in order; `interrupt` abandons the current request (its model and tool"
+        " calls are cancelled) and starts again with the message; `reject` refuses it",
+    )
 
     @field_validator("models")
     @classmethod

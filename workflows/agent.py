@@ -25,9 +25,11 @@ with workflow.unsafe.imports_passed_through():
         FINISH,
         AgentCarry,
         AgentInput,
+        AgentMessage,
         AgentProgress,
         AgentResult,
         AgentTurn,
+        MessageOutcome,
         Observation,
     )
     from models.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from models.outputs import OUTPUT_MODELS
     from models.tools import ToolInvocation, ToolOutcome
     from routing.tools import route_tool
+    from workflows.agent_messages import LEGACY, MESSAGES_PATCH, Inbox, step_line
     from workflows.contract_snapshot import load_contracts
     from workflows.live import LiveChannel
     from workflows.live_steps import tool_step
@@ -96,6 +99,16 @@ class AgentWorkflow:
         self._pending: PendingCall | None = None
         self._answer: CallDecision | None = None
         self._approvals = list(carry.approvals)
+        # Messages sent while the run works (workflows/agent_messages.py).
+        self._inbox = Inbox(carry)
+        self._task = carry.task or request.task
+        self._turn_base = carry.turn_base
+        self._spec: AgentSpec | None = None
+        self._legacy = False
+        self._current: asyncio.Future[BaseModel | None] | None = None
+        # The request's answer once given, and the message answered after it now.
+        self._answer_so_far: dict[str, Any] | None = None
+        self._following: list[str] = []
         for undo in self._compensations:
             self._register_undo(undo)
 
@@ -149,7 +162,18 @@ class AgentWorkflow:
                 arguments={"query": request.task[:120]},
             )
             await self._use_tool(seed, spec, contracts)
-        while spec.tools and self._turns < max_turns:
+        if workflow.patched(MESSAGES_PATCH):
+            self._spec = spec
+            return self._result(spec, await self._converse(spec, contracts, max_turns))
+        self._legacy = True
+        return self._result(spec, await self._respond(spec, contracts, max_turns))
+
+    async def _respond(
+        self, spec: AgentSpec, contracts: ContractSnapshot, max_turns: int
+    ) -> BaseModel | None:
+        """One request (`self._task`) answered: the tool loop, then the final answer."""
+        request = self._input
+        while spec.tools and self._turns < self._turn_base + max_turns:
             if self._turns > self._carry.turns and self._history_is_long():
                 await self._live.close()
                 # Pinned to its build while it runs; the next run starts on the current one.
@@ -172,14 +196,18 @@ class AgentWorkflow:
         else:
             if spec.tools:
                 self._flag("max_turns_reached")
-        output = await self._ask(
+        return await self._ask(
             spec.final_prompt, OUTPUT_MODELS[spec.output_schema], spec, contracts, request.choices
         )
+
+    def _result(self, spec: AgentSpec, output: BaseModel | dict[str, Any] | None) -> AgentResult:
+        assert self._model is not None
+        request = self._input
         return AgentResult(
             agent=request.agent,
             role=spec.role,
             output_schema=spec.output_schema,
-            output=self._checked(output),
+            output=output if isinstance(output, dict) else self._checked(output),
             turns=self._turns,
             runs=self._carry.runs,
             observations=self._observations,
@@ -189,7 +217,83 @@ class AgentWorkflow:
             prompts={**self._carry.prompts, **self._model.prompts},
             flags=self._flags,
             approvals=self._approvals,
+            messages=self._inbox.outcomes(),
         )
+
+    # --- messages ----------------------------------------------------------------------
+
+    async def _converse(
+        self, spec: AgentSpec, contracts: ContractSnapshot, max_turns: int
+    ) -> dict[str, Any] | None:
+        """The request, then each queued message in order; done when none is left.
+
+        The run does not end while a message waits: it stops taking new ones
+        (the validator refuses), lets accepted updates finish, and looks again.
+        """
+        if self._carry.answered:
+            answer = self._carry.answer
+        else:
+            answer = self._checked(await self._interruptible(spec, contracts, max_turns, []))
+        self._answer_so_far = answer
+        while True:
+            interrupts = self._inbox.take_interrupts()
+            queued = interrupts[0] if interrupts else self._inbox.next_queued()
+            if queued is None:
+                self._inbox.closing = True
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._inbox.waiting():
+                    return answer
+                self._inbox.closing = False
+                continue
+            self._task = queued.text
+            self._turn_base = self._turns
+            self._live.step(f"answering message {queued.id}")
+            self._following = [queued.id]
+            followed = await self._interruptible(spec, contracts, max_turns, self._following)
+            self._following = []
+            self._inbox.answered([queued.id], self._checked(followed))
+
+    async def _interruptible(
+        self, spec: AgentSpec, contracts: ContractSnapshot, max_turns: int, ids: list[str]
+    ) -> BaseModel | None:
+        """One request; an interrupting message cancels its model and tool calls and
+        starts it again with the message added. `ids` get the answer."""
+        while True:
+            self._current = asyncio.ensure_future(self._respond(spec, contracts, max_turns))
+            try:
+                output = await self._current
+            except (Exception, asyncio.CancelledError) as error:
+                interrupts = self._inbox.take_interrupts() if is_cancelled_exception(error) else []
+                if not interrupts:
+                    raise
+                self._task += "".join(f"\n\nNew message: {m.text}" for m in interrupts)
+                self._turn_base = self._turns
+                ids.extend(m.id for m in interrupts)
+                self._flag("interrupted")
+                self._live.step(f"restarting with message {interrupts[-1].id}")
+                continue
+            finally:
+                self._current = None
+            if ids:
+                self._inbox.answered(ids, self._checked(output) if output else None)
+            return output
+
+    @workflow.update(name="send_message")
+    async def send_message(self, message: AgentMessage) -> MessageOutcome:
+        """A message to the running agent; its contract's `on_message` decides."""
+        await workflow.wait_condition(lambda: self._spec is not None or self._legacy)
+        if self._spec is None:
+            raise ApplicationError(LEGACY, type="MessageRefused", non_retryable=True)
+        outcome, new = self._inbox.receive(message, self._spec.on_message, self._input.agent)
+        if new:
+            self._live.step(step_line(outcome))
+            if outcome.status == "interrupted" and self._current and not self._current.done():
+                self._current.cancel()
+        return outcome
+
+    @send_message.validator
+    def _validate_message(self, message: AgentMessage) -> None:
+        self._inbox.check(message)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -413,7 +517,7 @@ class AgentWorkflow:
         assert self._model is not None
         request = self._input
         variables = {
-            "task": request.task,
+            "task": self._task,
             "context": request.context or "(none)",
             "feedback": f"\nFeedback on the last version: {request.feedback}\n"
             if request.feedback
@@ -491,6 +595,13 @@ class AgentWorkflow:
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
             live=self._live.state(),
             approvals=self._approvals,
+            messages=self._inbox.outcomes(),
+            # A message being answered goes back to the queue's head: the next run starts it.
+            queue=self._following[:1] + self._inbox.queued(),
+            task=self._task if self._task != request.task and not self._following else "",
+            turn_base=self._turn_base,
+            answer=self._answer_so_far,
+            answered=bool(self._following),
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
         return request.model_copy(update={"carry": carry, "recorded": self._recorded.rest()})

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.documents.store import DocumentStore
 from infra.binaries import temporal_cli
 from infra.settings import WorkerSettings
+from models.agents import AgentInput, AgentMessage, MessageOutcome
 from models.breaker import BreakerConfig, BreakerStart, CallOutcome
 from models.coordinator import CoordinatorInput
 from models.documents import IngestRequest
@@ -140,6 +141,27 @@ async def agent_continued(client: Client, settings: WorkerSettings, workflow_id:
     return [workflow_id]
 
 
+async def agent_queued_message(
+    client: Client, settings: WorkerSettings, workflow_id: str
+) -> list[str]:
+    """An agent that took a message while it worked and answered it after its request."""
+    handle = await client.start_workflow(
+        AgentWorkflow.run,
+        scripted_team_input(
+            AgentInput, "agent_messages", settings.llm_task_queue,
+            agent="researcher", task="How should retries back off?", namespaces=["demo"],
+        ),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )  # fmt: skip
+    message = AgentMessage(id="m1", text="And what about jitter?")
+    await handle.execute_update(
+        "send_message", message, id="message-m1", result_type=MessageOutcome
+    )
+    await handle.result()
+    return [workflow_id]
+
+
 async def breaker(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
     """A breaker entity that opens after failures and refuses a call; recorded while open.
 
@@ -221,6 +243,7 @@ FLOWS: dict[str, Recorder] = {
     "incident_approved": incident("approve"),
     "incident_rejected": incident("reject"),
     "agent_continued": agent_continued,
+    "agent_queued_message": agent_queued_message,
     "breaker": breaker,
     "rate_limiter": rate_limiter,
     "tenant_day": tenant_day,
