@@ -9,12 +9,13 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
-from models.agents import AgentMessage, AgentResult, MessageOutcome
+from models.agents import AgentCarry, AgentMessage, AgentResult, MessageOutcome
 from models.contracts import ContractSnapshot, MessagePolicy
 from tests.conftest import new_id, running_workers, worker_settings
 from tests.processes import run_script
 from tests.test_agents import start_agent
 from workflows.agent import AgentWorkflow
+from workflows.agent_messages import Inbox
 
 SCRIPT = "agent_messages"
 
@@ -171,3 +172,24 @@ async def test_a_queued_message_survives_a_worker_restart(
     assert queued["status"] == "queued"
     assert [(m.id, m.status) for m in result.messages] == [("kept", "answered")]
     assert str((result.messages[0].answer or {}).get("summary")).startswith("Answer two")
+
+
+def test_interrupts_that_come_in_together_are_each_answered_and_carried() -> None:
+    """Pure: two interrupting messages before the run looks are two follow-ups, not one."""
+    inbox = Inbox(AgentCarry())
+    for mid in ("m1", "m2"):
+        outcome, new = inbox.receive(AgentMessage(id=mid, text=f"text {mid}"), "interrupt", "a")
+        assert new
+        assert outcome.status == "interrupted"
+    assert inbox.pending() == ["m1", "m2"]
+    first = inbox.next_message()
+    assert first is not None
+    assert first.id == "m1"
+    # A continue-as-new now carries the one left, after the one being answered.
+    assert inbox.pending() == ["m2"]
+    later = Inbox(AgentCarry(messages=inbox.outcomes(), queue=["m1", *inbox.pending()]))
+    ids = [m.id for m in iter(later.next_message, None)]
+    assert ids == ["m1", "m2"]
+    again, new = later.receive(AgentMessage(id="m2", text="text m2"), "interrupt", "a")
+    assert not new
+    assert again.status == "interrupted"

@@ -236,8 +236,7 @@ class AgentWorkflow:
             answer = self._checked(await self._interruptible(spec, contracts, max_turns, []))
         self._answer_so_far = answer
         while True:
-            interrupts = self._inbox.take_interrupts()
-            queued = interrupts[0] if interrupts else self._inbox.next_queued()
+            queued = self._inbox.next_message()
             if queued is None:
                 self._inbox.closing = True
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -596,8 +595,9 @@ class AgentWorkflow:
             live=self._live.state(),
             approvals=self._approvals,
             messages=self._inbox.outcomes(),
-            # A message being answered goes back to the queue's head: the next run starts it.
-            queue=self._following[:1] + self._inbox.queued(),
+            # The messages being answered (a queued one and any that interrupted it) go
+            # back to the queue's head, each to be answered by the next run.
+            queue=self._following + self._inbox.pending(),
             task=self._task if self._task != request.task and not self._following else "",
             turn_base=self._turn_base,
             answer=self._answer_so_far,

@@ -63,7 +63,13 @@ class Inbox:
         self._interrupts = []
         return taken
 
-    def next_queued(self) -> MessageOutcome | None:
+    def next_message(self) -> MessageOutcome | None:
+        """The next message to answer on its own: an interrupt first, else the queue's head.
+
+        One at a time: interrupts that came in together are each answered, none dropped.
+        """
+        if self._interrupts:
+            return self._outcomes[self._interrupts.pop(0)]
         return self._outcomes[self._queue.pop(0)] if self._queue else None
 
     def answered(self, ids: list[str], answer: dict[str, object] | None) -> None:
@@ -76,8 +82,9 @@ class Inbox:
     def outcomes(self) -> list[MessageOutcome]:
         return list(self._outcomes.values())
 
-    def queued(self) -> list[str]:
-        return list(self._queue)
+    def pending(self) -> list[str]:
+        """Ids of messages taken in and not yet started, interrupts first, for the carry."""
+        return [*self._interrupts, *self._queue]
 
     def waiting(self) -> bool:
         """Whether a message still waits for an answer."""
