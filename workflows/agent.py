@@ -109,6 +109,8 @@ class AgentWorkflow:
         # The request's answer once given, and the message answered after it now.
         self._answer_so_far: dict[str, Any] | None = None
         self._following: list[str] = []
+        # send_message handlers still waiting for the run to read its contract.
+        self._sending = 0
         for undo in self._compensations:
             self._register_undo(undo)
 
@@ -239,7 +241,9 @@ class AgentWorkflow:
             queued = self._inbox.next_message()
             if queued is None:
                 self._inbox.closing = True
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # Only the message handlers: a watcher's poll of the live channel stays
+                # open until the channel closes, so waiting for every handler would hang.
+                await workflow.wait_condition(lambda: self._sending == 0)
                 if not self._inbox.waiting():
                     return answer
                 self._inbox.closing = False
@@ -280,7 +284,11 @@ class AgentWorkflow:
     @workflow.update(name="send_message")
     async def send_message(self, message: AgentMessage) -> MessageOutcome:
         """A message to the running agent; its contract's `on_message` decides."""
-        await workflow.wait_condition(lambda: self._spec is not None or self._legacy)
+        self._sending += 1
+        try:
+            await workflow.wait_condition(lambda: self._spec is not None or self._legacy)
+        finally:
+            self._sending -= 1
         if self._spec is None:
             raise ApplicationError(LEGACY, type="MessageRefused", non_retryable=True)
         outcome, new = self._inbox.receive(message, self._spec.on_message, self._input.agent)
