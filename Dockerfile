@@ -9,14 +9,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md worker.py client.py devserver.py ./
 COPY activities ./activities
-COPY cli ./cli
-COPY codec_server ./codec_server
-COPY graphs ./graphs
-COPY infra ./infra
-COPY models ./models
-COPY routing ./routing
+COPY keel ./keel
 COPY workflows ./workflows
-COPY ticket_service ./ticket_service
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF"
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
@@ -32,7 +26,7 @@ WORKDIR /app
 # The source tree beside the installed dependencies: contracts/ and corpus/ are read at run time.
 COPY --chown=keel . .
 # Bytecode ahead of time: the workflow sandbox re-imports a workflow's module for every run.
-RUN python -m compileall -q activities cli codec_server graphs infra models routing workflows
+RUN python -m compileall -q activities keel workflows
 USER keel
 ENV KEEL_LOG_FORMAT=json \
     KEEL_DOCUMENTS_DB=/data/documents.db \

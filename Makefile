@@ -12,7 +12,7 @@ CORPORA := demo demo-v1 demo-ko postmortems
 # run: the workflow sandbox re-imports a workflow's module for every run, and without
 # current bytecode (where PYTHONDONTWRITEBYTECODE is set, or after an edit) each run
 # compiles it again (about 2 ms).
-PACKAGES := activities cli graphs infra models routing workflows
+PACKAGES := activities keel workflows
 
 # llama-cpp-python compiles from source. A portable CPU build (AVX2, no -march=native):
 # native builds pick up AMX on CPUs whose virtual machines then fault inside it.
@@ -56,10 +56,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# Every command shown in README.md, docs/*.md and bench/README.md runs against a dev
-# server of the check's own, or is parsed where it cannot run (tests/docs_check.py).
+# Every command shown in README.md, docs/*.md and harness/bench/README.md runs against a dev
+# server of the check's own, or is parsed where it cannot run (harness/docs_check.py).
 docs-check: install
-	$(PY) -m tests.docs_check
+	$(PY) -m harness.docs_check
 
 # pytest exits 5 when it collected nothing: a suite that ran no test has failed.
 test: lint docs-check
@@ -69,7 +69,7 @@ test: lint docs-check
 histories: install
 	$(PY) -m tests.histories.record
 
-# The benchmark suite (bench/): its peers (LangGraph, matplotlib, psutil) are in the
+# The benchmark suite (harness/bench/): its peers (LangGraph, matplotlib, psutil) are in the
 # `bench` extra, installed here only. BENCH_ARGS passes flags: make bench BENCH_ARGS="--only step".
 $(VENV)/.installed-bench: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,bench]'
@@ -80,27 +80,27 @@ $(VENV)/.installed-bench: $(VENV)/.installed pyproject.toml
 bench: $(VENV)/.installed-bench
 	$(PY) -m pytest -q -m bench tests/test_bench.py
 	$(PY) -m compileall -q $(PACKAGES) >/dev/null
-	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m harness.bench $(BENCH_ARGS)
 
-# The evaluation (eval/): the eval set through the real flows on the running stack
+# The evaluation (harness/eval/): the eval set through the real flows on the running stack
 # (`make demo`, or `make server` and `make worker`: the server at TEMPORAL_ADDRESS, the
 # worker on KEEL_TASK_QUEUE), figures per provider and flow, as a table and JSON.
 # EVAL_ARGS passes flags: make eval EVAL_ARGS="--provider openai --model <name> --limit 10".
 EVAL_ARGS ?= --provider local --flow research
 EVAL_OUT ?= eval-$(shell date -u +%Y%m%dT%H%M%S).json
 eval: install
-	$(PY) -m eval --stack --out $(EVAL_OUT) $(EVAL_ARGS)
+	$(PY) -m harness.eval --stack --out $(EVAL_OUT) $(EVAL_ARGS)
 
-# The soak (soak/): a 100-call conversation near 200k tokens and a 1,000-turn agent loop,
+# The soak (harness/soak/): a 100-call conversation near 200k tokens and a 1,000-turn agent loop,
 # every run held to the history's limits. SOAK_ARGS passes flags.
 soak: install
-	$(PY) -m soak $(SOAK_ARGS)
+	$(PY) -m harness.soak $(SOAK_ARGS)
 
-# The randomized fault suite (chaos/): real server, workers and ticket service, faults
+# The randomized fault suite (harness/chaos/): real server, workers and ticket service, faults
 # drawn from each seed. CHAOS_ARGS passes flags: make chaos CHAOS_ARGS="--seeds 200".
 CHAOS_ARGS ?= --seeds 10
 chaos: install
-	$(PY) -m chaos $(CHAOS_ARGS)
+	$(PY) -m harness.chaos $(CHAOS_ARGS)
 
 # Strings that must never be readable without the keys (a fake API key, a phrase from a
 # restricted document), one per line in CANARIES: found in .data/temporal.db, its WAL,
@@ -108,7 +108,7 @@ chaos: install
 # See docs/security.md. CANARY_ARGS passes flags: CANARY_ARGS="--file cli-output.txt".
 CANARIES ?= canaries.txt
 canary-scan: install
-	$(PY) -m infra.canary --strings-file $(CANARIES) --all-workflows $(CANARY_ARGS)
+	$(PY) -m keel.infra.canary --strings-file $(CANARIES) --all-workflows $(CANARY_ARGS)
 
 clean:
 	rm -rf $(VENV) .data

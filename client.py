@@ -22,15 +22,15 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from cli import budgets, commands, tools
-from cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
-from cli.parser import build_parser
-from graphs.flows import FLOWS
-from infra.keys import KeyRingError
-from infra.settings import KeelSettings, TemporalSettings, WorkerSettings
-from infra.temporal import connect
-from infra.tracing import command_span, configure_tracing, flush_tracing
-from models.errors import describe_validation_error
+from keel.cli import budgets, commands, tools
+from keel.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
+from keel.cli.parser import build_parser
+from keel.graphs.flows import FLOWS
+from keel.infra.keys import KeyRingError
+from keel.infra.settings import KeelSettings, TemporalSettings, WorkerSettings
+from keel.infra.temporal import connect
+from keel.infra.tracing import command_span, configure_tracing, flush_tracing
+from keel.payloads.errors import describe_validation_error
 
 Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
 

@@ -7,7 +7,7 @@
 
 State lives in .data/ (git-ignored): temporal.db survives restarts, so runs do too.
 
-Payloads are encrypted (infra/codec.py) unless KEEL_CODEC=off. Without a configured
+Payloads are encrypted (keel/infra/codec.py) unless KEEL_CODEC=off. Without a configured
 key, `start` writes one to <data-dir>/codec.keys (0600) the first time, hands it to
 the worker, and starts the codec server on loopback (port 8081) so that the Web UI
 (given --ui-codec-endpoint) shows decrypted payloads.
@@ -29,10 +29,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.binaries import DEV_SERVER_ARGS, temporal_cli
-from infra.keys import CodecSettings, KeyRingError, ensure_key_file, load_key_ring
-from infra.settings import UI_PORT_OFFSET
-from infra.tokens import TicketsTokenSettings, TokenError, ensure_token_file, load_tickets_token
+from keel.infra.binaries import DEV_SERVER_ARGS, temporal_cli
+from keel.infra.keys import CodecSettings, KeyRingError, ensure_key_file, load_key_ring
+from keel.infra.settings import UI_PORT_OFFSET
+from keel.infra.tokens import (
+    TicketsTokenSettings,
+    TokenError,
+    ensure_token_file,
+    load_tickets_token,
+)
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 STARTUP_SECONDS = 60.0
@@ -235,7 +240,7 @@ def _start_tickets(data: Path, port: int, env: dict[str, str]) -> bool:
     if _alive(pid_file) or _port_open("127.0.0.1", port):
         print(f"tickets: already running on 127.0.0.1:{port}")
         return True
-    command = [sys.executable, "-m", "ticket_service", "--port", str(port)]
+    command = [sys.executable, "-m", "keel.services.ticket_service", "--port", str(port)]
     command += ["--db", str(data / "tickets.db")]
     service = _spawn(command, data / "tickets.log", pid_file, env)
     return _serving("tickets", service, port, data / "tickets.log")
@@ -247,7 +252,7 @@ def _start_codec_server(data: Path, args: argparse.Namespace, env: dict[str, str
     if _alive(pid_file) or _port_open("127.0.0.1", args.codec_port):
         print(f"codec server: already running on 127.0.0.1:{args.codec_port}")
         return True
-    command = [sys.executable, "-m", "codec_server", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "keel.services.codec_server", "--host", "127.0.0.1"]
     command += ["--port", str(args.codec_port), "--log-format", "json"]
     for host in dict.fromkeys(["localhost", "127.0.0.1", args.ip]):
         command += ["--cors-origin", f"http://{host}:{args.ui_port}"]

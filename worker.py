@@ -42,15 +42,15 @@ from activities.llm.gateway import LLMGateway
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
 from activities.tools.mcp_servers import McpServers
-from infra.codec import EncryptionCodec
-from infra.flows import FlowError, load_flows, workflow_name
-from infra.logging import LogContextInterceptor, configure_logging
-from infra.settings import TemporalSettings, WorkerSettings
-from infra.temporal import SearchAttributesMissing, connect_waiting, ensure_search_attributes
-from infra.tokens import TicketsTokenSettings, TokenError, load_tickets_token
-from infra.tracing import configure_tracing, flush_tracing
-from models.breaker import BreakerConfig
-from models.contracts import ContractSnapshot
+from keel.infra.codec import EncryptionCodec
+from keel.infra.flows import FlowError, load_flows, workflow_name
+from keel.infra.logging import LogContextInterceptor, configure_logging
+from keel.infra.settings import TemporalSettings, WorkerSettings
+from keel.infra.temporal import SearchAttributesMissing, connect_waiting, ensure_search_attributes
+from keel.infra.tokens import TicketsTokenSettings, TokenError, load_tickets_token
+from keel.infra.tracing import configure_tracing, flush_tracing
+from keel.payloads.contracts import ContractSnapshot
+from keel.rules.breaker import BreakerConfig
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow
 from workflows.coordinator import CoordinatorWorkflow

@@ -17,7 +17,7 @@ from temporalio import activity
 
 T = TypeVar("T")
 
-# Well inside every heartbeat timeout in graphs/policies.py.
+# Well inside every heartbeat timeout in keel/graphs/policies.py.
 HEARTBEAT_EVERY_SECONDS = 1.0
 
 

@@ -29,7 +29,7 @@ import structlog
 from temporalio import activity
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from models.live import LIVE_TOPIC, LiveEvent, shown_as_written
+from keel.payloads.live import LIVE_TOPIC, LiveEvent, shown_as_written
 
 log = structlog.get_logger()
 

@@ -9,10 +9,10 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
-from models.agents import AgentCarry, AgentMessage, AgentResult, MessageOutcome
-from models.contracts import ContractSnapshot, MessagePolicy
-from tests.conftest import new_id, running_workers, worker_settings
-from tests.processes import run_script
+from harness.testing.processes import run_script
+from harness.testing.stack import new_id, running_workers, worker_settings
+from keel.payloads.agents import AgentCarry, AgentMessage, AgentResult, MessageOutcome
+from keel.payloads.contracts import ContractSnapshot, MessagePolicy
 from tests.test_agents import start_agent
 from workflows.agent import AgentWorkflow
 from workflows.agent_messages import Inbox

@@ -7,16 +7,16 @@ import asyncio
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
 
 from activities.documents.store import DocumentStore
-from infra.settings import WorkerSettings
-from models.agents import AgentInput, AgentResult
-from tests.conftest import (
+from harness.testing.stack import (
     new_id,
     plaintext,
     running_workers,
     scripted_team_input,
     worker_settings,
 )
-from tests.ticket_service_process import TicketService
+from harness.testing.ticket_service import TicketService
+from keel.infra.settings import WorkerSettings
+from keel.payloads.agents import AgentInput, AgentResult
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 

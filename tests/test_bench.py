@@ -15,8 +15,8 @@ from temporalio.client import Client
 from activities.documents.store import DocumentStore
 from activities.llm.assembly import build_gateway
 from activities.llm.prompts import PromptBook
-from bench.plain_flow import FlowState, ResearchNodes, run_plain
-from tests.conftest import (
+from harness.bench.plain_flow import FlowState, ResearchNodes, run_plain
+from harness.testing.stack import (
     research_on_workers,
     scripted_input,
     worker_settings,
@@ -49,7 +49,7 @@ async def test_floor_takes_the_workflows_path_to_the_same_answer(
 async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
     store: DocumentStore, tmp_path: Path
 ) -> None:
-    from bench.langgraph_peer import checkpointed, run_langgraph
+    from harness.bench.langgraph_peer import checkpointed, run_langgraph
 
     settings = worker_settings()
     request = scripted_input("refine_and_revise", settings, QUESTION)
@@ -66,7 +66,7 @@ async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
 async def test_node_timings_cover_every_node_the_flow_visited(
     client: Client, store: DocumentStore
 ) -> None:
-    from bench.step_overhead import node_durations
+    from harness.bench.step_overhead import node_durations
 
     workflow_id, report = await research_on_workers(client, store, "refine_and_revise", QUESTION)
     history = await client.get_workflow_handle(workflow_id).fetch_history()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models.breaker import BreakerConfig, BreakerState
+from keel.rules.breaker import BreakerConfig, BreakerState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = BreakerConfig(window=4, min_calls=4, failure_rate=0.5, cooldown_seconds=30)

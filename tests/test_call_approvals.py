@@ -12,10 +12,10 @@ import pytest
 from temporalio.client import Client
 
 from activities.contracts.loader import CONTRACTS_DIR
-from models.agents import AgentResult
-from models.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
-from tests.conftest import SCRIPTED_DIR, new_id, worker_settings
-from tests.processes import Completed, run_script, worker_process
+from harness.testing.processes import Completed, run_script, worker_process
+from harness.testing.stack import SCRIPTED_DIR, new_id, worker_settings
+from keel.payloads.agents import AgentResult
+from keel.payloads.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
 
 TOOLS = """
 [tools.record_note]

@@ -7,7 +7,7 @@ key, its codec server), an OpenAI-compatible provider whose error bodies echo th
 a canary phrase, a restricted research run, a team run over it, a provider failing
 with 401 and one failing with 500 (while its activity retries, its last failure is
 read with `temporal workflow describe`), a question holding a canary of its own.
-Then `python -m infra.canary` scans the database, its WAL, the logs, the CLI's
+Then `python -m keel.infra.canary` scans the database, its WAL, the logs, the CLI's
 output and every history as `temporal` shows and describes it without a codec:
 nothing. A keyholder still reads the team's history through the codec server.
 """
@@ -29,9 +29,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from infra.canary import json_blob
-from models.research import ResearchInput
-from tests.conftest import CORPORA, new_id
+from harness.testing.stack import CORPORA, new_id
+from keel.infra.canary import json_blob
+from keel.payloads.research import ResearchInput
 from tests.test_encrypted_history import (
     CANARY,
     CANARY_DOC,
@@ -249,7 +249,7 @@ async def test_the_scan_finds_nothing_anywhere_and_finds_a_planted_control(
         encoding="utf-8",
     )
     scan = [
-        sys.executable, "-m", "infra.canary", "--strings-file", str(strings),
+        sys.executable, "-m", "keel.infra.canary", "--strings-file", str(strings),
         "--data-dir", str(the_stack.data), "--file", str(terminal),
         "--all-workflows", "--address", the_stack.address,
     ]  # fmt: skip

@@ -16,18 +16,18 @@ from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
 from activities.documents.store import DocumentStore
-from models.llm import ModelChoice
-from tests.conftest import (
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import (
     execute_scripted,
     new_id,
     running_workers,
     scripted_input,
     worker_settings,
 )
-from tests.processes import run_script, worker_process
+from harness.testing.ticket_service import TicketService
+from keel.payloads.llm import ModelChoice
 from tests.test_agents import agent_input
 from tests.test_saga_faults import until
-from tests.ticket_service_process import TicketService
 from workflows.agent import AgentWorkflow
 from workflows.research import ResearchWorkflow
 

@@ -3,7 +3,7 @@
 Each seed starts its own workers against a dev server persisted to SQLite, the
 ticket service and the scripted model endpoint, fires its faults (kill -9, server
 restart, cancel, reject, 429/500/hang/close, a slow ticket service) and checks the
-service's database and the histories. `python -m chaos --seed N` replays a seed
+service's database and the histories. `python -m harness.chaos --seed N` replays a seed
 that fails here, with its schedule and the invariant it broke.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos.harness import Suite, SuiteSettings
-from chaos.invariants import NAMES
-from chaos.plan import plan_seed
-from chaos.report import seed_text, table
+from harness.chaos.harness import Suite, SuiteSettings
+from harness.chaos.invariants import NAMES
+from harness.chaos.plan import plan_seed
+from harness.chaos.report import seed_text, table
 
 # Together: sagas approved, rejected and cancelled at a commit; research and team runs,
 # budgeted or not, started with the SDK and the CLI; every kind of fault and moment.

@@ -17,14 +17,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm.chat_model import ChatCall
 from activities.llm.openai_model import OpenAICompatibleModel
-from chaos import harness
-from chaos.model_endpoint import ModelFault, ScriptedEndpoint
-from chaos.plan import plan_seed
-from chaos.processes import free_port
-from chaos.script import Script
-from infra.codec import data_converter
-from infra.keys import KeyRingError, append_new_key
-from models.errors import PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE
+from harness.chaos import harness
+from harness.chaos.model_endpoint import ModelFault, ScriptedEndpoint
+from harness.chaos.plan import plan_seed
+from harness.chaos.processes import free_port
+from harness.chaos.script import Script
+from keel.infra.codec import data_converter
+from keel.infra.keys import KeyRingError, append_new_key
+from keel.payloads.errors import PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE
 
 
 def test_a_seed_always_gives_the_same_schedule() -> None:

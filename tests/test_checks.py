@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.checks import (
+from keel.rules.checks import (
     CITATIONS,
     DEBRIS,
     INTERNAL,
@@ -15,7 +15,7 @@ from models.checks import (
     query_problem,
     scrub_internal,
 )
-from models.extractive import extract_answer, extract_for_questions, relevance, relevant
+from keel.rules.extractive import extract_answer, extract_for_questions, relevance, relevant
 
 KEYS = (
     "An idempotency key is a unique string that the client sends with a side-effecting"

@@ -21,10 +21,9 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
-from infra.codec import data_converter
-from infra.settings import WorkerSettings
-from models.research import ResearchReport
-from tests.conftest import (
+from harness.testing.ports import free_port
+from harness.testing.processes import run_script
+from harness.testing.stack import (
     FALLBACK,
     PRIMARY,
     SCRIPTED_DIR,
@@ -33,8 +32,9 @@ from tests.conftest import (
     running_workers,
     worker_settings,
 )
-from tests.ports import free_port
-from tests.processes import run_script
+from keel.infra.codec import data_converter
+from keel.infra.settings import WorkerSettings
+from keel.payloads.research import ResearchReport
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
 ANSWERS: dict[str, dict[str, Any]] = {

@@ -11,11 +11,11 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.documents.store import DocumentStore
-from cli.commands import research_input
-from cli.parser import build_parser
-from infra.settings import KeelSettings, WorkerSettings
-from tests.conftest import DEMO_CORPUS, ROOT, new_id, running_workers, worker_settings
-from tests.processes import run_script
+from harness.testing.processes import run_script
+from harness.testing.stack import DEMO_CORPUS, ROOT, new_id, running_workers, worker_settings
+from keel.cli.commands import research_input
+from keel.cli.parser import build_parser
+from keel.infra.settings import KeelSettings, WorkerSettings
 from workflows.research import ResearchWorkflow
 
 

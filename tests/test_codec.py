@@ -13,8 +13,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from devserver import codec_env
-from infra.codec import ENCODING, KEY_ID, DecryptionError, EncryptionCodec, data_converter
-from infra.keys import (
+from keel.infra.codec import ENCODING, KEY_ID, DecryptionError, EncryptionCodec, data_converter
+from keel.infra.keys import (
     CodecSettings,
     KeyRing,
     KeyRingError,

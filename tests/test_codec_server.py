@@ -13,11 +13,11 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from infra.codec import KEY_ID, EncryptionCodec, data_converter
-from infra.keys import CodecSettings, append_new_key, read_key_file
-from infra.payload_store import PayloadStoreSettings
-from tests.conftest import ROOT
-from tests.ports import free_port, wait_until_serving
+from harness.testing.ports import free_port, wait_until_serving
+from harness.testing.stack import ROOT
+from keel.infra.codec import KEY_ID, EncryptionCodec, data_converter
+from keel.infra.keys import CodecSettings, append_new_key, read_key_file
+from keel.infra.payload_store import PayloadStoreSettings
 
 TOKEN = "codec-test-token-0123456789abcdef"
 UI = "http://localhost:8233"
@@ -26,7 +26,7 @@ SECRET = "zephyr-quartz-canary-4417"
 
 def codec_server(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "codec_server", "--log-format", "json", *args],
+        [sys.executable, "-m", "keel.services.codec_server", "--log-format", "json", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from codec_server import CodecServerSettings
-from infra.binaries import DEV_SERVER_ARGS
-from infra.keys import CodecSettings
-from infra.payload_store import PayloadStoreSettings
-from infra.settings import TemporalSettings, WorkerSettings
-from infra.tokens import TicketsTokenSettings
-from tests.conftest import ROOT
+from harness.testing.stack import ROOT
+from keel.infra.binaries import DEV_SERVER_ARGS
+from keel.infra.keys import CodecSettings
+from keel.infra.payload_store import PayloadStoreSettings
+from keel.infra.settings import TemporalSettings, WorkerSettings
+from keel.infra.tokens import TicketsTokenSettings
+from keel.services.codec_server import CodecServerSettings
 
 COMPOSE = ROOT / "docker-compose.yml"
 SERVICES = {
@@ -234,7 +234,7 @@ def test_the_codec_server_needs_its_token_publishes_on_loopback_and_serves_the_u
     services = compose["services"]
     codec = services["codec-server"]
     command = codec["command"]
-    assert command[:3] == ["python", "-m", "codec_server"]
+    assert command[:3] == ["python", "-m", "keel.services.codec_server"]
     # It listens beyond loopback inside the network, so the token is mandatory there.
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert "KEEL_CODEC_SERVER_TOKEN" in codec["environment"]

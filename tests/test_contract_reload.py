@@ -12,9 +12,9 @@ from structlog.testing import capture_logs
 
 from activities.contracts.loader import CONTRACTS_DIR
 from activities.contracts.source import ContractSource
-from models.agents import AgentResult
-from tests.conftest import new_id, worker_settings
-from tests.processes import run_script, worker_process
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import new_id, worker_settings
+from keel.payloads.agents import AgentResult
 
 TASK = "How do idempotency keys make retries safe?"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from activities.contracts.loader import CONTRACTS_DIR, FILES, ContractError, load_contracts
-from tests.processes import run_script
+from harness.testing.processes import run_script
 
 
 @pytest.fixture

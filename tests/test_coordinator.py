@@ -11,13 +11,19 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
-from infra.codec import data_converter
-from infra.settings import WorkerSettings
-from models.agents import AgentInput
-from models.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
-from models.llm import Budget
-from tests.conftest import TEAM_REQUEST, new_id, plaintext, running_workers, scripted_team_input
-from tests.processes import run_script
+from harness.testing.processes import run_script
+from harness.testing.stack import (
+    TEAM_REQUEST,
+    new_id,
+    plaintext,
+    running_workers,
+    scripted_team_input,
+)
+from keel.infra.codec import data_converter
+from keel.infra.settings import WorkerSettings
+from keel.payloads.agents import AgentInput
+from keel.payloads.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
+from keel.payloads.llm import Budget
 from tests.test_research_checks import extractive_for_scripted
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow

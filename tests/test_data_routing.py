@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from activities.contracts.loader import load_contracts
-from models.contracts import DataNamespace
-from routing.data import detect_language, route_data
+from keel.payloads.contracts import DataNamespace
+from keel.routing.data import detect_language, route_data
 
 NAMESPACES = load_contracts().routes.namespaces
 

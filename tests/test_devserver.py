@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from infra.codec import data_converter
-from models.research import ResearchInput
-from tests.conftest import ROOT, new_id
-from tests.ports import free_port
-from tests.processes import run_script
+from harness.testing.ports import free_port
+from harness.testing.processes import run_script
+from harness.testing.stack import ROOT, new_id
+from keel.infra.codec import data_converter
+from keel.payloads.research import ResearchInput
 from workflows.research import ResearchWorkflow
 
 

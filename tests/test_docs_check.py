@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import docs_check
-from tests.docs_check import Block, CheckError, check_output, masked, parse_only
+from harness import docs_check
+from harness.docs_check import Block, CheckError, check_output, masked, parse_only
 
 
 def test_an_unmarked_bash_block_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +40,7 @@ def test_a_marked_block_is_read_with_its_commands(
         (".venv/bin/python client.py no-such-command", "does not accept"),
         (".venv/bin/python worker.py --no-such-flag", "no flag --no-such-flag"),
         (".venv/bin/python devserver.py restart", "does not name 'restart'"),
-        (".venv/bin/python -m chaos --no-such-flag", "no flag --no-such-flag"),
+        (".venv/bin/python -m harness.chaos --no-such-flag", "no flag --no-such-flag"),
         (".venv/bin/temporal workflow show --no-such-flag", "no flag --no-such-flag"),
         ("docker compose up --scale no-such-service=2", "no such service"),
         ("docker compose frobnicate", "not a compose subcommand"),
@@ -59,7 +59,7 @@ def test_a_wrong_command_fails_the_parse(command: str, complaint: str) -> None:
         'make chaos CHAOS_ARGS="--seeds 200"',
         '.venv/bin/python client.py research "Why?" --provider scripted --model x --json',
         ".venv/bin/python devserver.py start --with-worker --with-tickets",
-        ".venv/bin/python -m infra.keys rotate --key-file k",
+        ".venv/bin/python -m keel.infra.keys rotate --key-file k",
         ".venv/bin/temporal workflow show --workflow-id w --codec-endpoint http://x",
         "docker-compose up --detach --scale worker-orchestration=3",
     ],

@@ -10,16 +10,16 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from activities.contracts.loader import load_contracts
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
-from models.contracts import SecurityLevel
-from models.documents import PassagesRequest, SearchRequest
-from models.extractive import extract_for_questions
-from tests.conftest import (
+from harness.testing.stack import (
     new_id,
     plaintext,
     research_on_workers,
     running_workers,
     scripted_input,
 )
+from keel.payloads.contracts import SecurityLevel
+from keel.payloads.documents import PassagesRequest, SearchRequest
+from keel.rules.extractive import extract_for_questions
 from workflows.research import ResearchWorkflow
 
 QUESTION = "What went wrong with Blueheron's ticket dedup?"

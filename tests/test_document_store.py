@@ -13,7 +13,7 @@ from activities.documents.store import (
     IngestPathError,
     fts_query,
 )
-from tests.conftest import DEMO_CORPUS
+from harness.testing.stack import DEMO_CORPUS
 
 
 @pytest.fixture

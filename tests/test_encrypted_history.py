@@ -28,13 +28,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.documents.store import DocumentStore
-from infra.binaries import temporal_cli
-from infra.codec import KEY_ID, encrypting_converter
-from infra.keys import read_key_file
-from models.llm import ModelChoice
-from models.research import ResearchInput, ResearchReport
-from tests.conftest import CORPORA, ROOT, SCRIPTED_DIR, new_id
-from tests.ports import free_port
+from harness.testing.ports import free_port
+from harness.testing.stack import CORPORA, ROOT, SCRIPTED_DIR, new_id
+from keel.infra.binaries import temporal_cli
+from keel.infra.codec import KEY_ID, encrypting_converter
+from keel.infra.keys import read_key_file
+from keel.payloads.llm import ModelChoice
+from keel.payloads.research import ResearchInput, ResearchReport
 from workflows.research import ResearchWorkflow
 
 CANARY = "zephyr-quartz-canary-4417"
@@ -266,7 +266,8 @@ async def test_a_codec_server_with_a_token_decodes_only_for_its_bearer(
         "KEEL_CODEC_SERVER_TOKEN": TOKEN,
     }
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "codec_server", "--port", str(port), "--log-format", "json",
+        sys.executable, "-m", "keel.services.codec_server",
+        "--port", str(port), "--log-format", "json",
         cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -347,7 +348,7 @@ async def test_a_history_written_under_key_a_decodes_after_key_b_becomes_current
 ) -> None:
     first = read_key_file(stack.key_file).current_id
     rotated = await run(
-        sys.executable, "-m", "infra.keys", "rotate", "--key-file", str(stack.key_file),
+        sys.executable, "-m", "keel.infra.keys", "rotate", "--key-file", str(stack.key_file),
         env=stack.env,
     )  # fmt: skip
     assert rotated.code == 0, rotated.err

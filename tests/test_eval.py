@@ -13,17 +13,17 @@ from temporalio.client import Client
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
-from eval.dataset import EvalItem, load
-from eval.run import team_version
-from eval.score import corpus_chunks, grounded, score_research, score_team
-from eval.summary import summarise
-from models.agents import CriterionScore
-from models.coordinator import MultiAgentReport
-from models.extractive import NOT_IN_CORPUS
-from models.llm import Budget, Usage
-from models.research import Citation, NodeVisit, ResearchReport, RubricReview
-from models.routing import DataRoute
-from tests.conftest import ROOT, running_workers
+from harness.eval.dataset import EvalItem, load
+from harness.eval.run import team_version
+from harness.eval.score import corpus_chunks, grounded, score_research, score_team
+from harness.eval.summary import summarise
+from harness.testing.stack import ROOT, running_workers
+from keel.payloads.agents import CriterionScore
+from keel.payloads.coordinator import MultiAgentReport
+from keel.payloads.llm import Budget, Usage
+from keel.payloads.research import Citation, NodeVisit, ResearchReport, RubricReview
+from keel.payloads.routing import DataRoute
+from keel.rules.extractive import NOT_IN_CORPUS
 
 EVALSET = load()
 RUBRIC = load_contracts().rubrics["answer"]
@@ -170,7 +170,7 @@ def test_a_teams_not_in_the_documents_answer_counts_as_said_not_as_a_draft_passi
 async def test_python_m_eval_reports_figures_per_provider_and_flow(tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "eval",
+        sys.executable, "-m", "harness.eval",
         "--provider", "scripted", "--model", "refine_and_revise", "--limit", "2",
         "--out", str(out),
         cwd=ROOT,
@@ -197,7 +197,7 @@ async def test_python_m_eval_stack_runs_on_the_server_and_workers_it_is_pointed_
     out = tmp_path / "eval.json"
     async with running_workers(client, store) as settings:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "eval", "--stack",
+            sys.executable, "-m", "harness.eval", "--stack",
             "--provider", "scripted", "--model", "refine_and_revise",
             "--ids", "keys-what,keys-same-on-retry", "--out", str(out),
             cwd=ROOT,

@@ -14,11 +14,11 @@ from temporalio.worker import Replayer
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
 from activities.documents.store import DocumentStore
 from activities.fork.history import model_steps
-from cli.kinds import KINDS
-from models.agents import AgentResult
-from models.coordinator import MultiAgentReport
-from tests.conftest import ROOT, SCRIPTED_DIR, new_id, running_workers, worker_settings
-from tests.processes import Completed, run_script
+from harness.testing.processes import Completed, run_script
+from harness.testing.stack import ROOT, SCRIPTED_DIR, new_id, running_workers, worker_settings
+from keel.cli.kinds import KINDS
+from keel.payloads.agents import AgentResult
+from keel.payloads.coordinator import MultiAgentReport
 from tests.test_cli import cli_env
 from worker import WORKFLOWS
 

@@ -15,8 +15,8 @@ from temporalio.worker import Replayer
 
 from activities.contracts.loader import CONTRACTS_DIR
 from examples.world_clock.flow import WorldClockFlow
-from tests.conftest import ROOT, new_id, worker_settings
-from tests.processes import run_script, worker_process
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import ROOT, new_id, worker_settings
 from worker import WORKFLOWS
 
 EXAMPLE = ROOT / "examples" / "world_clock"

@@ -11,7 +11,7 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
-from tests.conftest import (
+from harness.testing.stack import (
     FALLBACK,
     PRIMARY,
     QUESTION,

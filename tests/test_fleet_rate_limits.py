@@ -1,6 +1,6 @@
 """Four worker.py processes share one provider's rate limit, and one provider's Retry-After.
 
-The provider is a real HTTP server (tests/limited_endpoint.py) that refuses with 429
+The provider is a real HTTP server (harness/testing/limited_endpoint.py) that refuses with 429
 whatever goes over its requests-per-window limit, and counts it; the contracts declare
 the same limit. Every call is an agent's one model call, on whichever worker takes it.
 """
@@ -24,13 +24,13 @@ from activities.documents.store import DocumentStore
 from activities.llm.assembly import build_gateway
 from activities.llm.prompts import PromptBook
 from activities.llm.rate_limits import RateLimits
-from infra.settings import WorkerSettings
-from models.agents import AgentInput
-from models.llm import ModelChoice
-from models.rate_limit import LEDGER_QUERY, Ledger, RateLimit, rate_limiter_id
-from tests.conftest import new_id, running_workers, worker_settings
-from tests.limited_endpoint import LimitedEndpoint
-from tests.processes import worker_process
+from harness.testing.limited_endpoint import LimitedEndpoint
+from harness.testing.processes import worker_process
+from harness.testing.stack import new_id, running_workers, worker_settings
+from keel.infra.settings import WorkerSettings
+from keel.payloads.agents import AgentInput
+from keel.payloads.llm import ModelChoice
+from keel.rules.rate_limit import LEDGER_QUERY, Ledger, RateLimit, rate_limiter_id
 from workflows.agent import AgentWorkflow
 
 WORKERS = 4

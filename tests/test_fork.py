@@ -10,9 +10,9 @@ from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
 from activities.fork.history import model_steps
-from models.research import ResearchReport
-from tests.conftest import SCRIPTED_DIR, execute_scripted, running_workers, worker_settings
-from tests.processes import run_script
+from harness.testing.processes import run_script
+from harness.testing.stack import SCRIPTED_DIR, execute_scripted, running_workers, worker_settings
+from keel.payloads.research import ResearchReport
 from tests.test_cli import cli_env
 
 QUESTION = "How do idempotency keys make retries safe?"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from graphs import team
-from graphs.flows import FLOWS
-from graphs.machine import Edge, GraphError, Node, NodeKind, Outcome, StateMachine
-from graphs.research import (
+from keel.graphs import team
+from keel.graphs.flows import FLOWS
+from keel.graphs.machine import Edge, GraphError, Node, NodeKind, Outcome, StateMachine
+from keel.graphs.research import (
     CHECK_DRAFT,
     DELIVER,
     PLAN,
@@ -17,8 +17,8 @@ from graphs.research import (
     VERDICT,
     WRITE,
 )
-from graphs.team import TEAM_GRAPH
-from models.agents import SubQuestions
+from keel.graphs.team import TEAM_GRAPH
+from keel.payloads.agents import SubQuestions
 
 
 def reachable(graph: StateMachine) -> set[str]:

@@ -14,10 +14,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
-from infra.settings import PROJECT_ROOT, WorkerSettings
-from models.documents import IngestRequest
-from tests.conftest import DEMO_CORPUS, worker_settings
-from tests.processes import run_script, worker_process
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import DEMO_CORPUS, worker_settings
+from keel.infra.settings import PROJECT_ROOT, WorkerSettings
+from keel.payloads.documents import IngestRequest
 
 
 def activities(store: DocumentStore, *roots: Path) -> DocumentActivities:

@@ -10,12 +10,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.documents.store import DocumentStore
-from infra.settings import WorkerSettings
-from models.routing import AskInput, AskResult
-from models.tickets import ApprovalDecision
-from tests.conftest import new_id, running_workers, worker_settings
-from tests.processes import Completed, run_script
-from tests.ticket_service_process import TicketService
+from harness.testing.processes import Completed, run_script
+from harness.testing.stack import new_id, running_workers, worker_settings
+from harness.testing.ticket_service import TicketService
+from keel.infra.settings import WorkerSettings
+from keel.payloads.routing import AskInput, AskResult
+from keel.payloads.tickets import ApprovalDecision
 from workflows.intent_router import IntentRouterWorkflow
 from workflows.ticket_saga import TicketSagaWorkflow
 

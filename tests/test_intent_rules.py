@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from activities.contracts.loader import load_contracts
-from models.contracts import Routes
-from routing.intents import from_model, match_rules
+from keel.payloads.contracts import Routes
+from keel.routing.intents import from_model, match_rules
 
 
 @pytest.fixture(scope="module")

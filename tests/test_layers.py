@@ -1,7 +1,7 @@
 """The layers stay clean: activities never import workflows, and workflows import
 from activities only the activity definitions they schedule.
 
-Shared data (payloads, output-model registries, entity names) lives in models/, so
+Shared data (payloads, output-model registries, entity names) lives in keel/payloads/, so
 either side can read it without reaching into the other.
 """
 
@@ -59,9 +59,26 @@ def test_workflows_import_only_activity_definitions_from_activities() -> None:
     assert beyond == {}
 
 
-def test_models_import_neither_workflows_nor_activities() -> None:
-    assert imports_under("models", "workflows") == {}
-    assert imports_under("models", "activities") == {}
+def test_the_keel_package_imports_neither_workflows_nor_activities() -> None:
+    """keel/ is the library both sides build on: payloads, rules, graphs, infrastructure."""
+    for below in ("payloads", "rules", "graphs", "routing", "infra"):
+        assert imports_under(f"keel/{below}", "workflows") == {}
+        assert imports_under(f"keel/{below}", "activities") == {}
+
+
+def test_workflows_stay_off_the_process_side_of_keel() -> None:
+    """Settings, the CLI and the services read the environment: no workflow may."""
+    for side in ("keel.infra", "keel.cli", "keel.services"):
+        assert imports_under("workflows", side) == {}
+
+
+def test_payloads_import_only_payloads() -> None:
+    """Histories hold payloads: they depend on no rule or service that could change."""
+    beyond = {
+        path: {m for m in hits if not m.startswith("keel.payloads")}
+        for path, hits in imports_under("keel/payloads", "keel").items()
+    }
+    assert {path: hits for path, hits in beyond.items() if hits} == {}
 
 
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:

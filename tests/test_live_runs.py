@@ -12,10 +12,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
-from cli.live import LiveView, follow, written_so_far
-from models.live import LiveEvent, shown_as_written
-from models.research import ResearchReport
-from tests.conftest import (
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import (
     DEMO_CORPUS,
     SCRIPTED_DIR,
     new_id,
@@ -23,11 +21,13 @@ from tests.conftest import (
     scripted_input,
     worker_settings,
 )
-from tests.processes import run_script, worker_process
+from harness.testing.ticket_service import TicketService
+from keel.cli.live import LiveView, follow, written_so_far
+from keel.payloads.live import LiveEvent, shown_as_written
+from keel.payloads.research import ResearchReport
 from tests.test_agents import start_agent
 from tests.test_cli import cli_env
 from tests.test_ticket_saga import decide, incident, progress_when, saga_workers, start
-from tests.ticket_service_process import TicketService
 from workflows.research import ResearchWorkflow
 
 QUESTION = "Why do long activities heartbeat?"

@@ -13,9 +13,9 @@ from activities.llm.chat_model import ChatCall, Completion
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook, PromptError
 from activities.llm.scripted_model import ScriptedModel
-from models.errors import SCHEMA_VIOLATION, SCRIPT_MISSING, UNKNOWN_PROMPT, UNKNOWN_SCHEMA
-from models.llm import Budget, BudgetLeft, LLMRequest, ModelChoice, Usage
-from tests.conftest import SCRIPTED_DIR
+from harness.testing.stack import SCRIPTED_DIR
+from keel.payloads.errors import SCHEMA_VIOLATION, SCRIPT_MISSING, UNKNOWN_PROMPT, UNKNOWN_SCHEMA
+from keel.payloads.llm import Budget, BudgetLeft, LLMRequest, ModelChoice, Usage
 
 
 class RecordingModel:

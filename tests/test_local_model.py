@@ -18,12 +18,12 @@ from activities.llm.chat_model import ChatCall, Completion
 from activities.llm.gateway import LLMGateway
 from activities.llm.local_model import LOCAL_MODEL_NAME, LocalModel, bundled_model_path
 from activities.llm.prompts import PromptBook
-from cli.live import LiveView, follow
-from eval.score import TEXT_RULES
-from models.checks import check_draft
-from models.live import LiveEvent
-from models.llm import ModelChoice
-from tests.conftest import QUESTION, in_thread, new_id, research_input, running_workers
+from harness.eval.score import TEXT_RULES
+from harness.testing.stack import QUESTION, in_thread, new_id, research_input, running_workers
+from keel.cli.live import LiveView, follow
+from keel.payloads.live import LiveEvent
+from keel.payloads.llm import ModelChoice
+from keel.rules.checks import check_draft
 from workflows.research import ResearchWorkflow
 
 pytestmark = pytest.mark.model

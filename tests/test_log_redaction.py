@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from infra.logging import REDACTED, redact_text
-from tests.conftest import ROOT
+from harness.testing.stack import ROOT
+from keel.infra.logging import REDACTED, redact_text
 
 OPENAI_KEY = "sk-proj-Zq8vN3xT5yR1wK7pL2mB9cD4fG6hJ0aS"
 ANTHROPIC_KEY = "sk-ant-api03-Hk2Lm9Pq4Rs7Tu1Vw5Xy8Za3Bc6De0Fg"
@@ -45,7 +45,7 @@ def test_a_worker_log_line_with_a_key_in_fields_and_traceback_is_redacted() -> N
     script = textwrap.dedent(
         f"""
         import logging, structlog
-        from infra.logging import configure_logging
+        from keel.infra.logging import configure_logging
         configure_logging("json")
         log = structlog.get_logger()
         log.warning("provider.error", body="key {OPENAI_KEY} refused",

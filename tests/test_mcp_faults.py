@@ -1,6 +1,6 @@
 """MCP servers that misbehave, as real processes: one that hangs, floods or lies.
 
-The liar is the SDK's own server over stdio (tests/mcp_stdio_liar.py), started by
+The liar is the SDK's own server over stdio (harness/testing/mcp_stdio_liar.py), started by
 the worker as any declared server is; `mcp-server-time` runs beside it to show the
 worker still serves after each fault. Timing bounds are generous: they tell an
 abandoned call from one left to its timeout, not fast from slow.
@@ -32,13 +32,19 @@ from activities.documents.store import DocumentStore
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
 from activities.tools.bounded_stdio import LINE_LIMIT_BYTES, LineSplitter, answered_id
-from models.agents import AgentInput, AgentResult
-from models.contracts import ContractSnapshot
-from models.tools import ToolInvocation
-from tests.conftest import ROOT, new_id, running_workers, scripted_team_input, worker_settings
-from tests.mcp_setup import BIN, stdio_children
-from tests.mcp_stdio_liar import INJECTED
-from tests.processes import worker_process
+from harness.testing.mcp_setup import BIN, stdio_children
+from harness.testing.mcp_stdio_liar import INJECTED
+from harness.testing.processes import worker_process
+from harness.testing.stack import (
+    ROOT,
+    new_id,
+    running_workers,
+    scripted_team_input,
+    worker_settings,
+)
+from keel.payloads.agents import AgentInput, AgentResult
+from keel.payloads.contracts import ContractSnapshot
+from keel.payloads.tools import ToolInvocation
 from workflows.agent import AgentWorkflow
 
 LIAR = ROOT / "tests" / "mcp_stdio_liar.py"

@@ -1,7 +1,7 @@
 """Tools from outside: MCP servers (stdio and HTTP) and Python tools, under keel's policy.
 
 The servers are the real ones: `mcp-server-time` and `mcp-server-git` from PyPI over
-stdio, and the SDK's own server over streamable HTTP (tests/mcp_http_server.py).
+stdio, and the SDK's own server over streamable HTTP (harness/testing/mcp_http_server.py).
 One agent run calls each kind of tool, then each test reads one behaviour from it.
 """
 
@@ -30,14 +30,7 @@ from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
-from models.agents import AgentInput, AgentResult, Observation
-from models.contracts import ContractSnapshot
-from models.errors import UNKNOWN_TOOL
-from models.tools import ToolInvocation
-from routing.tools import route_tool
-from tests.conftest import new_id, plaintext, running_workers, scripted_team_input, worker_settings
-from tests.fixtures.python_tools import CountWords
-from tests.mcp_setup import (
+from harness.testing.mcp_setup import (
     AGENT,
     CANARY_VARIABLE,
     COMMIT_MESSAGE,
@@ -47,7 +40,20 @@ from tests.mcp_setup import (
     stdio_children,
     write_tool_contracts,
 )
-from tests.processes import run_script, worker_process
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import (
+    new_id,
+    plaintext,
+    running_workers,
+    scripted_team_input,
+    worker_settings,
+)
+from keel.payloads.agents import AgentInput, AgentResult, Observation
+from keel.payloads.contracts import ContractSnapshot
+from keel.payloads.errors import UNKNOWN_TOOL
+from keel.payloads.tools import ToolInvocation
+from keel.routing.tools import route_tool
+from tests.fixtures.python_tools import CountWords
 from worker import WORKFLOWS
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id

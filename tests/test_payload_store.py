@@ -27,15 +27,15 @@ from temporalio.converter import StorageDriverClaim, StorageDriverRetrieveContex
 from temporalio.converter import StorageDriverStoreContext as StoreContext
 
 from activities.documents.store import DocumentStore
-from infra.codec import data_converter
-from infra.keys import CodecSettings
-from infra.payload_store import ContentAddressedDriver, CorruptPayload, PayloadStoreSettings
-from models.research import Draft
-from soak.run import SCRIPTS, conversation, history_figures
-from soak.workflows import SoakConversationWorkflow
-from tests.conftest import running_workers, worker_settings
-from tests.ports import free_port, wait_until_serving
-from tests.processes import run_script
+from harness.soak.run import SCRIPTS, conversation, history_figures
+from harness.soak.workflows import SoakConversationWorkflow
+from harness.testing.ports import free_port, wait_until_serving
+from harness.testing.processes import run_script
+from harness.testing.stack import running_workers, worker_settings
+from keel.infra.codec import data_converter
+from keel.infra.keys import CodecSettings
+from keel.infra.payload_store import ContentAddressedDriver, CorruptPayload, PayloadStoreSettings
+from keel.payloads.research import Draft
 
 if TYPE_CHECKING:
     pass
@@ -178,7 +178,7 @@ def test_the_store_can_be_turned_off() -> None:
 
 
 async def test_the_soak_holds_every_run_to_the_limits(tmp_path: Path) -> None:
-    """`python -m soak` as a user runs it: 100 calls near 200k tokens, 1,000 agent turns."""
+    """`python -m harness.soak` as a user runs it: 100 calls near 200k tokens, 1,000 agent turns."""
     out = tmp_path / "soak.json"
     result = await run_script("soak", "--json", str(out), limit_seconds=600)
     assert result.code == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -18,8 +18,8 @@ from temporalio.worker import (
 
 from activities.contracts.loader import CONTRACTS_DIR, load_contracts
 from activities.documents.store import DocumentStore
-from tests.conftest import new_id, running_workers, worker_settings
-from tests.processes import run_script
+from harness.testing.processes import run_script
+from harness.testing.stack import new_id, running_workers, worker_settings
 from tests.test_cli import QUESTION, SCRIPTED, cli_env
 from tests.test_every_flow_commands import REQUEST, scripts_folder
 

@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_all
-from models.rate_limit import Booking, Ledger, RateLimit, Settlement
-from models.tenants import Charge, Reservation, Spend, TenantBudget, TenantDay
-from tests.processes import run_script
+from harness.testing.processes import run_script
+from keel.rules.rate_limit import Booking, Ledger, RateLimit, Settlement
+from keel.rules.tenants import Charge, Reservation, Spend, TenantBudget, TenantDay
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TEN_A_SECOND = RateLimit(requests_per_minute=600, window_seconds=1, margin_seconds=0)

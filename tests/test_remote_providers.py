@@ -23,10 +23,10 @@ from activities.llm.chat_model import ChatCall
 from activities.llm.gateway import LLMGateway
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
-from models.llm import LLMRequest, ModelChoice
-from models.research import ResearchInput, ResearchPlan
-from tests.conftest import new_id, running_workers
-from tests.llama_server_process import MODEL_ALIAS, LlamaServer
+from harness.testing.llama_server import MODEL_ALIAS, LlamaServer
+from harness.testing.stack import new_id, running_workers
+from keel.payloads.llm import LLMRequest, ModelChoice
+from keel.payloads.research import ResearchInput, ResearchPlan
 from workflows.research import ResearchWorkflow
 
 SECRET = "sk-test-0123456789abcdef"

@@ -15,8 +15,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from activities.documents.store import DocumentStore
-from infra.codec import data_converter
-from tests.conftest import NARROW, research_on_workers
+from harness.testing.stack import NARROW, research_on_workers
+from keel.infra.codec import data_converter
 from worker import WORKFLOWS
 from workflows.priority import InheritPriority
 

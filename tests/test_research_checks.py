@@ -9,12 +9,12 @@ from temporalio.client import Client
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
-from models.checks import check_draft
-from models.contracts import ContractSnapshot
-from models.documents import shown_passage
-from models.extractive import NOT_IN_CORPUS
-from models.research import ResearchReport
-from tests.conftest import execute_scripted, plaintext, research_on_workers, running_workers
+from harness.testing.stack import execute_scripted, plaintext, research_on_workers, running_workers
+from keel.payloads.contracts import ContractSnapshot
+from keel.payloads.documents import shown_passage
+from keel.payloads.research import ResearchReport
+from keel.rules.checks import check_draft
+from keel.rules.extractive import NOT_IN_CORPUS
 from tests.test_research_flow import activity_summaries, path
 
 KEYS = "How do idempotency keys make retries safe?"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from graphs.research_delivery import cited, final_candidate
-from models.documents import Passage
-from models.flags import Flag, Flags
-from models.research import Candidate, Draft
+from keel.graphs.research_delivery import cited, final_candidate
+from keel.payloads.documents import Passage
+from keel.payloads.flags import Flag, Flags
+from keel.payloads.research import Candidate, Draft
 
 
 def passage(n: int) -> Passage:

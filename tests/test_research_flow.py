@@ -10,9 +10,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
-from models.llm import Budget
-from models.research import ResearchReport
-from tests.conftest import (
+from harness.testing.stack import (
     NARROW,
     QUESTION,
     current_details,
@@ -23,6 +21,8 @@ from tests.conftest import (
     running_workers,
     typed_cause,
 )
+from keel.payloads.llm import Budget
+from keel.payloads.research import ResearchReport
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 

@@ -15,8 +15,9 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.documents.store import DocumentStore
-from tests.conftest import typed_cause, worker_settings
-from tests.processes import run_script, worker_process
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import typed_cause, worker_settings
+from harness.testing.ticket_service import TicketService
 from tests.test_saga_faults import until
 from tests.test_ticket_saga import (
     Handle,
@@ -26,7 +27,6 @@ from tests.test_ticket_saga import (
     saga_workers,
     start,
 )
-from tests.ticket_service_process import TicketService
 from workflows.ticket_saga import TicketSagaWorkflow
 
 

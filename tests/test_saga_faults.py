@@ -15,10 +15,11 @@ from pathlib import Path
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
-from infra.codec import data_converter
-from tests.conftest import running_workers, worker_settings
-from tests.ports import free_port
-from tests.processes import run_script, worker_process
+from harness.testing.ports import free_port
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import running_workers, worker_settings
+from harness.testing.ticket_service import TicketService
+from keel.infra.codec import data_converter
 from tests.test_ticket_saga import (
     SUBTASKS,
     completed_results,
@@ -27,7 +28,6 @@ from tests.test_ticket_saga import (
     progress_when,
     start,
 )
-from tests.ticket_service_process import TicketService
 
 
 async def until(predicate: Callable[[], bool], seconds: float = 60) -> None:

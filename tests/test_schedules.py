@@ -11,15 +11,15 @@ import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
-from cli.commands import SCHEDULED_BY
-from cli.parser import FLOW_ARGS, build_parser
-from cli.schedules import STARTABLE, schedule_for
-from infra.settings import KeelSettings
-from models.research import ResearchReport
-from tests.conftest import new_id, running_workers, worker_settings
+from harness.testing.ports import free_port
+from harness.testing.processes import Completed, run_script
+from harness.testing.stack import new_id, running_workers, worker_settings
+from keel.cli.commands import SCHEDULED_BY
+from keel.cli.parser import FLOW_ARGS, build_parser
+from keel.cli.schedules import STARTABLE, schedule_for
+from keel.infra.settings import KeelSettings
+from keel.payloads.research import ResearchReport
 from tests.fixtures.flows.brief import BriefFlow
-from tests.ports import free_port
-from tests.processes import Completed, run_script
 from tests.test_cli import QUESTION, SCRIPTED, cli_env
 from tests.test_user_flows import brief_input, script
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from infra.binaries import temporal_cli
-from infra.codec import data_converter
-from infra.temporal import ensure_search_attributes
+from keel.infra.binaries import temporal_cli
+from keel.infra.codec import data_converter
+from keel.infra.temporal import ensure_search_attributes
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 

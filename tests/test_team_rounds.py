@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from graphs.machine import Outcome
-from graphs.team_rounds import Drafted, TeamRounds, no_report, score_round
-from models.agents import CriterionScore, RubricScores
-from models.checks import CheckFailure
-from models.contracts import Criterion, Rubric
-from models.coordinator import ReviewRound
-from models.extractive import NOT_IN_CORPUS
-from models.research import Draft
+from keel.graphs.machine import Outcome
+from keel.graphs.team_rounds import Drafted, TeamRounds, no_report, score_round
+from keel.payloads.agents import CriterionScore, RubricScores
+from keel.payloads.checks import CheckFailure
+from keel.payloads.contracts import Criterion, Rubric
+from keel.payloads.coordinator import ReviewRound
+from keel.payloads.research import Draft
+from keel.rules.extractive import NOT_IN_CORPUS
 
 RUBRIC = Rubric(
     criteria=[

@@ -22,11 +22,13 @@ from activities.llm.assembly import build_gateway
 from activities.llm.gates import GatedCall
 from activities.llm.prompts import PromptBook
 from activities.llm.tenant_budgets import TenantBudgets
-from cli.budgets import today
-from infra.settings import WorkerSettings
-from models.llm import Usage
-from models.research import ResearchReport
-from models.tenants import (
+from harness.testing.processes import run_script
+from harness.testing.stack import QUESTION, new_id, running_workers, scripted_input, worker_settings
+from keel.cli.budgets import today
+from keel.infra.settings import WorkerSettings
+from keel.payloads.llm import Usage
+from keel.payloads.research import ResearchReport
+from keel.rules.tenants import (
     CHARGE_UPDATE,
     RESERVE_UPDATE,
     SPEND_QUERY,
@@ -38,8 +40,6 @@ from models.tenants import (
     TenantDayStart,
     tenant_day_id,
 )
-from tests.conftest import QUESTION, new_id, running_workers, scripted_input, worker_settings
-from tests.processes import run_script
 from workflows.research import ResearchWorkflow
 
 SCRIPT = "refine_and_revise"

@@ -23,18 +23,18 @@ from temporalio.client import (
 )
 
 from activities.documents.store import DocumentStore
-from infra.settings import WorkerSettings
-from models.llm import ModelChoice
-from models.tickets import (
+from harness.testing.processes import run_script
+from harness.testing.stack import new_id, plaintext, running_workers, typed_cause, worker_settings
+from harness.testing.ticket_service import TicketService
+from keel.infra.settings import WorkerSettings
+from keel.payloads.llm import ModelChoice
+from keel.payloads.tickets import (
     ApprovalDecision,
     SagaProgress,
     TicketSagaInput,
     TicketSagaResult,
     UndoByKey,
 )
-from tests.conftest import new_id, plaintext, running_workers, typed_cause, worker_settings
-from tests.processes import run_script
-from tests.ticket_service_process import TicketService
 from workflows.ticket_saga import TicketSagaWorkflow
 
 SUBTASKS = 3  # in the incident_triage script

@@ -14,8 +14,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.tickets.activities import TicketActivities
-from models.tickets import CreateTicket
-from tests.ticket_service_process import ROOT, TicketService
+from harness.testing.ticket_service import ROOT, TicketService
+from keel.payloads.tickets import CreateTicket
 
 
 def key() -> str:
@@ -146,7 +146,15 @@ def test_the_service_refuses_to_start_without_a_usable_token(
     if token is not None:
         env["KEEL_TICKETS_TOKEN"] = token
     started = subprocess.run(
-        [sys.executable, "-m", "ticket_service", "--port", "0", "--db", str(tmp_path / "t.db")],
+        [
+            sys.executable,
+            "-m",
+            "keel.services.ticket_service",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "t.db"),
+        ],
         cwd=tmp_path,  # no .data/tickets.token here
         env=env,
         capture_output=True,

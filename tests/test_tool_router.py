@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from activities.contracts.loader import load_contracts
-from models.contracts import AgentSpec, ContractSnapshot
-from routing.tools import route_tool
+from keel.payloads.contracts import AgentSpec, ContractSnapshot
+from keel.routing.tools import route_tool
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.topics import distinct_covering, question_problem, real_questions, topics
+from keel.rules.topics import distinct_covering, question_problem, real_questions, topics
 
 REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
 

@@ -17,8 +17,8 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from activities.documents.store import DocumentStore
-from tests.conftest import TEAM_REQUEST, new_id, running_workers, scripted_ask_input
-from tests.processes import run_script
+from harness.testing.processes import run_script
+from harness.testing.stack import TEAM_REQUEST, new_id, running_workers, scripted_ask_input
 from tests.test_cli import cli_env
 from workflows.intent_router import IntentRouterWorkflow
 

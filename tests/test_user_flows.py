@@ -9,10 +9,10 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.fork.history import model_steps
-from infra.flows import FlowError, load_flows
-from tests.conftest import SCRIPTED_DIR, new_id, worker_settings
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import SCRIPTED_DIR, new_id, worker_settings
+from keel.infra.flows import FlowError, load_flows
 from tests.fixtures.flows.brief import BriefFlow
-from tests.processes import run_script, worker_process
 
 FLOW = "tests.fixtures.flows.brief:BriefFlow"
 TOPIC = "idempotency keys"

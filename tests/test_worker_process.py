@@ -12,16 +12,16 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from infra.binaries import temporal_cli
-from models.documents import IngestRequest
-from tests.conftest import (
+from harness.testing.ports import free_port
+from harness.testing.processes import run_script, worker_process
+from harness.testing.stack import (
     DEMO_CORPUS,
     execute_scripted,
     new_id,
     worker_settings,
 )
-from tests.ports import free_port
-from tests.processes import run_script, worker_process
+from keel.infra.binaries import temporal_cli
+from keel.payloads.documents import IngestRequest
 from workflows.ingest import IngestWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 

@@ -20,8 +20,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.tools.activities import ToolActivities
-    from graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
-    from models.agents import (
+    from keel.graphs.policies import (
+        HEARTBEAT_TIMEOUT,
+        LLM_RETRY,
+        LLM_TIMEOUT,
+        TOOL_RETRY,
+        TOOL_TIMEOUT,
+    )
+    from keel.payloads.agents import (
         FINISH,
         AgentCarry,
         AgentInput,
@@ -32,9 +38,9 @@ with workflow.unsafe.imports_passed_through():
         MessageOutcome,
         Observation,
     )
-    from models.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
-    from models.contracts import AgentSpec, ContractSnapshot, ToolSpec
-    from models.errors import (
+    from keel.payloads.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
+    from keel.payloads.contracts import AgentSpec, ContractSnapshot, ToolSpec
+    from keel.payloads.errors import (
         ACCESS_DENIED,
         CIRCUIT_OPEN,
         PASSAGE_NOT_FOUND,
@@ -44,11 +50,11 @@ with workflow.unsafe.imports_passed_through():
         UNKNOWN_AGENT,
         UNKNOWN_TOOL,
     )
-    from models.flags import Flag
-    from models.llm import Usage
-    from models.outputs import OUTPUT_MODELS
-    from models.tools import ToolInvocation, ToolOutcome
-    from routing.tools import route_tool
+    from keel.payloads.flags import Flag
+    from keel.payloads.llm import Usage
+    from keel.payloads.outputs import OUTPUT_MODELS
+    from keel.payloads.tools import ToolInvocation, ToolOutcome
+    from keel.routing.tools import route_tool
     from workflows.agent_messages import LEGACY, MESSAGES_PATCH, Inbox, step_line
     from workflows.contract_snapshot import load_contracts
     from workflows.live import LiveChannel
@@ -398,7 +404,7 @@ class AgentWorkflow:
     # --- approvals ---------------------------------------------------------------------
 
     async def _approved(self, call: ToolInvocation, spec: ToolSpec) -> bool:
-        """Waits for a person's decision on this exact call (models/approvals.py)."""
+        """Waits for a person's decision on this exact call (keel/payloads/approvals.py)."""
         number = len(self._approvals) + 1
         pending = PendingCall(
             call=number,

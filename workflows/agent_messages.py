@@ -11,8 +11,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.agents import AgentCarry, AgentMessage, MessageOutcome
-    from models.contracts import MessagePolicy
+    from keel.payloads.agents import AgentCarry, AgentMessage, MessageOutcome
+    from keel.payloads.contracts import MessagePolicy
 
 # The patch that gave AgentWorkflow its inbox; runs recorded before it have none.
 MESSAGES_PATCH = "agent-messages"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.breaker import (
+    from keel.rules.breaker import (
         ACQUIRE_UPDATE,
         BREAKER_WORKFLOW,
         RECORD_UPDATE,

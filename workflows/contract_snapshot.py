@@ -6,8 +6,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts.activities import ContractActivities
-    from graphs.policies import CONTRACTS_RETRY, CONTRACTS_TIMEOUT
-    from models.contracts import ContractSnapshot
+    from keel.graphs.policies import CONTRACTS_RETRY, CONTRACTS_TIMEOUT
+    from keel.payloads.contracts import ContractSnapshot
     from workflows.recorded import Recorded, outcome
 
 SNAPSHOT_ACTIVITY = "load_contracts"

@@ -7,9 +7,9 @@ asks for revisions until the rubric passes or the round limit is reached. A
 person can hold the report for approval or send feedback through updates. The
 budget is shared: each child gets a part of what the coordinator has left.
 
-The run walks `TEAM_GRAPH` (graphs/team.py): one method per node, each returning the
+The run walks `TEAM_GRAPH` (keel/graphs/team.py): one method per node, each returning the
 outcome whose edge leads on. Where the rounds go and which draft is kept is
-`TeamRounds` (graphs/team_rounds.py); the `workflow.patched` gates are `TeamGates`
+`TeamRounds` (keel/graphs/team_rounds.py); the `workflow.patched` gates are `TeamGates`
 (workflows/team_gates.py), each read at the step of the run where it always was.
 """
 
@@ -25,9 +25,9 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
     from activities.fork.activities import fork_seeds
-    from graphs.machine import Outcome
-    from graphs.policies import SEARCH_RETRY, SEARCH_TIMEOUT
-    from graphs.team import (
+    from keel.graphs.machine import Outcome
+    from keel.graphs.policies import SEARCH_RETRY, SEARCH_TIMEOUT
+    from keel.graphs.team import (
         APPROVAL,
         CHECK,
         EXTRACT,
@@ -39,11 +39,11 @@ with workflow.unsafe.imports_passed_through():
         VERDICT,
         WRITE,
     )
-    from graphs.team_rounds import TeamRounds, no_report, score_round
-    from models.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
-    from models.checks import NOTHING_LEFT, CheckFailure, check_draft, scrub_internal
-    from models.contracts import ContractSnapshot, FlowQuality, Rubric
-    from models.coordinator import (
+    from keel.graphs.team_rounds import TeamRounds, no_report, score_round
+    from keel.payloads.agents import AgentInput, AgentResult, Findings, RubricScores, SubQuestions
+    from keel.payloads.checks import CheckFailure
+    from keel.payloads.contracts import ContractSnapshot, FlowQuality, Rubric
+    from keel.payloads.coordinator import (
         CoordinatorInput,
         CoordinatorProgress,
         CoordinatorStatus,
@@ -54,22 +54,23 @@ with workflow.unsafe.imports_passed_through():
         ReviewRound,
         Stage,
     )
-    from models.documents import PassagesRequest, shown_passage
-    from models.errors import (
+    from keel.payloads.documents import PassagesRequest, shown_passage
+    from keel.payloads.errors import (
         NO_READABLE_NAMESPACE,
         NO_VALID_DRAFT,
         UNKNOWN_AGENT,
         UNKNOWN_RUBRIC,
     )
-    from models.extractive import extract_for_questions, relevant_to_any
-    from models.flags import Flag, Flags, check_failed
-    from models.live import team_line
-    from models.llm import Fallback, Usage
-    from models.recorded import RecordedCall, SeedsRequest
-    from models.research import Draft
-    from models.tickets import ApprovalDecision
-    from models.topics import distinct_covering, real_questions
-    from routing.data import no_readable_namespace, route_data
+    from keel.payloads.flags import Flag, Flags, check_failed
+    from keel.payloads.live import team_line
+    from keel.payloads.llm import Fallback, Usage
+    from keel.payloads.recorded import RecordedCall, SeedsRequest
+    from keel.payloads.research import Draft
+    from keel.payloads.tickets import ApprovalDecision
+    from keel.routing.data import no_readable_namespace, route_data
+    from keel.rules.checks import NOTHING_LEFT, check_draft, scrub_internal
+    from keel.rules.extractive import extract_for_questions, relevant_to_any
+    from keel.rules.topics import distinct_covering, real_questions
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
     from workflows.live import LiveChannel
@@ -590,7 +591,7 @@ class CoordinatorWorkflow:
         return result
 
     async def _recorded(self, child_id: str) -> list[RecordedCall]:
-        """A forked team's child's original outcomes before the fork point (models/recorded.py);
+        """A forked team's child's original outcomes before the fork point (payloads/recorded.py);
         none in a run that was not reset (`TeamGates.fork_seeds`)."""
         if not self._gates.fork_seeds(child_id):
             return []

@@ -9,9 +9,9 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
-    from graphs.policies import HEARTBEAT_TIMEOUT
-    from models.documents import IngestRequest, IngestResult
-    from models.errors import INGEST_PATH_NOT_FOUND
+    from keel.graphs.policies import HEARTBEAT_TIMEOUT
+    from keel.payloads.documents import IngestRequest, IngestResult
+    from keel.payloads.errors import INGEST_PATH_NOT_FOUND
 
 INGEST_TIMEOUT = timedelta(minutes=10)
 INGEST_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=[INGEST_PATH_NOT_FOUND])

@@ -16,17 +16,17 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from graphs.policies import LLM_RETRY, LLM_TIMEOUT
-    from models.agents import AgentInput, AgentResult, DirectAnswer, IntentGuess
-    from models.contracts import ContractSnapshot
-    from models.coordinator import CoordinatorInput, MultiAgentReport
-    from models.errors import describe_validation_error
-    from models.llm import Budget, ModelChoice, Usage
-    from models.research import ResearchInput, ResearchReport
-    from models.routing import AskInput, AskProgress, AskResult, DataRoute, IntentDecision
-    from models.tickets import TicketSagaInput, TicketSagaResult
-    from routing.data import no_readable_namespace, route_data
-    from routing.intents import from_model, match_rules, refused
+    from keel.graphs.policies import LLM_RETRY, LLM_TIMEOUT
+    from keel.payloads.agents import AgentInput, AgentResult, DirectAnswer, IntentGuess
+    from keel.payloads.contracts import ContractSnapshot
+    from keel.payloads.coordinator import CoordinatorInput, MultiAgentReport
+    from keel.payloads.errors import describe_validation_error
+    from keel.payloads.llm import Budget, ModelChoice, Usage
+    from keel.payloads.research import ResearchInput, ResearchReport
+    from keel.payloads.routing import AskInput, AskProgress, AskResult, DataRoute, IntentDecision
+    from keel.payloads.tickets import TicketSagaInput, TicketSagaResult
+    from keel.routing.data import no_readable_namespace, route_data
+    from keel.routing.intents import from_model, match_rules, refused
     from workflows.agent import AgentWorkflow
     from workflows.contract_snapshot import load_contracts
     from workflows.coordinator import CoordinatorWorkflow

@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 
 with workflow.unsafe.imports_passed_through():
-    from models.live import LIVE_TOPIC, LiveEvent
+    from keel.payloads.live import LIVE_TOPIC, LiveEvent
 
 
 # Lines a run hands to the next after continue-as-new: a watcher attaching later reads

@@ -9,11 +9,11 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.coordinator import CoordinatorProgress
-    from models.documents import Passage
-    from models.live import research_line, team_line
-    from models.research import ResearchProgress
-    from models.routing import IntentDecision
+    from keel.payloads.coordinator import CoordinatorProgress
+    from keel.payloads.documents import Passage
+    from keel.payloads.live import research_line, team_line
+    from keel.payloads.research import ResearchProgress
+    from keel.payloads.routing import IntentDecision
     from workflows.live import LiveChannel
 
 TITLES_SHOWN = 3

@@ -14,14 +14,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm.activities import LLMActivities
-    from graphs.policies import HEARTBEAT_TIMEOUT
-    from models.errors import (
+    from keel.graphs.policies import HEARTBEAT_TIMEOUT
+    from keel.payloads.errors import (
         BUDGET_EXHAUSTED,
         CIRCUIT_OPEN,
         SCHEMA_VIOLATION,
         TENANT_BUDGET_EXHAUSTED,
     )
-    from models.llm import (
+    from keel.payloads.llm import (
         Budget,
         BudgetLeft,
         Fallback,

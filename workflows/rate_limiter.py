@@ -14,7 +14,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.rate_limit import (
+    from keel.rules.rate_limit import (
         BACK_OFF_UPDATE,
         BOOK_UPDATE,
         LEDGER_QUERY,

@@ -1,6 +1,6 @@
 """A forked child's first activities, answered from the original child's history.
 
-`models/recorded.py` says why. Each outcome is taken only while the run asks for the
+`keel/payloads/recorded.py` says why. Each outcome is taken only while the run asks for the
 same activity with the same summary as the original did; at the first difference
 (today's contracts took the run another way) the rest is dropped and the run calls
 for real from there, so a recorded outcome never answers a different call.
@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.api.failure.v1 import ActivityFailureInfo, Failure
     from temporalio.converter import DefaultFailureConverter
 
-    from models.recorded import RecordedCall
+    from keel.payloads.recorded import RecordedCall
 
 R = TypeVar("R", bound=BaseModel)
 

@@ -16,8 +16,8 @@ from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.documents.activities import DocumentActivities
-    from graphs.machine import Outcome
-    from graphs.research import (
+    from keel.graphs.machine import Outcome
+    from keel.graphs.research import (
         CHECK_DRAFT,
         CHECK_EVIDENCE,
         DELIVER,
@@ -29,16 +29,14 @@ with workflow.unsafe.imports_passed_through():
         VERDICT,
         WRITE,
     )
-    from graphs.research_delivery import cited, final_candidate, review_score
-    from models.agents import RubricScores
-    from models.checks import NOTHING_LEFT, check_draft, query_problem, scrub_internal
-    from models.contracts import ContractSnapshot, FlowQuality, Rubric
-    from models.documents import Passage, SearchRequest, shown_passage
-    from models.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
-    from models.extractive import NOT_IN_CORPUS, extract_answer, relevant
-    from models.flags import Flag, Flags, check_failed
-    from models.live import research_line
-    from models.research import (
+    from keel.graphs.research_delivery import cited, final_candidate, review_score
+    from keel.payloads.agents import RubricScores
+    from keel.payloads.contracts import ContractSnapshot, FlowQuality, Rubric
+    from keel.payloads.documents import Passage, SearchRequest, shown_passage
+    from keel.payloads.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
+    from keel.payloads.flags import Flag, Flags, check_failed
+    from keel.payloads.live import research_line
+    from keel.payloads.research import (
         Candidate,
         Draft,
         EvidenceSet,
@@ -51,7 +49,9 @@ with workflow.unsafe.imports_passed_through():
         RubricReview,
         RunStatus,
     )
-    from routing.data import clearance_refusal
+    from keel.routing.data import clearance_refusal
+    from keel.rules.checks import NOTHING_LEFT, check_draft, query_problem, scrub_internal
+    from keel.rules.extractive import NOT_IN_CORPUS, extract_answer, relevant
     from workflows.contract_snapshot import load_contracts_locally
     from workflows.live import LiveChannel
     from workflows.live_steps import research_node, search_step

@@ -20,9 +20,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from graphs.policies import COMPENSATION_RETRY, HEARTBEAT_TIMEOUT
-    from models.errors import COMPENSATION_FAILED
-    from models.tickets import CompensationEntry, UndoRecord
+    from keel.graphs.policies import COMPENSATION_RETRY, HEARTBEAT_TIMEOUT
+    from keel.payloads.errors import COMPENSATION_FAILED
+    from keel.payloads.tickets import CompensationEntry, UndoRecord
 
 # Runs recorded before this patch registered an undo after its step returned.
 UNDO_BEFORE_CALL = "undo-before-call"

@@ -39,7 +39,7 @@ NAMESPACE_PATCH = "refuse-without-readable-namespace"
 
 FORK_SEEDS_PATCH = "team-fork-seeds"
 """One per child (`team-fork-seeds:-writer-2`): a reset run that starts the child with
-it hands the child its original outcomes before the fork point (cli/fork.py) instead
+it hands the child its original outcomes before the fork point (keel/cli/fork.py) instead
 of running them. Only a reset run records it, so a run as started has none."""
 
 

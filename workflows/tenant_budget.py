@@ -3,7 +3,7 @@
 The circuit breaker's pattern (workflows/circuit_breaker.py): every worker reserves and
 charges its calls in the same durable entity, so a tenant's runs on any host share one
 day's budget with no store beside Temporal. It is started with an execution timeout an
-hour after its day (`AFTER_THE_DAY`, models/tenants.py): the server ends it then, with
+hour after its day (`AFTER_THE_DAY`, keel/rules/tenants.py): the server ends it then, with
 no timer in its history, and its spend can still be queried while the namespace keeps
 the closed run.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from models.tenants import (
+    from keel.rules.tenants import (
         CHARGE_UPDATE,
         RESERVE_UPDATE,
         SPEND_QUERY,

@@ -20,9 +20,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.tickets.activities import TicketActivities
-    from graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, SIDE_EFFECT_RETRY
-    from models.errors import SAGA_FAILED, SCHEMA_VIOLATION
-    from models.tickets import (
+    from keel.graphs.policies import HEARTBEAT_TIMEOUT, LLM_RETRY, LLM_TIMEOUT, SIDE_EFFECT_RETRY
+    from keel.payloads.errors import SAGA_FAILED, SCHEMA_VIOLATION
+    from keel.payloads.tickets import (
         ApprovalDecision,
         AssignTicket,
         CreateSubtask,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from temporalio import activity
 
-from models.contracts import ContractSnapshot
+from keel.payloads.contracts import ContractSnapshot
 
 
 class ContractActivities:

@@ -21,7 +21,7 @@ from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.tools.builtin import BUILTIN_TOOLS
 from activities.tools.discovery import DiscoveryError, Resolved, resolve_tools
-from models.contracts import (
+from keel.payloads.contracts import (
     AgentSpec,
     ContractSnapshot,
     McpServerSpec,
@@ -31,10 +31,10 @@ from models.contracts import (
     ToolSpec,
     parse_model,
 )
-from models.errors import describe_validation_error
-from models.outputs import OUTPUT_MODELS
-from models.rate_limit import RateLimit
-from models.tenants import TENANT_NAME, TenantBudget
+from keel.payloads.errors import describe_validation_error
+from keel.payloads.outputs import OUTPUT_MODELS
+from keel.rules.rate_limit import RateLimit
+from keel.rules.tenants import TENANT_NAME, TenantBudget
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 FILES = (

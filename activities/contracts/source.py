@@ -18,9 +18,9 @@ import structlog
 from activities.contracts.loader import FILES, ContractError, Contracts, load_all
 from activities.llm.prices import PriceTable
 from activities.llm.prompts import PromptBook
-from models.contracts import ContractSnapshot
-from models.rate_limit import RateLimit
-from models.tenants import TenantBudget
+from keel.payloads.contracts import ContractSnapshot
+from keel.rules.rate_limit import RateLimit
+from keel.rules.tenants import TenantBudget
 
 log = structlog.get_logger()
 

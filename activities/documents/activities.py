@@ -22,8 +22,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore, IngestPathError
 from activities.heartbeat import heartbeating
-from models.contracts import SecurityLevel, may_read
-from models.documents import (
+from keel.payloads.contracts import SecurityLevel, may_read
+from keel.payloads.documents import (
     IngestRequest,
     IngestResult,
     Passage,
@@ -31,7 +31,7 @@ from models.documents import (
     SearchRequest,
     SearchResult,
 )
-from models.errors import (
+from keel.payloads.errors import (
     ACCESS_DENIED,
     INGEST_PATH_NOT_FOUND,
     INGEST_PATH_REFUSED,

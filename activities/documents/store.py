@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from activities.documents.chunking import parse_document
-from infra.sqlite import create_database
-from models.documents import IngestResult, Passage
+from keel.infra.sqlite import create_database
+from keel.payloads.documents import IngestResult, Passage
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 DOCUMENT_SUFFIXES = (".md", ".txt")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.fork.history import child_seeds
-from models.recorded import RecordedCall, SeedsRequest
+from keel.payloads.recorded import RecordedCall, SeedsRequest
 
 
 @activity.defn(name="fork_seeds")

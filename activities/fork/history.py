@@ -3,7 +3,7 @@
 `client.py fork` reads them to find a fork point; the worker reads them again when a
 team forked at a child's call starts that child anew (activities/fork/activities.py),
 and hands the child its original outcomes before the chosen call instead of running
-them (models/recorded.py says why).
+them (keel/payloads/recorded.py says why).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from models.recorded import RecordedCall
+from keel.payloads.recorded import RecordedCall
 
 # How `client.py fork` words a reset's reason: `fork at researcher-1/researcher_turn #2`.
 FORK_REASON = "fork at "

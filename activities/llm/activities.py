@@ -9,9 +9,9 @@ from activities.heartbeat import HEARTBEAT_EVERY_SECONDS, heartbeating
 from activities.live import TokenPublisher, reset_reason, streams
 from activities.llm.breakers import BREAKER_FAILURES, Breakers
 from activities.llm.gateway import LLMGateway
-from infra.tracing import annotate
-from models.errors import CIRCUIT_OPEN
-from models.llm import LLMRequest, LLMResult, Usage
+from keel.infra.tracing import annotate
+from keel.payloads.errors import CIRCUIT_OPEN
+from keel.payloads.llm import LLMRequest, LLMResult, Usage
 
 
 class LLMActivities:

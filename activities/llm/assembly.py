@@ -23,9 +23,9 @@ from activities.llm.prompts import PromptBook
 from activities.llm.rate_limits import RateLimits
 from activities.llm.scripted_model import ScriptedModel
 from activities.llm.tenant_budgets import TenantBudgets
-from infra.settings import WorkerSettings
-from models.contracts import Decoding
-from models.llm import Provider
+from keel.infra.settings import WorkerSettings
+from keel.payloads.contracts import Decoding
+from keel.payloads.llm import Provider
 
 
 def build_gateway(

@@ -10,7 +10,9 @@ from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateRPCTimeo
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from models.breaker import (
+from keel.payloads.errors import PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE
+from keel.payloads.llm import Provider
+from keel.rules.breaker import (
     ACQUIRE_UPDATE,
     BREAKER_WORKFLOW,
     RECORD_UPDATE,
@@ -21,8 +23,6 @@ from models.breaker import (
     Permission,
     breaker_id,
 )
-from models.errors import PROVIDER_RATE_LIMITED, PROVIDER_UNAVAILABLE
-from models.llm import Provider
 
 log = structlog.get_logger()
 
@@ -48,7 +48,7 @@ class Breakers:
 
     async def acquire(self, name: str) -> Permission:
         workflow_id = breaker_id(self._scope, name)
-        # The entity workflow is called by its recorded names (models/breaker.py), so
+        # The entity workflow is called by its recorded names (keel/rules/breaker.py), so
         # this activity module does not import the workflow module.
         start: WithStartWorkflowOperation[None, None] = WithStartWorkflowOperation(
             BREAKER_WORKFLOW,

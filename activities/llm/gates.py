@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.llm.prices import Price
-from models.llm import Provider, Usage
+from keel.payloads.llm import Provider, Usage
 
 
 @dataclass(frozen=True)

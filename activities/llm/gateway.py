@@ -19,9 +19,9 @@ from activities.llm.chat_model import ChatCall, ChatModel, Completion, TextSink
 from activities.llm.gates import CallGate, GatedCall, call_id, run_tenant
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
-from models.agents import RubricScores
-from models.documents import Passage, shown_passage
-from models.errors import (
+from keel.payloads.agents import RubricScores
+from keel.payloads.documents import Passage, shown_passage
+from keel.payloads.errors import (
     BUDGET_EXHAUSTED,
     PROVIDER_UNAVAILABLE,
     SCHEMA_VIOLATION,
@@ -30,9 +30,9 @@ from models.errors import (
     UNPRICED_MODEL,
     describe_validation_error,
 )
-from models.llm import LLMRequest, LLMResult, Provider, Usage
-from models.outputs import OUTPUT_MODELS
-from models.tenants import DEFAULT_TENANT
+from keel.payloads.llm import LLMRequest, LLMResult, Provider, Usage
+from keel.payloads.outputs import OUTPUT_MODELS
+from keel.rules.tenants import DEFAULT_TENANT
 
 log = structlog.get_logger()
 

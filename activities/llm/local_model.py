@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from activities.llm.chat_model import CallStopped, ChatCall, Completion, TextSink
-from models.contracts import Decoding
+from keel.payloads.contracts import Decoding
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOCAL_MODEL_NAME = "smollm2-135m-instruct"

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from activities.llm.contract_files import read_contract
-from models.errors import describe_validation_error
-from models.llm import Provider
+from keel.payloads.errors import describe_validation_error
+from keel.payloads.llm import Provider
 
 DEFAULT_PRICES = Path(__file__).resolve().parents[2] / "contracts" / "prices.toml"
 FREE_PROVIDERS: frozenset[Provider] = frozenset({"local", "scripted"})

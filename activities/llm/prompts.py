@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from activities.llm.contract_files import read_contract
-from models.errors import describe_validation_error
+from keel.payloads.errors import describe_validation_error
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "contracts" / "prompts.toml"
 

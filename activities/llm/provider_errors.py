@@ -12,7 +12,7 @@ import openai
 from temporalio.exceptions import ApplicationError
 
 from activities.retry_after import retry_after
-from models.errors import (
+from keel.payloads.errors import (
     CONTEXT_TOO_LONG,
     PROVIDER_AUTH,
     PROVIDER_BAD_REQUEST,

@@ -1,7 +1,7 @@
 """A provider's rate limit, held by every worker together: book a time, wait, send.
 
 Each call books a time to be sent at in its model's ledger (an entity workflow, see
-models/rate_limit.py) and sleeps until then, so the provider never sees more than the
+keel/rules/rate_limit.py) and sleeps until then, so the provider never sees more than the
 contract allows and answers no burst of 429s. The wait happens inside the activity's
 heartbeats (activities/heartbeat.py): a cancel ends it at once and gives the booking
 back. A 429 closes the ledger for its Retry-After, which every worker's next booking
@@ -23,9 +23,9 @@ from temporalio.service import RPCError
 
 from activities.entity_calls import until_answered
 from activities.llm.gates import GatedCall
-from models.errors import PROVIDER_RATE_LIMITED
-from models.llm import Usage
-from models.rate_limit import (
+from keel.payloads.errors import PROVIDER_RATE_LIMITED
+from keel.payloads.llm import Usage
+from keel.rules.rate_limit import (
     BACK_OFF_UPDATE,
     BOOK_UPDATE,
     RATE_LIMITER_WORKFLOW,
@@ -117,7 +117,7 @@ class RateLimits:
     def _start(self, label: str, limit: RateLimit) -> WithStartWorkflowOperation[None, None]:
         """The ledger's start, should it not run yet: one per attempt (it cannot be reused).
 
-        Called by its recorded names (models/rate_limit.py): activities import no workflow.
+        Called by its recorded names (keel/rules/rate_limit.py): activities import no workflow.
         """
         return WithStartWorkflowOperation(
             RATE_LIMITER_WORKFLOW,

@@ -20,7 +20,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.llm.chat_model import CallStopped, ChatCall, Completion
-from models.errors import SCRIPT_MISSING
+from keel.payloads.errors import SCRIPT_MISSING
 
 
 class ScriptedModel:

@@ -1,7 +1,7 @@
 """A tenant's daily budget, held across all its runs and workers: reserve, call, charge.
 
 Before a call is sent, it reserves in its tenant's entity for the UTC day
-(models/tenants.py) the most it may cost, and is sent with no more answer tokens than
+(keel/rules/tenants.py) the most it may cost, and is sent with no more answer tokens than
 the tenant can pay for; when nothing fits it is refused (BudgetExhausted, tenant's),
 and the run stops at that call through its budget path, flagged, with what it did.
 """
@@ -20,9 +20,9 @@ from temporalio.service import RPCError
 
 from activities.entity_calls import until_answered
 from activities.llm.gates import GatedCall
-from models.errors import TENANT_BUDGET_EXHAUSTED, UNKNOWN_TENANT
-from models.llm import Usage
-from models.tenants import (
+from keel.payloads.errors import TENANT_BUDGET_EXHAUSTED, UNKNOWN_TENANT
+from keel.payloads.llm import Usage
+from keel.rules.tenants import (
     CHARGE_UPDATE,
     RESERVE_UPDATE,
     TENANT_BUDGET_WORKFLOW,

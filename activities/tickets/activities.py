@@ -16,8 +16,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.tickets.http_errors import raise_for_status
-from models.errors import TICKET_SERVICE_UNAVAILABLE
-from models.tickets import (
+from keel.payloads.errors import TICKET_SERVICE_UNAVAILABLE
+from keel.payloads.tickets import (
     AssignTicket,
     CreateSubtask,
     CreateTicket,

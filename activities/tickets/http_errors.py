@@ -6,7 +6,7 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from activities.retry_after import retry_after
-from models.errors import TICKET_REJECTED, TICKET_SERVICE_AUTH, TICKET_SERVICE_UNAVAILABLE
+from keel.payloads.errors import TICKET_REJECTED, TICKET_SERVICE_AUTH, TICKET_SERVICE_UNAVAILABLE
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 

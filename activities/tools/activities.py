@@ -26,9 +26,9 @@ from activities.tools.builtin import BUILTIN_TOOLS
 from activities.tools.mcp_servers import McpServers
 from activities.tools.python_tools import PythonTools
 from activities.tools.results import mcp_outcome, python_outcome
-from infra.tracing import annotate
-from models.contracts import ContractSnapshot, ToolSpec, may_read
-from models.errors import (
+from keel.infra.tracing import annotate
+from keel.payloads.contracts import ContractSnapshot, ToolSpec, may_read
+from keel.payloads.errors import (
     ACCESS_DENIED,
     CIRCUIT_OPEN,
     TICKET_SERVICE_UNAVAILABLE,
@@ -36,8 +36,8 @@ from models.errors import (
     TOOL_SERVER_UNAVAILABLE,
     UNKNOWN_TOOL,
 )
-from models.tickets import CreateTicket, UndoByKey, UndoRecord
-from models.tools import ToolInvocation, ToolOutcome
+from keel.payloads.tickets import CreateTicket, UndoByKey, UndoRecord
+from keel.payloads.tools import ToolInvocation, ToolOutcome
 
 log = structlog.get_logger()
 

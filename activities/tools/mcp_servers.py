@@ -36,8 +36,8 @@ from mcp.types import (
 from temporalio.exceptions import ApplicationError
 
 from activities.tools.bounded_stdio import LINE_TOO_LONG, BoundedStdio
-from models.contracts import McpServerSpec
-from models.errors import (
+from keel.payloads.contracts import McpServerSpec
+from keel.payloads.errors import (
     TOOL_CALL_REJECTED,
     TOOL_RESULT_INVALID,
     TOOL_RESULT_TOO_LARGE,

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from models.errors import (
+from keel.payloads.errors import (
     PYTHON_TOOL_UNAVAILABLE,
     TOOL_ARGUMENTS_INVALID,
     describe_validation_error,

@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from activities.tools.mcp_servers import redact
-from models.errors import TOOL_RESULT_INVALID, TOOL_RESULT_TOO_LARGE
-from models.tools import ToolOutcome
+from keel.payloads.errors import TOOL_RESULT_INVALID, TOOL_RESULT_TOO_LARGE
+from keel.payloads.tools import ToolOutcome
 
 MAX_RESULT_BYTES = 1024 * 1024
 # ANSI/VT escape sequences first (so their parameters go too), then other C0/C1 controls.

@@ -18,10 +18,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities.tools.activities import ToolActivities
-    from graphs.policies import HEARTBEAT_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
-    from models.contracts import ContractSnapshot
-    from models.tools import ToolInvocation
-    from routing.tools import route_tool
+    from keel.graphs.policies import HEARTBEAT_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
+    from keel.payloads.contracts import ContractSnapshot
+    from keel.payloads.tools import ToolInvocation
+    from keel.routing.tools import route_tool
     from workflows.contract_snapshot import load_contracts
 
 ROLE = "world_clock"  # the agent table whose allow-list and scopes the flow's calls use

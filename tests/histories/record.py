@@ -22,18 +22,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
-from infra.binaries import temporal_cli
-from infra.settings import WorkerSettings
-from models.agents import AgentInput, AgentMessage, MessageOutcome
-from models.breaker import BreakerConfig, BreakerStart, CallOutcome
-from models.coordinator import CoordinatorInput
-from models.documents import IngestRequest
-from models.llm import ModelChoice
-from models.rate_limit import BackOff, Booking, LimiterStart, RateLimit, Settlement
-from models.tenants import Charge, Reservation, TenantBudget, TenantDayStart
-from models.tickets import ApprovalDecision, TicketSagaInput
-from soak.run import researcher_loop
-from tests.conftest import (
+from harness.soak.run import researcher_loop
+from harness.testing.stack import (
     DEMO_CORPUS,
     TEAM_REQUEST,
     running_workers,
@@ -42,7 +32,17 @@ from tests.conftest import (
     scripted_team_input,
     worker_settings,
 )
-from tests.ticket_service_process import TicketService
+from harness.testing.ticket_service import TicketService
+from keel.infra.binaries import temporal_cli
+from keel.infra.settings import WorkerSettings
+from keel.payloads.agents import AgentInput, AgentMessage, MessageOutcome
+from keel.payloads.coordinator import CoordinatorInput
+from keel.payloads.documents import IngestRequest
+from keel.payloads.llm import ModelChoice
+from keel.payloads.tickets import ApprovalDecision, TicketSagaInput
+from keel.rules.breaker import BreakerConfig, BreakerStart, CallOutcome
+from keel.rules.rate_limit import BackOff, Booking, LimiterStart, RateLimit, Settlement
+from keel.rules.tenants import Charge, Reservation, TenantBudget, TenantDayStart
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow
 from workflows.coordinator import CoordinatorWorkflow

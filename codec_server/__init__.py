@@ -1,5 +1,0 @@
-"""The codec server: decrypts payloads for the Temporal Web UI and the `temporal` CLI."""
-
-from codec_server.app import CodecServerSettings, build_app, check_exposure
-
-__all__ = ["CodecServerSettings", "build_app", "check_exposure"]

@@ -1,0 +1,73 @@
+"""`client.py agent <name> "task"`: one agent of agents.toml on one task, watched live.
+
+The agent runs as its own `AgentWorkflow`, the same workflow a team starts for its
+researchers, writer and reviewer: its tool calls go through the ToolRouter, its
+model calls through the gateway, and `status`, `watch`, `result`, `cancel` and
+`fork` treat the run as they treat research.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+
+from temporalio.client import WorkflowFailureError
+
+from keel.cli.commands import (
+    EXIT_OK,
+    Context,
+    budget_input,
+    failed_run,
+    model_choice,
+    priority_for,
+    start_once,
+    wants_tokens,
+    watch_run,
+)
+from keel.cli.live import LiveView
+from keel.cli.priority import WorkClass
+from keel.cli.render import agent_text
+from keel.payloads.agents import AgentInput
+from workflows.agent import AgentWorkflow
+
+
+def agent_input(args: argparse.Namespace, llm_task_queue: str) -> AgentInput:
+    return AgentInput(
+        agent=args.name,
+        task=args.task,
+        namespaces=[args.corpus],
+        clearance=args.clearance,
+        models=[model_choice(args)] if args.provider else [],
+        llm_task_queue=llm_task_queue,
+        budget=budget_input(args),
+        max_turns=args.max_turns,
+        stream_tokens=wants_tokens(args),
+    )
+
+
+async def cmd_agent(ctx: Context, args: argparse.Namespace) -> int:
+    workflow_id = f"agent-{args.request_id or uuid.uuid4().hex[:12]}"
+    run_id, _ = await start_once(
+        ctx,
+        AgentWorkflow.run,
+        agent_input(args, ctx.keel.llm_task_queue),
+        workflow_id,
+        f"{args.name}: {args.task}",
+        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
+    )
+    header = [f"workflow {workflow_id} run {run_id}", f"Web UI: {ctx.link(workflow_id, run_id)}"]
+    handle = ctx.client.get_workflow_handle_for(AgentWorkflow.run, workflow_id, run_id=run_id)
+    result = asyncio.ensure_future(handle.result())
+    view = LiveView(tokens=wants_tokens(args), preamble=header)
+    await watch_run(ctx, workflow_id, result, view)
+    try:
+        answer = await result
+    except WorkflowFailureError as failure:
+        view.flush_preamble()
+        return failed_run(failure, f"agent {args.name}", ctx.link(workflow_id, run_id))
+    view.flush_preamble()
+    print(answer.model_dump_json(indent=2) if args.json else agent_text(answer))
+    if not args.json:
+        print(f"Web UI: {ctx.link(workflow_id, run_id)}")
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""keel/rules/__init__.py"""

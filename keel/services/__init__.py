@@ -1,0 +1,1 @@
+"""keel/services/__init__.py"""
