@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from keel.rules.topics import distinct_covering, question_problem, real_questions, topics
+from keel.rules.topics import (
+    distinct_covering,
+    question_problem,
+    real_questions,
+    team_questions,
+    topics,
+)
 
 REQUEST = "Write a report on how idempotency keys and circuit breakers keep agents safe"
 
@@ -62,3 +68,18 @@ def test_sub_questions_a_researcher_cannot_take_are_dropped() -> None:
     ]
     assert question_problem("response", request) == "'response' shares no word with the request"
     assert question_problem("key " * 60, request) is not None
+
+
+def test_a_team_asks_real_questions_or_the_request_itself_and_says_when_it_dropped_some() -> None:
+    request = "Does a retried activity send the same idempotency key or a new one?"
+    real = "Where does a retried activity's idempotency key come from?"
+    asked, dropped = team_questions(request, ["response", real], 3, grounded=True, checked=True)
+    assert (asked, dropped) == ([real], True)
+    assert team_questions(request, ["response"], 3, grounded=True, checked=False) == (
+        ["response"],
+        True,
+    )  # a run from before the checks keeps the model's own questions
+    asked, dropped = team_questions(request, ["response"], 3, grounded=True, checked=True)
+    assert (asked, dropped) == ([request], True)
+    ungated = team_questions(request, [real, real, "response"], 1, grounded=False, checked=False)
+    assert ungated == ([real], False)

@@ -129,9 +129,7 @@ class ResearchWorkflow:
                     outcome = await steps[node]()
                 except BudgetExhausted as spent:
                     workflow.logger.info("budget exhausted at %s: %s", node, spent)
-                    self._flags.add(Flag.BUDGET_EXHAUSTED)
-                    if spent.tenant:
-                        self._flags.add(Flag.TENANT_BUDGET_EXHAUSTED)
+                    self._flags.budget_spent(spent.tenant)
                     self._chosen = self._current  # the latest draft, if any
                     if self._current is not None and self._current.review is None:
                         self._flags.add(Flag.UNREVIEWED)
@@ -337,9 +335,7 @@ class ResearchWorkflow:
                 "question": self._input.question,
                 "passages": _numbered(self._current.passages),
                 "answer": self._current.draft.answer,
-                "criteria": "\n".join(
-                    f"- {c.name} (weight {c.weight}): {c.description}" for c in rubric.criteria
-                ),
+                "criteria": rubric.prompt_criteria,
             },
             prompt_id="review_rubric",
             choices={CRITERIA_KEY: [c.name for c in rubric.criteria]},

@@ -240,6 +240,11 @@ class Rubric(BaseModel):
             raise ValueError("criterion names must be unique")
         return criteria
 
+    @property
+    def prompt_criteria(self) -> str:
+        """The criteria as a reviewer's prompt lists them, in research and the team alike."""
+        return "\n".join(f"- {c.name} (weight {c.weight}): {c.description}" for c in self.criteria)
+
     def weighted_score(self, scores: dict[str, int]) -> float:
         """Missing criteria count as 1, the lowest score: a skipped criterion never helps."""
         total = sum(c.weight for c in self.criteria)

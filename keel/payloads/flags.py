@@ -48,3 +48,9 @@ class Flags(list[str]):
         value = flag.value if isinstance(flag, Flag) else flag
         if value not in self:
             self.append(value)
+
+    def budget_spent(self, tenant: bool) -> None:
+        """The run's budget ran out; `tenant`: it was the tenant's day budget."""
+        self.add(Flag.BUDGET_EXHAUSTED)
+        if tenant:
+            self.add(Flag.TENANT_BUDGET_EXHAUSTED)

@@ -121,3 +121,22 @@ def distinct_covering(request: str, questions: list[str], limit: int) -> list[st
                 kept[i] = asked
                 break
     return kept
+
+
+def team_questions(
+    request: str, proposed: list[str], limit: int, *, grounded: bool, checked: bool
+) -> tuple[list[str], bool]:
+    """The questions a team's researchers can take, and whether any proposed was dropped.
+
+    Grounded: only real questions, the request itself when none is left. Checked:
+    distinct, one at least for each topic the request names. Runs started before
+    either gate keep the model's questions, each once, up to the limit.
+    """
+    asked, rejected = proposed, False
+    if grounded:
+        asked = real_questions(request, proposed)
+        rejected = len(asked) < len(proposed)
+        asked = asked or [request]
+    if checked:
+        return distinct_covering(request, asked, limit), rejected
+    return list(dict.fromkeys(proposed))[:limit], rejected
