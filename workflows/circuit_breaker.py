@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.entity import carry_on
+
 with workflow.unsafe.imports_passed_through():
     from keel.rules.breaker import (
         ACQUIRE_UPDATE,
@@ -61,13 +63,6 @@ class CircuitBreakerWorkflow:
 
     @workflow.run
     async def run(self, start: BreakerStart) -> None:
-        await workflow.wait_condition(
-            lambda: (
-                workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
-            )
-        )
-        # Pinned to its build while it runs; the next run starts on the current one.
-        workflow.continue_as_new(
-            BreakerStart(name=start.name, config=self._state.config, state=self._state),
-            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+        await carry_on(
+            lambda: BreakerStart(name=start.name, config=self._state.config, state=self._state)
         )

@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -384,16 +385,16 @@ class CoordinatorWorkflow:
 
     def _stage(self, stage: Stage) -> None:
         self._progress.stage = stage
-        if self._gates.in_details:
-            # Shown on the run's page and kept out of the history: no event per stage.
-            workflow.set_current_details(team_line(self.progress()))
-        else:
-            workflow.upsert_search_attributes([RESEARCH_NODE.value_set(stage)])
+        self._show(RESEARCH_NODE.value_set(stage))
         team_stage(self._live, self.progress())
 
     def _set_status(self, status: CoordinatorStatus) -> None:
         self._progress.status = status
+        self._show(RESEARCH_STATUS.value_set(status))
+
+    def _show(self, before_details: SearchAttributeUpdate[str]) -> None:
+        """On the run's page, no event per stage; a run from before `in_details`: an upsert."""
         if self._gates.in_details:
             workflow.set_current_details(team_line(self.progress()))
         else:
-            workflow.upsert_search_attributes([RESEARCH_STATUS.value_set(status)])
+            workflow.upsert_search_attributes([before_details])

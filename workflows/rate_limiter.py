@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.entity import carry_on
+
 with workflow.unsafe.imports_passed_through():
     from keel.rules.rate_limit import (
         BACK_OFF_UPDATE,
@@ -58,13 +60,6 @@ class RateLimiterWorkflow:
 
     @workflow.run
     async def run(self, start: LimiterStart) -> None:
-        await workflow.wait_condition(
-            lambda: (
-                workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
-            )
-        )
-        # Pinned to its build while it runs; the next run starts on the current one.
-        workflow.continue_as_new(
-            LimiterStart(label=start.label, limit=self._ledger.limit, ledger=self._ledger),
-            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+        await carry_on(
+            lambda: LimiterStart(label=start.label, limit=self._ledger.limit, ledger=self._ledger)
         )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.entity import carry_on
+
 with workflow.unsafe.imports_passed_through():
     from keel.rules.tenants import (
         CHARGE_UPDATE,
@@ -52,15 +54,8 @@ class TenantBudgetWorkflow:
 
     @workflow.run
     async def run(self, start: TenantDayStart) -> None:
-        await workflow.wait_condition(
-            lambda: (
-                workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished()
-            )
-        )
-        # Pinned to its build while it runs; the next run starts on the current one.
-        workflow.continue_as_new(
-            TenantDayStart(
+        await carry_on(
+            lambda: TenantDayStart(
                 tenant=start.tenant, day=start.day, budget=self._day.spend.budget, state=self._day
-            ),
-            initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+            )
         )

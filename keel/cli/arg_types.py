@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
+from typing import TypeVar
+
+Number = TypeVar("Number", int, float)
+
+
+def parsed(text: str, kind: Callable[[str], Number], what: str) -> Number:
+    """`text` read as `kind`, or the one line argparse prints for it."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+
+
+def within(
+    text: str, kind: Callable[[str], Number], low: Number, high: Number, span: str
+) -> Number:
+    """`text` read as `kind`, refused outside `low` to `high` (said as `span`)."""
+    value = parsed(text, kind, "whole number" if kind is int else "number")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be {span}, not {text}")
+    return value
 
 
 def whole_number(text: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = parsed(text, int, "whole number")
     if value < least:
         raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
     return value
@@ -26,10 +45,7 @@ def count(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = parsed(text, float, "number")
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
     return value

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from temporalio.common import Priority
 
+from keel.cli.arg_types import within
 from keel.rules.tenants import TENANT_NAME
 
 
@@ -48,25 +49,11 @@ def checked_tenant(text: str) -> str:
 
 
 def priority_key(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not HIGHEST <= value <= LOWEST:
-        raise argparse.ArgumentTypeError(
-            f"must be {HIGHEST} (first) to {LOWEST} (last), not {value}"
-        )
-    return value
+    return within(text, int, HIGHEST, LOWEST, f"{HIGHEST} (first) to {LOWEST} (last)")
 
 
 def fairness_weight(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not LIGHTEST <= value <= HEAVIEST:
-        raise argparse.ArgumentTypeError(f"must be {LIGHTEST} to {HEAVIEST:g}, not {text}")
-    return value
+    return within(text, float, LIGHTEST, HEAVIEST, f"{LIGHTEST} to {HEAVIEST:g}")
 
 
 def add_priority_args(p: argparse.ArgumentParser) -> None:
