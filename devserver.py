@@ -197,12 +197,8 @@ def _start_server(data: Path, args: argparse.Namespace, codec_endpoint: str | No
         return True
     command = server_command(data, args.port, args.ui_port, args.ip, codec_endpoint)
     server = _spawn(command, data / "temporal.log", server_pid)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not _port_open(args.ip, args.port):
-        if time.monotonic() > deadline or server.poll() is not None:
-            print(f"server: did not start; see {data / 'temporal.log'}", file=sys.stderr)
-            return False
-        time.sleep(0.3)
+    if not _listening("server", server, args.ip, args.port, data / "temporal.log"):
+        return False
     print(f"server: started (pid {server.pid}) on {args.ip}:{args.port}, state in {data}")
     return True
 
@@ -261,14 +257,23 @@ def _start_codec_server(data: Path, args: argparse.Namespace, env: dict[str, str
 
 
 def _serving(name: str, service: subprocess.Popen[bytes], port: int, log: Path) -> bool:
-    """Wait until a started service listens on loopback; a dead process fails fast."""
+    """A service of the stack on loopback, said started once it listens."""
+    if not _listening(name, service, "127.0.0.1", port, log):
+        return False
+    print(f"{name}: started (pid {service.pid}) on http://127.0.0.1:{port}")
+    return True
+
+
+def _listening(
+    name: str, process: subprocess.Popen[bytes], host: str, port: int, log: Path
+) -> bool:
+    """Wait until a started process listens; a dead one fails fast, naming its log."""
     deadline = time.monotonic() + STARTUP_SECONDS
-    while not _port_open("127.0.0.1", port):
-        if time.monotonic() > deadline or service.poll() is not None:
+    while not _port_open(host, port):
+        if time.monotonic() > deadline or process.poll() is not None:
             print(f"{name}: did not start; see {log}", file=sys.stderr)
             return False
         time.sleep(0.2)
-    print(f"{name}: started (pid {service.pid}) on http://127.0.0.1:{port}")
     return True
 
 

@@ -228,16 +228,25 @@ def _agent_input(
     assert decision.intent is not None
     agent = contracts.routes.intents[decision.intent].agent
     assert agent is not None
-    return AgentInput(
-        agent=agent,
-        task=request.request,
-        namespaces=data.namespaces,
-        clearance=request.clearance,
-        models=[request.model] if request.model else [],
-        llm_task_queue=request.llm_task_queue,
-        budget=budget,
-        stream_tokens=request.stream_tokens,
+    return AgentInput.model_validate(
+        {
+            "agent": agent,
+            "task": request.request,
+            "namespaces": data.namespaces,
+            "clearance": request.clearance,
+            **_models_and_budget(request, budget),
+        }
     )
+
+
+def _models_and_budget(request: AskInput, budget: Budget) -> dict[str, object]:
+    """What every agent and team the router starts takes from the request alike."""
+    return {
+        "models": [request.model] if request.model else [],
+        "llm_task_queue": request.llm_task_queue,
+        "budget": budget,
+        "stream_tokens": request.stream_tokens,
+    }
 
 
 def _child_input(
@@ -245,14 +254,13 @@ def _child_input(
 ) -> ChildInput:
     """The chosen flow's own input; its validation is the flow's own rule for the request."""
     if decision.flow == "direct":
-        return AgentInput(
-            agent="responder",
-            task=request.request,
-            models=[request.model] if request.model else [],
-            llm_task_queue=request.llm_task_queue,
-            budget=budget,
-            variables={"request": request.request},
-            stream_tokens=request.stream_tokens,
+        return AgentInput.model_validate(
+            {
+                "agent": "responder",
+                "task": request.request,
+                "variables": {"request": request.request},
+                **_models_and_budget(request, budget),
+            }
         )
     if decision.flow == "incident":
         return TicketSagaInput(
@@ -262,16 +270,15 @@ def _child_input(
             approval_timeout_seconds=request.approval_timeout_seconds,
         )
     if decision.flow == "report":
-        return CoordinatorInput(
-            request=request.request,
-            clearance=request.clearance,
-            version=request.version,
-            models=[request.model] if request.model else [],
-            llm_task_queue=request.llm_task_queue,
-            budget=budget,
-            require_approval=request.require_approval,
-            approval_timeout_seconds=request.approval_timeout_seconds,
-            stream_tokens=request.stream_tokens,
+        return CoordinatorInput.model_validate(
+            {
+                "request": request.request,
+                "clearance": request.clearance,
+                "version": request.version,
+                "require_approval": request.require_approval,
+                "approval_timeout_seconds": request.approval_timeout_seconds,
+                **_models_and_budget(request, budget),
+            }
         )
     assert route is not None
     return ResearchInput.model_validate(
