@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import docs_check
-from harness.docs_check import Block, CheckError, check_output, masked, parse_only
+from harness.docs_check import Block, check_output, masked
+from harness.docs_parse import CheckError, parse_only
 
 
 def test_an_unmarked_bash_block_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
