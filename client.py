@@ -22,8 +22,8 @@ import pydantic
 from temporalio.service import RPCError
 
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, check_all
-from keel.cli import budgets, commands, tools
-from keel.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
+from keel.cli import budgets, context, tools
+from keel.cli.context import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Context
 from keel.cli.parser import build_parser
 from keel.graphs.flows import FLOWS
 from keel.infra.keys import KeyRingError
@@ -53,7 +53,7 @@ def check_contracts(directory: Path | None) -> int:
     try:
         lines = check_all(directory)
     except ContractError as error:
-        commands.err(f"error: invalid contracts: {error}")
+        context.err(f"error: invalid contracts: {error}")
         return EXIT_USAGE
     for line in lines:
         print(line)
@@ -68,10 +68,10 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
     try:
         client = await connect(temporal)
     except KeyRingError as error:
-        commands.err(f"error: {error}")
+        context.err(f"error: {error}")
         return EXIT_USAGE
     except RuntimeError:
-        commands.err(
+        context.err(
             f"error: cannot reach the Temporal server at {temporal.address}."
             " Start the embedded one with `python devserver.py start --with-worker`"
             " (or `make demo`), or point TEMPORAL_ADDRESS at your server."
@@ -82,10 +82,10 @@ async def run_command(command: Command, args: argparse.Namespace) -> int:
         with command_span(f"client.py {name}"):
             return await command(Context(client, temporal, keel), args)
     except RPCError as error:
-        if commands.is_not_found(error):
-            commands.err(f"error: not found: {error.message}")
+        if context.is_not_found(error):
+            context.err(f"error: not found: {error.message}")
         else:
-            commands.err(f"error: the server refused: {error.message}")
+            context.err(f"error: the server refused: {error.message}")
         return EXIT_FAILED
     finally:
         # Drop the client while the event loop still runs (see main()).
@@ -107,21 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ingest" and not args.path_on_worker:
         args.path = Path(args.path).resolve()
         if not args.path.is_dir():
-            commands.err(f"error: {args.path} is not a folder")
+            context.err(f"error: {args.path} is not a folder")
             return EXIT_USAGE
     try:
         return asyncio.run(run_command(args.run, args))
     except pydantic.ValidationError as error:
-        commands.err(f"error: invalid input: {describe_validation_error(error)}")
+        context.err(f"error: invalid input: {describe_validation_error(error)}")
         return EXIT_USAGE
-    except (commands.UsageError, budgets.UnknownTenant) as error:
-        commands.err(f"error: {error}")
+    except (context.UsageError, budgets.UnknownTenant) as error:
+        context.err(f"error: {error}")
         return EXIT_USAGE
     except budgets.BudgetRefused as error:
-        commands.err(f"refused: {error}")
-        return commands.EXIT_REFUSED
+        context.err(f"refused: {error}")
+        return context.EXIT_REFUSED
     except KeyboardInterrupt:
-        commands.err("interrupted; the run goes on in Temporal (see `client.py status`)")
+        context.err("interrupted; the run goes on in Temporal (see `client.py status`)")
         return EXIT_FAILED
 
 

@@ -13,8 +13,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from activities.documents.store import DocumentStore
 from harness.testing.processes import run_script
 from harness.testing.stack import DEMO_CORPUS, ROOT, new_id, running_workers, worker_settings
-from keel.cli.commands import research_input
 from keel.cli.parser import build_parser
+from keel.cli.start import research_input
 from keel.infra.settings import KeelSettings, WorkerSettings
 from workflows.research import ResearchWorkflow
 

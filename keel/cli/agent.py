@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 
 from temporalio.client import WorkflowFailureError
 
-from keel.cli.commands import (
-    EXIT_OK,
-    Context,
+from keel.cli.context import EXIT_OK, Context, failed_run
+from keel.cli.live import LiveView
+from keel.cli.render import agent_text
+from keel.cli.start import (
     budget_input,
-    failed_run,
     model_choice,
-    priority_for,
-    start_once,
+    start_asked,
     wants_tokens,
     watch_run,
 )
-from keel.cli.live import LiveView
-from keel.cli.priority import WorkClass
-from keel.cli.render import agent_text
 from keel.payloads.agents import AgentInput
 from workflows.agent import AgentWorkflow
 
@@ -47,14 +42,9 @@ def agent_input(args: argparse.Namespace, llm_task_queue: str) -> AgentInput:
 
 
 async def cmd_agent(ctx: Context, args: argparse.Namespace) -> int:
-    workflow_id = f"agent-{args.request_id or uuid.uuid4().hex[:12]}"
-    run_id, _ = await start_once(
-        ctx,
-        AgentWorkflow.run,
-        agent_input(args, ctx.keel.llm_task_queue),
-        workflow_id,
-        f"{args.name}: {args.task}",
-        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
+    task = agent_input(args, ctx.keel.llm_task_queue)
+    workflow_id, run_id, _ = await start_asked(
+        ctx, args, "agent", AgentWorkflow.run, task, f"{args.name}: {args.task}"
     )
     header = [f"workflow {workflow_id} run {run_id}", f"Web UI: {ctx.link(workflow_id, run_id)}"]
     handle = ctx.client.get_workflow_handle_for(AgentWorkflow.run, workflow_id, run_id=run_id)

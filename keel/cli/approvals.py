@@ -12,7 +12,8 @@ from typing import Any
 from temporalio.client import WorkflowExecution, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from keel.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, cmd_decide, err
+from keel.cli.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, err
+from keel.cli.incident import cmd_decide
 from keel.payloads.approvals import CallDecision
 
 WAITING = 'ExecutionStatus = "Running" AND ResearchStatus = "awaiting_approval"'

@@ -5,28 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import uuid
 
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
-from keel.cli.commands import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_REFUSED,
-    Context,
-    after_decision,
+from keel.cli.context import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Context, err, failed_run
+from keel.cli.incident import after_decision
+from keel.cli.live import LiveView
+from keel.cli.render import ask_text
+from keel.cli.start import (
     budget_input,
-    err,
-    failed_run,
     model_choice,
-    priority_for,
-    start_once,
+    start_asked,
     wants_tokens,
     watch_run,
 )
-from keel.cli.live import LiveView
-from keel.cli.priority import WorkClass
-from keel.cli.render import ask_text
 from keel.payloads.coordinator import CoordinatorProgress, HumanFeedback
 from keel.payloads.live import LiveEvent
 from keel.payloads.routing import AskInput
@@ -48,14 +40,9 @@ def ask_input(args: argparse.Namespace, llm_task_queue: str) -> AskInput:
 
 
 async def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
-    workflow_id = f"ask-{args.request_id or uuid.uuid4().hex[:12]}"
-    run_id, existing = await start_once(
-        ctx,
-        IntentRouterWorkflow.run,
-        ask_input(args, ctx.keel.llm_task_queue),
-        workflow_id,
-        args.request,
-        priority=priority_for(args, WorkClass.INTERACTIVE, ctx.keel),
+    request = ask_input(args, ctx.keel.llm_task_queue)
+    workflow_id, run_id, existing = await start_asked(
+        ctx, args, "ask", IntentRouterWorkflow.run, request, args.request
     )
     if existing:
         err(f"request {args.request_id!r} was already submitted; showing its run")

@@ -29,7 +29,7 @@ from keel.infra.settings import KeelSettings, WorkerSettings
 from keel.payloads.llm import Budget
 
 if TYPE_CHECKING:
-    from keel.cli.commands import Context
+    from keel.cli.context import Context
 from keel.rules.tenants import SPEND_QUERY, Spend, TenantBudget, tenant_day_id
 
 # Entity runs and ingests make no model call: no tenant pays for them.

@@ -37,7 +37,7 @@ from activities.fork.history import (
     model_steps,
     team_steps,
 )
-from keel.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, err
+from keel.cli.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, err
 from keel.cli.fork_view import FlowResult, side_by_side
 from keel.cli.kinds import kind_of
 from keel.cli.render import root_cause

@@ -14,7 +14,7 @@ import uuid
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from keel.cli.commands import EXIT_OK, EXIT_USAGE, Context, err, is_not_found
+from keel.cli.context import EXIT_OK, EXIT_USAGE, Context, err, is_not_found
 from keel.payloads.agents import AgentMessage, MessageOutcome
 from workflows.agent import AgentWorkflow
 

@@ -20,10 +20,12 @@ from keel.cli import (
     budgets,
     commands,
     fork,
+    incident,
     message,
     run_flow,
     runs_list,
     schedules,
+    start,
 )
 from keel.cli.arg_types import (
     count,
@@ -32,7 +34,7 @@ from keel.cli.arg_types import (
     schedule_id,
     workflow_id,
 )
-from keel.cli.commands import EXIT_USAGE
+from keel.cli.context import EXIT_USAGE
 from keel.cli.kinds import TYPE_NAMES
 from keel.cli.priority import add_priority_args
 from keel.cli.schedule_spec import (
@@ -191,10 +193,10 @@ def _flow_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Start, follow and steer runs: research, the team, agents, sagas."""
     p = add("research", help="run a research flow, show progress, print the report")
     _research_args(p)
-    p.set_defaults(run=commands.cmd_research)
+    p.set_defaults(run=start.cmd_research)
     p = add("start", help="start a research flow and return at once")
     _research_args(p)
-    p.set_defaults(run=commands.cmd_start)
+    p.set_defaults(run=start.cmd_start)
     for name, fn, text in (
         ("status", commands.cmd_status, "current node, iteration, evidence and usage"),
         ("result", commands.cmd_result, "wait for a run and print its report"),
@@ -207,7 +209,7 @@ def _flow_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         p.set_defaults(run=fn)
     p = add("incident", help="triage an incident into a ticket saga (awaits approval)")
     _incident_args(p)
-    p.set_defaults(run=commands.cmd_incident)
+    p.set_defaults(run=incident.cmd_incident)
     p = add("ask", help="the front door: route a request to its flow, print the result")
     _ask_args(p)
     p.set_defaults(run=ask.cmd_ask)

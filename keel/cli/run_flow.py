@@ -20,17 +20,10 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
-from keel.cli.commands import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Context,
-    UsageError,
-    err,
-    priority_for,
-)
+from keel.cli.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, UsageError, err
 from keel.cli.priority import WorkClass
 from keel.cli.render import root_cause
+from keel.cli.start import priority_for
 
 # How long the command waits to see a worker take the run's first task.
 FIRST_TASK_SECONDS = 10.0

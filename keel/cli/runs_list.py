@@ -14,8 +14,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from keel.cli.commands import EXIT_OK, EXIT_USAGE, SCHEDULED_BY, Context, err, waiting_for_model
+from keel.cli.commands import SCHEDULED_BY
+from keel.cli.context import EXIT_OK, EXIT_USAGE, Context, err
 from keel.cli.kinds import DEFAULT_QUERY, KINDS, TYPE_NAMES, by_name, kind_of
+from keel.cli.queued import waiting_for_model
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
 
 # Set by the server on every run a schedule starts: the schedule's id.

@@ -40,20 +40,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from keel.cli.agent import agent_input
 from keel.cli.ask import ask_input
-from keel.cli.commands import (
-    EXIT_FAILED,
-    EXIT_OK,
-    Context,
-    UsageError,
-    err,
-    incident_input,
-    priority_dict,
-    priority_for,
-    research_input,
-)
+from keel.cli.commands import priority_dict
+from keel.cli.context import EXIT_FAILED, EXIT_OK, Context, UsageError, err
+from keel.cli.incident import incident_input
 from keel.cli.priority import WorkClass
 from keel.cli.run_flow import flow_arguments
 from keel.cli.schedule_spec import OVERLAP_POLICIES, Overlap, describe_interval, schedule_spec
+from keel.cli.start import priority_for, research_input
 from keel.infra.settings import KeelSettings
 from workflows.agent import AgentWorkflow
 from workflows.intent_router import IntentRouterWorkflow

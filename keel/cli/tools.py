@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from activities.contracts.loader import ContractError, load_contracts
-from keel.cli.commands import EXIT_OK, EXIT_USAGE, err
+from keel.cli.context import EXIT_OK, EXIT_USAGE, err
 from keel.payloads.contracts import ContractSnapshot, ToolSpec
 
 
