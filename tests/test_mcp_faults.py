@@ -47,7 +47,7 @@ from keel.payloads.contracts import ContractSnapshot
 from keel.payloads.tools import ToolInvocation
 from workflows.agent import AgentWorkflow
 
-LIAR = ROOT / "tests" / "mcp_stdio_liar.py"
+LIAR = ROOT / "harness" / "testing" / "mcp_stdio_liar.py"
 STATE_VARIABLE = "KEEL_TEST_LIAR_STATE"
 
 CONTRACTS = f"""

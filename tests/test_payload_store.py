@@ -180,7 +180,7 @@ def test_the_store_can_be_turned_off() -> None:
 async def test_the_soak_holds_every_run_to_the_limits(tmp_path: Path) -> None:
     """`python -m harness.soak` as a user runs it: 100 calls near 200k tokens, 1,000 agent turns."""
     out = tmp_path / "soak.json"
-    result = await run_script("soak", "--json", str(out), limit_seconds=600)
+    result = await run_script("harness.soak", "--json", str(out), limit_seconds=600)
     assert result.code == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "every run within the limits" in result.stdout
     figures = json.loads(out.read_text())

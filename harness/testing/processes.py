@@ -22,7 +22,7 @@ Completed = ScriptResult
 async def run_script(
     script: str, *args: str, env: dict[str, str] | None = None, limit_seconds: float = 120
 ) -> Completed:
-    """A script of the project (`client.py`) or a module run with -m (`soak`)."""
+    """A script of the project (`client.py`) or a module run with -m (`harness.soak`)."""
     target = [str(ROOT / script)] if script.endswith(".py") else ["-m", script]
     return await run_command(*target, *args, env=env, limit_seconds=limit_seconds)
 
