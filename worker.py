@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -79,16 +79,24 @@ WORKFLOWS = [
 
 
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
+# How long a stopping worker waits to tell breakers the tool successes it holds.
+DRAIN_SECONDS = 5.0
 
 
-def mcp_sessions_closed(servers: McpServers) -> SimplePlugin:
-    """The worker's MCP sessions end with it: its stdio servers stop when it stops."""
+def mcp_sessions_closed(
+    servers: McpServers, drain: Callable[[], Awaitable[None]] | None = None
+) -> SimplePlugin:
+    """The worker's MCP sessions end with it: its stdio servers stop when it stops,
+    after `drain` (tool outcomes still to tell their breakers)."""
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if drain is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(drain(), DRAIN_SECONDS)
             await servers.close()
 
     return SimplePlugin("keel.mcp-sessions", run_context=running)
@@ -246,7 +254,7 @@ def _orchestration_worker(
         workflow_failure_exception_types=[pydantic.ValidationError],
         max_cached_workflows=max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
-        plugins=[mcp_sessions_closed(tools.mcp)],
+        plugins=[mcp_sessions_closed(tools.mcp, tools.drain_breakers)],
         **common,
     )
 

@@ -7,6 +7,7 @@ One agent run calls each kind of tool, then each test reads one behaviour from i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -335,9 +336,14 @@ async def test_a_killed_stdio_server_is_started_again_and_the_call_retried(
             task_queue=settings.task_queue,
         )
         restarted = [p for p in stdio_children("mcp-server-time") if p != pid]
-        breaker = await client.get_workflow_handle_for(
+        handle = client.get_workflow_handle_for(
             CircuitBreakerWorkflow.run, breaker_id(settings.task_queue, "tool:get_current_time")
-        ).query(CircuitBreakerWorkflow.state)
+        )
+        for _ in range(50):  # a success reaches the breaker within 0.25 s, not awaited
+            breaker = await handle.query(CircuitBreakerWorkflow.state)
+            if len(breaker.outcomes) >= 3:
+                break
+            await asyncio.sleep(0.1)
     assert len(restarted) == 1
     # The server's breaker saw each attempt, the one that met the dead server a failure.
     assert breaker.outcomes == [False, True, False]

@@ -55,7 +55,13 @@ with workflow.unsafe.imports_passed_through():
     from keel.payloads.outputs import OUTPUT_MODELS
     from keel.payloads.tools import ToolInvocation, ToolOutcome
     from keel.routing.tools import route_tool
-    from workflows.agent_messages import LEGACY, MESSAGES_PATCH, Inbox, step_line
+    from workflows.agent_messages import (
+        JOINED_PATCH,
+        LEGACY,
+        MESSAGES_PATCH,
+        Inbox,
+        step_line,
+    )
     from workflows.contract_snapshot import load_contracts
     from workflows.live import LiveChannel
     from workflows.live_steps import tool_step
@@ -95,7 +101,7 @@ class AgentWorkflow:
         self._decisions = list(carry.decisions)
         self._compensations = list(carry.compensations)
         self._open_breakers: set[str] = set()
-        self._flags: list[str] = []
+        self._flags: list[str] = list(carry.flags)
         self._progress = AgentProgress(agent=request.agent, turn=carry.turns, runs=carry.runs)
         self._model: ModelCaller | None = None
         self._saga = Saga(TOOL_TIMEOUT)
@@ -115,6 +121,8 @@ class AgentWorkflow:
         # The request's answer once given, and the message answered after it now.
         self._answer_so_far: dict[str, Any] | None = None
         self._following: list[str] = []
+        # Interrupting messages merged into the first request, answered with it.
+        self._joined: list[str] = []
         # send_message handlers still waiting for the run to read its contract.
         self._sending = 0
         for undo in self._compensations:
@@ -241,7 +249,11 @@ class AgentWorkflow:
         if self._carry.answered:
             answer = self._carry.answer
         else:
-            answer = self._checked(await self._interruptible(spec, contracts, max_turns, []))
+            # A continued run goes on with the messages the request took in before it.
+            self._joined = list(self._carry.joined)
+            first = await self._interruptible(spec, contracts, max_turns, self._joined)
+            self._joined = []
+            answer = self._checked(first)
         self._answer_so_far = answer
         while True:
             queued = self._inbox.next_message()
@@ -616,9 +628,16 @@ class AgentWorkflow:
             turn_base=self._turn_base,
             answer=self._answer_so_far,
             answered=bool(self._following),
+            **self._carried(),
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
         return request.model_copy(update={"carry": carry, "recorded": self._recorded.rest()})
+
+    def _carried(self) -> dict[str, list[str]]:
+        """Interrupting messages the request took in, and the flags: carried since a patch."""
+        if (self._joined or self._flags) and workflow.patched(JOINED_PATCH):
+            return {"joined": self._joined, "flags": self._flags}
+        return {}
 
     def _flag(self, flag: str) -> None:
         if flag not in self._flags:

@@ -16,6 +16,9 @@ with workflow.unsafe.imports_passed_through():
 
 # The patch that gave AgentWorkflow its inbox; runs recorded before it have none.
 MESSAGES_PATCH = "agent-messages"
+# The patch that carries the interrupting messages a continued first request took in,
+# and the flags raised so far (an interrupt's among them).
+JOINED_PATCH = "agent-messages-joined"
 CLOSED = "the run has finished its work and takes no more messages"
 LEGACY = "the run started before agents took messages"
 

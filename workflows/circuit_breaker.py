@@ -46,7 +46,8 @@ class CircuitBreakerWorkflow:
     @workflow.update(name=RECORD_UPDATE)
     def record(self, outcome: CallOutcome) -> BreakerState:
         before = self._state.state
-        self._state.record(outcome.failed, workflow.now())
+        for _ in range(outcome.count):
+            self._state.record(outcome.failed, workflow.now())
         self._log_transition(before)
         return self._state
 

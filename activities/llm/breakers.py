@@ -74,7 +74,9 @@ class Breakers:
             ).add(1, {"breaker": name})
         return permission
 
-    async def record(self, name: str, failed: bool, before: str) -> BreakerState | None:
+    async def record(
+        self, name: str, failed: bool, before: str, count: int = 1
+    ) -> BreakerState | None:
         """Tell the breaker how the call went; None when it could not be told.
 
         Never fails the call: the provider has answered (and been paid), so a retry
@@ -85,7 +87,7 @@ class Breakers:
         try:
             state: BreakerState = await handle.execute_update(
                 RECORD_UPDATE,
-                CallOutcome(failed=failed),
+                CallOutcome(failed=failed, count=count),
                 rpc_timeout=BREAKER_RPC_TIMEOUT,
                 result_type=BreakerState,
             )

@@ -26,6 +26,7 @@ from activities.tools.builtin import BUILTIN_TOOLS
 from activities.tools.mcp_servers import McpServers
 from activities.tools.python_tools import PythonTools
 from activities.tools.results import mcp_outcome, python_outcome
+from activities.tools.tool_breakers import ToolBreakers
 from keel.infra.tracing import annotate
 from keel.payloads.contracts import ContractSnapshot, ToolSpec, may_read
 from keel.payloads.errors import (
@@ -63,7 +64,8 @@ class ToolActivities:
         self._contracts_of = contracts if callable(contracts) else lambda: contracts
         self._documents = documents
         self._tickets = tickets
-        self._breakers = breakers
+        # Asked without a round trip while closed (activities/tools/tool_breakers.py).
+        self._breakers = ToolBreakers(breakers) if breakers else None
         self._mcp = mcp or McpServers(lambda: self._contracts_of().servers)
         self._python = PythonTools()
         self._handlers: dict[str, Handler] = {
@@ -83,6 +85,11 @@ class ToolActivities:
     def mcp(self) -> McpServers:
         """The worker's MCP sessions: the worker closes them when it stops."""
         return self._mcp
+
+    async def drain_breakers(self) -> None:
+        """Successes not yet told to their breakers are told (the worker's shutdown)."""
+        if self._breakers is not None:
+            await self._breakers.drain()
 
     @activity.defn(name="call_tool")
     async def call(self, call: ToolInvocation) -> ToolOutcome:

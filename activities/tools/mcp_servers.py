@@ -23,7 +23,6 @@ from typing import Any
 import httpx2
 import structlog
 from mcp import Client, MCPError, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import (
     INVALID_PARAMS,
@@ -35,6 +34,7 @@ from mcp.types import (
 )
 from temporalio.exceptions import ApplicationError
 
+from activities.tools.bounded_http import RESPONSE_LIMIT_BYTES, BoundedHttp, bounded_http_client
 from activities.tools.bounded_stdio import LINE_TOO_LONG, BoundedStdio
 from keel.payloads.contracts import McpServerSpec
 from keel.payloads.errors import (
@@ -101,7 +101,7 @@ def open_client(
 
 @dataclass
 class _HttpTransport:
-    """The streamable-HTTP transport with its HTTP client closed with it."""
+    """The streamable-HTTP transport, each response bounded, its HTTP client closed with it."""
 
     url: str
     http: httpx2.AsyncClient
@@ -109,7 +109,7 @@ class _HttpTransport:
 
     async def __aenter__(self) -> Any:
         await self.http.__aenter__()
-        self._inner = streamable_http_client(self.url, http_client=self.http)
+        self._inner = bounded_http_client(BoundedHttp(self.url), self.http)
         return await self._inner.__aenter__()
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -245,10 +245,11 @@ class McpServers:
 
     def _too_long(self, session: _Session, tool: str) -> ApplicationError:
         """Non-retryable: the same call would get the same flood."""
-        limit = session.stdio.limit if session.stdio else 0
+        limit = session.stdio.limit if session.stdio else RESPONSE_LIMIT_BYTES
+        unit = "line" if session.stdio else "response"
         log.warning("mcp.line_too_long", server=session.name, tool=tool, limit=limit)
         return ApplicationError(
-            f"{session.name}: {tool} answered with a message over the {limit}-byte line limit;"
+            f"{session.name}: {tool} answered with a message over the {limit}-byte {unit} limit;"
             " the rest was dropped unread",
             type=TOOL_RESULT_TOO_LARGE,
             non_retryable=True,

@@ -1,6 +1,9 @@
 """An MCP server over streamable HTTP, for the tool tests: the SDK's own server, real tools.
 
-    python -m harness.testing.mcp_http_server PORT
+    python -m harness.testing.mcp_http_server PORT [--json]
+
+With `--json` the server is made to answer with one JSON body per request; without
+it, it may stream (SSE), though mcp 2.3.0 answers a plain call with JSON either way.
 
 Every request must carry `X-Keel-Token` equal to $MCP_TEST_TOKEN (else 401), so a
 test proves the worker sends the header it reads from its environment. `whoami`
@@ -86,7 +89,10 @@ class RequireToken:
 
 def main() -> None:
     port = int(sys.argv[1])
-    app = RequireToken(server.streamable_http_app(), os.environ["MCP_TEST_TOKEN"])
+    json_response = "--json" in sys.argv[2:]
+    app = RequireToken(
+        server.streamable_http_app(json_response=json_response), os.environ["MCP_TEST_TOKEN"]
+    )
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

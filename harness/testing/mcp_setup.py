@@ -132,11 +132,12 @@ def _port() -> int:
 
 
 @contextmanager
-def http_server(token: str) -> Iterator[str]:
+def http_server(token: str, *, json_response: bool = False) -> Iterator[str]:
     """harness/testing/mcp_http_server.py on a free port; its /mcp URL while it runs."""
     port = _port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.testing.mcp_http_server", str(port)],
+        [sys.executable, "-m", "harness.testing.mcp_http_server", str(port)]
+        + (["--json"] if json_response else []),
         cwd=ROOT,
         env={**os.environ, "MCP_TEST_TOKEN": token},
         stderr=subprocess.PIPE,

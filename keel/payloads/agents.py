@@ -134,6 +134,11 @@ class AgentCarry(BaseModel):
         default=None, description="the request's answer, once given, while messages follow"
     )
     answered: bool = Field(default=False, description="the request is answered; messages follow")
+    joined: list[str] = Field(
+        default_factory=list,
+        description="ids of interrupting messages merged into the request `task` carries",
+    )
+    flags: list[str] = Field(default_factory=list, description="the runs' flags so far")
 
 
 class AgentInput(BaseModel):

@@ -127,3 +127,6 @@ class BreakerStart(BaseModel):
 
 class CallOutcome(BaseModel):
     failed: bool
+    count: int = Field(
+        default=1, ge=1, le=10_000, description="that many calls, told together (successes)"
+    )
