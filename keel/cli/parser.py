@@ -73,10 +73,7 @@ def _research_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-refinements", type=count, default=2)
     p.add_argument("--max-revisions", type=count, default=2)
-    _budget_args(p)
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    _stream_arg(p)
-    add_priority_args(p)
+    _watched_args(p, "report")
 
 
 def _ask_args(p: argparse.ArgumentParser) -> None:
@@ -85,12 +82,9 @@ def _ask_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clearance", choices=["public", "internal", "restricted"], default="public")
     p.add_argument("--corpus-version", help="pin a document version (default: the newest)")
     _model_args(p, default=None)
-    _budget_args(p)
     p.add_argument("--require-approval", action="store_true", help="a report waits for a person")
     p.add_argument("--approval-timeout", type=positive_float, default=3600, help="seconds to wait")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    _stream_arg(p)
-    add_priority_args(p)
+    _watched_args(p, "result")
 
 
 def _incident_args(p: argparse.ArgumentParser) -> None:
@@ -100,6 +94,14 @@ def _incident_args(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("--approval-timeout", type=positive_float, default=3600, help="seconds to wait")
     p.add_argument("--approval-default", choices=["approve", "reject"], default="reject")
+    add_priority_args(p)
+
+
+def _watched_args(p: argparse.ArgumentParser, what: str) -> None:
+    """What a run a person starts and watches takes: a budget, --json, streaming, priority."""
+    _budget_args(p)
+    p.add_argument("--json", action="store_true", help=f"print the {what} as JSON")
+    _stream_arg(p)
     add_priority_args(p)
 
 
@@ -125,10 +127,7 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clearance", choices=list(get_args(SecurityLevel)), default="public")
     _model_args(p, default=None)
     p.add_argument("--max-turns", type=positive_int, help="tool turns (default: agents.toml)")
-    _budget_args(p)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    _stream_arg(p)
-    add_priority_args(p)
+    _watched_args(p, "result")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
