@@ -11,16 +11,19 @@ id, so the history holds references rather than documents.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.tools.activities import ToolActivities
     from keel.graphs.policies import (
+        AT_MOST_ONCE_RETRY,
         HEARTBEAT_TIMEOUT,
         LLM_RETRY,
         LLM_TIMEOUT,
@@ -53,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.payloads.flags import Flag
     from keel.payloads.llm import Usage
     from keel.payloads.outputs import OUTPUT_MODELS
+    from keel.payloads.side_effects import Reconciliation, SideEffectCall
     from keel.payloads.tools import ToolInvocation, ToolOutcome
     from keel.routing.tools import route_tool
     from workflows.agent_messages import (
@@ -69,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recorded import Recorded, outcome
     from workflows.saga import UNDO_BEFORE_CALL, Saga
     from workflows.search_attributes import RESEARCH_STATUS
+    from workflows.side_effects import AT_MOST_ONCE_PATCH, SideEffects
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -125,6 +130,8 @@ class AgentWorkflow:
         self._joined: list[str] = []
         # send_message handlers still waiting for the run to read its contract.
         self._sending = 0
+        # At-most-once calls, recorded before sent (workflows/side_effects.py).
+        self._effects = SideEffects(carry.side_effects, self._live, self._saga, self._compensations)
         for undo in self._compensations:
             self._register_undo(undo)
 
@@ -133,6 +140,8 @@ class AgentWorkflow:
         self._progress.turn = self._turns
         self._progress.tool_calls = dict(self._tool_calls)
         self._progress.usage = self._usage()
+        self._progress.side_effects = list(self._effects.calls)
+        self._progress.needs_reconciliation = self._effects.waiting
         return self._progress
 
     @workflow.run
@@ -234,6 +243,7 @@ class AgentWorkflow:
             flags=self._flags,
             approvals=self._approvals,
             messages=self._inbox.outcomes(),
+            side_effects=self._effects.calls,
         )
 
     # --- messages ----------------------------------------------------------------------
@@ -312,7 +322,14 @@ class AgentWorkflow:
         outcome, new = self._inbox.receive(message, self._spec.on_message, self._input.agent)
         if new:
             self._live.step(step_line(outcome))
-            if outcome.status == "interrupted" and self._current and not self._current.done():
+            # A call waiting for reconciliation is not abandoned: the message is answered next.
+            waiting = self._effects.waiting is not None
+            if (
+                outcome.status == "interrupted"
+                and self._current
+                and not self._current.done()
+                and not waiting
+            ):
                 self._current.cancel()
         return outcome
 
@@ -368,14 +385,17 @@ class AgentWorkflow:
                 and tool_spec.compensation is not None
                 and workflow.patched(UNDO_BEFORE_CALL)
             )
+            undo = None
             if undo_first:
                 # Known before the call, by its key: a cancel or a crash while the call is
                 # in flight undoes it if it landed and keeps it from landing if not.
                 assert tool_spec.compensation is not None
-                self._remember_undo(tool_spec.compensation, call, {"key": call.idempotency_key})
+                undo = self._remember_undo(
+                    tool_spec.compensation, call, {"key": call.idempotency_key}
+                )
             try:
-                result = await self._call_tool(
-                    call, f"{tool}({args}) turn {self._turns}"[:200], tool_spec.timeout_seconds
+                result = await self._send(
+                    call, f"{tool}({args}) turn {self._turns}", tool_spec, undo
                 )
             except ActivityError as error:
                 if self._tool_failed(tool, error, contracts):
@@ -474,7 +494,11 @@ class AgentWorkflow:
             raise ValueError(reason)
 
     async def _call_tool(
-        self, call: ToolInvocation, summary: str, timeout_seconds: float
+        self,
+        call: ToolInvocation,
+        summary: str,
+        timeout_seconds: float,
+        retry: RetryPolicy = TOOL_RETRY,
     ) -> ToolOutcome:
         recorded = self._recorded.take("call_tool", summary)
         if recorded is not None:
@@ -485,9 +509,32 @@ class AgentWorkflow:
             # The contract's limit per attempt (20 s unless it says otherwise).
             start_to_close_timeout=timedelta(seconds=timeout_seconds),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=TOOL_RETRY,
+            retry_policy=retry,
             summary=summary,
         )
+
+    async def _send(
+        self, call: ToolInvocation, summary: str, spec: ToolSpec, undo: ToolInvocation | None
+    ) -> ToolOutcome:
+        """A side effect without a key gets one attempt, and a lost outcome waits for an
+        operator (workflows/side_effects.py); any other call is retried as tools are."""
+        summary = summary[:200]
+        if undo is not None and spec.at_most_once and workflow.patched(AT_MOST_ONCE_PATCH):
+
+            def send() -> Awaitable[ToolOutcome]:
+                return self._call_tool(call, summary, spec.timeout_seconds, AT_MOST_ONCE_RETRY)
+
+            return await self._effects.send(call, self._turns, send, undo, summary)
+        return await self._call_tool(call, summary, spec.timeout_seconds)
+
+    @workflow.update(name="reconcile_call")
+    def reconcile_call(self, decision: Reconciliation) -> SideEffectCall:
+        """An operator's word on a call whose outcome was lost (`client.py reconcile`)."""
+        return self._effects.resolve(decision)
+
+    @reconcile_call.validator
+    def _validate_reconciliation(self, decision: Reconciliation) -> None:
+        self._effects.check(decision)
 
     def _count(self, tool: str, contracts: ContractSnapshot) -> None:
         assert self._model is not None
@@ -498,7 +545,7 @@ class AgentWorkflow:
 
     def _remember_undo(
         self, compensation: str, call: ToolInvocation, arguments: dict[str, Any]
-    ) -> None:
+    ) -> ToolInvocation:
         """Register the call's undo now (under the call's key plus `:undo`) and carry it
         across continue-as-new."""
         undo = ToolInvocation(
@@ -506,6 +553,7 @@ class AgentWorkflow:
         )
         self._compensations.append(undo)
         self._register_undo(undo)
+        return undo
 
     def _register_undo(self, undo: ToolInvocation) -> None:
         record_id = undo.integer("record_id")
@@ -629,6 +677,7 @@ class AgentWorkflow:
             answer=self._answer_so_far,
             answered=bool(self._following),
             **self._carried(),
+            side_effects=self._effects.calls,
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
         return request.model_copy(update={"carry": carry, "recorded": self._recorded.rest()})

@@ -69,6 +69,15 @@ class Saga:
         self._registered.append(_Registered(entry, undo, call))
         return entry
 
+    def settle(self, action: str, key: str) -> None:
+        """An undo already run outside the unwind (an operator's `reconcile ... undo`)."""
+        for registered in self._registered:
+            if (
+                registered.entry.action == action
+                and getattr(registered.call, "idempotency_key", None) == key
+            ):
+                registered.entry.status = "done"
+
     async def compensate(self) -> None:
         """Undo in reverse order; a cancellation arriving meanwhile does not stop it."""
         unwind = asyncio.ensure_future(self._unwind())

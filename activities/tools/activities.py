@@ -32,6 +32,7 @@ from keel.payloads.contracts import ContractSnapshot, ToolSpec, may_read
 from keel.payloads.errors import (
     ACCESS_DENIED,
     CIRCUIT_OPEN,
+    SIDE_EFFECT_AMBIGUOUS,
     TICKET_SERVICE_UNAVAILABLE,
     TOOL_ARGUMENTS_INVALID,
     TOOL_SERVER_UNAVAILABLE,
@@ -106,10 +107,14 @@ class ToolActivities:
     async def _call(self, call: ToolInvocation) -> ToolOutcome:
         # Off the event loop: after an edit, the reload starts MCP servers to list tools.
         spec, handler = self._checked(call, await asyncio.to_thread(self._contracts_of))
+        call = _keyed(call, spec)
         if not (self._breakers and (spec.side_effect or spec.server is not None)):
             return await handler(call)
         name = f"tool:{call.tool}"
-        permission = await self._breakers.acquire(name)
+        # Heartbeating through the breaker's updates too: its entity workflow may wait
+        # seconds for a worker (its last one died), and a missed heartbeat after the
+        # call would send the call again.
+        permission = await heartbeating(self._breakers.acquire(name))
         if not permission.allowed:
             raise ApplicationError(
                 f"circuit open for {name}: {permission.reason}",
@@ -119,9 +124,10 @@ class ToolActivities:
         try:
             outcome = await handler(call)
         except ApplicationError as error:
-            await self._breakers.record(name, error.type in TOOL_BREAKER_FAILURES, permission.state)
+            failed = error.type in TOOL_BREAKER_FAILURES
+            await heartbeating(self._breakers.record(name, failed, permission.state))
             raise
-        await self._breakers.record(name, False, permission.state)
+        await heartbeating(self._breakers.record(name, False, permission.state))
         return outcome
 
     def _checked(
@@ -152,6 +158,14 @@ class ToolActivities:
             raise ApplicationError(
                 f"{call.tool} arguments invalid: {'; '.join(problems[:3])}",
                 type=TOOL_ARGUMENTS_INVALID,
+                non_retryable=True,
+            )
+        if spec.at_most_once and activity.in_activity() and activity.info().attempt > 1:
+            # Whatever retry policy sent it here: an earlier attempt may have acted.
+            raise ApplicationError(
+                f"{call.tool} runs at most once and attempt 1 may have taken effect:"
+                " not sent again (client.py reconcile decides)",
+                type=SIDE_EFFECT_AMBIGUOUS,
                 non_retryable=True,
             )
         return spec, handler
@@ -249,3 +263,11 @@ class ToolActivities:
         return ToolOutcome(
             tool=call.tool, text=f"ticket {record.id} {record.status}", replayed=record.replayed
         )
+
+
+def _keyed(call: ToolInvocation, spec: ToolSpec) -> ToolInvocation:
+    """The call with keel's key in the argument the contract names (the model never sees it)."""
+    name = spec.key_argument
+    if name is None:
+        return call
+    return call.model_copy(update={"arguments": {**call.arguments, name: call.idempotency_key}})

@@ -74,7 +74,7 @@ def _from_server(name: str, spec: ToolSpec, listings: Mapping[str, list[Tool]]) 
         raise DiscoveryError(f"[tools.{name}]: server {spec.server!r} gives a non-object schema")
     update: dict[str, Any] = {"output_schema": found.output_schema}
     if not spec.arguments:
-        update["arguments"] = schema
+        update["arguments"] = _without_key(name, spec, schema)
     if not spec.description:
         text = found.description or found.title or remote
         update["description"] = " ".join(text.split())[:DESCRIPTION_CHARS]
@@ -89,7 +89,7 @@ def _from_python(name: str, spec: ToolSpec) -> dict[str, Any]:
         raise DiscoveryError(f"[tools.{name}] python: {err}") from None
     update: dict[str, Any] = {}
     if not spec.arguments:
-        update["arguments"] = tool.schema
+        update["arguments"] = _without_key(name, spec, tool.schema)
     if not spec.description:
         update["description"] = tool.description or name
     return update
@@ -162,3 +162,19 @@ def _leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     return error
+
+
+def _without_key(name: str, spec: ToolSpec, schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema the model sees: the key argument is keel's to fill, not the model's."""
+    key = spec.key_argument
+    if key is None:
+        return schema
+    properties = dict(schema.get("properties") or {})
+    if key not in properties:
+        raise DiscoveryError(
+            f"[tools.{name}] idempotency_key: the tool takes no argument {key!r}"
+            f" (it takes: {', '.join(sorted(properties)) or 'none'})"
+        )
+    del properties[key]
+    required = [r for r in schema.get("required", []) if r != key]
+    return {**schema, "properties": properties, "required": required}

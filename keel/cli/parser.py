@@ -22,6 +22,7 @@ from keel.cli import (
     fork,
     incident,
     message,
+    reconcile,
     run_flow,
     runs_list,
     schedules,
@@ -246,6 +247,18 @@ def _operator_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=positive_int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=approvals.cmd_approvals)
+    p = add("reconcile", help="side effects whose outcome was lost: list, or resolve one")
+    p.add_argument("workflow_id", nargs="?", type=workflow_id, help="the run (all runs if none)")
+    p.add_argument(
+        "--call", nargs="+", metavar=("N", "done|retry|undo"),
+        action=reconcile.CallAnswer,
+        help="the call's number, and what happened: done, retry (send again) or undo",
+    )  # fmt: skip
+    p.add_argument("--by", default=os.environ.get("USER", "cli"))
+    p.add_argument("--reason", default="")
+    p.add_argument("--limit", type=positive_int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=reconcile.cmd_reconcile)
     p = add("breakers", help="circuit breakers of the models: state and history")
     p.add_argument(
         "--scope",

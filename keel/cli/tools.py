@@ -33,6 +33,7 @@ def tool_rows(snapshot: ContractSnapshot) -> list[dict[str, Any]]:
                 "cost_usd": spec.cost_usd,
                 "clearance": spec.clearance,
                 "side_effect": spec.side_effect,
+                "delivery": _delivery(spec),
                 "timeout_seconds": spec.timeout_seconds,
                 "arguments": spec.arguments,
             }
@@ -62,8 +63,17 @@ def _policy(spec: ToolSpec, roles: list[str]) -> str:
         f"clearance {spec.clearance}",
     ]
     if spec.side_effect:
-        parts.append(f"side effect, undone by {spec.compensation}")
+        parts.append(f"side effect ({_delivery(spec)}), undone by {spec.compensation}")
     return "; ".join(parts)
+
+
+def _delivery(spec: ToolSpec) -> str | None:
+    """How a retry is kept from acting twice: a key the tool applies once, or one send."""
+    if not spec.side_effect:
+        return None
+    if spec.at_most_once:
+        return "at most once"
+    return f"idempotency key: {spec.idempotency_key or 'header:Idempotency-Key'}"
 
 
 def print_tools(snapshot: ContractSnapshot) -> None:

@@ -86,6 +86,9 @@ TOOL_RETRY = _backoff(
     ],
 )
 TOOL_TIMEOUT = timedelta(seconds=20)
+# An at-most-once side effect (a tool without an idempotency key) is sent on one
+# attempt: an outcome lost with the worker waits for an operator, never a resend.
+AT_MOST_ONCE_RETRY = RetryPolicy(maximum_attempts=1)
 
 # Reading the worker's validated contracts: local, quick, safe to repeat.
 CONTRACTS_RETRY = RetryPolicy(maximum_attempts=5)

@@ -12,6 +12,7 @@ from keel.payloads.contracts import MessagePolicy, SecurityLevel
 from keel.payloads.llm import Budget, Fallback, ModelChoice, Usage
 from keel.payloads.recorded import RecordedCall
 from keel.payloads.routing import ToolDecision
+from keel.payloads.side_effects import SideEffectCall
 from keel.payloads.tools import ToolInvocation
 
 # --- output schemas the gateway validates model output against ---------------------
@@ -139,6 +140,9 @@ class AgentCarry(BaseModel):
         description="ids of interrupting messages merged into the request `task` carries",
     )
     flags: list[str] = Field(default_factory=list, description="the runs' flags so far")
+    side_effects: list[SideEffectCall] = Field(
+        default_factory=list, description="at-most-once calls so far, with their outcomes"
+    )
 
 
 class AgentInput(BaseModel):
@@ -201,6 +205,12 @@ class AgentProgress(BaseModel):
         default=None, description="the tool call waiting for a person, with its arguments"
     )
     approvals: list[DecidedCall] = Field(default_factory=list)
+    side_effects: list[SideEffectCall] = Field(
+        default_factory=list, description="at-most-once calls: recorded before each was sent"
+    )
+    needs_reconciliation: SideEffectCall | None = Field(
+        default=None, description="the call whose outcome was lost, waiting for an operator"
+    )
 
 
 class AgentResult(BaseModel):
@@ -225,4 +235,7 @@ class AgentResult(BaseModel):
     )
     messages: list[MessageOutcome] = Field(
         default_factory=list, description="each message sent to the run and what became of it"
+    )
+    side_effects: list[SideEffectCall] = Field(
+        default_factory=list, description="at-most-once calls and what became of each"
     )

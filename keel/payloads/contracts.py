@@ -163,6 +163,13 @@ class ToolSpec(BaseModel):
     compensation: str | None = Field(
         default=None, description="the tool that undoes this one's side effect"
     )
+    idempotency_key: str | None = Field(
+        default=None,
+        description="where a side effect takes keel's key (derived from the run and the step):"
+        " `argument:<name>` (keel fills that argument in; the tool applies a key once) or"
+        " `header:<name>` (built-in HTTP tools). Without one a side effect runs at most once:"
+        " an ambiguous outcome waits for `client.py reconcile`",
+    )
     clearance: SecurityLevel = Field(
         default="public",
         description="the security level of what the tool returns: a caller below it is"
@@ -207,7 +214,23 @@ class ToolSpec(BaseModel):
                 raise ValueError("a built-in tool needs its arguments' JSON Schema")
         if self.arguments and self.arguments.get("type") != "object":
             raise ValueError('arguments must be a JSON Schema with "type": "object"')
+        _check_key_place(self)
         return self
+
+    @property
+    def key_argument(self) -> str | None:
+        """The argument keel fills with the call's idempotency key, if the contract names one."""
+        place = self.idempotency_key or ""
+        return place.removeprefix("argument:") if place.startswith("argument:") else None
+
+    @property
+    def at_most_once(self) -> bool:
+        """A side effect that takes no key: sent once, never again without an operator.
+
+        Built-in side effects always send their key as the `Idempotency-Key` header
+        (contracts recorded before this field existed say nothing about it).
+        """
+        return self.side_effect and self.idempotency_key is None and self.source != "builtin"
 
     @property
     def source(self) -> str:
@@ -217,6 +240,24 @@ class ToolSpec(BaseModel):
         if self.python is not None:
             return f"python:{self.python.partition(':')[0]}"
         return "builtin"
+
+
+def _check_key_place(spec: ToolSpec) -> None:
+    place = spec.idempotency_key
+    if place is None:
+        return
+    if not spec.side_effect:
+        raise ValueError("idempotency_key is for a tool with a side effect (side_effect = true)")
+    kind, _, name = place.partition(":")
+    if kind not in ("argument", "header") or not name:
+        raise ValueError(
+            f"idempotency_key {place!r} is not written argument:<name> or header:<name>"
+        )
+    if kind == "header" and spec.source != "builtin":
+        raise ValueError(
+            "idempotency_key header:<name> is for built-in HTTP tools; an MCP or Python tool"
+            " takes its key as an argument (argument:<name>)"
+        )
 
 
 class Criterion(BaseModel):

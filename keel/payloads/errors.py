@@ -42,6 +42,8 @@ TOOL_RESULT_INVALID = "ToolResultInvalid"
 TOOL_RESULT_TOO_LARGE = "ToolResultTooLarge"
 # A Python tool the worker cannot import (its module gone since the contracts loaded).
 PYTHON_TOOL_UNAVAILABLE = "PythonToolUnavailable"
+# An at-most-once side effect asked to run a second time: refused, never sent again.
+SIDE_EFFECT_AMBIGUOUS = "SideEffectAmbiguous"
 
 # Refusals: the caller asked for something it may not have. They are expected
 # outcomes, not bugs, so their failures carry no stack trace (keel/infra/codec.py): the

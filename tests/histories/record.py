@@ -21,8 +21,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
 from harness.soak.run import researcher_loop
+from harness.testing.side_effects import AGENT, turn, write_contracts, write_script
 from harness.testing.stack import (
     DEMO_CORPUS,
     TEAM_REQUEST,
@@ -39,6 +41,7 @@ from keel.payloads.agents import AgentInput, AgentMessage, MessageOutcome
 from keel.payloads.coordinator import CoordinatorInput
 from keel.payloads.documents import IngestRequest
 from keel.payloads.llm import ModelChoice
+from keel.payloads.side_effects import Reconciliation, SideEffectCall
 from keel.payloads.tickets import ApprovalDecision, TicketSagaInput
 from keel.rules.breaker import BreakerConfig, BreakerStart, CallOutcome
 from keel.rules.rate_limit import BackOff, Booking, LimiterStart, RateLimit, Settlement
@@ -162,6 +165,37 @@ async def agent_queued_message(
     return [workflow_id]
 
 
+async def agent_reconciled(client: Client, _base: WorkerSettings, workflow_id: str) -> list[str]:
+    """An at-most-once call whose outcome was lost (it timed out mid-call) waits for an
+    operator, who says it took effect; on workers with the notice board's contracts."""
+    folder = Path(tempfile.mkdtemp(prefix="keel-record-board-"))
+    os.environ["KEEL_TEST_BOARD"] = str(folder / "board.db")
+    (folder / "hold").touch()  # the call stays in flight past its 1 s limit
+    contracts = load_contracts(write_contracts(folder, timeout_seconds=1))
+    scripts = write_script(folder, [turn("post_notice", "first"), turn(None)])
+    settings = worker_settings(scripted_dir=scripts)
+    store = DocumentStore(folder / "documents.db")
+    async with running_workers(client, store, settings, contracts=contracts):
+        handle = await client.start_workflow(
+            AgentWorkflow.run,
+            scripted_team_input(
+                AgentInput, AGENT, settings.llm_task_queue, agent=AGENT, task="Post the notice"
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+        for _ in range(600):
+            progress = await handle.query(AgentWorkflow.progress)
+            if progress.needs_reconciliation is not None:
+                break
+            await asyncio.sleep(0.1)
+        (folder / "hold").unlink()
+        decision = Reconciliation(call=1, resolution="done", by="recorder")
+        await handle.execute_update("reconcile_call", decision, result_type=SideEffectCall)
+        await handle.result()
+    return [workflow_id]
+
+
 async def breaker(client: Client, settings: WorkerSettings, workflow_id: str) -> list[str]:
     """A breaker entity that opens after failures and refuses a call; recorded while open.
 
@@ -244,6 +278,7 @@ FLOWS: dict[str, Recorder] = {
     "incident_rejected": incident("reject"),
     "agent_continued": agent_continued,
     "agent_queued_message": agent_queued_message,
+    "agent_reconciled": agent_reconciled,
     "breaker": breaker,
     "rate_limiter": rate_limiter,
     "tenant_day": tenant_day,
