@@ -17,7 +17,7 @@ from harness.testing.stack import (
     running_workers,
     scripted_input,
 )
-from keel.payloads.contracts import SecurityLevel
+from keel.payloads.clearance import SecurityLevel
 from keel.payloads.documents import PassagesRequest, SearchRequest
 from keel.rules.extractive import extract_for_questions
 from workflows.research import ResearchWorkflow

@@ -20,8 +20,8 @@ from activities.tools.bounded_http import RESPONSE_LIMIT_BYTES, BoundedHttp
 from activities.tools.bounded_stdio import LINE_TOO_LONG
 from activities.tools.mcp_servers import McpServers
 from harness.testing.mcp_setup import http_server
-from keel.payloads.contracts import McpServerSpec
 from keel.payloads.errors import TOOL_RESULT_TOO_LARGE
+from keel.payloads.tool_specs import McpServerSpec
 
 TOKEN = "http-bounds-token"
 

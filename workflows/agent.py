@@ -11,24 +11,16 @@ id, so the history holds references rather than documents.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.tools.activities import ToolActivities
     from keel.graphs.policies import (
-        AT_MOST_ONCE_RETRY,
-        HEARTBEAT_TIMEOUT,
         LLM_RETRY,
         LLM_TIMEOUT,
-        TOOL_RETRY,
-        TOOL_TIMEOUT,
     )
     from keel.payloads.agents import (
         FINISH,
@@ -39,26 +31,16 @@ with workflow.unsafe.imports_passed_through():
         AgentResult,
         AgentTurn,
         MessageOutcome,
-        Observation,
     )
-    from keel.payloads.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
-    from keel.payloads.contracts import AgentSpec, ContractSnapshot, ToolSpec
+    from keel.payloads.approvals import CallDecision, PendingCall
+    from keel.payloads.contracts import AgentSpec, ContractSnapshot
     from keel.payloads.errors import (
-        ACCESS_DENIED,
-        CIRCUIT_OPEN,
-        PASSAGE_NOT_FOUND,
-        TICKET_REJECTED,
-        TOOL_ARGUMENTS_INVALID,
-        TOOL_CALL_REJECTED,
         UNKNOWN_AGENT,
-        UNKNOWN_TOOL,
     )
-    from keel.payloads.flags import Flag
+    from keel.payloads.flags import Flags
     from keel.payloads.llm import Usage
     from keel.payloads.outputs import OUTPUT_MODELS
     from keel.payloads.side_effects import Reconciliation, SideEffectCall
-    from keel.payloads.tools import ToolInvocation, ToolOutcome
-    from keel.routing.tools import route_tool
     from workflows.agent_messages import (
         JOINED_PATCH,
         LEGACY,
@@ -66,31 +48,15 @@ with workflow.unsafe.imports_passed_through():
         Inbox,
         step_line,
     )
+    from workflows.agent_prompts import prompt_variables, seen_only
+    from workflows.agent_tool_use import ToolUse
     from workflows.contract_snapshot import load_contracts
     from workflows.live import LiveChannel
-    from workflows.live_steps import tool_step
     from workflows.model_calls import BudgetExhausted, ModelCaller
-    from workflows.recorded import Recorded, outcome
-    from workflows.saga import UNDO_BEFORE_CALL, Saga
-    from workflows.search_attributes import RESEARCH_STATUS
-    from workflows.side_effects import AT_MOST_ONCE_PATCH, SideEffects
 
 M = TypeVar("M", bound=BaseModel)
 
-OBSERVATION_CHARS = 400
-PROMPT_OBSERVATIONS = 6
 CARRIED_OBSERVATIONS = 20
-# An answer the agent can learn from (bad arguments, a refused namespace), not a crash.
-TOOL_ANSWERS = frozenset(
-    {
-        TOOL_ARGUMENTS_INVALID,
-        ACCESS_DENIED,
-        UNKNOWN_TOOL,
-        TICKET_REJECTED,
-        PASSAGE_NOT_FOUND,
-        TOOL_CALL_REJECTED,
-    }
-)
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -101,21 +67,10 @@ class AgentWorkflow:
         self._input = request
         self._carry = carry
         self._turns = carry.turns
-        self._observations = list(carry.observations)
-        self._tool_calls = dict(carry.tool_calls)
-        self._decisions = list(carry.decisions)
-        self._compensations = list(carry.compensations)
-        self._open_breakers: set[str] = set()
-        self._flags: list[str] = list(carry.flags)
+        self._flags = Flags(carry.flags)
         self._progress = AgentProgress(agent=request.agent, turn=carry.turns, runs=carry.runs)
         self._model: ModelCaller | None = None
-        self._saga = Saga(TOOL_TIMEOUT)
         self._live = LiveChannel(carry.live)
-        self._recorded = Recorded(request.recorded)
-        # Calls that waited for a person: the one waiting now, its answer, and the decided.
-        self._pending: PendingCall | None = None
-        self._answer: CallDecision | None = None
-        self._approvals = list(carry.approvals)
         # Messages sent while the run works (workflows/agent_messages.py).
         self._inbox = Inbox(carry)
         self._task = carry.task or request.task
@@ -130,15 +85,17 @@ class AgentWorkflow:
         self._joined: list[str] = []
         # send_message handlers still waiting for the run to read its contract.
         self._sending = 0
-        # At-most-once calls, recorded before sent (workflows/side_effects.py).
-        self._effects = SideEffects(carry.side_effects, self._live, self._saga, self._compensations)
-        for undo in self._compensations:
-            self._register_undo(undo)
+        # Tool turns, their saga and approvals (workflows/agent_tool_use.py).
+        self._tools = ToolUse(request, carry, self._progress, self._flags, self._live)
+        self._recorded = self._tools.calls.recorded
+        self._effects = self._tools.calls.effects
+        self._compensations = self._tools.calls.compensations
+        self._approvals = self._tools.approvals
 
     @workflow.query(name="progress")
     def progress(self) -> AgentProgress:
         self._progress.turn = self._turns
-        self._progress.tool_calls = dict(self._tool_calls)
+        self._progress.tool_calls = dict(self._tools.tool_calls)
         self._progress.usage = self._usage()
         self._progress.side_effects = list(self._effects.calls)
         self._progress.needs_reconciliation = self._effects.waiting
@@ -152,7 +109,7 @@ class AgentWorkflow:
             self._progress.status = "cancelled" if is_cancelled_exception(error) else "failed"
             if self._compensations:
                 self._live.step(f"compensating {len(self._compensations)} side effect(s)")
-                await self._saga.compensate()
+                await self._tools.calls.saga.compensate()
             self._live.release()
             raise
         self._progress.status = "done"
@@ -186,7 +143,7 @@ class AgentWorkflow:
                 tool=spec.seed_tool,
                 arguments={"query": request.task[:120]},
             )
-            await self._use_tool(seed, spec, contracts)
+            await self._tools.use(seed, spec, contracts, self._model, self._turns)
         if workflow.patched(MESSAGES_PATCH):
             self._spec = spec
             return self._result(spec, await self._converse(spec, contracts, max_turns))
@@ -197,7 +154,8 @@ class AgentWorkflow:
         self, spec: AgentSpec, contracts: ContractSnapshot, max_turns: int
     ) -> BaseModel | None:
         """One request (`self._task`) answered: the tool loop, then the final answer."""
-        request = self._input
+        request, model = self._input, self._model
+        assert model is not None
         while spec.tools and self._turns < self._turn_base + max_turns:
             if self._turns > self._carry.turns and self._history_is_long():
                 await self._live.close()
@@ -213,14 +171,14 @@ class AgentWorkflow:
             proposal = await self._ask(spec.turn_prompt or "", AgentTurn, spec, contracts, known)
             if proposal is None:
                 if "budget_exhausted" not in self._flags:
-                    self._flag("turn_schema_failure")
+                    self._flags.add("turn_schema_failure")
                 break
             if proposal.tool == FINISH:
                 break
-            await self._use_tool(proposal, spec, contracts)
+            await self._tools.use(proposal, spec, contracts, model, self._turns)
         else:
             if spec.tools:
-                self._flag("max_turns_reached")
+                self._flags.add("max_turns_reached")
         return await self._ask(
             spec.final_prompt, OUTPUT_MODELS[spec.output_schema], spec, contracts, request.choices
         )
@@ -235,13 +193,13 @@ class AgentWorkflow:
             output=output if isinstance(output, dict) else self._checked(output),
             turns=self._turns,
             runs=self._carry.runs,
-            observations=self._observations,
-            decisions=self._decisions,
+            observations=self._tools.observations,
+            decisions=self._tools.decisions,
             usage=self._usage(),
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
             prompts={**self._carry.prompts, **self._model.prompts},
             flags=self._flags,
-            approvals=self._approvals,
+            approvals=self._approvals.decided,
             messages=self._inbox.outcomes(),
             side_effects=self._effects.calls,
         )
@@ -300,7 +258,7 @@ class AgentWorkflow:
                 self._task += "".join(f"\n\nNew message: {m.text}" for m in interrupts)
                 self._turn_base = self._turns
                 ids.extend(m.id for m in interrupts)
-                self._flag("interrupted")
+                self._flags.add("interrupted")
                 self._live.step(f"restarting with message {interrupts[-1].id}")
                 continue
             finally:
@@ -337,195 +295,14 @@ class AgentWorkflow:
     def _validate_message(self, message: AgentMessage) -> None:
         self._inbox.check(message)
 
-    # --- the loop ----------------------------------------------------------------------
-
-    async def _use_tool(
-        self, proposal: AgentTurn, spec: AgentSpec, contracts: ContractSnapshot
-    ) -> None:
-        """Route, call, observe. An open breaker sends the router to the next candidate.
-
-        Breakers are asked afresh each turn (an open one refuses at once, without
-        touching the tool), so a tool whose breaker closes again is used again.
-        """
-        assert self._model is not None
-        self._open_breakers.clear()
-        for _ in range(len(spec.tools) + 1):
-            decision = route_tool(
-                proposal.tool,
-                spec,
-                contracts.tools,
-                calls=self._tool_calls,
-                cost_left_usd=self._model.cost_left(),
-                open_breakers=self._open_breakers,
-                turn=self._turns,
-                clearance=self._input.clearance,
-            )
-            self._decisions.append(decision)
-            if not decision.allowed or decision.tool is None:
-                self._progress.refusals += 1
-                workflow.logger.warning("tool refused: %s", decision.reason)
-                self._observe(proposal.tool, f"refused: {decision.reason}", refused=True)
-                tool_step(self._live, proposal.tool, False, decision.reason)
-                return
-            tool = decision.tool
-            call = ToolInvocation(
-                tool=tool,
-                arguments=proposal.arguments,
-                idempotency_key=f"{workflow.info().workflow_id}:turn-{self._turns}:{tool}",
-                namespaces=self._input.namespaces,
-                clearance=self._input.clearance,
-            )
-            args = ", ".join(f"{k}={v}" for k, v in proposal.arguments.items())
-            tool_step(self._live, tool, True, args)
-            tool_spec = contracts.tools[tool]
-            if tool_spec.approval and not await self._approved(call, tool_spec):
-                return
-            undo_first = (
-                tool_spec.side_effect
-                and tool_spec.compensation is not None
-                and workflow.patched(UNDO_BEFORE_CALL)
-            )
-            undo = None
-            if undo_first:
-                # Known before the call, by its key: a cancel or a crash while the call is
-                # in flight undoes it if it landed and keeps it from landing if not.
-                assert tool_spec.compensation is not None
-                undo = self._remember_undo(
-                    tool_spec.compensation, call, {"key": call.idempotency_key}
-                )
-            try:
-                result = await self._send(
-                    call, f"{tool}({args}) turn {self._turns}", tool_spec, undo
-                )
-            except ActivityError as error:
-                if self._tool_failed(tool, error, contracts):
-                    continue
-                return
-            self._count(tool, contracts)
-            if (
-                not undo_first
-                and tool_spec.side_effect
-                and tool_spec.compensation
-                and result.record_id is not None
-            ):
-                self._remember_undo(tool_spec.compensation, call, {"record_id": result.record_id})
-            # The tool's own error (MCP isError) is an answer: the agent reads it and decides.
-            text = f"the tool reported an error: {result.text}" if result.is_error else None
-            self._observe(tool, text or result.text, result.passage_ids)
-            return
-
-    def _tool_failed(self, tool: str, error: ActivityError, contracts: ContractSnapshot) -> bool:
-        """Observes a failed call; True when its breaker is open and another tool may serve."""
-        if is_cancelled_exception(error):
-            raise error  # the run is cancelled: its side effects are undone, not observed
-        cause = error.cause
-        kind = cause.type if isinstance(cause, ApplicationError) else None
-        if kind == CIRCUIT_OPEN:
-            self._open_breakers.add(tool)
-            return True
-        # A refusal, or a failure its retries could not fix: the agent sees it
-        # and decides; the run goes on, flagged.
-        self._count(tool, contracts)
-        if kind not in TOOL_ANSWERS:
-            self._flag("tool_failed")
-            workflow.logger.warning("tool %s failed after retries: %s", tool, cause)
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        self._observe(tool, f"error: {message}")
-        return False
-
-    # --- approvals ---------------------------------------------------------------------
-
-    async def _approved(self, call: ToolInvocation, spec: ToolSpec) -> bool:
-        """Waits for a person's decision on this exact call (keel/payloads/approvals.py)."""
-        number = len(self._approvals) + 1
-        pending = PendingCall(
-            call=number,
-            tool=call.tool,
-            arguments=dict(call.arguments),
-            digest=call_digest(call.tool, call.arguments),
-            turn=self._turns,
-            deadline=workflow.now() + timedelta(seconds=spec.approval_timeout_seconds),
-            default=spec.approval_default,
-        )
-        self._pending = self._progress.pending_approval = pending
-        self._answer = None
-        self._live.step(f"call {number} ({call.tool}) awaits approval: client.py approvals")
-        workflow.upsert_search_attributes([RESEARCH_STATUS.value_set("awaiting_approval")])
-        try:
-            await workflow.wait_condition(
-                lambda: self._answer is not None,
-                timeout=timedelta(seconds=spec.approval_timeout_seconds),
-                timeout_summary=f"approval of call {number} ({call.tool})",
-            )
-        except TimeoutError:
-            self._answer = CallDecision(
-                call=number, digest=pending.digest, decision=spec.approval_default,
-                reason="no decision in time",
-            )  # fmt: skip
-        answer = self._answer
-        assert answer is not None
-        decided = DecidedCall(
-            call=number, tool=call.tool, digest=pending.digest, decision=answer.decision,
-            by=answer.by, reason=answer.reason,
-        )  # fmt: skip
-        self._approvals.append(decided)
-        self._progress.approvals = list(self._approvals)
-        self._pending = self._progress.pending_approval = None
-        workflow.upsert_search_attributes([RESEARCH_STATUS.value_unset()])
-        if decided.decision == "reject":
-            who = decided.by or "its deadline"
-            self._observe(
-                call.tool, f"refused: not approved by {who} ({decided.reason})", refused=True
-            )
-            tool_step(self._live, call.tool, False, f"not approved by {who}")
-        return decided.decision == "approve"
-
     @workflow.update(name="approve_call")
     def approve_call(self, decision: CallDecision) -> PendingCall:
         """A person's decision on the call waiting now; the validator holds the rules."""
-        assert self._pending is not None
-        self._answer = decision
-        return self._pending
+        return self._approvals.answer(decision)
 
     @approve_call.validator
     def _validate_call_decision(self, decision: CallDecision) -> None:
-        reason = refusal(self._pending, self._approvals, decision)
-        if reason is not None:
-            raise ValueError(reason)
-
-    async def _call_tool(
-        self,
-        call: ToolInvocation,
-        summary: str,
-        timeout_seconds: float,
-        retry: RetryPolicy = TOOL_RETRY,
-    ) -> ToolOutcome:
-        recorded = self._recorded.take("call_tool", summary)
-        if recorded is not None:
-            return outcome(recorded, ToolOutcome)
-        return await workflow.execute_activity_method(
-            ToolActivities.call,
-            call,
-            # The contract's limit per attempt (20 s unless it says otherwise).
-            start_to_close_timeout=timedelta(seconds=timeout_seconds),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=retry,
-            summary=summary,
-        )
-
-    async def _send(
-        self, call: ToolInvocation, summary: str, spec: ToolSpec, undo: ToolInvocation | None
-    ) -> ToolOutcome:
-        """A side effect without a key gets one attempt, and a lost outcome waits for an
-        operator (workflows/side_effects.py); any other call is retried as tools are."""
-        summary = summary[:200]
-        if undo is not None and spec.at_most_once and workflow.patched(AT_MOST_ONCE_PATCH):
-
-            def send() -> Awaitable[ToolOutcome]:
-                return self._call_tool(call, summary, spec.timeout_seconds, AT_MOST_ONCE_RETRY)
-
-            return await self._effects.send(call, self._turns, send, undo, summary)
-        return await self._call_tool(call, summary, spec.timeout_seconds)
+        self._approvals.check(decision)
 
     @workflow.update(name="reconcile_call")
     def reconcile_call(self, decision: Reconciliation) -> SideEffectCall:
@@ -535,49 +312,6 @@ class AgentWorkflow:
     @reconcile_call.validator
     def _validate_reconciliation(self, decision: Reconciliation) -> None:
         self._effects.check(decision)
-
-    def _count(self, tool: str, contracts: ContractSnapshot) -> None:
-        assert self._model is not None
-        self._tool_calls[tool] = self._tool_calls.get(tool, 0) + 1
-        cost = contracts.tools[tool].cost_usd
-        if cost:
-            self._model.spend(Usage(cost_usd=cost))
-
-    def _remember_undo(
-        self, compensation: str, call: ToolInvocation, arguments: dict[str, Any]
-    ) -> ToolInvocation:
-        """Register the call's undo now (under the call's key plus `:undo`) and carry it
-        across continue-as-new."""
-        undo = ToolInvocation(
-            tool=compensation, arguments=arguments, idempotency_key=f"{call.idempotency_key}:undo"
-        )
-        self._compensations.append(undo)
-        self._register_undo(undo)
-        return undo
-
-    def _register_undo(self, undo: ToolInvocation) -> None:
-        record_id = undo.integer("record_id")
-        target = undo.arguments.get("key")
-        self._saga.register(
-            f"{undo.tool} {target or record_id}",
-            ToolActivities.call,
-            undo,
-            action=undo.tool,
-            record_id=record_id,
-        )
-
-    def _observe(
-        self, tool: str, text: str, passage_ids: list[str] | None = None, *, refused: bool = False
-    ) -> None:
-        self._observations.append(
-            Observation(
-                turn=self._turns,
-                tool=tool,
-                text=text[:OBSERVATION_CHARS],
-                passage_ids=passage_ids or [],
-                refused=refused,
-            )
-        )
 
     async def _ask(
         self,
@@ -589,22 +323,7 @@ class AgentWorkflow:
     ) -> M | None:
         assert self._model is not None
         request = self._input
-        variables = {
-            "task": self._task,
-            "context": request.context or "(none)",
-            "feedback": f"\nFeedback on the last version: {request.feedback}\n"
-            if request.feedback
-            else "",
-            "tools": "\n".join(
-                f"- {name}: {contracts.tools[name].description}"
-                f" Call with: {_arguments_example(contracts.tools[name].arguments)}"
-                for name in spec.tools
-            )
-            or "(none)",
-            "observations": self._rendered_observations(),
-            "passages": "(no passages)",
-            **request.variables,
-        }
+        variables = prompt_variables(self._task, request, spec, contracts, self._tools.observations)
         try:
             return await self._model.ask(
                 prompt,
@@ -619,29 +338,17 @@ class AgentWorkflow:
         except BudgetExhausted as spent:
             # Not a failure: the agent stops where its share ran out, and says so.
             workflow.logger.info("budget exhausted at %s: %s", prompt, spent)
-            self._flag("budget_exhausted")
-            if spent.tenant:
-                self._flag(Flag.TENANT_BUDGET_EXHAUSTED.value)
+            self._flags.budget_spent(spent.tenant)
             return None
-
-    def _rendered_observations(self) -> str:
-        recent = self._observations[-PROMPT_OBSERVATIONS:]
-        if not recent:
-            return "(nothing yet)"
-        return "\n".join(f"[turn {o.turn}] {o.tool}: {o.text}" for o in recent)
 
     def _checked(self, output: BaseModel | None) -> dict[str, Any] | None:
         """Passage ids the agent never saw are dropped: a model cannot cite its way past search."""
         if output is None:
-            self._flag("no_valid_output")
+            self._flags.add("no_valid_output")
             return None
         data = output.model_dump(mode="json")
-        if isinstance(data.get("passage_ids"), list):
-            seen = {pid for o in self._observations for pid in o.passage_ids}
-            kept = [pid for pid in data["passage_ids"] if pid in seen]
-            if len(kept) < len(data["passage_ids"]):
-                self._flag("unseen_passages_dropped")
-            data["passage_ids"] = kept
+        if seen_only(data, self._tools.observations):
+            self._flags.add("unseen_passages_dropped")
         return data
 
     # --- continue-as-new ---------------------------------------------------------------
@@ -658,16 +365,16 @@ class AgentWorkflow:
         assert self._model is not None
         carry = AgentCarry(
             turns=self._turns,
-            observations=self._observations[-CARRIED_OBSERVATIONS:],
-            tool_calls=self._tool_calls,
-            decisions=self._decisions[-CARRIED_OBSERVATIONS:],
+            observations=self._tools.observations[-CARRIED_OBSERVATIONS:],
+            tool_calls=self._tools.tool_calls,
+            decisions=self._tools.decisions[-CARRIED_OBSERVATIONS:],
             usage=self._usage(),
             runs=self._carry.runs + 1,
             compensations=self._compensations,
             prompts={**self._carry.prompts, **self._model.prompts},
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
             live=self._live.state(),
-            approvals=self._approvals,
+            approvals=self._approvals.decided,
             messages=self._inbox.outcomes(),
             # The messages being answered (a queued one and any that interrupted it) go
             # back to the queue's head, each to be answered by the next run.
@@ -688,22 +395,6 @@ class AgentWorkflow:
             return {"joined": self._joined, "flags": self._flags}
         return {}
 
-    def _flag(self, flag: str) -> None:
-        if flag not in self._flags:
-            self._flags.append(flag)
-
     def _usage(self) -> Usage:
         model_usage = self._model.usage if self._model else Usage()
         return self._carry.usage.add(model_usage)
-
-
-def _arguments_example(schema: dict[str, Any]) -> str:
-    """`{"query": "..."}` for a tool's argument schema: small models copy shapes well."""
-    fields = []
-    for name, prop in schema.get("properties", {}).items():
-        if "enum" in prop:
-            value = "|".join(map(str, prop["enum"]))
-        else:
-            value = "<number>" if prop.get("type") == "integer" else f"<{name}>"
-        fields.append(f'"{name}": "{value}"')
-    return "{" + ", ".join(fields) + "}"

@@ -24,15 +24,14 @@ from activities.tools.discovery import DiscoveryError, Resolved, resolve_tools
 from keel.payloads.contracts import (
     AgentSpec,
     ContractSnapshot,
-    McpServerSpec,
     Quality,
     Routes,
     Rubric,
-    ToolSpec,
     parse_model,
 )
 from keel.payloads.errors import describe_validation_error
 from keel.payloads.outputs import OUTPUT_MODELS
+from keel.payloads.tool_specs import McpServerSpec, ToolSpec
 from keel.rules.rate_limit import RateLimit
 from keel.rules.tenants import TENANT_NAME, TenantBudget
 

@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore, IngestPathError
 from activities.heartbeat import heartbeating
-from keel.payloads.contracts import SecurityLevel, may_read
+from keel.payloads.clearance import SecurityLevel, may_read
 from keel.payloads.documents import (
     IngestRequest,
     IngestResult,

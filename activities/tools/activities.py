@@ -28,7 +28,8 @@ from activities.tools.python_tools import PythonTools
 from activities.tools.results import mcp_outcome, python_outcome
 from activities.tools.tool_breakers import ToolBreakers
 from keel.infra.tracing import annotate
-from keel.payloads.contracts import ContractSnapshot, ToolSpec, may_read
+from keel.payloads.clearance import may_read
+from keel.payloads.contracts import ContractSnapshot
 from keel.payloads.errors import (
     ACCESS_DENIED,
     CIRCUIT_OPEN,
@@ -39,6 +40,7 @@ from keel.payloads.errors import (
     UNKNOWN_TOOL,
 )
 from keel.payloads.tickets import CreateTicket, UndoByKey, UndoRecord
+from keel.payloads.tool_specs import ToolSpec
 from keel.payloads.tools import ToolInvocation, ToolOutcome
 
 log = structlog.get_logger()

@@ -19,7 +19,7 @@ from mcp.types import Tool
 
 from activities.tools.mcp_servers import ServerSetupError, list_all_tools, open_client, redact
 from activities.tools.python_tools import PythonToolError, load_python_tool
-from keel.payloads.contracts import McpServerSpec, ToolSpec
+from keel.payloads.tool_specs import McpServerSpec, ToolSpec
 
 DESCRIPTION_CHARS = 300
 

@@ -36,13 +36,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities.tools.bounded_http import RESPONSE_LIMIT_BYTES, BoundedHttp, bounded_http_client
 from activities.tools.bounded_stdio import LINE_TOO_LONG, BoundedStdio
-from keel.payloads.contracts import McpServerSpec
 from keel.payloads.errors import (
     TOOL_CALL_REJECTED,
     TOOL_RESULT_INVALID,
     TOOL_RESULT_TOO_LARGE,
     TOOL_SERVER_UNAVAILABLE,
 )
+from keel.payloads.tool_specs import McpServerSpec
 
 log = structlog.get_logger()
 

@@ -37,7 +37,8 @@ from keel.infra.codec import encrypting_converter
 from keel.infra.keys import KeyRing
 from keel.infra.settings import KeelSettings, TemporalSettings, WorkerSettings
 from keel.infra.temporal import connect
-from keel.payloads.contracts import ContractSnapshot, Rubric, SecurityLevel
+from keel.payloads.clearance import SecurityLevel
+from keel.payloads.contracts import ContractSnapshot, Rubric
 from keel.payloads.coordinator import CoordinatorInput
 from keel.payloads.documents import IngestRequest, IngestResult
 from keel.payloads.llm import ModelChoice

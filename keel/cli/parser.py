@@ -48,7 +48,7 @@ from keel.cli.schedule_spec import (
 )
 from keel.graphs.flows import FLOWS
 from keel.infra.settings import KeelSettings
-from keel.payloads.contracts import SecurityLevel
+from keel.payloads.clearance import SecurityLevel
 from keel.payloads.llm import Provider
 
 PROVIDERS = list(get_args(Provider))

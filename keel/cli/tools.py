@@ -13,7 +13,8 @@ from typing import Any
 
 from activities.contracts.loader import ContractError, load_contracts
 from keel.cli.context import EXIT_OK, EXIT_USAGE, err
-from keel.payloads.contracts import ContractSnapshot, ToolSpec
+from keel.payloads.contracts import ContractSnapshot
+from keel.payloads.tool_specs import ToolSpec
 
 
 def tool_rows(snapshot: ContractSnapshot) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from keel.payloads.approvals import DecidedCall, PendingCall
-from keel.payloads.contracts import MessagePolicy, SecurityLevel
+from keel.payloads.clearance import SecurityLevel
+from keel.payloads.contracts import MessagePolicy
 from keel.payloads.llm import Budget, Fallback, ModelChoice, Usage
 from keel.payloads.recorded import RecordedCall
 from keel.payloads.routing import ToolDecision

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from keel.payloads.contracts import SecurityLevel
+from keel.payloads.clearance import SecurityLevel
 
 # What a prompt shows of one passage: the writer's prompt, the checks that judge a
 # draft against it and the evaluation all read this width, so they see the same text.

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from keel.payloads.agents import CriterionScore
 from keel.payloads.checks import CheckFailure
-from keel.payloads.contracts import SecurityLevel
+from keel.payloads.clearance import SecurityLevel
 from keel.payloads.documents import Passage
 from keel.payloads.llm import Budget, Fallback, ModelChoice, Usage
 

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from keel.payloads.contracts import FlowName, Language, SecurityLevel
+from keel.payloads.clearance import SecurityLevel
+from keel.payloads.contracts import FlowName, Language
 from keel.payloads.llm import Budget, ModelChoice, Usage
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, JsonValue
 
-from keel.payloads.contracts import SecurityLevel
+from keel.payloads.clearance import SecurityLevel
 
 # A model's proposal carries strings and whole numbers (keel/payloads/agents.py AgentTurn); a
 # flow of the user's may pass any JSON an MCP or Python tool's schema takes.

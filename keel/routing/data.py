@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from keel.payloads.contracts import DataNamespace, Language, SecurityLevel, may_read
+from keel.payloads.clearance import SecurityLevel, may_read
+from keel.payloads.contracts import DataNamespace, Language
 from keel.payloads.errors import ACCESS_DENIED, UNKNOWN_NAMESPACE
 from keel.payloads.routing import DataRoute
 

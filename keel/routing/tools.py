@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 
-from keel.payloads.contracts import AgentSpec, SecurityLevel, ToolSpec, may_read
+from keel.payloads.clearance import SecurityLevel, may_read
+from keel.payloads.contracts import AgentSpec
 from keel.payloads.routing import ToolDecision
+from keel.payloads.tool_specs import ToolSpec
 
 
 def route_tool(
