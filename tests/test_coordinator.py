@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
 from harness.testing.processes import run_script
+from harness.testing.research import extractive_for_scripted
 from harness.testing.stack import (
     TEAM_REQUEST,
     new_id,
@@ -24,7 +25,6 @@ from keel.infra.settings import WorkerSettings
 from keel.payloads.agents import AgentInput
 from keel.payloads.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
 from keel.payloads.llm import Budget
-from tests.test_research_checks import extractive_for_scripted
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow
 

@@ -14,25 +14,15 @@ from temporalio.worker import Replayer
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
 from activities.documents.store import DocumentStore
 from activities.fork.history import model_steps
+from harness.testing.cli import REQUEST, cli_env, scripts_folder
 from harness.testing.processes import Completed, run_script
-from harness.testing.stack import ROOT, SCRIPTED_DIR, new_id, running_workers, worker_settings
+from harness.testing.stack import ROOT, new_id, running_workers, worker_settings
 from keel.cli.kinds import KINDS
 from keel.payloads.agents import AgentResult
 from keel.payloads.coordinator import MultiAgentReport
-from tests.test_cli import cli_env
 from worker import WORKFLOWS
 
-REQUEST = "Write a report on idempotency keys and circuit breakers"
 TASK = "How do idempotency keys make retries safe?"
-
-
-def scripts_folder(tmp_path: Path, **changes: object) -> Path:
-    """A copy of the team's script the test may change, as a model worker's update would."""
-    folder = tmp_path / "scripts"
-    folder.mkdir(exist_ok=True)
-    script = json.loads((SCRIPTED_DIR / "ask_everything.json").read_text())
-    (folder / "team.json").write_text(json.dumps(script | changes))
-    return folder
 
 
 async def run_agent(base: list[str], request_id: str, env: dict[str, str]) -> Completed:

@@ -12,7 +12,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
+from harness.testing.agents import start_agent
+from harness.testing.cli import cli_env
 from harness.testing.processes import run_script, worker_process
+from harness.testing.saga import decide, incident, progress_when, saga_workers, start
 from harness.testing.stack import (
     DEMO_CORPUS,
     SCRIPTED_DIR,
@@ -25,9 +28,6 @@ from harness.testing.ticket_service import TicketService
 from keel.cli.live import LiveView, follow, written_so_far
 from keel.payloads.live import LiveEvent, shown_as_written
 from keel.payloads.research import ResearchReport
-from tests.test_agents import start_agent
-from tests.test_cli import cli_env
-from tests.test_ticket_saga import decide, incident, progress_when, saga_workers, start
 from workflows.research import ResearchWorkflow
 
 QUESTION = "Why do long activities heartbeat?"
