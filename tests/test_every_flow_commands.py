@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -142,6 +145,38 @@ async def test_a_running_agent_is_cancelled_and_its_slot_freed(
     assert "cancel" in ran.stderr.lower()
 
 
+@dataclass(frozen=True)
+class AskedTeam:
+    """A team run asked for through `client.py ask`, on workers reading `folder`'s script."""
+
+    base: list[str]
+    env: dict[str, str]
+    folder: Path
+    team_id: str
+    original_run: str
+
+    async def fork(self, at: str) -> Completed:
+        """`client.py fork <team> --at <call>`, as a user types it."""
+        return await run_script(
+            "client.py", *self.base, "fork", self.team_id, "--at", at, env=self.env
+        )
+
+
+@asynccontextmanager
+async def asked_team(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> AsyncIterator[AskedTeam]:
+    """A team asked for on the team's script, its workers running while the test forks it."""
+    folder = scripts_folder(tmp_path)
+    base = ["--address", server_address]
+    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
+        env = cli_env(settings)
+        asked = await ask_team(base, env)
+        team_id = json.loads(asked.stdout)["child_workflow_id"]
+        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+        yield AskedTeam(base, env, folder, team_id, original_run)
+
+
 async def _pending(client: Client, workflow_id: str) -> bool:
     try:
         described = await client.get_workflow_handle(workflow_id).describe()
@@ -155,13 +190,8 @@ async def _pending(client: Client, workflow_id: str) -> bool:
 async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
-    folder = scripts_folder(tmp_path)
-    base = ["--address", server_address]
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
-        asked = await ask_team(base, env)
-        team_id = json.loads(asked.stdout)["child_workflow_id"]
-        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+    async with asked_team(client, store, server_address, tmp_path) as team:
+        team_id, original_run, folder = team.team_id, team.original_run, team.folder
         before = {
             role: (await client.get_workflow_handle(f"{team_id}-{role}").describe()).run_id
             for role in ("researcher-1", "researcher-2", "writer-1", "reviewer-1", "writer-2")
@@ -171,10 +201,8 @@ async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again
         five = {"scores": [{**c, "score": 5} for c in script["reviewer"][-1]["scores"]]}
         script["reviewer"] = [script["reviewer"][0], {**script["reviewer"][-1], **five}]
         (folder / "team.json").write_text(json.dumps(script))
-        forked = await run_script(
-            "client.py", *base, "fork", team_id, "--at", "reviewer-2/reviewer", env=env
-        )
-        unknown = await run_script("client.py", *base, "fork", team_id, "--at", "nope", env=env)
+        forked = await team.fork("reviewer-2/reviewer")
+        unknown = await team.fork("nope")
     assert forked.code == 0, forked.stderr
     forked_run = (await client.get_workflow_handle(team_id).describe()).run_id
     assert forked_run != original_run
@@ -205,13 +233,8 @@ async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again
 async def test_a_team_forks_at_a_researchers_second_turn_and_its_first_is_handed_back(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
-    folder = scripts_folder(tmp_path)
-    base = ["--address", server_address]
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
-        asked = await ask_team(base, env)
-        team_id = json.loads(asked.stdout)["child_workflow_id"]
-        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+    async with asked_team(client, store, server_address, tmp_path) as team:
+        team_id, original_run, folder = team.team_id, team.original_run, team.folder
         first = {role: await _child_result(client, f"{team_id}-{role}") for role in RESEARCHERS}
         # Today's model searches once more at the second turn.
         script = json.loads((folder / "team.json").read_text())
@@ -219,9 +242,7 @@ async def test_a_team_forks_at_a_researchers_second_turn_and_its_first_is_handed
         turns = script["researcher_turn"]
         script["researcher_turn"] = [turns[0], again, *turns[1:]]
         (folder / "team.json").write_text(json.dumps(script))
-        forked = await run_script(
-            "client.py", *base, "fork", team_id, "--at", "researcher-1/researcher_turn#2", env=env
-        )
+        forked = await team.fork("researcher-1/researcher_turn#2")
     assert forked.code == 0, forked.stderr
     forked_run = (await client.get_workflow_handle(team_id).describe()).run_id
     assert forked_run != original_run
