@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.documents.store import DocumentStore
-from harness.testing.cli import SCRIPTED, cli_env, refused
+from harness.testing.cli import SCRIPTED, cli_env, cli_workers, refused
 from harness.testing.processes import run_script
 from harness.testing.stack import (
     DEMO_CORPUS,
@@ -105,9 +105,7 @@ async def test_status_list_and_ingest_report_on_real_runs(
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
     request_id = new_id("st")
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         started = await run_script(
             "client.py", *base, "research", QUESTION, "--request-id", request_id, *SCRIPTED, env=env
         )
@@ -208,9 +206,7 @@ async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
 ) -> None:
     request_id = new_id("cancel")
     workflow_id = f"research-{request_id}"
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         started = await run_script(
             "client.py",
             *(*base, "start", "Will this ever pass review?", "--request-id", request_id),

@@ -17,7 +17,7 @@ from temporalio.worker import Replayer
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
 from activities.documents.store import DocumentStore
 from activities.fork.history import model_steps
-from harness.testing.cli import REQUEST, cli_env, scripts_folder
+from harness.testing.cli import REQUEST, cli_env, cli_workers, scripts_folder
 from harness.testing.processes import Completed, run_script
 from harness.testing.stack import ROOT, new_id, running_workers, worker_settings
 from keel.cli.kinds import KINDS
@@ -51,12 +51,9 @@ def test_the_cli_knows_every_workflow_type_the_worker_runs() -> None:
 async def test_agent_runs_are_listed_shown_watched_and_their_result_printed(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
-    base = ["--address", server_address]
     request_id = new_id("every")
-    async with running_workers(
-        client, store, worker_settings(scripted_dir=scripts_folder(tmp_path))
-    ) as settings:
-        env = cli_env(settings)
+    settings = worker_settings(scripted_dir=scripts_folder(tmp_path))
+    async with cli_workers(client, store, server_address, settings) as (base, env):
         ran = await run_agent(base, request_id, env)
         agent_id = f"agent-{request_id}"
         asked = await ask_team(base, env)
@@ -100,9 +97,7 @@ async def test_agent_runs_are_listed_shown_watched_and_their_result_printed(
 async def test_a_run_with_no_live_channel_is_watched_through_its_history(
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         ingest = await run_script(
             "client.py", *base, "ingest", str(ROOT / "corpus" / "demo"), "--corpus", "demo", env=env
         )
@@ -126,9 +121,8 @@ async def test_a_running_agent_is_cancelled_and_its_slot_freed(
 ) -> None:
     folder = scripts_folder(tmp_path, _delay_ms=600_000)
     request_id = new_id("every")
-    base = ["--address", server_address]
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
+    settings = worker_settings(scripted_dir=folder)
+    async with cli_workers(client, store, server_address, settings) as (base, env):
         started = asyncio.create_task(run_agent(base, request_id, env))
         handle = client.get_workflow_handle(f"agent-{request_id}")
         for _ in range(100):
@@ -168,9 +162,8 @@ async def asked_team(
 ) -> AsyncIterator[AskedTeam]:
     """A team asked for on the team's script, its workers running while the test forks it."""
     folder = scripts_folder(tmp_path)
-    base = ["--address", server_address]
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
+    settings = worker_settings(scripted_dir=folder)
+    async with cli_workers(client, store, server_address, settings) as (base, env):
         asked = await ask_team(base, env)
         team_id = json.loads(asked.stdout)["child_workflow_id"]
         original_run = (await client.get_workflow_handle(team_id).describe()).run_id
@@ -300,10 +293,9 @@ async def test_an_agent_forks_at_its_second_turn(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
     request_id = new_id("every")
-    base = ["--address", server_address]
     folder = scripts_folder(tmp_path)
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
+    settings = worker_settings(scripted_dir=folder)
+    async with cli_workers(client, store, server_address, settings) as (base, env):
         ran = await run_agent(base, request_id, env)
         agent_id = f"agent-{request_id}"
         original_run = (await client.get_workflow_handle(agent_id).describe()).run_id

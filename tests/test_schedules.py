@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
-from harness.testing.cli import SCRIPTED, cli_env
+from harness.testing.cli import SCRIPTED, cli_env, cli_workers
 from harness.testing.ports import free_port
 from harness.testing.processes import Completed, run_script
 from harness.testing.stack import QUESTION, new_id, running_workers, worker_settings
@@ -111,9 +111,7 @@ async def test_overlap_skip_starts_nothing_while_the_last_run_runs_and_cancel_ot
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
     sid = new_id("hourly")
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         created = await schedule(
             base, "create", sid, "--cron", NEVER_NOW, "research", "Will this ever end?",
             "--provider", "scripted", "--model", "hang", env=env,

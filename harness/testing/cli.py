@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from temporalio.client import Client
+
+from activities.documents.store import DocumentStore
 from harness.testing.processes import run_script
-from harness.testing.stack import SCRIPTED_DIR
+from harness.testing.stack import SCRIPTED_DIR, running_workers
 from keel.infra.settings import WorkerSettings
 
 SCRIPTED = ["--provider", "scripted", "--model", "refine_and_revise"]
@@ -37,3 +42,15 @@ async def refused(server_address: str, *args: str) -> str:
     assert result.code == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     return result.stderr
+
+
+@asynccontextmanager
+async def cli_workers(
+    client: Client,
+    store: DocumentStore,
+    server_address: str,
+    settings: WorkerSettings | None = None,
+) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
+    """Workers of their own, and the arguments and environment that point client.py at them."""
+    async with running_workers(client, store, settings) as running:
+        yield ["--address", server_address], cli_env(running)
