@@ -42,7 +42,7 @@ from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
+ROOT = BENCH_DIR.parents[1]  # the repository
 SCRIPTS_DIR = BENCH_DIR / "scripts"
 RESULTS_DIR = BENCH_DIR / "results"
 DEMO_CORPUS = ROOT / "corpus" / "demo"
