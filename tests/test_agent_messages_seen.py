@@ -8,13 +8,13 @@ import json
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
+from harness.testing.agents import start_agent
+from harness.testing.cli import cli_env
+from harness.testing.live import Recorder
+from harness.testing.messages import SCRIPT, contracts_with, send, until_turn
 from harness.testing.processes import run_script
 from harness.testing.stack import new_id, running_workers, worker_settings
 from keel.cli.live import follow
-from tests.test_agent_messages import SCRIPT, contracts_with, send, until_turn
-from tests.test_agents import start_agent
-from tests.test_cli import cli_env
-from tests.test_live_runs import Recorder
 
 
 async def test_a_message_outcome_is_published_on_the_live_channel(

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 
 from activities.documents.store import DocumentStore
+from harness.testing.agents import start_agent
 from harness.testing.stack import (
     new_id,
     plaintext,
     running_workers,
-    scripted_team_input,
     worker_settings,
 )
 from harness.testing.ticket_service import TicketService
 from keel.infra.settings import WorkerSettings
-from keel.payloads.agents import AgentInput, AgentResult
+from keel.payloads.agents import AgentResult
 from workflows.agent import AgentWorkflow
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
-
-
-def agent_input(agent: str, script: str, llm_task_queue: str, **overrides: object) -> AgentInput:
-    fields: dict[str, object] = {
-        "agent": agent,
-        "task": "How should retries back off?",
-        "namespaces": ["demo"],
-        **overrides,
-    }
-    return scripted_team_input(AgentInput, script, llm_task_queue, **fields)
 
 
 async def run_agent(
@@ -47,23 +37,6 @@ async def run_agent(
     async with running_workers(client, store, settings):
         handle = await start_agent(client, settings, agent, script, workflow_id, **overrides)
         return workflow_id, await handle.result()
-
-
-async def start_agent(
-    client: Client,
-    settings: WorkerSettings,
-    agent: str,
-    script: str,
-    workflow_id: str,
-    **overrides: object,
-) -> WorkflowHandle[AgentWorkflow, AgentResult]:
-    """One scripted agent, started on the queues of `settings`."""
-    return await client.start_workflow(
-        AgentWorkflow.run,
-        agent_input(agent, script, settings.llm_task_queue, **overrides),
-        id=workflow_id,
-        task_queue=settings.task_queue,
-    )
 
 
 async def run_histories(client: Client, workflow_id: str) -> list[tuple[str, WorkflowHistory]]:

@@ -29,10 +29,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from harness.testing.stack import CORPORA, new_id
-from keel.infra.canary import json_blob
-from keel.payloads.research import ResearchInput
-from tests.test_encrypted_history import (
+from harness.testing.devstack import (
     CANARY,
     CANARY_DOC,
     Ran,
@@ -42,6 +39,9 @@ from tests.test_encrypted_history import (
     show,
     temporal_workflow,
 )
+from harness.testing.stack import CORPORA, new_id
+from keel.infra.canary import json_blob
+from keel.payloads.research import ResearchInput
 from workflows.research import ResearchWorkflow
 
 # A key that looks like no known key format, so no log pattern can be what hides it.

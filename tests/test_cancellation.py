@@ -16,7 +16,9 @@ from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
 from activities.documents.store import DocumentStore
+from harness.testing.agents import agent_input
 from harness.testing.processes import run_script, worker_process
+from harness.testing.saga import until
 from harness.testing.stack import (
     execute_scripted,
     new_id,
@@ -26,8 +28,6 @@ from harness.testing.stack import (
 )
 from harness.testing.ticket_service import TicketService
 from keel.payloads.llm import ModelChoice
-from tests.test_agents import agent_input
-from tests.test_saga_faults import until
 from workflows.agent import AgentWorkflow
 from workflows.research import ResearchWorkflow
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from typing import Any
 
 import httpx2
 from structlog.testing import capture_logs
@@ -21,6 +20,7 @@ from activities.llm.gateway import LLMGateway
 from activities.llm.openai_model import OpenAICompatibleModel
 from activities.llm.prompts import PromptBook
 from activities.llm.scripted_model import ScriptedModel
+from harness.testing.model_double import RESEARCH_ANSWERS, chat_completion
 from harness.testing.ports import free_port
 from harness.testing.processes import run_script
 from harness.testing.stack import (
@@ -37,18 +37,7 @@ from keel.infra.settings import WorkerSettings
 from keel.payloads.research import ResearchReport
 from workflows.circuit_breaker import CircuitBreakerWorkflow, breaker_id
 
-ANSWERS: dict[str, dict[str, Any]] = {
-    "ResearchPlan": {"queries": ["idempotency key retries"]},
-    "RefinedQueries": {"queries": ["idempotency key"]},
-    "Draft": {
-        "answer": "An idempotency key lets the service return the first result of a retry.",
-        "citations": [1],
-    },
-    "RubricScores": {
-        "scores": [{"criterion": c, "score": 4} for c in ("relevance", "grounding", "clarity")],
-        "feedback": "Supported.",
-    },
-}
+ANSWERS = {**RESEARCH_ANSWERS, "RefinedQueries": {"queries": ["idempotency key"]}}
 
 
 class Primary:
@@ -63,15 +52,8 @@ class Primary:
         if not self.up:
             return httpx2.Response(503, json={"error": {"message": "overloaded"}})
         schema = json.loads(request.content)["response_format"]["json_schema"]["schema"]
-        return httpx2.Response(
-            200,
-            json={
-                "id": "c1", "object": "chat.completion", "created": 0, "model": "gpt-5-mini",
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                    "role": "assistant", "content": json.dumps(ANSWERS[schema["title"]])}}],
-                "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
-            },
-        )  # fmt: skip
+        answer = ANSWERS[schema["title"]]
+        return httpx2.Response(200, json=chat_completion("gpt-5-mini", answer, 20, 10, 0))
 
 
 async def research(client: Client, settings: WorkerSettings) -> tuple[str, ResearchReport]:

@@ -11,23 +11,20 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.documents.store import DocumentStore
+from harness.testing.cli import SCRIPTED, cli_env, cli_workers, refused
 from harness.testing.processes import run_script
-from harness.testing.stack import DEMO_CORPUS, ROOT, new_id, running_workers, worker_settings
+from harness.testing.stack import (
+    DEMO_CORPUS,
+    QUESTION,
+    ROOT,
+    new_id,
+    running_workers,
+    worker_settings,
+)
 from keel.cli.parser import build_parser
 from keel.cli.start import research_input
-from keel.infra.settings import KeelSettings, WorkerSettings
+from keel.infra.settings import KeelSettings
 from workflows.research import ResearchWorkflow
-
-
-def cli_env(settings: WorkerSettings) -> dict[str, str]:
-    return {
-        "KEEL_TASK_QUEUE": settings.task_queue,
-        "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
-    }
-
-
-SCRIPTED = ["--provider", "scripted", "--model", "refine_and_revise"]
-QUESTION = "How do idempotency keys make retries safe?"
 
 
 async def test_unreachable_server_is_one_clear_line_and_exit_code_3() -> None:
@@ -108,9 +105,7 @@ async def test_status_list_and_ingest_report_on_real_runs(
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
     request_id = new_id("st")
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         started = await run_script(
             "client.py", *base, "research", QUESTION, "--request-id", request_id, *SCRIPTED, env=env
         )
@@ -160,11 +155,9 @@ async def test_status_list_and_ingest_report_on_real_runs(
 async def test_bad_arguments_exit_2_with_a_clear_message(
     args: list[str], message: str, server_address: str
 ) -> None:
-    result = await run_script("client.py", "--address", server_address, *args)
-    assert result.code == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line, the cause
+    stderr = await refused(server_address, *args)
+    assert message in stderr
+    assert "Traceback" not in stderr
 
 
 def test_clearance_flag_reaches_the_research_input() -> None:
@@ -213,9 +206,7 @@ async def test_cancel_stops_a_running_flow_and_marks_it_cancelled(
 ) -> None:
     request_id = new_id("cancel")
     workflow_id = f"research-{request_id}"
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         started = await run_script(
             "client.py",
             *(*base, "start", "Will this ever pass review?", "--request-id", request_id),

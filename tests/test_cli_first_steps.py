@@ -11,13 +11,13 @@ from temporalio.client import Client
 from activities.documents.store import DocumentStore
 from harness.testing.ports import free_port
 from harness.testing.processes import run_script
+from harness.testing.saga import incident, progress_when, saga_workers, start
 from harness.testing.stack import DEMO_CORPUS, new_id, running_workers, worker_settings
 from harness.testing.ticket_service import TicketService
 from keel.payloads.coordinator import CoordinatorInput
 from keel.payloads.research import ResearchInput
 from keel.payloads.routing import AskInput
 from keel.payloads.tickets import TicketSagaInput
-from tests.test_ticket_saga import incident, progress_when, saga_workers, start
 from workflows.coordinator import CoordinatorWorkflow
 from workflows.intent_router import IntentRouterWorkflow
 from workflows.research import ResearchWorkflow

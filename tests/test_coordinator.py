@@ -7,11 +7,12 @@ import json
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.documents.store import DocumentStore
 from harness.testing.processes import run_script
+from harness.testing.research import extractive_for_scripted
 from harness.testing.stack import (
     TEAM_REQUEST,
     new_id,
@@ -24,7 +25,6 @@ from keel.infra.settings import WorkerSettings
 from keel.payloads.agents import AgentInput
 from keel.payloads.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
 from keel.payloads.llm import Budget
-from tests.test_research_checks import extractive_for_scripted
 from workflows.agent import AgentWorkflow
 from workflows.coordinator import CoordinatorWorkflow
 
@@ -103,8 +103,9 @@ async def test_team_fans_out_researchers_and_revises_until_the_rubric_passes(
     assert researcher.decisions[0].tool == "search_documents"
 
 
-async def child_inputs(history: WorkflowHistory) -> list[AgentInput]:
+async def child_inputs(client: Client, workflow_id: str) -> list[AgentInput]:
     """The children's inputs as recorded: ciphertext in the history, decrypted here."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
     converter = data_converter()
     return [
         (
@@ -126,8 +127,7 @@ async def test_children_share_the_budget_and_never_spend_more_than_is_left(
         workflow_id, report = await run_team(
             client, settings, "team_report", "team-budget", budget=Budget(max_tokens=limit)
         )
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    inputs = await child_inputs(history)
+    inputs = await child_inputs(client, workflow_id)
 
     assert "budget_exhausted" in report.flags
     assert report.usage.tokens <= limit
@@ -268,12 +268,12 @@ async def test_a_team_draft_failing_the_checks_is_rewritten_without_a_reviewer(
     assert {f.rule for f in first.check_failures} >= {"internal_text", "debris", "truncated"}
     assert first.reviewer_workflow_id == ""
     assert (second.trigger, second.passed, second.check_failures) == ("checks", True, [])
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    children = [a.agent for a in await child_inputs(history)]
+    inputs = await child_inputs(client, workflow_id)
+    children = [a.agent for a in inputs]
     assert children.count("reviewer") == 1  # the failing draft cost no review
     assert children.count("writer") == 2
     # The writer's second round got the rules' feedback, not the reviewer's.
-    writer = [a for a in await child_inputs(history) if a.agent == "writer"][1]
+    writer = [a for a in inputs if a.agent == "writer"][1]
     assert "notes meant for you" in writer.feedback
     assert "Feedback on the last version" not in report.answer
     assert "too short" not in report.answer
@@ -326,8 +326,7 @@ async def test_sub_questions_no_researcher_can_take_are_dropped_before_any_start
         "What do the documents say about circuit breakers?",
     ]
     assert "questions_rejected" in report.flags
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    tasks = [a.task for a in await child_inputs(history) if a.agent == "researcher"]
+    tasks = [a.task for a in await child_inputs(client, workflow_id) if a.agent == "researcher"]
     assert tasks == [r.question for r in report.researchers]
     assert {c.doc_id for c in report.citations} <= {
         "demo/idempotency-keys",
@@ -349,9 +348,8 @@ async def test_a_request_the_documents_do_not_answer_gets_no_report_written(
     assert report.citations == []
     assert not report.passed
     assert report.rounds == []
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
     # The researchers ran; no writer or reviewer was started.
-    assert {a.agent for a in await child_inputs(history)} == {"researcher"}
+    assert {a.agent for a in await child_inputs(client, workflow_id)} == {"researcher"}
     assert report.usage.calls == 1 + 2 * 3  # the split, then each researcher's 3 calls
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,25 +17,15 @@ from temporalio.worker import Replayer
 from activities.contracts.loader import CONTRACTS_DIR, ContractError, load_contracts
 from activities.documents.store import DocumentStore
 from activities.fork.history import model_steps
+from harness.testing.cli import REQUEST, cli_env, cli_workers, scripts_folder
 from harness.testing.processes import Completed, run_script
-from harness.testing.stack import ROOT, SCRIPTED_DIR, new_id, running_workers, worker_settings
+from harness.testing.stack import ROOT, new_id, running_workers, worker_settings
 from keel.cli.kinds import KINDS
 from keel.payloads.agents import AgentResult
 from keel.payloads.coordinator import MultiAgentReport
-from tests.test_cli import cli_env
 from worker import WORKFLOWS
 
-REQUEST = "Write a report on idempotency keys and circuit breakers"
 TASK = "How do idempotency keys make retries safe?"
-
-
-def scripts_folder(tmp_path: Path, **changes: object) -> Path:
-    """A copy of the team's script the test may change, as a model worker's update would."""
-    folder = tmp_path / "scripts"
-    folder.mkdir(exist_ok=True)
-    script = json.loads((SCRIPTED_DIR / "ask_everything.json").read_text())
-    (folder / "team.json").write_text(json.dumps(script | changes))
-    return folder
 
 
 async def run_agent(base: list[str], request_id: str, env: dict[str, str]) -> Completed:
@@ -58,12 +51,9 @@ def test_the_cli_knows_every_workflow_type_the_worker_runs() -> None:
 async def test_agent_runs_are_listed_shown_watched_and_their_result_printed(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
-    base = ["--address", server_address]
     request_id = new_id("every")
-    async with running_workers(
-        client, store, worker_settings(scripted_dir=scripts_folder(tmp_path))
-    ) as settings:
-        env = cli_env(settings)
+    settings = worker_settings(scripted_dir=scripts_folder(tmp_path))
+    async with cli_workers(client, store, server_address, settings) as (base, env):
         ran = await run_agent(base, request_id, env)
         agent_id = f"agent-{request_id}"
         asked = await ask_team(base, env)
@@ -107,9 +97,7 @@ async def test_agent_runs_are_listed_shown_watched_and_their_result_printed(
 async def test_a_run_with_no_live_channel_is_watched_through_its_history(
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         ingest = await run_script(
             "client.py", *base, "ingest", str(ROOT / "corpus" / "demo"), "--corpus", "demo", env=env
         )
@@ -133,9 +121,8 @@ async def test_a_running_agent_is_cancelled_and_its_slot_freed(
 ) -> None:
     folder = scripts_folder(tmp_path, _delay_ms=600_000)
     request_id = new_id("every")
-    base = ["--address", server_address]
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
+    settings = worker_settings(scripted_dir=folder)
+    async with cli_workers(client, store, server_address, settings) as (base, env):
         started = asyncio.create_task(run_agent(base, request_id, env))
         handle = client.get_workflow_handle(f"agent-{request_id}")
         for _ in range(100):
@@ -152,6 +139,37 @@ async def test_a_running_agent_is_cancelled_and_its_slot_freed(
     assert "cancel" in ran.stderr.lower()
 
 
+@dataclass(frozen=True)
+class AskedTeam:
+    """A team run asked for through `client.py ask`, on workers reading `folder`'s script."""
+
+    base: list[str]
+    env: dict[str, str]
+    folder: Path
+    team_id: str
+    original_run: str
+
+    async def fork(self, at: str) -> Completed:
+        """`client.py fork <team> --at <call>`, as a user types it."""
+        return await run_script(
+            "client.py", *self.base, "fork", self.team_id, "--at", at, env=self.env
+        )
+
+
+@asynccontextmanager
+async def asked_team(
+    client: Client, store: DocumentStore, server_address: str, tmp_path: Path
+) -> AsyncIterator[AskedTeam]:
+    """A team asked for on the team's script, its workers running while the test forks it."""
+    folder = scripts_folder(tmp_path)
+    settings = worker_settings(scripted_dir=folder)
+    async with cli_workers(client, store, server_address, settings) as (base, env):
+        asked = await ask_team(base, env)
+        team_id = json.loads(asked.stdout)["child_workflow_id"]
+        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+        yield AskedTeam(base, env, folder, team_id, original_run)
+
+
 async def _pending(client: Client, workflow_id: str) -> bool:
     try:
         described = await client.get_workflow_handle(workflow_id).describe()
@@ -165,13 +183,8 @@ async def _pending(client: Client, workflow_id: str) -> bool:
 async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
-    folder = scripts_folder(tmp_path)
-    base = ["--address", server_address]
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
-        asked = await ask_team(base, env)
-        team_id = json.loads(asked.stdout)["child_workflow_id"]
-        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+    async with asked_team(client, store, server_address, tmp_path) as team:
+        team_id, original_run, folder = team.team_id, team.original_run, team.folder
         before = {
             role: (await client.get_workflow_handle(f"{team_id}-{role}").describe()).run_id
             for role in ("researcher-1", "researcher-2", "writer-1", "reviewer-1", "writer-2")
@@ -181,10 +194,8 @@ async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again
         five = {"scores": [{**c, "score": 5} for c in script["reviewer"][-1]["scores"]]}
         script["reviewer"] = [script["reviewer"][0], {**script["reviewer"][-1], **five}]
         (folder / "team.json").write_text(json.dumps(script))
-        forked = await run_script(
-            "client.py", *base, "fork", team_id, "--at", "reviewer-2/reviewer", env=env
-        )
-        unknown = await run_script("client.py", *base, "fork", team_id, "--at", "nope", env=env)
+        forked = await team.fork("reviewer-2/reviewer")
+        unknown = await team.fork("nope")
     assert forked.code == 0, forked.stderr
     forked_run = (await client.get_workflow_handle(team_id).describe()).run_id
     assert forked_run != original_run
@@ -215,13 +226,8 @@ async def test_a_team_forks_at_a_reviewers_call_and_nothing_before_it_runs_again
 async def test_a_team_forks_at_a_researchers_second_turn_and_its_first_is_handed_back(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
-    folder = scripts_folder(tmp_path)
-    base = ["--address", server_address]
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
-        asked = await ask_team(base, env)
-        team_id = json.loads(asked.stdout)["child_workflow_id"]
-        original_run = (await client.get_workflow_handle(team_id).describe()).run_id
+    async with asked_team(client, store, server_address, tmp_path) as team:
+        team_id, original_run, folder = team.team_id, team.original_run, team.folder
         first = {role: await _child_result(client, f"{team_id}-{role}") for role in RESEARCHERS}
         # Today's model searches once more at the second turn.
         script = json.loads((folder / "team.json").read_text())
@@ -229,9 +235,7 @@ async def test_a_team_forks_at_a_researchers_second_turn_and_its_first_is_handed
         turns = script["researcher_turn"]
         script["researcher_turn"] = [turns[0], again, *turns[1:]]
         (folder / "team.json").write_text(json.dumps(script))
-        forked = await run_script(
-            "client.py", *base, "fork", team_id, "--at", "researcher-1/researcher_turn#2", env=env
-        )
+        forked = await team.fork("researcher-1/researcher_turn#2")
     assert forked.code == 0, forked.stderr
     forked_run = (await client.get_workflow_handle(team_id).describe()).run_id
     assert forked_run != original_run
@@ -289,10 +293,9 @@ async def test_an_agent_forks_at_its_second_turn(
     client: Client, store: DocumentStore, server_address: str, tmp_path: Path
 ) -> None:
     request_id = new_id("every")
-    base = ["--address", server_address]
     folder = scripts_folder(tmp_path)
-    async with running_workers(client, store, worker_settings(scripted_dir=folder)) as settings:
-        env = cli_env(settings)
+    settings = worker_settings(scripted_dir=folder)
+    async with cli_workers(client, store, server_address, settings) as (base, env):
         ran = await run_agent(base, request_id, env)
         agent_id = f"agent-{request_id}"
         original_run = (await client.get_workflow_handle(agent_id).describe()).run_id

@@ -10,10 +10,10 @@ from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
 from activities.fork.history import model_steps
+from harness.testing.cli import cli_env
 from harness.testing.processes import run_script
 from harness.testing.stack import SCRIPTED_DIR, execute_scripted, running_workers, worker_settings
 from keel.payloads.research import ResearchReport
-from tests.test_cli import cli_env
 
 QUESTION = "How do idempotency keys make retries safe?"
 # The question the never-passing script's drafts are about.

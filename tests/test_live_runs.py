@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 from pathlib import Path
@@ -12,7 +11,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
+from harness.testing.agents import start_agent
+from harness.testing.cli import cli_env
+from harness.testing.live import Recorder
 from harness.testing.processes import run_script, worker_process
+from harness.testing.saga import decide, incident, progress_when, saga_workers, start
 from harness.testing.stack import (
     DEMO_CORPUS,
     SCRIPTED_DIR,
@@ -22,12 +25,9 @@ from harness.testing.stack import (
     worker_settings,
 )
 from harness.testing.ticket_service import TicketService
-from keel.cli.live import LiveView, follow, written_so_far
-from keel.payloads.live import LiveEvent, shown_as_written
+from keel.cli.live import follow, written_so_far
+from keel.payloads.live import shown_as_written
 from keel.payloads.research import ResearchReport
-from tests.test_agents import start_agent
-from tests.test_cli import cli_env
-from tests.test_ticket_saga import decide, incident, progress_when, saga_workers, start
 from workflows.research import ResearchWorkflow
 
 QUESTION = "Why do long activities heartbeat?"
@@ -37,27 +37,6 @@ def script_answer(script: str, node: str = "write", index: int = 0) -> str:
     answers = json.loads((SCRIPTED_DIR / f"{script}.json").read_text())[node]
     answer: str = answers[index]["answer"]
     return answer
-
-
-class Recorder:
-    """A watcher that keeps every event and what a terminal would show."""
-
-    def __init__(self) -> None:
-        self.events: list[LiveEvent] = []
-        self.out = io.StringIO()
-        self.writing = asyncio.Event()  # the answer's first words are on the terminal
-        self.view = LiveView(out=self.out, on_event=self._seen)
-
-    def _seen(self, event: LiveEvent) -> None:
-        self.events.append(event)
-        if event.kind == "tokens" and event.node == "write":
-            raw = "".join(e.text for e in self.events if e.kind == "tokens" and e.node == "write")
-            if len(written_so_far(raw)) >= 10:
-                self.writing.set()
-
-    @property
-    def text(self) -> str:
-        return self.out.getvalue()
 
 
 async def signals(client: Client, workflow_id: str) -> int:

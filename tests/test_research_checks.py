@@ -7,29 +7,15 @@ import json
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
+from harness.testing.research import activity_summaries, extractive_for_scripted, path
 from harness.testing.stack import execute_scripted, plaintext, research_on_workers, running_workers
-from keel.payloads.contracts import ContractSnapshot
 from keel.payloads.documents import shown_passage
 from keel.payloads.research import ResearchReport
 from keel.rules.checks import check_draft
 from keel.rules.extractive import NOT_IN_CORPUS
-from tests.test_research_flow import activity_summaries, path
 
 KEYS = "How do idempotency keys make retries safe?"
-
-
-def extractive_for_scripted(flow: str = "research") -> ContractSnapshot:
-    """The shipped contracts, with the scripted model allowed an extract like the local one."""
-    contracts = load_contracts()
-    allowed = contracts.quality.flow(flow).model_copy(
-        update={"extractive_fallback": ["local", "scripted"]}
-    )
-    quality = contracts.quality.model_copy(
-        update={"flows": {**contracts.quality.flows, flow: allowed}}
-    )
-    return contracts.model_copy(update={"quality": quality})
 
 
 async def write_feedback(client: Client, workflow_id: str) -> list[str]:

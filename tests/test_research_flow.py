@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -10,37 +9,20 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
+from harness.testing.research import activity_summaries, path
 from harness.testing.stack import (
     NARROW,
     QUESTION,
     current_details,
     execute_scripted,
     failed_research,
-    plaintext,
     research_on_workers,
     running_workers,
     typed_cause,
 )
 from keel.payloads.llm import Budget
-from keel.payloads.research import ResearchReport
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import RESEARCH_NODE, RESEARCH_STATUS
-
-
-def path(report: ResearchReport) -> list[str]:
-    return [f"{v.node}:{v.outcome}" for v in report.visits]
-
-
-async def activity_summaries(client: Client, workflow_id: str) -> list[str]:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    # Retrieval runs as a local activity: its summary is on its marker.
-    kinds = (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_MARKER_RECORDED)
-    # Summaries are payloads, encrypted like the rest.
-    return [
-        json.loads((await plaintext(client, e.user_metadata.summary)).data)
-        for e in history.events
-        if e.event_type in kinds and e.user_metadata.HasField("summary")
-    ]
 
 
 async def test_refine_and_revise_loops_deliver_a_reviewed_cited_report(

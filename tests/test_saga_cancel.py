@@ -16,17 +16,17 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from activities.documents.store import DocumentStore
 from harness.testing.processes import run_script, worker_process
-from harness.testing.stack import typed_cause, worker_settings
-from harness.testing.ticket_service import TicketService
-from tests.test_saga_faults import until
-from tests.test_ticket_saga import (
+from harness.testing.saga import (
     Handle,
     decide,
     incident,
     progress_when,
     saga_workers,
     start,
+    until,
 )
+from harness.testing.stack import typed_cause, worker_settings
+from harness.testing.ticket_service import TicketService
 from workflows.ticket_saga import TicketSagaWorkflow
 
 

@@ -9,7 +9,6 @@ service's database: one of each, none left behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client
@@ -17,26 +16,18 @@ from temporalio.client import Client
 from activities.documents.store import DocumentStore
 from harness.testing.ports import free_port
 from harness.testing.processes import run_script, worker_process
-from harness.testing.stack import running_workers, worker_settings
-from harness.testing.ticket_service import TicketService
-from keel.infra.codec import data_converter
-from tests.test_ticket_saga import (
+from harness.testing.saga import (
     SUBTASKS,
     completed_results,
     decide,
     incident,
     progress_when,
     start,
+    until,
 )
-
-
-async def until(predicate: Callable[[], bool], seconds: float = 60) -> None:
-    """Poll the service's database, which has no change feed to wait on."""
-    for _ in range(int(seconds * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"not true within {seconds} s")
+from harness.testing.stack import running_workers, worker_settings
+from harness.testing.ticket_service import TicketService
+from keel.infra.codec import data_converter
 
 
 async def test_worker_killed_after_the_ticket_landed_leaves_exactly_one_ticket(

@@ -11,17 +11,17 @@ import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
+from harness.testing.cli import SCRIPTED, cli_env, cli_workers
 from harness.testing.ports import free_port
 from harness.testing.processes import Completed, run_script
-from harness.testing.stack import new_id, running_workers, worker_settings
+from harness.testing.stack import QUESTION, new_id, running_workers, worker_settings
+from harness.testing.user_flows import brief_input, script
 from keel.cli.commands import SCHEDULED_BY
 from keel.cli.parser import FLOW_ARGS, build_parser
 from keel.cli.schedules import STARTABLE, schedule_for
 from keel.infra.settings import KeelSettings
 from keel.payloads.research import ResearchReport
 from tests.fixtures.flows.brief import BriefFlow
-from tests.test_cli import QUESTION, SCRIPTED, cli_env
-from tests.test_user_flows import brief_input, script
 
 # New Year's morning: never during a test, so only triggers start runs.
 NEVER_NOW = "0 7 1 1 *"
@@ -111,9 +111,7 @@ async def test_overlap_skip_starts_nothing_while_the_last_run_runs_and_cancel_ot
     client: Client, store: DocumentStore, server_address: str
 ) -> None:
     sid = new_id("hourly")
-    base = ["--address", server_address]
-    async with running_workers(client, store) as settings:
-        env = cli_env(settings)
+    async with cli_workers(client, store, server_address) as (base, env):
         created = await schedule(
             base, "create", sid, "--cron", NEVER_NOW, "research", "Will this ever end?",
             "--provider", "scripted", "--model", "hang", env=env,

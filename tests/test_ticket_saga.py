@@ -10,7 +10,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -18,39 +17,30 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 
 from activities.documents.store import DocumentStore
 from harness.testing.processes import run_script
-from harness.testing.stack import new_id, plaintext, running_workers, typed_cause, worker_settings
+from harness.testing.saga import (
+    SUBTASKS,
+    Handle,
+    completed_results,
+    decide,
+    incident,
+    progress_when,
+    saga_workers,
+    start,
+)
+from harness.testing.stack import new_id, typed_cause
 from harness.testing.ticket_service import TicketService
-from keel.infra.settings import WorkerSettings
-from keel.payloads.llm import ModelChoice
 from keel.payloads.tickets import (
-    ApprovalDecision,
     SagaProgress,
     TicketSagaInput,
     TicketSagaResult,
     UndoByKey,
 )
 from workflows.ticket_saga import TicketSagaWorkflow
-
-SUBTASKS = 3  # in the incident_triage script
-
-Handle = WorkflowHandle[TicketSagaWorkflow, TicketSagaResult]
-
-
-def incident(settings: WorkerSettings, **overrides: object) -> TicketSagaInput:
-    values: dict[str, object] = {
-        "description": f"Checkout returns HTTP 500 since 14:02 ({uuid.uuid4().hex})",
-        "model": ModelChoice(provider="scripted", model="incident_triage"),
-        "llm_task_queue": settings.llm_task_queue,
-        "step_timeout_seconds": 5,
-    }
-    values.update(overrides)
-    return TicketSagaInput.model_validate(values)
 
 
 def assert_unwound(tickets: TicketService, description: str, **counts: int) -> None:
@@ -60,14 +50,6 @@ def assert_unwound(tickets: TicketService, description: str, **counts: int) -> N
     assert (audit.tickets, audit.open_tickets, audit.deleted_subtasks) == (1, 0, SUBTASKS)
     assert (audit.duplicates, audit.orphans) == (0, 0)
     assert {name: getattr(audit, name) for name in counts} == counts
-
-
-@asynccontextmanager
-async def saga_workers(
-    client: Client, store: DocumentStore, tickets: TicketService
-) -> AsyncIterator[WorkerSettings]:
-    async with running_workers(client, store, worker_settings(tickets_url=tickets.url)) as s:
-        yield s
 
 
 @asynccontextmanager
@@ -81,53 +63,10 @@ async def waiting_saga(
         yield handle, request, await progress_when(handle, "awaiting_approval")
 
 
-async def start(client: Client, settings: WorkerSettings, request: TicketSagaInput) -> Handle:
-    return await client.start_workflow(
-        TicketSagaWorkflow.run, request, id=new_id("incident"), task_queue=settings.task_queue
-    )
-
-
-async def progress_when(handle: Handle, status: str, seconds: float = 60) -> SagaProgress:
-    async with asyncio.timeout(seconds):
-        while True:
-            progress = await handle.query(TicketSagaWorkflow.progress)
-            if progress.status == status:
-                return progress
-            await asyncio.sleep(0.1)
-
-
-async def decide(handle: Handle, decision: str) -> SagaProgress:
-    return await handle.execute_update(
-        TicketSagaWorkflow.decide, ApprovalDecision.model_validate({"decision": decision})
-    )
-
-
 async def decided(handle: Handle, decision: str) -> TicketSagaResult:
     """The saga's result once `decision` is made."""
     await decide(handle, decision)
     return await handle.result()
-
-
-async def completed_results(
-    client: Client, workflow_id: str, activity: str
-) -> list[dict[str, Any]]:
-    """Results of one activity type, and the attempt each completed on."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    scheduled: dict[int, str] = {}
-    attempts: dict[int, int] = {}
-    found: list[dict[str, Any]] = []
-    for e in history.events:
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
-        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            started = e.activity_task_started_event_attributes
-            attempts[started.scheduled_event_id] = started.attempt
-        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            done = e.activity_task_completed_event_attributes
-            if scheduled[done.scheduled_event_id] == activity:
-                body = json.loads((await plaintext(client, done.result.payloads[0])).data)
-                found.append({**body, "attempt": attempts[done.scheduled_event_id]})
-    return found
 
 
 async def test_approved_saga_acts_once_per_step_and_notifies(

@@ -13,11 +13,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
+from harness.testing.saga import incident, start
 from harness.testing.stack import running_workers, worker_settings
 from harness.testing.ticket_service import TicketService
 from keel.infra.binaries import temporal_test_server
 from keel.infra.codec import data_converter
-from tests.test_ticket_saga import incident, start
 
 
 @pytest.fixture(scope="module")

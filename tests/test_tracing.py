@@ -17,9 +17,9 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from activities.documents.store import DocumentStore
+from harness.testing.cli import cli_env
 from harness.testing.processes import run_script
 from harness.testing.stack import TEAM_REQUEST, new_id, running_workers, scripted_ask_input
-from tests.test_cli import cli_env
 from workflows.intent_router import IntentRouterWorkflow
 
 

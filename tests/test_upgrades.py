@@ -14,11 +14,11 @@ from temporalio.api.enums.v1 import EventType, VersioningBehavior
 from temporalio.client import Client, WorkflowHandle
 
 from activities.documents.store import DocumentStore
+from harness.testing.saga import incident, progress_when
 from harness.testing.stack import new_id, running_workers, worker_settings
 from harness.testing.ticket_service import TicketService
 from keel.infra.binaries import temporal_cli
 from keel.payloads.tickets import ApprovalDecision, TicketSagaResult
-from tests.test_ticket_saga import incident, progress_when
 from workflows.ticket_saga import TicketSagaWorkflow
 
 Saga = WorkflowHandle[TicketSagaWorkflow, TicketSagaResult]

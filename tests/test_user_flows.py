@@ -10,24 +10,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from activities.fork.history import model_steps
 from harness.testing.processes import run_script, worker_process
-from harness.testing.stack import SCRIPTED_DIR, new_id, worker_settings
+from harness.testing.stack import new_id, worker_settings
+from harness.testing.user_flows import FLOW, brief_input, script
 from keel.infra.flows import FlowError, load_flows
 from tests.fixtures.flows.brief import BriefFlow
-
-FLOW = "tests.fixtures.flows.brief:BriefFlow"
-TOPIC = "idempotency keys"
-
-
-def script(folder: Path, answer: str, name: str = "brief", delay_ms: int = 0) -> None:
-    """The team's script with this direct answer, as a model worker's update would give."""
-    base = json.loads((SCRIPTED_DIR / "ask_everything.json").read_text())
-    base["direct_answer"] = [{"answer": answer}]
-    (folder / f"{name}.json").write_text(json.dumps(base | {"_delay_ms": delay_ms}))
-
-
-def brief_input(llm_queue: str, model: str = "brief") -> str:
-    choice = {"provider": "scripted", "model": model}
-    return json.dumps({"topic": TOPIC, "model": choice, "llm_task_queue": llm_queue})
 
 
 async def test_a_flow_of_ones_own_runs_and_every_command_works_on_it(

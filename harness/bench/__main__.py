@@ -42,8 +42,8 @@ from harness.bench.common import (
     dev_server,
     prepare_scripts,
 )
-from harness.bench.machine import load_now, machine
 from harness.bench.report import format_table, plot, write_json
+from harness.machine import load_now, machine
 from keel.infra.binaries import DEV_SERVER_ARGS
 from keel.infra.logging import configure_logging
 

@@ -24,17 +24,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from harness.bench.common import (
-    BENCH_KEYS,
-    ON_OFF_HEADERS,
-    Context,
-    OnOff,
-    Section,
-    median,
-    ms,
-    side_by_side,
-    timed_research,
-)
+from harness.bench.common import BENCH_KEYS, Context, Section, median, ms, timed_research
+from harness.bench.on_off import ON_OFF_HEADERS, OnOff, side_by_side
 from keel.infra.codec import EncryptionCodec, encrypting_converter
 
 TARGET_SHARE = 0.03

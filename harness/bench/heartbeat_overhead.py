@@ -26,17 +26,9 @@ from typing import Any
 
 from temporalio import activity
 
-from harness.bench.common import (
-    ON_OFF_HEADERS,
-    Context,
-    OnOff,
-    Section,
-    median,
-    ms,
-    side_by_side,
-    timed_research,
-)
+from harness.bench.common import Context, Section, median, ms, timed_research
 from harness.bench.machine import ProcessSampler, worker_and_server
+from harness.bench.on_off import ON_OFF_HEADERS, OnOff, side_by_side
 
 TARGET_SHARE = 0.02
 # A latency at which each model call sends two heartbeats (one a second).

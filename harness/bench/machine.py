@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
-import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import psutil
-import temporalio
 from temporalio.client import Client
 
 from harness.bench.common import Stopwatch
-from keel.infra.binaries import temporal_cli
 
 
 @dataclass
@@ -94,32 +88,3 @@ def worker_and_server(client: Client) -> dict[str, int]:
     if server is not None:
         pids["server"] = server
     return pids
-
-
-def machine() -> dict[str, Any]:
-    """What the figures came from: hardware, versions and how busy the machine was."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cli = subprocess.run(
-        [str(temporal_cli()), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "cores": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "temporalio": temporalio.__version__,
-        "temporal_cli": cli,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def load_now() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]

@@ -17,28 +17,25 @@ partitions per queue).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.common import Priority
 
 from harness.bench.common import (
     Context,
     Section,
-    Stopwatch,
     bench_settings,
     dev_server,
     median,
     ms,
-    research_input,
     running_workers,
+    start_research,
+    timed_research,
 )
 from keel.cli.priority import WorkClass, run_priority
 from keel.infra.binaries import DEV_SERVER_ARGS
-from keel.infra.settings import WorkerSettings
-from workflows.research import ResearchWorkflow
 
 LATENCY_MS = 200
 # Long enough for every batch flow's first model call to reach the llm queue.
@@ -61,36 +58,18 @@ DEFAULT_MATCHING = [
 ]
 
 
-async def _one(client: Client, settings: WorkerSettings, priority: Priority, label: str) -> float:
-    watch = Stopwatch()
-    await client.execute_workflow(
-        ResearchWorkflow.run,
-        research_input(LATENCY_MS, settings),
-        id=f"bench-priority-{label}-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.task_queue,
-        priority=priority,
-    )
-    return watch.elapsed()
-
-
 async def _behind_backlog(
     client: Client, ctx: Context, batch_runs: int, batch: Priority, interactive: Priority
 ) -> float:
     """The interactive run's wall seconds behind `batch_runs` queued batch flows."""
     settings = bench_settings(ctx.scripts, llm_concurrency=1)
     async with running_workers(client, ctx.store, settings):
-        queued: list[WorkflowHandle[Any, Any]] = [
-            await client.start_workflow(
-                ResearchWorkflow.run,
-                research_input(LATENCY_MS, settings),
-                id=f"bench-batch-{i}-{uuid.uuid4().hex[:8]}",
-                task_queue=settings.task_queue,
-                priority=batch,
-            )
+        queued = [
+            await start_research(client, settings, LATENCY_MS, f"batch-{i}", batch)
             for i in range(batch_runs)
         ]
         await asyncio.sleep(SETTLE_SECONDS)
-        wall = await _one(client, settings, interactive, "interactive")
+        wall = await timed_research(client, settings, LATENCY_MS, "interactive", interactive)
         # The rest of the backlog is not measured (some runs may have finished meanwhile).
         await asyncio.gather(
             *(h.terminate("bench: backlog no longer needed") for h in queued),
@@ -102,8 +81,13 @@ async def _behind_backlog(
 async def _empty(client: Client, ctx: Context, runs: int) -> float:
     settings = bench_settings(ctx.scripts, llm_concurrency=1)
     async with running_workers(client, ctx.store, settings):
-        await _one(client, settings, INTERACTIVE, "warm")
-        return median([await _one(client, settings, INTERACTIVE, "empty") for _ in range(runs)])
+        await timed_research(client, settings, LATENCY_MS, "warm", INTERACTIVE)
+        return median(
+            [
+                await timed_research(client, settings, LATENCY_MS, "empty", INTERACTIVE)
+                for _ in range(runs)
+            ]
+        )
 
 
 async def measure(ctx: Context, runs: int = 3, batch_runs: int = 100) -> Section:

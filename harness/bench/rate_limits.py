@@ -31,11 +31,10 @@ from pathlib import Path
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts.loader import CONTRACTS_DIR
+from harness.bench.common import dev_server
 from harness.testing.limited_endpoint import LimitedEndpoint
-from keel.infra.binaries import DEV_SERVER_ARGS, temporal_cli
 from keel.infra.codec import data_converter
 from keel.infra.keys import ensure_key_file
 from keel.payloads.agents import AgentInput
@@ -54,7 +53,6 @@ from keel.rules.rate_limit import (
     rate_limiter_id,
 )
 from workflows.agent import AgentWorkflow
-from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT, WINDOW = 20, 10.0  # 120 a minute, over any 10 s
@@ -193,27 +191,20 @@ async def main(workers: int, calls: int) -> None:
     contracts = workdir / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
     (contracts / "limits.toml").write_text(LIMITS_TOML)
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(temporal_cli()),
-        dev_server_database_filename=str(workdir / "temporal.db"),
-        search_attributes=list(ALL_SEARCH_ATTRIBUTES),
-        data_converter=data_converter(),
-        dev_server_log_level="error",
-        dev_server_extra_args=list(DEV_SERVER_ARGS),
-    )
     try:
-        address = env.client.service_client.config.target_host
-        with LimitedEndpoint(LIMIT, WINDOW) as endpoint:
+        async with AsyncExitStack() as stack:
+            # The converter worker.py's processes use: the key file they read.
+            env = await stack.enter_async_context(dev_server(workdir, converter=data_converter()))
+            endpoint = stack.enter_context(LimitedEndpoint(LIMIT, WINDOW))
+            address = env.client.service_client.config.target_host
             fleet = Fleet(address, contracts, endpoint.base_url, workdir)
-            async with AsyncExitStack() as stack:
-                await fleet.start(workers)
-                stack.push_async_callback(fleet.stop)
-                print(f"{workers} worker.py processes, {os.cpu_count()} cores,"
-                      f" load {os.getloadavg()[0]:.1f}")  # fmt: skip
-                await throughput(env.client, fleet, endpoint, calls)
-                await cost(env.client, fleet)
+            await fleet.start(workers)
+            stack.push_async_callback(fleet.stop)
+            print(f"{workers} worker.py processes, {os.cpu_count()} cores,"
+                  f" load {os.getloadavg()[0]:.1f}")  # fmt: skip
+            await throughput(env.client, fleet, endpoint, calls)
+            await cost(env.client, fleet)
     finally:
-        await env.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -154,9 +154,11 @@ class ConversationInput(Scripted):
 
 
 class ConversationResult(BaseModel):
-    turns: int
-    history_events: int
-    history_bytes: int
+    """Where the conversation stopped: the bench divides the history by the turns."""
+
+    turns: int = Field(description="turns taken, each one model call")
+    history_events: int = Field(description="events in the history as the run ends")
+    history_bytes: int = Field(description="the history's size as the run ends")
 
 
 @workflow.defn(name="BenchConversation")

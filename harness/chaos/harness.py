@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -161,12 +160,9 @@ class Suite:
         )
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stops every process; the data folder stays when asked, or when anything failed."""
+        raised = exc_info[1] is not None  # (type, value, traceback): was there an error?
         if self._reference_worker is not None:
             await self._reference_worker.stop()
         # The client goes while the loop still runs: a live one can crash interpreter exit.
@@ -175,7 +171,7 @@ class Suite:
         await self.server.stop()
         await self.tickets.stop()
         await self.endpoint.stop()
-        if not self.settings.keep and not self.failed_seeds and error is None:
+        if not self.settings.keep and not self.failed_seeds and not raised:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def worker_config(self, queues: Queues, log_dir: Path) -> WorkerConfig:

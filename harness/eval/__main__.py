@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.eval.dataset import EvalItem, EvalSet, load
-from harness.eval.run import machine, run_eval, run_on_stack
+from harness.eval.run import run_eval, run_on_stack
 from harness.eval.score import ItemScore, failed, score_research, score_team
 from harness.eval.summary import summarise
+from harness.machine import machine
 from keel.payloads.contracts import Rubric
 from keel.payloads.coordinator import MultiAgentReport
 from keel.payloads.llm import ModelChoice

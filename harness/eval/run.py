@@ -12,7 +12,6 @@ the local model answers one call at a time anyway, so the wall times are per run
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 import time
 import uuid
@@ -20,7 +19,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import temporalio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -55,26 +53,6 @@ CORPUS = ROOT / "corpus"
 CORPORA = ("demo", "demo-v1", "demo-ko", "postmortems")
 OnScore = Callable[[ItemScore], None]
 SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
-
-
-def machine() -> dict[str, object]:
-    """What the figures came from."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu_model": cpu,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "temporalio": temporalio.__version__,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def _rubrics(contracts: ContractSnapshot) -> dict[str, Rubric]:

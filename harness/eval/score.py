@@ -172,49 +172,59 @@ def _recall(item: EvalItem, retrieved: list[str]) -> float | None:
     return round(sum(1 for c in item.chunks if c in top) / len(item.chunks), 3)
 
 
+def _delivered(
+    item: EvalItem, report: ResearchReport | MultiAgentReport, seconds: float
+) -> dict[str, Any]:
+    """The fields both flows score alike: the delivered answer, its flags, what it cost."""
+    broken = _text_rules(report.answer)
+    stated = item.stated(report.answer)
+    return {
+        "id": item.id,
+        "namespace": item.namespace,
+        "in_corpus": item.in_corpus,
+        "passed_checks": not report.extractive
+        and not report.check_failures
+        and "not_in_corpus" not in report.flags,
+        "extractive": report.extractive,
+        "citations": len(report.citations),
+        "citations_on_topic": sum(1 for c in report.citations if c.doc_id in item.docs),
+        "facts": len(stated),
+        "facts_stated": sum(stated),
+        "said_not_in_corpus": says_not_in_corpus(report.answer, report.flags),
+        "contradictions": item.contradicted(report.answer),
+        "bad": broken,
+        "unflagged_bad": _unflagged(broken, report.flags, report.extractive),
+        "calls": report.usage.calls,
+        "tokens": report.usage.tokens,
+        "seconds": round(seconds, 2),
+        "flags": report.flags,
+        "answer": report.answer,
+        "report": report.model_dump(mode="json"),
+    }
+
+
 def score_research(
     item: EvalItem, report: ResearchReport, rubric: Rubric, seconds: float
 ) -> ItemScore:
-    stated = item.stated(report.answer)
+    delivered = _delivered(item, report, seconds)
     supported, sentences = _grounding(report)
-    broken = _text_rules(report.answer)
     rules = _draft_rules(report)
     return ItemScore(
-        id=item.id,
+        **delivered,
         provider=report.provider,
         flow="research",
-        namespace=item.namespace,
-        in_corpus=item.in_corpus,
-        passed_checks=not report.extractive
-        and not report.check_failures
-        and "not_in_corpus" not in report.flags,
         passed_review=report.review_passed,
-        extractive=report.extractive,
         recall=_recall(item, report.retrieved),
-        citations=len(report.citations),
-        citations_on_topic=sum(1 for c in report.citations if c.doc_id in item.docs),
         citations_answering=sum(1 for c in report.citations if c.chunk_id in item.chunks),
         citations_shown=all(c.number >= 1 and c.passage for c in report.citations),
-        facts=len(stated),
-        facts_stated=sum(stated),
         sentences=sentences,
         sentences_grounded=supported,
-        said_not_in_corpus=says_not_in_corpus(report.answer, report.flags),
-        contradictions=item.contradicted(report.answer),
-        bad=broken,
-        unflagged_bad=_unflagged(broken, report.flags, report.extractive),
         passed_failing_check=report.review_passed
-        and bool(rules or report.check_failures or broken),
+        and bool(rules or report.check_failures or delivered["bad"]),
         verdict_matches_rubric=_verdicts_match(report, rubric),
         reasks=report.reasks,
         revisions=report.revisions,
         rewrites=report.rewrites,
-        calls=report.usage.calls,
-        tokens=report.usage.tokens,
-        seconds=round(seconds, 2),
-        flags=report.flags,
-        answer=report.answer,
-        report=report.model_dump(mode="json"),
     )
 
 
@@ -252,36 +262,21 @@ def _verdicts_match(report: ResearchReport, rubric: Rubric) -> bool | None:
 def score_team(
     item: EvalItem, report: MultiAgentReport, rubric: Rubric, provider: str, seconds: float
 ) -> ItemScore:
+    delivered = _delivered(item, report, seconds)
     reviewed = [r for r in report.rounds if r.reviewer_workflow_id and r.scores]
-    stated = item.stated(report.answer)
     chunks = corpus_chunks()
     cited = [chunks[c.passage_id] for c in report.citations if c.passage_id in chunks]
     supported, sentences = grounded(report.answer, cited)
-    broken = _text_rules(report.answer)
     return ItemScore(
-        id=item.id,
+        **delivered,
         provider=provider,
         flow="report",
-        namespace=item.namespace,
-        in_corpus=item.in_corpus,
-        passed_checks=not report.extractive
-        and not report.check_failures
-        and "not_in_corpus" not in report.flags,
         passed_review=report.passed,
-        extractive=report.extractive,
-        citations=len(report.citations),
-        citations_on_topic=sum(1 for c in report.citations if c.doc_id in item.docs),
         citations_answering=sum(1 for c in report.citations if c.passage_id in item.chunks),
         citations_shown=all(c.passage_id for c in report.citations),
-        facts=len(stated),
-        facts_stated=sum(stated),
         sentences=sentences,
         sentences_grounded=supported,
-        said_not_in_corpus=says_not_in_corpus(report.answer, report.flags),
-        contradictions=item.contradicted(report.answer),
-        bad=broken,
-        unflagged_bad=_unflagged(broken, report.flags, report.extractive),
-        passed_failing_check=report.passed and bool(report.check_failures or broken),
+        passed_failing_check=report.passed and bool(report.check_failures or delivered["bad"]),
         verdict_matches_rubric=None
         if not reviewed
         else all(
@@ -291,10 +286,4 @@ def score_team(
         reasks=0,
         revisions=sum(1 for r in report.rounds if r.trigger == "reviewer"),
         rewrites=sum(1 for r in report.rounds if r.trigger == "checks"),
-        calls=report.usage.calls,
-        tokens=report.usage.tokens,
-        seconds=round(seconds, 2),
-        flags=report.flags,
-        answer=report.answer,
-        report=report.model_dump(mode="json"),
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import subprocess
 import sys
 import time
@@ -25,19 +24,12 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from harness.testing.model_double import RESEARCH_ANSWERS, chat_completion
 from harness.testing.ports import free_port, wait_until_serving
 
 ANSWERS: dict[str, dict[str, Any]] = {
+    **RESEARCH_ANSWERS,
     "DirectAnswer": {"answer": "Retries with backoff spread load over time."},
-    "ResearchPlan": {"queries": ["idempotency key retries"]},
-    "Draft": {
-        "answer": "An idempotency key lets the service return the first result of a retry.",
-        "citations": [1],
-    },
-    "RubricScores": {
-        "scores": [{"criterion": c, "score": 4} for c in ("relevance", "grounding", "clarity")],
-        "feedback": "Supported.",
-    },
 }
 
 
@@ -99,18 +91,9 @@ def app(counter: Counter, latency: float) -> FastAPI:
         body = await request.json()
         await asyncio.sleep(latency)
         schema = body["response_format"]["json_schema"]["schema"]
-        content = json.dumps(ANSWERS.get(schema.get("title", ""), {}))
+        answer = ANSWERS.get(schema.get("title", ""), {})
         prompt = sum(len(m["content"]) for m in body["messages"]) // 4
-        return JSONResponse(
-            {
-                "id": "c1", "object": "chat.completion", "created": int(now),
-                "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                    "role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": 12,
-                          "total_tokens": prompt + 12},
-            }
-        )  # fmt: skip
+        return JSONResponse(chat_completion(body["model"], answer, prompt, 12, int(now)))
 
     return api
 

@@ -17,7 +17,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.worker import Interceptor
+from temporalio.worker import Interceptor, Worker
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
@@ -82,8 +82,13 @@ async def running_workers(
     contracts: ContractSnapshot | None = None,
     extra_workflows: Sequence[type] = (),
     extra_interceptors: Sequence[Interceptor] = (),
+    heartbeats: bool = True,
+    extra: Sequence[Worker] = (),
 ) -> AsyncIterator[WorkerSettings]:
-    """Workers built the way worker.py builds them, on queues of their own."""
+    """Workers built the way worker.py builds them, on queues of their own.
+
+    `extra` are workers of the caller's own (a bench's), run beside the project's.
+    """
     settings = settings or worker_settings()
     gateway = gateway or build_gateway(
         settings,
@@ -100,9 +105,10 @@ async def running_workers(
         contracts=contracts,
         extra_workflows=extra_workflows,
         extra_interceptors=extra_interceptors,
+        heartbeats=heartbeats,
     )
     async with AsyncExitStack() as stack:
-        for w in workers:
+        for w in [*workers, *extra]:
             await stack.enter_async_context(w)
         yield settings
 
