@@ -136,6 +136,11 @@ def build_workers(
         _breaker_config(settings),
     )
     workers: list[Worker] = []
+    llm = LLMActivities(gateway, breakers, HEARTBEAT_EVERY_SECONDS if heartbeats else None)
+    # One queue (KEEL_LLM_TASK_QUEUE = KEEL_TASK_QUEUE): the orchestration worker runs
+    # the model calls too, each handed over with the workflow task that scheduled it
+    # (eager dispatch); they share its activity slots (harness/bench/README.md, issue 26).
+    one_queue = settings.llm_task_queue == settings.task_queue
     if settings.worker_role in ("all", "orchestration"):
         workers.append(
             _orchestration_worker(
@@ -147,21 +152,26 @@ def build_workers(
                 extra_workflows,
                 max_cached_workflows,
                 common,
+                [llm.complete] if one_queue else [],
             )
         )
-    if settings.worker_role in ("all", "llm"):
-        # The breaker workflows run on the orchestration queue.
-        llm = LLMActivities(gateway, breakers, HEARTBEAT_EVERY_SECONDS if heartbeats else None)
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.llm_task_queue,
-                activities=[llm.complete],
-                max_concurrent_activities=settings.llm_concurrency,
-                **common,
-            )
-        )
+    if settings.worker_role in ("all", "llm") and not one_queue:
+        workers.append(_model_worker(client, settings, llm, common))
     return workers
+
+
+def _model_worker(
+    client: Client, settings: WorkerSettings, llm: LLMActivities, common: dict[str, Any]
+) -> Worker:
+    """Model calls on their own queue, as many at once as the model takes; the breakers'
+    workflows run on the orchestration queue."""
+    return Worker(
+        client,
+        task_queue=settings.llm_task_queue,
+        activities=[llm.complete],
+        max_concurrent_activities=settings.llm_concurrency,
+        **common,
+    )
 
 
 def _worker_options(
@@ -216,8 +226,10 @@ def _orchestration_worker(
     extra_workflows: Sequence[type],
     max_cached_workflows: int,
     common: dict[str, Any],
+    model_calls: Sequence[Callable[..., Any]] = (),
 ) -> Worker:
-    """Workflows, retrieval, tickets and tools on the orchestration queue."""
+    """Workflows, retrieval, tickets and tools on the orchestration queue (and the model
+    calls, where they share it)."""
     # The user's own flows: a bad entry stops the worker with one line, before it polls.
     flows = load_flows(settings.flows, [workflow_name(w) for w in [*WORKFLOWS, *extra_workflows]])
     # The store refuses namespaces above a caller's clearance, as routes.toml sets them.
@@ -248,6 +260,7 @@ def _orchestration_worker(
             tools.call,
             ContractActivities(snapshot_of).snapshot,
             fork_seeds,
+            *model_calls,
         ],
         # A validation error in workflow code is a bug to surface, not a task to retry
         # forever.
@@ -289,6 +302,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TemporalSettings, Wor
         worker = WorkerSettings(**{k: v for k, v in args.items() if v is not None})
     except pydantic.ValidationError as err:
         parser.error(str(err))
+    if worker.llm_task_queue == worker.task_queue and worker.worker_role != "all":
+        parser.error("one task queue for workflows and model calls needs --role all")
     return temporal, worker
 
 

@@ -17,7 +17,9 @@ from activities.llm.assembly import build_gateway
 from activities.llm.prompts import PromptBook
 from harness.bench.plain_flow import FlowState, ResearchNodes, run_plain
 from harness.testing.stack import (
+    new_id,
     research_on_workers,
+    running_workers,
     scripted_input,
     worker_settings,
 )
@@ -66,10 +68,24 @@ async def test_langgraph_peer_makes_the_same_calls_to_the_same_answer(
 async def test_node_timings_cover_every_node_the_flow_visited(
     client: Client, store: DocumentStore
 ) -> None:
-    from harness.bench.step_overhead import node_durations
+    from harness.bench.step_overhead import model_call_spans, node_durations
+    from harness.bench.workflows import UpsertingResearchWorkflow
 
-    workflow_id, report = await research_on_workers(client, store, "refine_and_revise", QUESTION)
+    async with running_workers(
+        client, store, extra_workflows=[UpsertingResearchWorkflow]
+    ) as settings:
+        workflow_id = new_id()
+        report = await client.execute_workflow(
+            UpsertingResearchWorkflow.run,
+            scripted_input("refine_and_revise", settings, QUESTION),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     durations, _ = node_durations(history)
     assert set(durations) == {v.node for v in report.visits}
     assert all(seconds >= 0 for seconds in durations.values())
+    # One span per model call, each from its scheduling to its completion.
+    spans = model_call_spans(history)
+    assert len(spans) == report.usage.calls
+    assert all(seconds >= 0 for seconds in spans)

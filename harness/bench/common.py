@@ -110,18 +110,22 @@ def demo_store(workdir: Path) -> DocumentStore:
     return store
 
 
-def bench_settings(scripts: Path, llm_concurrency: int = 1, **overrides: Any) -> WorkerSettings:
+def bench_settings(
+    scripts: Path, llm_concurrency: int = 1, one_queue: bool = False, **overrides: Any
+) -> WorkerSettings:
     """Worker settings on queues of their own, answering from the bench scripts.
 
     The model stands for a remote API here, so its concurrency is sized to the load
-    rather than to one in-process model.
+    rather than to one in-process model. `one_queue`: model calls on the workflows'
+    queue, where the orchestration worker runs them (eager dispatch).
     """
     values: dict[str, Any] = {
         "scripted_dir": scripts,
         "log_level": "WARNING",
         "llm_concurrency": llm_concurrency,
     }
-    return WorkerSettings.on_own_queues("bench", "bench-llm", **(values | overrides))
+    llm_prefix = "bench" if one_queue else "bench-llm"
+    return WorkerSettings.on_own_queues("bench", llm_prefix, **(values | overrides))
 
 
 def gateway_for(settings: WorkerSettings) -> LLMGateway:

@@ -51,7 +51,11 @@ class KeelSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEEL_", extra="ignore", populate_by_name=True)
 
     task_queue: str = Field(default="research", description="workflows, tools and retrieval")
-    llm_task_queue: str = Field(default="llm", description="model calls, a queue of their own")
+    llm_task_queue: str = Field(
+        default="llm",
+        description="model calls, a queue of their own (the task queue's name: both on one"
+        " worker, each call taken with the workflow task that scheduled it)",
+    )
     ui_url: str | None = Field(
         default=None,
         description="the Web UI; default: the server's host at its port + 1000, where"
