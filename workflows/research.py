@@ -15,7 +15,6 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.documents.activities import DocumentActivities
     from keel.graphs.machine import Outcome
     from keel.graphs.research import (
         CHECK_DRAFT,
@@ -29,33 +28,31 @@ with workflow.unsafe.imports_passed_through():
         VERDICT,
         WRITE,
     )
-    from keel.graphs.research_delivery import cited, final_candidate, review_score
     from keel.payloads.agents import RubricScores
     from keel.payloads.contracts import ContractSnapshot, FlowQuality, Rubric
-    from keel.payloads.documents import Passage, SearchRequest, shown_passage
+    from keel.payloads.documents import Passage, numbered
     from keel.payloads.errors import NO_VALID_DRAFT, UNKNOWN_RUBRIC
     from keel.payloads.flags import Flag, Flags, check_failed
     from keel.payloads.live import research_line
     from keel.payloads.research import (
         Candidate,
         Draft,
-        EvidenceSet,
         NodeVisit,
-        RefinedQueries,
         ResearchInput,
-        ResearchPlan,
         ResearchProgress,
         ResearchReport,
         RubricReview,
         RunStatus,
     )
     from keel.routing.data import clearance_refusal
-    from keel.rules.checks import NOTHING_LEFT, check_draft, query_problem, scrub_internal
-    from keel.rules.extractive import NOT_IN_CORPUS, extract_answer, relevant
+    from keel.rules.checks import check_draft
+    from keel.rules.extractive import NOT_IN_CORPUS, extract_answer
     from workflows.contract_snapshot import load_contracts_locally
     from workflows.live import LiveChannel
-    from workflows.live_steps import research_node, search_step
+    from workflows.live_steps import research_node
     from workflows.model_calls import BudgetExhausted, ModelCaller
+    from workflows.research_report import research_report
+    from workflows.research_search import ResearchSearch
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -87,9 +84,6 @@ class ResearchWorkflow:
             live=self._live,
             stream_tokens=request.stream_tokens,
         )
-        self._queries: list[str] = []
-        self._tried_queries: list[str] = []
-        self._evidence = EvidenceSet()
         self._feedback = ""
         self._current: Candidate | None = None
         self._best: Candidate | None = None
@@ -98,6 +92,9 @@ class ResearchWorkflow:
         self._contracts: ContractSnapshot | None = None
         self._rewrite_feedback = ""
         self._reviews: list[RubricReview] = []
+        self._search = ResearchSearch(
+            request, self._progress, self._flags, self._live, self._ask, self._not_in_corpus
+        )
 
     @workflow.query(name="progress")
     def progress(self) -> ResearchProgress:
@@ -106,10 +103,10 @@ class ResearchWorkflow:
     @workflow.run
     async def run(self, request: ResearchInput) -> ResearchReport:
         steps: dict[str, Callable[[], Awaitable[Outcome]]] = {
-            PLAN: self._plan,
-            RETRIEVE: self._retrieve,
-            CHECK_EVIDENCE: self._check_evidence,
-            REFINE: self._refine,
+            PLAN: lambda: self._search.plan(self._feedback),
+            RETRIEVE: self._search.retrieve,
+            CHECK_EVIDENCE: self._search.check_evidence,
+            REFINE: self._search.refine,
             WRITE: self._write,
             REVIEW: self._review,
             VERDICT: self._verdict,
@@ -185,95 +182,8 @@ class ResearchWorkflow:
 
     # --- nodes -------------------------------------------------------------------------
 
-    async def _plan(self) -> Outcome:
-        self._progress.iteration += 1
-        feedback = (
-            f"A reviewer rejected the previous answer: {self._feedback}" if self._feedback else ""
-        )
-        plan = await self._ask(
-            PLAN, ResearchPlan, {"question": self._input.question, "feedback": feedback}
-        )
-        queries = self._real_queries(plan.queries) if plan is not None else []
-        if not queries:
-            self._queries = [self._input.question]
-            self._flags.add(Flag.PLAN_FALLBACK)
-            return Outcome.SCHEMA_FAILURE
-        self._queries = queries
-        return Outcome.SUCCESS
-
-    async def _retrieve(self) -> Outcome:
-        node = RESEARCH_GRAPH.node(RETRIEVE)
-        request = SearchRequest(
-            namespace=self._input.namespace,
-            queries=self._queries,
-            limit=self._input.evidence_limit,
-            namespaces=self._input.namespaces,
-            clearance=self._input.clearance,
-            rank_for=self._input.question,
-        )
-        # A search is fast, read-only and reads a store every orchestration worker has,
-        # so it runs as a local activity: inside the workflow task, recorded as a
-        # marker, without two dispatches through the server's task queues. A crash
-        # before the marker is recorded runs it again, which is harmless.
-        result = await workflow.execute_local_activity_method(
-            DocumentActivities.search,
-            request,
-            start_to_close_timeout=node.start_to_close,
-            retry_policy=node.retry,
-            summary=f"retrieve: {'; '.join(self._queries)}"[:200],
-        )
-        self._tried_queries.extend(q for q in self._queries if q not in self._tried_queries)
-        merged = {p.chunk_id: p for p in self._evidence.passages}
-        for passage in result.passages:
-            merged.setdefault(passage.chunk_id, passage)
-        best = sorted(merged.values(), key=lambda p: p.score, reverse=True)
-        self._evidence = EvidenceSet(passages=best[: self._input.evidence_limit])
-        self._progress.evidence = len(self._evidence.passages)
-        search_step(self._live, RETRIEVE, result.passages)
-        return Outcome.SUCCESS
-
-    async def _check_evidence(self) -> Outcome:
-        if self._nothing_relevant():
-            # No passage is about the question: search again, then say the documents
-            # do not answer it rather than have the writer make something up.
-            if self._progress.refinements < self._input.max_refinements:
-                return Outcome.NOT_ENOUGH
-            return self._not_in_corpus()
-        if len(self._evidence.passages) >= self._input.min_evidence:
-            return Outcome.ENOUGH
-        if self._progress.refinements < self._input.max_refinements:
-            return Outcome.NOT_ENOUGH
-        self._flags.add(Flag.INSUFFICIENT_EVIDENCE)
-        return Outcome.EXHAUSTED
-
-    async def _refine(self) -> Outcome:
-        self._progress.refinements += 1
-        refined = await self._ask(
-            REFINE,
-            RefinedQueries,
-            {
-                "question": self._input.question,
-                "failed_queries": "; ".join(self._tried_queries),
-            },
-        )
-        queries = self._real_queries(refined.queries) if refined is not None else []
-        if not queries and self._nothing_relevant():
-            self._flags.add(Flag.REFINE_FAILED)
-            if self._input.question in self._tried_queries:
-                return self._not_in_corpus()
-            # Nothing found is about the question: search its own words before saying so.
-            self._queries = [self._input.question]
-            return Outcome.SUCCESS
-        if not queries:
-            self._flags.add(Flag.REFINE_FAILED)
-            return Outcome.SCHEMA_FAILURE
-        # The question's own words go into every search after the first: a tiny model's
-        # queries can miss them.
-        self._queries = list(dict.fromkeys([self._input.question, *queries]))
-        return Outcome.SUCCESS
-
     async def _write(self) -> Outcome:
-        passages = list(self._evidence.passages)
+        passages = list(self._search.evidence.passages)
         feedback = (
             f"\nA reviewer rejected an earlier answer: {self._feedback}\n" if self._feedback else ""
         )
@@ -285,7 +195,7 @@ class ResearchWorkflow:
             Draft,
             {
                 "question": self._input.question,
-                "passages": _numbered(passages),
+                "passages": numbered([p.shown for p in passages]),
                 "feedback": feedback,
             },
         )
@@ -304,7 +214,7 @@ class ResearchWorkflow:
         """Deterministic rules before any review call; a broken one goes back to the writer."""
         assert self._current is not None
         current = self._current
-        shown = [_shown(p) for p in current.passages]
+        shown = [p.shown for p in current.passages]
         check = check_draft(current.draft.answer, current.draft.citations, shown)
         current.failures = check.failures
         if check.passed:
@@ -333,7 +243,7 @@ class ResearchWorkflow:
             RubricScores,
             {
                 "question": self._input.question,
-                "passages": _numbered(self._current.passages),
+                "passages": numbered([p.shown for p in self._current.passages]),
                 "answer": self._current.draft.answer,
                 "criteria": rubric.prompt_criteria,
             },
@@ -388,38 +298,14 @@ class ResearchWorkflow:
         return Outcome.EXHAUSTED
 
     def _deliver(self) -> ResearchReport:
-        chosen = final_candidate(
-            self._chosen or self._current, self._evidence.passages, self._flags
-        )
-        last = self._model.last
-        answer = chosen.draft.answer
-        if not chosen.extractive:
-            # The flow's own words to its writer never go out, even in a flagged draft.
-            answer = scrub_internal(answer) or NOTHING_LEFT
-        return ResearchReport(
-            question=self._input.question,
-            answer=answer,
-            citations=cited(chosen, self._flags),
-            review_score=review_score(chosen),
-            review_passed=chosen.review is not None and chosen.review.passed,
+        return research_report(
+            self._input,
+            self._chosen or self._current,
+            evidence=self._search.evidence,
             flags=self._flags,
-            iterations=self._progress.iteration,
-            refinements=self._progress.refinements,
-            usage=self._progress.usage,
-            provider=last.provider if last else self._input.model.provider,
-            model=last.model if last else self._input.model.model,
-            visits=self._progress.visits,
-            prompts=self._model.prompts,
-            reasks=self._progress.reasks,
-            fallbacks=self._model.fallbacks,
-            review=chosen.review,
+            progress=self._progress,
+            model=self._model,
             reviews=self._reviews,
-            check_failures=[] if chosen.extractive else chosen.failures,
-            extractive=chosen.extractive,
-            revisions=self._progress.revisions,
-            rewrites=self._progress.rewrites,
-            decoding=last.decoding if last else {},
-            retrieved=[p.chunk_id for p in self._evidence.passages],
         )
 
     # --- helpers -----------------------------------------------------------------------
@@ -450,10 +336,6 @@ class ResearchWorkflow:
             self._progress.reasks = self._model.reasks
             self._progress.fallbacks = self._model.fallbacks
 
-    def _nothing_relevant(self) -> bool:
-        """No passage found holds enough of the question's words to be about it."""
-        return not relevant(self._input.question, [_shown(p) for p in self._evidence.passages])
-
     def _not_in_corpus(self) -> Outcome:
         """Deliver that the documents do not answer the question; no model call."""
         self._flags.add(Flag.NOT_IN_CORPUS)
@@ -463,13 +345,6 @@ class ResearchWorkflow:
             passages=[],
         )
         return Outcome.NOTHING_RELEVANT
-
-    def _real_queries(self, queries: list[str]) -> list[str]:
-        """Only real search queries are searched; `"]: {` from a broken plan is not one."""
-        kept = [q for q in queries if query_problem(q) is None]
-        if len(kept) < len(queries):
-            self._flags.add(Flag.QUERIES_REJECTED)
-        return kept
 
     async def _snapshot(self) -> ContractSnapshot:
         """The contracts the run read at its start (`_check_clearance`)."""
@@ -495,7 +370,7 @@ class ResearchWorkflow:
             return False
         extract = extract_answer(
             self._input.question,
-            [_shown(p) for p in passages],
+            [p.shown for p in passages],
             [p.question_score for p in passages],
         )
         if extract is None:
@@ -507,14 +382,3 @@ class ResearchWorkflow:
             extractive=True,
         )
         return True
-
-
-def _numbered(passages: list[Passage]) -> str:
-    if not passages:
-        return "(no passages found)"
-    return "\n".join(f"[{i}] {shown_passage(p.title, p.text)}" for i, p in enumerate(passages, 1))
-
-
-def _shown(passage: Passage) -> str:
-    """A passage as the writer saw it in its prompt."""
-    return shown_passage(passage.title, passage.text)

@@ -20,7 +20,7 @@ from activities.llm.gates import CallGate, GatedCall, call_id, run_tenant
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from keel.payloads.agents import RubricScores
-from keel.payloads.documents import Passage, shown_passage
+from keel.payloads.documents import Passage, numbered
 from keel.payloads.errors import (
     BUDGET_EXHAUSTED,
     PROVIDER_UNAVAILABLE,
@@ -112,12 +112,8 @@ class LLMGateway:
                 "this worker has no document store to read passages from",
                 type=PROVIDER_UNAVAILABLE,
             )
-        lines = []
-        for number, chunk_id in enumerate(request.passage_ids, 1):
-            found = self._passages.passage(chunk_id)
-            text = shown_passage(found.title, found.text) if found else "(not found)"
-            lines.append(f"[{number}] {text}")
-        variables["passages"] = "\n".join(lines)
+        found = [self._passages.passage(chunk_id) for chunk_id in request.passage_ids]
+        variables["passages"] = numbered([p.shown if p else "(not found)" for p in found])
         return variables
 
     def _output_cap(self, request: LLMRequest, prompt_chars: int, prices: PriceTable) -> int:

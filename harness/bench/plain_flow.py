@@ -35,6 +35,7 @@ from keel.graphs.research import (
     WRITE,
 )
 from keel.payloads.contracts import ContractSnapshot
+from keel.payloads.documents import numbered as numbered_shown
 from keel.payloads.documents import shown_passage
 from keel.payloads.llm import LLMRequest, ModelChoice
 from keel.payloads.research import ResearchInput
@@ -257,11 +258,7 @@ def _feedback(state: FlowState, template: str) -> str:
 
 def numbered(passages: list[dict[str, Any]]) -> str:
     """Passages as the workflow numbers them in its prompts."""
-    if not passages:
-        return "(no passages found)"
-    return "\n".join(
-        f"[{i}] {shown_passage(p['title'], p['text'])}" for i, p in enumerate(passages, 1)
-    )
+    return numbered_shown([shown_passage(p["title"], p["text"]) for p in passages])
 
 
 def initial_state(request: ResearchInput) -> FlowState:

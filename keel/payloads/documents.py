@@ -59,6 +59,18 @@ class Passage(BaseModel):
         description="bm25 relevance to the request's `rank_for` question; 0 when not asked",
     )
 
+    @property
+    def shown(self) -> str:
+        """The passage as the writer saw it in its prompt."""
+        return shown_passage(self.title, self.text)
+
+
+def numbered(shown: list[str]) -> str:
+    """Passages as every prompt lists them, `[1] title: text`: the numbers citations use."""
+    if not shown:
+        return "(no passages found)"
+    return "\n".join(f"[{i}] {text}" for i, text in enumerate(shown, 1))
+
 
 class SearchResult(BaseModel):
     passages: list[Passage]
