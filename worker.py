@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +24,6 @@ import pydantic
 import structlog
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
-from temporalio.plugin import SimplePlugin
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 
@@ -41,7 +40,7 @@ from activities.llm.breakers import Breakers
 from activities.llm.gateway import LLMGateway
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
-from activities.tools.mcp_servers import McpServers
+from activities.tools.lifecycle import mcp_sessions_closed
 from keel.infra.codec import EncryptionCodec
 from keel.infra.flows import FlowError, load_flows, workflow_name
 from keel.infra.logging import LogContextInterceptor, configure_logging
@@ -79,27 +78,6 @@ WORKFLOWS = [
 
 
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
-# How long a stopping worker waits to tell breakers the tool successes it holds.
-DRAIN_SECONDS = 5.0
-
-
-def mcp_sessions_closed(
-    servers: McpServers, drain: Callable[[], Awaitable[None]] | None = None
-) -> SimplePlugin:
-    """The worker's MCP sessions end with it: its stdio servers stop when it stops,
-    after `drain` (tool outcomes still to tell their breakers)."""
-
-    @contextlib.asynccontextmanager
-    async def running() -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            if drain is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(drain(), DRAIN_SECONDS)
-            await servers.close()
-
-    return SimplePlugin("keel.mcp-sessions", run_context=running)
 
 
 def build_workers(
