@@ -217,12 +217,8 @@ class McpServers:
                     await self._retire(session)  # the stream lost its place: start afresh
                 raise self._too_long(session, tool) from None
             if error.code in REJECTIONS:
-                message = redact(error.message, session.secrets)[:ERROR_CHARS]
-                raise ApplicationError(
-                    f"{server}: {tool} refused: {message}",
-                    type=TOOL_CALL_REJECTED,
-                    non_retryable=True,
-                ) from None
+                said = f"{server}: {tool} refused: "
+                raise _final(said, error.message, session, TOOL_CALL_REJECTED) from None
             await self._retire(session)
             raise self._unavailable(session, f"failed on {tool}", error) from None
         except (Exception, asyncio.CancelledError) as error:
@@ -233,12 +229,8 @@ class McpServers:
                 raise self._too_long(session, tool) from None
             if isinstance(error, RuntimeError) and "structured content" in str(error):
                 # The SDK's own check of the result against the listed output schema.
-                message = redact(str(error), session.secrets)[:ERROR_CHARS]
-                raise ApplicationError(
-                    f"{tool} returned a result that breaks its output schema: {message}",
-                    type=TOOL_RESULT_INVALID,
-                    non_retryable=True,
-                ) from None
+                said = f"{tool} returned a result that breaks its output schema: "
+                raise _final(said, str(error), session, TOOL_RESULT_INVALID) from None
             await self._retire(session)
             raise self._unavailable(session, f"failed on {tool}", error) from None
         return result, session.secrets
@@ -294,3 +286,9 @@ async def list_all_tools(client: Client) -> list[Tool]:
         if cursor is None:
             break
     return tools
+
+
+def _final(said: str, message: str, session: _Session, kind: str) -> ApplicationError:
+    """A failure no retry mends: `said`, then its server's message redacted and cut short."""
+    text = redact(message, session.secrets)[:ERROR_CHARS]
+    return ApplicationError(said + text, type=kind, non_retryable=True)

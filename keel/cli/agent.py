@@ -13,16 +13,10 @@ import asyncio
 
 from temporalio.client import WorkflowFailureError
 
+from keel.cli import start
 from keel.cli.context import EXIT_OK, Context, failed_run
 from keel.cli.live import LiveView
 from keel.cli.render import agent_text
-from keel.cli.start import (
-    budget_input,
-    model_choice,
-    start_asked,
-    wants_tokens,
-    watch_run,
-)
 from keel.payloads.agents import AgentInput
 from workflows.agent import AgentWorkflow
 
@@ -33,24 +27,24 @@ def agent_input(args: argparse.Namespace, llm_task_queue: str) -> AgentInput:
         task=args.task,
         namespaces=[args.corpus],
         clearance=args.clearance,
-        models=[model_choice(args)] if args.provider else [],
+        models=[start.model_choice(args)] if args.provider else [],
         llm_task_queue=llm_task_queue,
-        budget=budget_input(args),
+        budget=start.budget_input(args),
         max_turns=args.max_turns,
-        stream_tokens=wants_tokens(args),
+        stream_tokens=start.wants_tokens(args),
     )
 
 
 async def cmd_agent(ctx: Context, args: argparse.Namespace) -> int:
     task = agent_input(args, ctx.keel.llm_task_queue)
-    workflow_id, run_id, _ = await start_asked(
+    workflow_id, run_id, _ = await start.start_asked(
         ctx, args, "agent", AgentWorkflow.run, task, f"{args.name}: {args.task}"
     )
     header = [f"workflow {workflow_id} run {run_id}", f"Web UI: {ctx.link(workflow_id, run_id)}"]
     handle = ctx.client.get_workflow_handle_for(AgentWorkflow.run, workflow_id, run_id=run_id)
     result = asyncio.ensure_future(handle.result())
-    view = LiveView(tokens=wants_tokens(args), preamble=header)
-    await watch_run(ctx, workflow_id, result, view)
+    view = LiveView(tokens=start.wants_tokens(args), preamble=header)
+    await start.watch_run(ctx, workflow_id, result, view)
     try:
         answer = await result
     except WorkflowFailureError as failure:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NoReturn, get_args
 
@@ -35,7 +35,7 @@ from keel.cli.arg_types import (
     schedule_id,
     workflow_id,
 )
-from keel.cli.context import EXIT_USAGE
+from keel.cli.context import EXIT_USAGE, Context
 from keel.cli.kinds import TYPE_NAMES
 from keel.cli.priority import add_priority_args
 from keel.cli.schedule_spec import (
@@ -52,6 +52,9 @@ from keel.payloads.clearance import SecurityLevel
 from keel.payloads.llm import Provider
 
 PROVIDERS = list(get_args(Provider))
+
+# A command: the connected context and the parsed arguments in, an exit code out.
+Run = Callable[[Context, argparse.Namespace], Awaitable[int]]
 
 
 def _research_args(p: argparse.ArgumentParser) -> None:
@@ -191,12 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flow_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Start, follow and steer runs: research, the team, agents, sagas."""
-    p = add("research", help="run a research flow, show progress, print the report")
-    _research_args(p)
-    p.set_defaults(run=start.cmd_research)
-    p = add("start", help="start a research flow and return at once")
-    _research_args(p)
-    p.set_defaults(run=start.cmd_start)
+    started: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None], Run], ...] = (
+        ("research", "run a research flow, show progress, print the report", _research_args,
+         start.cmd_research),
+        ("start", "start a research flow and return at once", _research_args, start.cmd_start),
+        ("incident", "triage an incident into a ticket saga (awaits approval)", _incident_args,
+         incident.cmd_incident),
+        ("ask", "the front door: route a request to its flow, print the result", _ask_args,
+         ask.cmd_ask),
+        ("agent", "run one agent of agents.toml on a task, show progress, print its output",
+         _agent_args, agent.cmd_agent),
+    )  # fmt: skip
+    for name, text, arguments, run in started:
+        p = add(name, help=text)
+        arguments(p)
+        p.set_defaults(run=run)
     for name, fn, text in (
         ("status", commands.cmd_status, "current node, iteration, evidence and usage"),
         ("result", commands.cmd_result, "wait for a run and print its report"),
@@ -207,15 +219,6 @@ def _flow_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         if name == "result":
             p.add_argument("--json", action="store_true")
         p.set_defaults(run=fn)
-    p = add("incident", help="triage an incident into a ticket saga (awaits approval)")
-    _incident_args(p)
-    p.set_defaults(run=incident.cmd_incident)
-    p = add("ask", help="the front door: route a request to its flow, print the result")
-    _ask_args(p)
-    p.set_defaults(run=ask.cmd_ask)
-    p = add("agent", help="run one agent of agents.toml on a task, show progress, print its output")
-    _agent_args(p)
-    p.set_defaults(run=agent.cmd_agent)
     p = add("message", help="send a message to a running agent (its on_message policy decides)")
     p.add_argument("workflow_id")
     p.add_argument("text")
