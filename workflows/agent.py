@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.payloads.errors import (
         UNKNOWN_AGENT,
     )
-    from keel.payloads.flags import Flags
+    from keel.payloads.flags import Flag, Flags
     from keel.payloads.llm import Usage
     from keel.payloads.outputs import OUTPUT_MODELS
     from keel.payloads.side_effects import Reconciliation, SideEffectCall
@@ -170,15 +170,15 @@ class AgentWorkflow:
             known = {"AgentTurn.tool": [*contracts.tools, FINISH]}
             proposal = await self._ask(spec.turn_prompt or "", AgentTurn, spec, contracts, known)
             if proposal is None:
-                if "budget_exhausted" not in self._flags:
-                    self._flags.add("turn_schema_failure")
+                if Flag.BUDGET_EXHAUSTED not in self._flags:
+                    self._flags.add(Flag.TURN_SCHEMA_FAILURE)
                 break
             if proposal.tool == FINISH:
                 break
             await self._tools.use(proposal, spec, contracts, model, self._turns)
         else:
             if spec.tools:
-                self._flags.add("max_turns_reached")
+                self._flags.add(Flag.MAX_TURNS_REACHED)
         return await self._ask(
             spec.final_prompt, OUTPUT_MODELS[spec.output_schema], spec, contracts, request.choices
         )
@@ -258,7 +258,7 @@ class AgentWorkflow:
                 self._task += "".join(f"\n\nNew message: {m.text}" for m in interrupts)
                 self._turn_base = self._turns
                 ids.extend(m.id for m in interrupts)
-                self._flags.add("interrupted")
+                self._flags.add(Flag.INTERRUPTED)
                 self._live.step(f"restarting with message {interrupts[-1].id}")
                 continue
             finally:
@@ -344,11 +344,11 @@ class AgentWorkflow:
     def _checked(self, output: BaseModel | None) -> dict[str, Any] | None:
         """Passage ids the agent never saw are dropped: a model cannot cite its way past search."""
         if output is None:
-            self._flags.add("no_valid_output")
+            self._flags.add(Flag.NO_VALID_OUTPUT)
             return None
         data = output.model_dump(mode="json")
         if seen_only(data, self._tools.observations):
-            self._flags.add("unseen_passages_dropped")
+            self._flags.add(Flag.UNSEEN_PASSAGES_DROPPED)
         return data
 
     # --- continue-as-new ---------------------------------------------------------------

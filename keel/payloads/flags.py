@@ -34,6 +34,10 @@ class Flag(StrEnum):
     REJECTED = "rejected"
     TURN_SCHEMA_FAILURE = "turn_schema_failure"
     TOOL_FAILED = "tool_failed"
+    # An agent's: a message restarted its request; no valid output; cited unseen passages.
+    INTERRUPTED = "interrupted"
+    NO_VALID_OUTPUT = "no_valid_output"
+    UNSEEN_PASSAGES_DROPPED = "unseen_passages_dropped"
 
 
 def check_failed(rule: str) -> str:
