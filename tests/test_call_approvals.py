@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
-from activities.contracts.loader import CONTRACTS_DIR
+from harness.testing.contracts import agent_table, contracts_with_tables
 from harness.testing.processes import Completed, run_script, worker_process
 from harness.testing.stack import SCRIPTED_DIR, new_id, worker_settings
 from keel.payloads.agents import AgentResult
@@ -24,17 +23,12 @@ approval = true
 approval_timeout_seconds = {timeout}
 approval_default = "reject"
 """
-AGENT = """
-[agents.notary]
-role = "notary"
-description = "Records release notes, each one approved by a person."
-turn_prompt = "researcher_turn"
-final_prompt = "researcher_final"
-output_schema = "Findings"
-models = ["local/smollm2-135m-instruct"]
-tools = ["record_note"]
-max_turns = 3
-"""
+AGENT = agent_table(
+    "notary",
+    "Records release notes, each one approved by a person.",
+    ["record_note"],
+    max_turns=3,
+)
 
 
 def turn(text: str | None) -> dict[str, object]:
@@ -44,12 +38,7 @@ def turn(text: str | None) -> dict[str, object]:
 
 
 def setup_folders(tmp_path: Path, timeout: float) -> tuple[Path, Path]:
-    contracts = tmp_path / "contracts"
-    shutil.copytree(CONTRACTS_DIR, contracts)
-    with (contracts / "tools.toml").open("a") as tools:
-        tools.write(TOOLS.format(timeout=timeout))
-    with (contracts / "agents.toml").open("a") as agents:
-        agents.write(AGENT)
+    contracts = contracts_with_tables(tmp_path / "contracts", TOOLS.format(timeout=timeout), AGENT)
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     base = json.loads((SCRIPTED_DIR / "ask_everything.json").read_text())
