@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from harness.testing.contracts import agent_table, contracts_with_tables
 from harness.testing.processes import Completed, run_script, worker_process
-from harness.testing.stack import SCRIPTED_DIR, new_id, worker_settings
+from harness.testing.stack import SCRIPTED_DIR, new_id, waiting_in_progress, worker_settings
 from keel.payloads.agents import AgentResult
 from keel.payloads.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
 
@@ -49,17 +49,7 @@ def setup_folders(tmp_path: Path, timeout: float) -> tuple[Path, Path]:
 
 async def pending(client: Client, workflow_id: str, call: int) -> dict[str, object]:
     """The run's progress once call `call` waits for a person."""
-    handle = client.get_workflow_handle(workflow_id)
-    for _ in range(300):
-        try:
-            progress = await handle.query("progress")
-        except Exception:  # the run is not started yet
-            progress = {}
-        waiting = progress.get("pending_approval") if isinstance(progress, dict) else None
-        if waiting and waiting["call"] == call:
-            return dict(waiting)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"call {call} never waited for approval: {progress}")
+    return await waiting_in_progress(client, workflow_id, "pending_approval", call)
 
 
 async def test_a_call_runs_once_approved_for_its_exact_arguments_and_its_deadline_rejects(

@@ -37,6 +37,7 @@ from harness.testing.mcp_stdio_liar import INJECTED
 from harness.testing.processes import worker_process
 from harness.testing.stack import (
     ROOT,
+    eventually,
     new_id,
     running_workers,
     scripted_team_input,
@@ -102,17 +103,16 @@ def events_of(history: Any, kind: int) -> list[Any]:
 
 async def started(handle: WorkflowHandle[Any, Any]) -> None:
     """Until a call_tool attempt is running."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    async def running() -> bool:
         description = await handle.describe()
-        if any(
+        return any(
             p.activity_type.name == "call_tool"
             and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
             for p in description.raw_description.pending_activities
-        ):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("the hung call never started")
+        )
+
+    await eventually(running, "the hung call never started")
 
 
 async def test_a_cancel_abandons_a_hung_call_and_the_worker_serves_the_next(
