@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from harness.testing.cli import cli_env
 from harness.testing.contracts import agent_table, contracts_with_tables
 from harness.testing.processes import Completed, run_script, worker_process
 from harness.testing.stack import SCRIPTED_DIR, new_id, waiting_in_progress, worker_settings
@@ -60,7 +61,7 @@ async def test_a_call_runs_once_approved_for_its_exact_arguments_and_its_deadlin
     contracts, scripts = setup_folders(tmp_path, timeout=20)
     settings = worker_settings()
     base = ["--address", server_address]
-    env = {"KEEL_TASK_QUEUE": settings.task_queue, "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue}
+    env = cli_env(settings)
     request_id = new_id("notary")
     workflow_id = f"agent-{request_id}"
     args = ("--contracts-dir", str(contracts), "--scripted-dir", str(scripts))

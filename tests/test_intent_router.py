@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.documents.store import DocumentStore
+from harness.testing.cli import cli_env
 from harness.testing.processes import Completed, run_script
 from harness.testing.stack import eventually, new_id, running_workers, worker_settings
 from harness.testing.ticket_service import TicketService
@@ -30,10 +31,7 @@ async def ask(
     completed = await run_script(
         "client.py", "--address", server_address,
         "ask", request, "--provider", "scripted", "--model", script, "--json", *extra,
-        env={
-            "KEEL_TASK_QUEUE": settings.task_queue,
-            "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
-        },
+        env=cli_env(settings),
     )  # fmt: skip
     assert completed.stdout, completed.stderr
     return completed, AskResult.model_validate(json.loads(completed.stdout))
