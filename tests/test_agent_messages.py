@@ -7,7 +7,7 @@ from temporalio.client import Client
 
 from activities.documents.store import DocumentStore
 from harness.testing.agents import start_agent
-from harness.testing.messages import SCRIPT, contracts_with, send, until_turn
+from harness.testing.messages import SCRIPT, contracts_with, messages_to_agent, send
 from harness.testing.processes import run_script
 from harness.testing.stack import new_id, running_workers, worker_settings
 from keel.payloads.agents import AgentCarry, AgentMessage
@@ -17,12 +17,8 @@ from workflows.agent_messages import Inbox
 async def test_queued_messages_are_answered_in_order_after_the_request(
     client: Client, store: DocumentStore
 ) -> None:
-    settings = worker_settings()
-    async with running_workers(client, store, settings, contracts=contracts_with("queue")):
-        handle = await start_agent(client, settings, "researcher", SCRIPT, new_id("agent-msg"))
-        first = await send(handle, "m1", "And what about jitter?")
-        second = await send(handle, "m2", "And the maximum delay?")
-        result = await handle.result()
+    sent = [("m1", "And what about jitter?"), ("m2", "And the maximum delay?")]
+    (first, second), _, result = await messages_to_agent(client, store, "queue", "agent-msg", sent)
 
     assert (first["status"], first["position"]) == ("queued", 1)
     assert (second["status"], second["position"]) == ("queued", 2)
@@ -36,12 +32,8 @@ async def test_queued_messages_are_answered_in_order_after_the_request(
 
 
 async def test_a_resent_message_id_is_applied_once(client: Client, store: DocumentStore) -> None:
-    settings = worker_settings()
-    async with running_workers(client, store, settings, contracts=contracts_with("queue")):
-        handle = await start_agent(client, settings, "researcher", SCRIPT, new_id("agent-dup"))
-        first = await send(handle, "same", "And what about jitter?")
-        again = await send(handle, "same", "And what about jitter?")
-        result = await handle.result()
+    sent = [("same", "And what about jitter?")] * 2
+    (first, again), _, result = await messages_to_agent(client, store, "queue", "agent-dup", sent)
 
     assert again == first
     assert [(m.id, m.status) for m in result.messages] == [("same", "answered")]
@@ -51,12 +43,10 @@ async def test_a_resent_message_id_is_applied_once(client: Client, store: Docume
 async def test_an_interrupting_message_cancels_the_model_call_and_restarts(
     client: Client, store: DocumentStore
 ) -> None:
-    settings = worker_settings()
-    async with running_workers(client, store, settings, contracts=contracts_with("interrupt")):
-        handle = await start_agent(client, settings, "researcher", SCRIPT, new_id("agent-int"))
-        await until_turn(handle, 1)  # the first model call is in flight
-        outcome = await send(handle, "stop", "Only about jitter, please.")
-        result = await handle.result()
+    [outcome], handle, result = await messages_to_agent(
+        client, store, "interrupt", "agent-int", [("stop", "Only about jitter, please.")],
+        after_turn=1,  # the first model call is in flight
+    )  # fmt: skip
 
     assert outcome["status"] == "interrupted"
     assert "interrupted" in result.flags
@@ -88,11 +78,8 @@ async def test_an_interrupting_message_cancels_the_model_call_and_restarts(
 async def test_a_rejecting_agent_refuses_with_a_reason(
     client: Client, store: DocumentStore
 ) -> None:
-    settings = worker_settings()
-    async with running_workers(client, store, settings, contracts=contracts_with("reject")):
-        handle = await start_agent(client, settings, "researcher", SCRIPT, new_id("agent-rej"))
-        outcome = await send(handle, "no", "And what about jitter?")
-        result = await handle.result()
+    sent = [("no", "And what about jitter?")]
+    [outcome], _, result = await messages_to_agent(client, store, "reject", "agent-rej", sent)
 
     assert outcome["status"] == "rejected"
     assert "on_message = reject" in str(outcome["reason"])

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
-from activities.contracts.loader import CONTRACTS_DIR
+from harness.testing.cli import cli_env
+from harness.testing.contracts import agent_table, contracts_with_tables
 from harness.testing.processes import Completed, run_script, worker_process
-from harness.testing.stack import SCRIPTED_DIR, new_id, worker_settings
+from harness.testing.stack import SCRIPTED_DIR, new_id, waiting_in_progress, worker_settings
 from keel.payloads.agents import AgentResult
 from keel.payloads.approvals import CallDecision, DecidedCall, PendingCall, call_digest, refusal
 
@@ -24,17 +24,12 @@ approval = true
 approval_timeout_seconds = {timeout}
 approval_default = "reject"
 """
-AGENT = """
-[agents.notary]
-role = "notary"
-description = "Records release notes, each one approved by a person."
-turn_prompt = "researcher_turn"
-final_prompt = "researcher_final"
-output_schema = "Findings"
-models = ["local/smollm2-135m-instruct"]
-tools = ["record_note"]
-max_turns = 3
-"""
+AGENT = agent_table(
+    "notary",
+    "Records release notes, each one approved by a person.",
+    ["record_note"],
+    max_turns=3,
+)
 
 
 def turn(text: str | None) -> dict[str, object]:
@@ -44,12 +39,7 @@ def turn(text: str | None) -> dict[str, object]:
 
 
 def setup_folders(tmp_path: Path, timeout: float) -> tuple[Path, Path]:
-    contracts = tmp_path / "contracts"
-    shutil.copytree(CONTRACTS_DIR, contracts)
-    with (contracts / "tools.toml").open("a") as tools:
-        tools.write(TOOLS.format(timeout=timeout))
-    with (contracts / "agents.toml").open("a") as agents:
-        agents.write(AGENT)
+    contracts = contracts_with_tables(tmp_path / "contracts", TOOLS.format(timeout=timeout), AGENT)
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     base = json.loads((SCRIPTED_DIR / "ask_everything.json").read_text())
@@ -60,17 +50,7 @@ def setup_folders(tmp_path: Path, timeout: float) -> tuple[Path, Path]:
 
 async def pending(client: Client, workflow_id: str, call: int) -> dict[str, object]:
     """The run's progress once call `call` waits for a person."""
-    handle = client.get_workflow_handle(workflow_id)
-    for _ in range(300):
-        try:
-            progress = await handle.query("progress")
-        except Exception:  # the run is not started yet
-            progress = {}
-        waiting = progress.get("pending_approval") if isinstance(progress, dict) else None
-        if waiting and waiting["call"] == call:
-            return dict(waiting)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"call {call} never waited for approval: {progress}")
+    return await waiting_in_progress(client, workflow_id, "pending_approval", call)
 
 
 async def test_a_call_runs_once_approved_for_its_exact_arguments_and_its_deadline_rejects(
@@ -81,7 +61,7 @@ async def test_a_call_runs_once_approved_for_its_exact_arguments_and_its_deadlin
     contracts, scripts = setup_folders(tmp_path, timeout=20)
     settings = worker_settings()
     base = ["--address", server_address]
-    env = {"KEEL_TASK_QUEUE": settings.task_queue, "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue}
+    env = cli_env(settings)
     request_id = new_id("notary")
     workflow_id = f"agent-{request_id}"
     args = ("--contracts-dir", str(contracts), "--scripted-dir", str(scripts))

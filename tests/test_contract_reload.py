@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from activities.contracts.loader import CONTRACTS_DIR
 from activities.contracts.source import ContractSource
+from harness.testing.cli import cli_env
 from harness.testing.processes import run_script, worker_process
 from harness.testing.stack import new_id, worker_settings
 from keel.payloads.agents import AgentResult
@@ -70,10 +71,7 @@ async def test_a_running_worker_applies_an_edit_to_new_runs_and_refuses_a_broken
     server_address: str, contracts_copy: Path, tmp_path: Path
 ) -> None:
     settings = worker_settings()
-    queues = {
-        "KEEL_TASK_QUEUE": settings.task_queue,
-        "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
-    }
+    queues = cli_env(settings)
     log = tmp_path / "worker.log"
     args = ("--contracts-dir", str(contracts_copy))
     async with worker_process(server_address, settings, tmp_path, extra_args=args, log_file=log):

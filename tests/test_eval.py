@@ -17,6 +17,7 @@ from harness.eval.dataset import EvalItem, load
 from harness.eval.run import team_version
 from harness.eval.score import corpus_chunks, grounded, score_research, score_team
 from harness.eval.summary import summarise
+from harness.testing.cli import cli_env
 from harness.testing.stack import ROOT, running_workers
 from keel.payloads.agents import CriterionScore
 from keel.payloads.coordinator import MultiAgentReport
@@ -204,8 +205,7 @@ async def test_python_m_eval_stack_runs_on_the_server_and_workers_it_is_pointed_
             env={
                 **os.environ,
                 "TEMPORAL_ADDRESS": server_address,
-                "KEEL_TASK_QUEUE": settings.task_queue,
-                "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
+                **cli_env(settings),
             },
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

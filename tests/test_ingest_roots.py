@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
+from harness.testing.cli import cli_env
 from harness.testing.processes import run_script, worker_process
 from harness.testing.stack import DEMO_CORPUS, worker_settings
 from keel.infra.settings import PROJECT_ROOT, WorkerSettings
@@ -89,7 +90,7 @@ async def test_client_ingest_of_etc_is_one_line_exit_2_and_writes_nothing(
     server_address: str, tmp_path: Path
 ) -> None:
     settings = worker_settings()
-    env = {"KEEL_TASK_QUEUE": settings.task_queue, "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue}
+    env = cli_env(settings)
     base = ["--address", server_address, "ingest"]
     async with worker_process(server_address, settings, tmp_path):
         undeclared = await run_script("client.py", *base, "/etc", "--corpus", "etc", env=env)

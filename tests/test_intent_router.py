@@ -10,8 +10,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.documents.store import DocumentStore
+from harness.testing.cli import cli_env
 from harness.testing.processes import Completed, run_script
-from harness.testing.stack import new_id, running_workers, worker_settings
+from harness.testing.stack import eventually, new_id, running_workers, worker_settings
 from harness.testing.ticket_service import TicketService
 from keel.infra.settings import WorkerSettings
 from keel.payloads.routing import AskInput, AskResult
@@ -30,10 +31,7 @@ async def ask(
     completed = await run_script(
         "client.py", "--address", server_address,
         "ask", request, "--provider", "scripted", "--model", script, "--json", *extra,
-        env={
-            "KEEL_TASK_QUEUE": settings.task_queue,
-            "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
-        },
+        env=cli_env(settings),
     )  # fmt: skip
     assert completed.stdout, completed.stderr
     return completed, AskResult.model_validate(json.loads(completed.stdout))
@@ -57,7 +55,8 @@ async def child_type(client: Client, result: AskResult) -> str:
 
 async def approve_when_waiting(client: Client, prefix: str) -> None:
     """The incident's saga waits for a person; approve it once it is there."""
-    for _ in range(300):
+
+    async def approved() -> bool:
         async for wf in client.list_workflows('WorkflowType = "TicketSagaWorkflow"'):
             if wf.id.startswith(prefix):
                 handle = client.get_workflow_handle_for(TicketSagaWorkflow.run, wf.id)
@@ -66,9 +65,10 @@ async def approve_when_waiting(client: Client, prefix: str) -> None:
                     await handle.execute_update(
                         TicketSagaWorkflow.decide, ApprovalDecision(decision="approve", by="test")
                     )
-                    return
-        await asyncio.sleep(0.2)
-    raise AssertionError("the incident saga never waited for approval")
+                    return True
+        return False
+
+    await eventually(approved, "the incident saga never waited for approval")
 
 
 async def test_ask_routes_research_report_incident_and_small_talk(

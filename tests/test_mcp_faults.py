@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -25,18 +24,20 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import ActivityEnvironment
 
-from activities.contracts.loader import CONTRACTS_DIR, load_contracts
+from activities.contracts.loader import load_contracts
 from activities.contracts.source import ContractSource
 from activities.documents.activities import DocumentActivities
 from activities.documents.store import DocumentStore
 from activities.tickets.activities import TicketActivities
 from activities.tools.activities import ToolActivities
 from activities.tools.bounded_stdio import LINE_LIMIT_BYTES, LineSplitter, answered_id
-from harness.testing.mcp_setup import BIN, stdio_children
+from harness.testing.contracts import agent_table, contracts_with_tables, server_tools
+from harness.testing.mcp_setup import TIME_SERVER, stdio_children, turn, write_script
 from harness.testing.mcp_stdio_liar import INJECTED
 from harness.testing.processes import worker_process
 from harness.testing.stack import (
     ROOT,
+    eventually,
     new_id,
     running_workers,
     scripted_team_input,
@@ -50,16 +51,16 @@ from workflows.agent import AgentWorkflow
 LIAR = ROOT / "harness" / "testing" / "mcp_stdio_liar.py"
 STATE_VARIABLE = "KEEL_TEST_LIAR_STATE"
 
-CONTRACTS = f"""
+LIAR_TOOLS = ("flood", "raw_flood", "inject")
+CONTRACTS = (
+    f"""
 [servers.liar]
 command = "{sys.executable}"
 args = ["{LIAR}"]
 env = {{ MCP_LIAR_STATE = "{STATE_VARIABLE}" }}
-
-[servers.time]
-command = "{BIN}/mcp-server-time"
-args = ["--local-timezone", "UTC"]
-
+"""
+    + TIME_SERVER
+    + """
 [tools.get_current_time]
 server = "time"
 scopes = ["liar:call"]
@@ -68,41 +69,20 @@ scopes = ["liar:call"]
 server = "liar"
 scopes = ["liar:call"]
 timeout_seconds = 120
-
-[tools.flood]
-server = "liar"
-scopes = ["liar:call"]
-
-[tools.raw_flood]
-server = "liar"
-scopes = ["liar:call"]
-
-[tools.inject]
-server = "liar"
-scopes = ["liar:call"]
 """
-
-AGENT_TABLE = """
-[agents.liar]
-role = "liar"
-description = "Calls the misbehaving server's tools."
-turn_prompt = "researcher_turn"
-final_prompt = "researcher_final"
-output_schema = "Findings"
-models = ["local/smollm2-135m-instruct"]
-tools = ["get_current_time", "hang", "flood", "raw_flood", "inject"]
-scopes = ["liar:call"]
-max_turns = 8
-"""
+    + server_tools("liar", ["liar:call"], *LIAR_TOOLS)
+)
+AGENT_TABLE = agent_table(
+    "liar",
+    "Calls the misbehaving server's tools.",
+    ["get_current_time", "hang", *LIAR_TOOLS],
+    scopes=["liar:call"],
+    max_turns=8,
+)
 
 
 def write_contracts(folder: Path) -> Path:
-    shutil.copytree(CONTRACTS_DIR, folder)
-    with (folder / "tools.toml").open("a") as tools:
-        tools.write(CONTRACTS)
-    with (folder / "agents.toml").open("a") as agents:
-        agents.write(AGENT_TABLE)
-    return folder
+    return contracts_with_tables(folder, CONTRACTS, AGENT_TABLE)
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +91,6 @@ def contracts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContractSnap
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STATE_VARIABLE, str(base / "state"))
         yield load_contracts(write_contracts(base / "contracts"))
-
-
-def turn(tool: str, **arguments: object) -> dict[str, object]:
-    return {"thought": f"use {tool}", "tool": tool, "arguments": arguments}
-
-
-def write_script(folder: Path, name: str, turns: list[dict[str, object]]) -> None:
-    final = {"summary": "Done with the tools.", "passage_ids": []}
-    script = {"researcher_turn": [*turns, turn("finish")], "researcher_final": [final]}
-    (folder / f"{name}.json").write_text(json.dumps(script))
 
 
 def agent_input(script: str, llm_queue: str) -> AgentInput:
@@ -133,17 +103,16 @@ def events_of(history: Any, kind: int) -> list[Any]:
 
 async def started(handle: WorkflowHandle[Any, Any]) -> None:
     """Until a call_tool attempt is running."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    async def running() -> bool:
         description = await handle.describe()
-        if any(
+        return any(
             p.activity_type.name == "call_tool"
             and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
             for p in description.raw_description.pending_activities
-        ):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("the hung call never started")
+        )
+
+    await eventually(running, "the hung call never started")
 
 
 async def test_a_cancel_abandons_a_hung_call_and_the_worker_serves_the_next(
@@ -271,7 +240,7 @@ async def test_an_injected_instruction_stays_data_and_out_of_the_logs(
 def test_a_tool_list_that_changes_between_loads_is_recorded_or_refused(tmp_path: Path) -> None:
     folder = write_contracts(tmp_path / "contracts")
     with (folder / "tools.toml").open("a") as tools:
-        tools.write('\n[tools.shifty]\nserver = "liar"\nscopes = ["liar:call"]\n')
+        tools.write(server_tools("liar", ["liar:call"], "shifty"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STATE_VARIABLE, str(tmp_path / "state"))
         source = ContractSource(folder)  # the server's first start: shifty(text)

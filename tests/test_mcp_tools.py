@@ -39,6 +39,8 @@ from harness.testing.mcp_setup import (
     http_server,
     scratch_repository,
     stdio_children,
+    turn,
+    write_script,
     write_tool_contracts,
 )
 from harness.testing.processes import run_script, worker_process
@@ -80,16 +82,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         patch.setenv(TOKEN_VARIABLE, TOKEN)
         folder = write_tool_contracts(base / "contracts", repo, url)
         yield Setup(folder, repo, load_contracts(folder))
-
-
-def turn(tool: str, **arguments: object) -> dict[str, object]:
-    return {"thought": f"use {tool}", "tool": tool, "arguments": arguments}
-
-
-def write_script(folder: Path, name: str, turns: list[dict[str, object]]) -> None:
-    final = {"summary": "Done with the tools.", "passage_ids": []}
-    script = {"researcher_turn": [*turns, turn("finish")], "researcher_final": [final]}
-    (folder / f"{name}.json").write_text(json.dumps(script))
 
 
 def agent_input(script: str, llm_queue: str, **fields: object) -> AgentInput:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from activities.contracts.loader import load_contracts
 from activities.documents.store import DocumentStore
@@ -28,6 +28,7 @@ from harness.testing.stack import (
     new_id,
     running_workers,
     scripted_team_input,
+    waiting_in_progress,
     worker_settings,
 )
 from harness.testing.ticket_service import TicketService
@@ -109,18 +110,33 @@ class Scenario:
 
 
 async def waiting_call(client: Client, workflow_id: str, call: int) -> dict[str, object]:
-    handle = client.get_workflow_handle(workflow_id)
-    progress: object = {}
-    for _ in range(600):
-        try:
-            progress = await handle.query("progress")
-        except Exception:  # no worker answers yet
-            progress = {}
-        waiting = progress.get("needs_reconciliation") if isinstance(progress, dict) else None
-        if waiting and waiting["call"] == call:
-            return dict(waiting)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"call {call} never waited for reconciliation: {progress}")
+    return await waiting_in_progress(client, workflow_id, "needs_reconciliation", call, tries=600)
+
+
+@asynccontextmanager
+async def held_herald(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> AsyncIterator[tuple[Board, WorkflowHandle[AgentWorkflow, AgentResult]]]:
+    """The herald posting `text` once on in-process workers, its call held (1 s limit)
+    until `tmp_path / "hold"` goes; its board and the run's handle while the workers run."""
+    board = Board(tmp_path / "board.db")
+    monkeypatch.setenv("KEEL_TEST_BOARD", str(board.path))
+    (tmp_path / "hold").touch()
+    contracts = load_contracts(write_contracts(tmp_path, timeout_seconds=1))
+    settings = worker_settings(
+        scripted_dir=write_script(tmp_path, [turn("post_notice", text), turn(None)])
+    )
+    store = DocumentStore(tmp_path / "documents.db")
+    async with running_workers(client, store, settings, contracts=contracts):
+        handle = await client.start_workflow(
+            AgentWorkflow.run,
+            scripted_team_input(
+                AgentInput, "herald", settings.llm_task_queue, agent="herald", task="Post it"
+            ),
+            id=new_id("agent-herald"),
+            task_queue=settings.task_queue,
+        )
+        yield board, handle
 
 
 async def test_kill_9_mid_call_waits_for_reconciliation_and_never_sends_again(
@@ -266,24 +282,8 @@ async def test_a_lost_outcome_is_sent_again_only_at_the_operators_word(
     client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In-process workers; the outcome is lost to the call's own 1 s limit (it hangs)."""
-    board = Board(tmp_path / "board.db")
-    monkeypatch.setenv("KEEL_TEST_BOARD", str(board.path))
-    (tmp_path / "hold").touch()
-    contracts = load_contracts(write_contracts(tmp_path, timeout_seconds=1))
-    settings = worker_settings(
-        scripted_dir=write_script(tmp_path, [turn("post_notice", "once more"), turn(None)])
-    )
-    workflow_id = new_id("agent-herald")
-    store = DocumentStore(tmp_path / "documents.db")
-    async with running_workers(client, store, settings, contracts=contracts):
-        handle = await client.start_workflow(
-            AgentWorkflow.run,
-            scripted_team_input(
-                AgentInput, "herald", settings.llm_task_queue, agent="herald", task="Post it"
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
+    async with held_herald(client, tmp_path, monkeypatch, "once more") as (board, handle):
+        workflow_id = handle.id
         waiting = await waiting_call(client, workflow_id, 1)
         details = await current_details(client, workflow_id)
         await asyncio.sleep(2)  # two more of its limits: still one send
@@ -325,26 +325,8 @@ async def test_reconcile_of_a_run_that_is_not_there_is_one_line_exit_2(
 async def test_a_cancel_while_a_call_waits_undoes_it_by_its_key_and_sends_nothing(
     client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    board = Board(tmp_path / "board.db")
-    monkeypatch.setenv("KEEL_TEST_BOARD", str(board.path))
-    (tmp_path / "hold").touch()
-    contracts = load_contracts(write_contracts(tmp_path, timeout_seconds=1))
-    settings = worker_settings(
-        scripted_dir=write_script(tmp_path, [turn("post_notice", "cancelled"), turn(None)])
-    )
-    workflow_id = new_id("agent-herald")
-    async with running_workers(
-        client, DocumentStore(tmp_path / "documents.db"), settings, contracts=contracts
-    ):
-        handle = await client.start_workflow(
-            AgentWorkflow.run,
-            scripted_team_input(
-                AgentInput, "herald", settings.llm_task_queue, agent="herald", task="Post it"
-            ),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
-        waiting = await waiting_call(client, workflow_id, 1)
+    async with held_herald(client, tmp_path, monkeypatch, "cancelled") as (board, handle):
+        waiting = await waiting_call(client, handle.id, 1)
         (tmp_path / "hold").unlink()
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):

@@ -22,6 +22,7 @@ from activities.llm.assembly import build_gateway
 from activities.llm.gates import GatedCall
 from activities.llm.prompts import PromptBook
 from activities.llm.tenant_budgets import TenantBudgets
+from harness.testing.cli import cli_env
 from harness.testing.processes import run_script
 from harness.testing.stack import QUESTION, new_id, running_workers, scripted_input, worker_settings
 from keel.cli.budgets import today
@@ -147,8 +148,7 @@ async def test_a_spent_or_unknown_tenant_is_refused_before_its_run_and_budgets_s
     settings = worker_settings()
     env = {
         "TEMPORAL_ADDRESS": server_address,
-        "KEEL_TASK_QUEUE": settings.task_queue,
-        "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
+        **cli_env(settings),
         "KEEL_CONTRACTS_DIR": str(folder),
     }
     start = ["research", QUESTION, "--provider", "scripted", "--model", SCRIPT]

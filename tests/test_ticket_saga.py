@@ -21,6 +21,7 @@ from temporalio.client import (
 )
 
 from activities.documents.store import DocumentStore
+from harness.testing.cli import cli_env
 from harness.testing.processes import run_script
 from harness.testing.saga import (
     SUBTASKS,
@@ -206,10 +207,7 @@ async def test_a_duplicate_submission_starts_one_saga(
     args = ["--address", server_address, "incident", description, "--request-id", request_id]
     args += ["--provider", "scripted", "--model", "incident_triage"]
     async with saga_workers(client, store, tickets) as settings:
-        env = {
-            "KEEL_TASK_QUEUE": settings.task_queue,
-            "KEEL_LLM_TASK_QUEUE": settings.llm_task_queue,
-        }
+        env = cli_env(settings)
         first, second = await asyncio.gather(
             run_script("client.py", *args, env=env), run_script("client.py", *args, env=env)
         )

@@ -3,13 +3,14 @@
 `mcp-server-time` and `mcp-server-git` (PyPI, pinned in the dev extra) run over
 stdio as the worker's children; `harness/testing/mcp_http_server.py` serves over streamable
 HTTP from a process of its own. `write_tool_contracts` adds them, a Python tool and
-an agent that may use them to a copy of contracts/.
+an agent that may use them to a copy of contracts/; `turn` and `write_script` script
+an agent's calls of them.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from activities.contracts.loader import CONTRACTS_DIR
+from harness.testing.contracts import agent_table, contracts_with_tables, server_tools
 from harness.testing.stack import ROOT
 
 BIN = Path(sys.executable).parent
@@ -29,11 +30,14 @@ AGENT = "clock"
 # The git server's reply to git_log, as a person would recognise it.
 COMMIT_MESSAGE = "Add the release notes for 2.4"
 
-SERVERS = """
+# The reference time server, as each tool test's contracts declare it.
+TIME_SERVER = f"""
 [servers.time]
-command = "{bin}/mcp-server-time"
+command = "{BIN}/mcp-server-time"
 args = ["--local-timezone", "UTC"]
+"""
 
+SERVERS = """
 [servers.git]
 command = "{bin}/mcp-server-git"
 args = ["--repository", "{repo}"]
@@ -44,7 +48,9 @@ url = "{url}"
 headers = {{ "X-Keel-Token" = "{token}" }}
 """
 
-TOOLS = """
+WEB_TOOLS = ("word_stats", "whoami", "fail_loudly", "huge", "lying_clock")
+TOOLS = (
+    """
 [tools.get_current_time]
 server = "time"
 capability = "time"
@@ -55,27 +61,9 @@ quota_per_run = 3
 server = "git"
 scopes = ["git:read"]
 quota_per_run = 2
-
-[tools.word_stats]
-server = "web"
-scopes = ["web:read"]
-
-[tools.whoami]
-server = "web"
-scopes = ["web:read"]
-
-[tools.fail_loudly]
-server = "web"
-scopes = ["web:read"]
-
-[tools.huge]
-server = "web"
-scopes = ["web:read"]
-
-[tools.lying_clock]
-server = "web"
-scopes = ["web:read"]
-
+"""
+    + server_tools("web", ["web:read"], *WEB_TOOLS)
+    + """
 [tools.count_words]
 python = "tests.fixtures.python_tools:count_words"
 description = "Counts a word in a text."
@@ -85,33 +73,35 @@ quota_per_run = 2
 python = "tests.fixtures.python_tools:secret_note"
 clearance = "restricted"
 """
+)
 
-AGENT_TABLE = """
-[agents.clock]
-role = "clock"
-description = "Answers with the time, the repository's log and text statistics."
-turn_prompt = "researcher_turn"
-final_prompt = "researcher_final"
-output_schema = "Findings"
-models = ["local/smollm2-135m-instruct"]
-tools = ["get_current_time", "git_log", "word_stats", "whoami", "fail_loudly", "huge",
-         "lying_clock", "count_words", "secret_note"]
-scopes = ["time:read", "git:read", "web:read"]
-max_turns = 14
-"""
+AGENT_TABLE = agent_table(
+    AGENT,
+    "Answers with the time, the repository's log and text statistics.",
+    ["get_current_time", "git_log", *WEB_TOOLS, "count_words", "secret_note"],
+    scopes=["time:read", "git:read", "web:read"],
+    max_turns=14,
+)
 
 
 def write_tool_contracts(folder: Path, repo: Path, url: str) -> Path:
     """contracts/ copied to `folder`, with the servers, the tools and the agent added."""
-    shutil.copytree(CONTRACTS_DIR, folder)
     servers = SERVERS.format(
         bin=BIN, repo=repo, url=url, canary=CANARY_VARIABLE, token=TOKEN_VARIABLE
     )
-    with (folder / "tools.toml").open("a") as tools:
-        tools.write(servers + TOOLS)
-    with (folder / "agents.toml").open("a") as agents:
-        agents.write(AGENT_TABLE)
-    return folder
+    return contracts_with_tables(folder, TIME_SERVER + servers + TOOLS, AGENT_TABLE)
+
+
+def turn(tool: str, **arguments: object) -> dict[str, object]:
+    """One scripted turn: a call of `tool` with `arguments`."""
+    return {"thought": f"use {tool}", "tool": tool, "arguments": arguments}
+
+
+def write_script(folder: Path, name: str, turns: list[dict[str, object]]) -> None:
+    """Script `name` in `folder`: `turns`, then finish and a short answer."""
+    final = {"summary": "Done with the tools.", "passage_ids": []}
+    script = {"researcher_turn": [*turns, turn("finish")], "researcher_final": [final]}
+    (folder / f"{name}.json").write_text(json.dumps(script))
 
 
 def scratch_repository(path: Path) -> Path:

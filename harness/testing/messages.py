@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from activities.contracts.loader import load_contracts
-from harness.testing.stack import new_id
+from activities.documents.store import DocumentStore
+from harness.testing.agents import start_agent
+from harness.testing.stack import new_id, running_workers, worker_settings
 from keel.payloads.agents import AgentMessage, AgentResult, MessageOutcome
 from keel.payloads.contracts import ContractSnapshot, MessagePolicy
 from workflows.agent import AgentWorkflow
@@ -42,3 +45,23 @@ async def until_turn(handle: WorkflowHandle[AgentWorkflow, AgentResult], turn: i
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the agent never reached turn {turn}")
+
+
+async def messages_to_agent(
+    client: Client,
+    store: DocumentStore,
+    policy: MessagePolicy,
+    prefix: str,
+    messages: Sequence[tuple[str, str]],
+    *,
+    after_turn: int = 0,
+) -> tuple[list[dict[str, object]], WorkflowHandle[AgentWorkflow, AgentResult], AgentResult]:
+    """The researcher on `policy`, on workers of its own, sent `messages` (id, text) in order
+    once it reached `after_turn`; their outcomes, the run's handle and its result."""
+    settings = worker_settings()
+    async with running_workers(client, store, settings, contracts=contracts_with(policy)):
+        handle = await start_agent(client, settings, "researcher", SCRIPT, new_id(prefix))
+        if after_turn:
+            await until_turn(handle, after_turn)
+        outcomes = [await send(handle, message_id, text) for message_id, text in messages]
+        return outcomes, handle, await handle.result()

@@ -9,10 +9,9 @@ Shared by tests/test_side_effects.py and the history recorder.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from activities.contracts.loader import CONTRACTS_DIR
+from harness.testing.contracts import agent_table, contracts_with_tables
 from harness.testing.stack import SCRIPTED_DIR
 
 AGENT = "herald"
@@ -37,17 +36,9 @@ timeout_seconds = {timeout}
 python = "tests.fixtures.side_effect_tools:retract_notice"
 capability = "notice_undo"
 """
-AGENT_TABLE = """
-[agents.herald]
-role = "herald"
-description = "Posts notices on the board."
-turn_prompt = "researcher_turn"
-final_prompt = "researcher_final"
-output_schema = "Findings"
-models = ["local/smollm2-135m-instruct"]
-tools = ["post_notice", "post_keyed_notice"]
-max_turns = 4
-"""
+AGENT_TABLE = agent_table(
+    AGENT, "Posts notices on the board.", ["post_notice", "post_keyed_notice"], max_turns=4
+)
 
 
 def turn(tool: str | None, text: str = "") -> dict[str, object]:
@@ -59,13 +50,8 @@ def turn(tool: str | None, text: str = "") -> dict[str, object]:
 
 def write_contracts(folder: Path, timeout_seconds: float = 60) -> Path:
     """A copy of contracts/ with the board's tools and the herald agent added."""
-    contracts = folder / "contracts"
-    shutil.copytree(CONTRACTS_DIR, contracts)
-    with (contracts / "tools.toml").open("a") as tools:
-        tools.write(TOOLS.format(timeout=timeout_seconds))
-    with (contracts / "agents.toml").open("a") as agents:
-        agents.write(AGENT_TABLE)
-    return contracts
+    tools = TOOLS.format(timeout=timeout_seconds)
+    return contracts_with_tables(folder / "contracts", tools, AGENT_TABLE)
 
 
 def write_script(folder: Path, turns: list[dict[str, object]]) -> Path:

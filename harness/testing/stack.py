@@ -5,8 +5,10 @@ Tests, the chaos suite and the benches import it; tests/conftest.py holds only f
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -233,3 +235,32 @@ async def current_details(client: Client, workflow_id: str) -> str:
     )
     details: str = metadata.current_details
     return details
+
+
+async def waiting_in_progress(
+    client: Client, workflow_id: str, entry: str, call: int, *, tries: int = 300
+) -> dict[str, object]:
+    """The run's progress `entry` (a call waiting for a person) once it names call `call`."""
+    handle = client.get_workflow_handle(workflow_id)
+    progress: object = {}
+    for _ in range(tries):
+        try:
+            progress = await handle.query("progress")
+        except Exception:  # the run is not started yet, or no worker answers yet
+            progress = {}
+        waiting = progress.get(entry) if isinstance(progress, dict) else None
+        if waiting and waiting["call"] == call:
+            return dict(waiting)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"call {call} never waited in {entry}: {progress}")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, *, seconds: float = 60, every: float = 0.2
+) -> None:
+    """Until `check` holds, checked every `every` s; fails naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+        await asyncio.sleep(every)
