@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.payloads.tool_specs import ToolSpec
     from keel.payloads.tools import ToolInvocation, ToolOutcome
     from workflows.live import LiveChannel
-    from workflows.recorded import Recorded, outcome
+    from workflows.recorded import Recorded
     from workflows.saga import Saga
     from workflows.side_effects import AT_MOST_ONCE_PATCH, SideEffects
 
@@ -64,18 +64,18 @@ class ToolCalls:
         timeout_seconds: float,
         retry: RetryPolicy = TOOL_RETRY,
     ) -> ToolOutcome:
-        recorded = self.recorded.take("call_tool", summary)
-        if recorded is not None:
-            return outcome(recorded, ToolOutcome)
-        return await workflow.execute_activity_method(
-            ToolActivities.call,
-            call,
-            # The contract's limit per attempt (20 s unless it says otherwise).
-            start_to_close_timeout=timedelta(seconds=timeout_seconds),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=retry,
-            summary=summary,
-        )
+        def send() -> Awaitable[ToolOutcome]:
+            return workflow.execute_activity_method(
+                ToolActivities.call,
+                call,
+                # The contract's limit per attempt (20 s unless it says otherwise).
+                start_to_close_timeout=timedelta(seconds=timeout_seconds),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=retry,
+                summary=summary,
+            )
+
+        return await self.recorded.or_run("call_tool", summary, ToolOutcome, send)
 
     def remember_undo(
         self, compensation: str, call: ToolInvocation, arguments: dict[str, Any]

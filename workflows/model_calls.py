@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -31,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.live import LiveChannel
-    from workflows.recorded import Recorded, outcome
+    from workflows.recorded import Recorded
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -198,18 +199,18 @@ class ModelCaller:
         return None
 
     async def _complete(self, request: LLMRequest, summary: str, limits: _Limits) -> LLMResult:
-        recorded = self._recorded.take("complete_llm", summary)
-        if recorded is not None:
-            return outcome(recorded, LLMResult)
-        return await workflow.execute_activity_method(
-            LLMActivities.complete,
-            request,
-            task_queue=self._task_queue,
-            start_to_close_timeout=limits.start_to_close,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=limits.retry,
-            summary=summary,
-        )
+        def complete() -> Awaitable[LLMResult]:
+            return workflow.execute_activity_method(
+                LLMActivities.complete,
+                request,
+                task_queue=self._task_queue,
+                start_to_close_timeout=limits.start_to_close,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=limits.retry,
+                summary=summary,
+            )
+
+        return await self._recorded.or_run("complete_llm", summary, LLMResult, complete)
 
     def _tell(self, text: str, node: str) -> None:
         if self.live is not None:

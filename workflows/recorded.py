@@ -8,6 +8,7 @@ for real from there, so a recorded outcome never answers a different call.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -29,6 +30,15 @@ class Recorded:
 
     def __init__(self, calls: list[RecordedCall] | None = None) -> None:
         self._calls = list(calls or [])
+
+    async def or_run(
+        self, activity: str, summary: str, result_type: type[R], run: Callable[[], Awaitable[R]]
+    ) -> R:
+        """This call's recorded outcome in a forked run, else the call itself (`run`)."""
+        recorded = self.take(activity, summary)
+        if recorded is not None:
+            return outcome(recorded, result_type)
+        return await run()
 
     def take(self, activity: str, summary: str) -> RecordedCall | None:
         """The next outcome if it is this call's; otherwise none, now or later."""

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from keel.payloads.errors import describe_validation_error
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_contract(path: Path, error: type[ValueError]) -> dict[str, Any]:
@@ -13,3 +19,16 @@ def read_contract(path: Path, error: type[ValueError]) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise error(f"{path}: {err}") from err
+
+
+def tables(
+    raw: dict[str, Any], model: type[M], path: Path, error: type[ValueError], under: str = ""
+) -> dict[str, M]:
+    """Each table of a file as `model`; a bad one is `error` naming the file and the table."""
+    found: dict[str, M] = {}
+    for key, fields in raw.items():
+        try:
+            found[key] = model.model_validate(fields)
+        except ValidationError as err:
+            raise error(f"{path} [{under}{key}]: {describe_validation_error(err)}") from err
+    return found

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from activities.llm.contract_files import read_contract
-from keel.payloads.errors import describe_validation_error
+from activities.llm.contract_files import read_contract, tables
 from keel.payloads.llm import Provider
 
 DEFAULT_PRICES = Path(__file__).resolve().parents[2] / "contracts" / "prices.toml"
@@ -35,16 +34,12 @@ class PriceTable:
     @classmethod
     def parse(cls, raw: dict[str, Any], path: Path) -> PriceTable:
         """The prices of an already read file; `path` names it in errors."""
-        prices: dict[str, dict[str, Price]] = {}
-        for provider, models in raw.items():
-            for model, fields in models.items():
-                try:
-                    prices.setdefault(provider, {})[model] = Price.model_validate(fields)
-                except ValidationError as err:
-                    raise PriceError(
-                        f"{path} [{provider}.{model}]: {describe_validation_error(err)}"
-                    ) from err
-        return cls(prices)
+        return cls(
+            {
+                provider: tables(models, Price, path, PriceError, f"{provider}.")
+                for provider, models in raw.items()
+            }
+        )
 
     def price(self, provider: Provider, model: str) -> Price:
         if provider in FREE_PROVIDERS:

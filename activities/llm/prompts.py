@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from activities.llm.contract_files import read_contract
-from keel.payloads.errors import describe_validation_error
+from activities.llm.contract_files import read_contract, tables
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "contracts" / "prompts.toml"
 
@@ -50,14 +49,7 @@ class PromptBook:
     @classmethod
     def parse(cls, raw: dict[str, Any], path: Path) -> PromptBook:
         """The templates of an already read file; `path` names it in errors."""
-        templates: dict[str, PromptTemplate] = {}
-        for prompt_id, fields in raw.items():
-            try:
-                templates[prompt_id] = PromptTemplate.model_validate(fields)
-            except ValidationError as err:
-                raise PromptError(
-                    f"{path} [{prompt_id}]: {describe_validation_error(err)}"
-                ) from err
+        templates = tables(raw, PromptTemplate, path, PromptError)
         return cls(templates)
 
     def ids(self) -> set[str]:

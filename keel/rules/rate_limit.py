@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field, model_validator
 
+from keel.payloads.admission import Admission
+
 # The entity workflow's stable names (see workflows/rate_limiter.py); renaming any of
 # them breaks running limiters.
 RATE_LIMITER_WORKFLOW = "RateLimiterWorkflow"
@@ -96,12 +98,10 @@ class Booking(BaseModel):
     limit: RateLimit
 
 
-class Slot(BaseModel):
+class Slot(Admission):
     """When the call may be sent, relative to the ledger's clock (no clock skew between hosts)."""
 
-    granted: bool
     wait_seconds: float = 0.0
-    reason: str = ""
 
 
 class Settlement(BaseModel):

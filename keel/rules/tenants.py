@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
 
+from keel.payloads.admission import Admission
+
 # The entity workflow's stable names (see workflows/tenant_budget.py).
 TENANT_BUDGET_WORKFLOW = "TenantBudgetWorkflow"
 RESERVE_UPDATE = "reserve"
@@ -118,10 +120,10 @@ class Spend(BaseModel):
         return ", ".join(parts) or "no limit"
 
 
-class Grant(BaseModel):
-    granted: bool
+class Grant(Admission):
+    """A reservation's answer: the output tokens the call may use within what is left."""
+
     output_tokens: int = 0
-    reason: str = ""
 
 
 class TenantDay(BaseModel):
