@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ValidationError
 
-from activities.llm.contract_files import read_contract
+from activities.llm.contract_files import read_contract, tables
 from activities.llm.prices import PriceError, PriceTable
 from activities.llm.prompts import PromptBook, PromptError
 from activities.tools.builtin import BUILTIN_TOOLS
@@ -72,13 +72,7 @@ def _table(
         return {}
     if not isinstance(entries, dict) or not entries:
         raise ContractError(f"{path}: needs at least one [{key}.<name>] table")
-    parsed: dict[str, M] = {}
-    for name, fields in entries.items():
-        try:
-            parsed[name] = model.model_validate(fields)
-        except ValidationError as err:
-            raise ContractError(f"{path} [{key}.{name}]: {describe_validation_error(err)}") from err
-    return parsed
+    return tables(entries, model, path, ContractError, f"{key}.")
 
 
 def _whole(path: Path, raw: dict[str, Any], model: type[M]) -> M:
