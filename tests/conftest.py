@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.documents.store import DocumentStore
+from harness.testing.cli import CliTarget, cli_workers
 from harness.testing.stack import CORPORA
 from harness.testing.ticket_service import TicketService
 from keel.infra.binaries import DEV_SERVER_ARGS, temporal_cli
@@ -111,3 +112,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> DocumentStore:
     for namespace, folder in CORPORA.items():
         documents.ingest_folder(folder, namespace)
     return documents
+
+
+@pytest.fixture
+async def cli(
+    client: Client, store: DocumentStore, server_address: str
+) -> AsyncIterator[CliTarget]:
+    """Workers of the test's own, and the arguments and environment that point client.py at them."""
+    async with cli_workers(client, store, server_address) as target:
+        yield target

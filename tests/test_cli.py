@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.documents.store import DocumentStore
-from harness.testing.cli import SCRIPTED, cli_env, cli_workers, refused
+from harness.testing.cli import SCRIPTED, CliTarget, cli_env, cli_workers, refused
 from harness.testing.processes import run_script
 from harness.testing.stack import (
     DEMO_CORPUS,
@@ -101,20 +101,18 @@ async def test_same_request_id_returns_the_same_run(
     assert len(runs) == 1
 
 
-async def test_status_list_and_ingest_report_on_real_runs(
-    client: Client, store: DocumentStore, server_address: str
-) -> None:
+async def test_status_list_and_ingest_report_on_real_runs(client: Client, cli: CliTarget) -> None:
     request_id = new_id("st")
-    async with cli_workers(client, store, server_address) as (base, env):
-        started = await run_script(
-            "client.py", *base, "research", QUESTION, "--request-id", request_id, *SCRIPTED, env=env
-        )
-        assert started.code == 0, started.stderr
-        status = await run_script("client.py", *base, "status", f"research-{request_id}")
-        listed = await run_script("client.py", *base, "list", "--json", "--limit", "50")
-        ingested = await run_script(
-            "client.py", *base, "ingest", str(DEMO_CORPUS), "--corpus", "demo", env=env
-        )
+    base, env = cli
+    started = await run_script(
+        "client.py", *base, "research", QUESTION, "--request-id", request_id, *SCRIPTED, env=env
+    )
+    assert started.code == 0, started.stderr
+    status = await run_script("client.py", *base, "status", f"research-{request_id}")
+    listed = await run_script("client.py", *base, "list", "--json", "--limit", "50")
+    ingested = await run_script(
+        "client.py", *base, "ingest", str(DEMO_CORPUS), "--corpus", "demo", env=env
+    )
     assert status.code == 0, status.stderr
     body = json.loads(status.stdout)
     assert body["status"] == "COMPLETED"

@@ -23,6 +23,7 @@ from harness.testing.stack import (
 from keel.infra.codec import data_converter
 from keel.infra.settings import WorkerSettings
 from keel.payloads.agents import AgentInput
+from keel.payloads.contracts import ContractSnapshot
 from keel.payloads.coordinator import CoordinatorInput, CoordinatorProgress, MultiAgentReport
 from keel.payloads.llm import Budget
 from workflows.agent import AgentWorkflow
@@ -38,14 +39,27 @@ async def run_team(
     client: Client, settings: WorkerSettings, script: str, prefix: str = "team", **overrides: object
 ) -> tuple[str, MultiAgentReport]:
     """One team run on a scripted model, to its report; returns its workflow id too."""
-    workflow_id = new_id(prefix)
-    report = await client.execute_workflow(
+    handle = await client.start_workflow(
         CoordinatorWorkflow.run,
         team_input(script, settings.llm_task_queue, **overrides),
-        id=workflow_id,
+        id=new_id(prefix),
         task_queue=settings.task_queue,
     )
-    return workflow_id, report
+    return handle.id, await handle.result()
+
+
+async def team_run(
+    client: Client,
+    store: DocumentStore,
+    script: str,
+    *,
+    contracts: ContractSnapshot | None = None,
+    prefix: str = "team",
+    **overrides: object,
+) -> tuple[str, MultiAgentReport]:
+    """Workers of the test's own and one team run on them, for a test that reads its report."""
+    async with running_workers(client, store, contracts=contracts) as settings:
+        return await run_team(client, settings, script, prefix, **overrides)
 
 
 async def test_team_fans_out_researchers_and_revises_until_the_rubric_passes(
@@ -194,16 +208,15 @@ async def test_a_person_sends_feedback_then_approves_from_the_cli(
 
 
 async def test_no_decision_in_time_takes_the_default(client: Client, store: DocumentStore) -> None:
-    async with running_workers(client, store) as settings:
-        _, report = await run_team(
-            client,
-            settings,
-            "team_report",
-            "team-timeout",
-            require_approval=True,
-            approval_timeout_seconds=1,
-            approval_default="reject",
-        )
+    _, report = await team_run(
+        client,
+        store,
+        "team_report",
+        prefix="team-timeout",
+        require_approval=True,
+        approval_timeout_seconds=1,
+        approval_default="reject",
+    )
     assert report.decision == "reject"
     assert {"approval_timed_out", "rejected"} <= set(report.flags)
 
@@ -256,8 +269,7 @@ async def test_a_team_with_no_readable_namespace_is_refused_before_planning(
 async def test_a_team_draft_failing_the_checks_is_rewritten_without_a_reviewer(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        workflow_id, report = await run_team(client, settings, "team_checks")
+    workflow_id, report = await team_run(client, store, "team_checks")
     # The coordinator asked the same question twice and never about circuit breakers.
     assert [r.question for r in report.researchers] == [
         "How do idempotency keys make retries safe?",
@@ -284,8 +296,7 @@ async def test_a_team_draft_failing_the_checks_is_rewritten_without_a_reviewer(
 async def test_a_team_draft_that_never_passes_is_delivered_flagged_by_rule(
     client: Client, store: DocumentStore
 ) -> None:
-    async with running_workers(client, store) as settings:
-        _, report = await run_team(client, settings, "team_never_checks")
+    _, report = await team_run(client, store, "team_never_checks")
     # The scripted model is not in the contract's extractive_fallback: the draft, flagged.
     assert not report.extractive
     assert not report.passed
@@ -303,8 +314,7 @@ async def test_with_the_extract_allowed_the_team_delivers_the_passages_sentences
     client: Client, store: DocumentStore
 ) -> None:
     contracts = extractive_for_scripted("report")
-    async with running_workers(client, store, contracts=contracts) as settings:
-        _, report = await run_team(client, settings, "team_never_checks")
+    _, report = await team_run(client, store, "team_never_checks", contracts=contracts)
     assert report.extractive
     assert "extractive" in report.flags
     assert not report.passed
@@ -319,15 +329,15 @@ async def test_sub_questions_no_researcher_can_take_are_dropped_before_any_start
     client: Client, store: DocumentStore
 ) -> None:
     """A small coordinator's debris and stray words never become a researcher's task."""
-    async with running_workers(client, store) as settings:
-        workflow_id, report = await run_team(client, settings, "team_broken_questions")
-    assert [r.question for r in report.researchers] == [
+    workflow_id, report = await team_run(client, store, "team_broken_questions")
+    questions = [r.question for r in report.researchers]
+    assert questions == [
         "How do idempotency keys make retries safe?",
         "What do the documents say about circuit breakers?",
     ]
     assert "questions_rejected" in report.flags
     tasks = [a.task for a in await child_inputs(client, workflow_id) if a.agent == "researcher"]
-    assert tasks == [r.question for r in report.researchers]
+    assert tasks == questions
     assert {c.doc_id for c in report.citations} <= {
         "demo/idempotency-keys",
         "demo/circuit-breakers",
@@ -339,10 +349,7 @@ async def test_a_request_the_documents_do_not_answer_gets_no_report_written(
     client: Client, store: DocumentStore
 ) -> None:
     request = "Write a report on how Kafka consumer groups rebalance partitions"
-    async with running_workers(client, store) as settings:
-        workflow_id, report = await run_team(
-            client, settings, "team_not_in_corpus", request=request
-        )
+    workflow_id, report = await team_run(client, store, "team_not_in_corpus", request=request)
     assert report.flags == ["not_in_corpus"]
     assert report.answer.startswith("The documents searched do not answer")
     assert report.citations == []
@@ -357,8 +364,7 @@ async def test_at_the_round_limit_the_team_delivers_an_extract_not_a_rejected_dr
     client: Client, store: DocumentStore
 ) -> None:
     contracts = extractive_for_scripted("report")
-    async with running_workers(client, store, contracts=contracts) as settings:
-        _, report = await run_team(client, settings, "team_report", max_rounds=1)
+    _, report = await team_run(client, store, "team_report", max_rounds=1, contracts=contracts)
     # The one round's draft scored 2.8 against 3.5: the passages' sentences go out.
     assert [(r.weighted_score, r.passed) for r in report.rounds] == [(2.8, False)]
     assert report.flags == ["max_rounds_reached", "extractive"]
@@ -376,8 +382,7 @@ async def test_a_revision_that_breaks_a_rule_with_no_rewrite_left_ends_in_an_ext
     """Round 1 passes the checks and fails the review; its revisions break rules until no
     rewrite is left: the rejected draft does not go out as if nothing happened."""
     contracts = extractive_for_scripted("report")
-    async with running_workers(client, store, contracts=contracts) as settings:
-        _, report = await run_team(client, settings, "team_revision_breaks_rules")
+    _, report = await team_run(client, store, "team_revision_breaks_rules", contracts=contracts)
     assert [(r.trigger, r.passed, bool(r.check_failures)) for r in report.rounds] == [
         ("first draft", False, False),
         ("reviewer", False, True),

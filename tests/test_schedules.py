@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus
 
 from activities.documents.store import DocumentStore
-from harness.testing.cli import SCRIPTED, cli_env, cli_workers
+from harness.testing.cli import SCRIPTED, CliTarget, cli_env
 from harness.testing.ports import free_port
 from harness.testing.processes import Completed, run_script
 from harness.testing.stack import QUESTION, new_id, running_workers, worker_settings
@@ -108,22 +108,22 @@ async def test_a_schedule_starts_its_flow_and_its_run_is_listed_with_the_schedul
 
 
 async def test_overlap_skip_starts_nothing_while_the_last_run_runs_and_cancel_other_replaces_it(
-    client: Client, store: DocumentStore, server_address: str
+    client: Client, cli: CliTarget
 ) -> None:
     sid = new_id("hourly")
-    async with cli_workers(client, store, server_address) as (base, env):
-        created = await schedule(
-            base, "create", sid, "--cron", NEVER_NOW, "research", "Will this ever end?",
-            "--provider", "scripted", "--model", "hang", env=env,
-        )  # fmt: skip
-        assert created.code == 0, created.stderr
-        first = json.loads((await schedule(base, "trigger", sid)).stdout)["workflow_id"]
-        skipped = await schedule(base, "trigger", sid)
-        replaced = await schedule(base, "trigger", sid, "--overlap", "cancel-other")
-        second = json.loads(replaced.stdout)["workflow_id"]
-        described = json.loads((await schedule(base, "describe", sid)).stdout)
-        await client.get_workflow_handle(second).cancel()
-        await schedule(base, "delete", sid)
+    base, env = cli
+    created = await schedule(
+        base, "create", sid, "--cron", NEVER_NOW, "research", "Will this ever end?",
+        "--provider", "scripted", "--model", "hang", env=env,
+    )  # fmt: skip
+    assert created.code == 0, created.stderr
+    first = json.loads((await schedule(base, "trigger", sid)).stdout)["workflow_id"]
+    skipped = await schedule(base, "trigger", sid)
+    replaced = await schedule(base, "trigger", sid, "--overlap", "cancel-other")
+    second = json.loads(replaced.stdout)["workflow_id"]
+    described = json.loads((await schedule(base, "describe", sid)).stdout)
+    await client.get_workflow_handle(second).cancel()
+    await schedule(base, "delete", sid)
     assert first is not None
     assert first.startswith(f"research-{sid}-")
     assert json.loads(skipped.stdout)["workflow_id"] is None

@@ -49,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from keel.payloads.errors import (
         NO_VALID_DRAFT,
-        UNKNOWN_AGENT,
     )
     from keel.payloads.flags import Flag, Flags, check_failed
     from keel.payloads.live import team_line
@@ -67,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.team_evidence import TeamEvidence
     from workflows.team_gates import TeamGates
     from workflows.team_report import passages, team_report
-    from workflows.team_setup import team_setup
+    from workflows.team_setup import coordinator_spec, team_setup
 
 
 @workflow.defn(name="CoordinatorWorkflow")
@@ -160,12 +159,7 @@ class CoordinatorWorkflow:
         """The coordinator agent splits the request; without a split the request is the one."""
         self._stage("planning")
         request = self._input
-        assert self._contracts is not None  # recorded before the first node
-        spec = self._contracts.agents.get("coordinator")
-        if spec is None:
-            raise ApplicationError(
-                "no coordinator agent in agents.toml", type=UNKNOWN_AGENT, non_retryable=True
-            )
+        spec = coordinator_spec(self._contracts)
         chain = request.models or spec.chain
         self._model = ModelCaller(chain[0], request.llm_task_queue, 2, request.budget, chain[1:])
         self._model.live = self._live

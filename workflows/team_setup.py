@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from keel.graphs.team_rounds import TeamRounds
-    from keel.payloads.contracts import ContractSnapshot, FlowQuality, Rubric
+    from keel.payloads.contracts import AgentSpec, ContractSnapshot, FlowQuality, Rubric
     from keel.payloads.coordinator import CoordinatorInput, CoordinatorProgress
-    from keel.payloads.errors import NO_READABLE_NAMESPACE, UNKNOWN_RUBRIC
+    from keel.payloads.errors import NO_READABLE_NAMESPACE, UNKNOWN_AGENT, UNKNOWN_RUBRIC
     from keel.routing.data import no_readable_namespace, route_data
     from workflows.contract_snapshot import load_contracts
     from workflows.team_gates import TeamGates
@@ -58,3 +58,15 @@ async def team_setup(
         require_approval=request.require_approval,
     )
     return TeamSetup(contracts, rubric, quality, rounds)
+
+
+def coordinator_spec(contracts: ContractSnapshot | None) -> AgentSpec:
+    """The coordinator agent of the recorded contracts; read when the plan starts, after the
+    run says it is planning, as it always was."""
+    assert contracts is not None  # recorded before the first node
+    spec = contracts.agents.get("coordinator")
+    if spec is None:
+        raise ApplicationError(
+            "no coordinator agent in agents.toml", type=UNKNOWN_AGENT, non_retryable=True
+        )
+    return spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -32,3 +32,23 @@ def tables(
         except ValidationError as err:
             raise error(f"{path} [{under}{key}]: {describe_validation_error(err)}") from err
     return found
+
+
+class ContractFile:
+    """A file of contracts/ read whole and validated at once, so a bad one stops a worker at start.
+
+    A subclass names its default file and its error, and says in `parse` what the tables are.
+    """
+
+    default_path: ClassVar[Path]
+    error: ClassVar[type[ValueError]]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Self:
+        chosen = path or cls.default_path
+        return cls.parse(read_contract(chosen, cls.error), chosen)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], path: Path) -> Self:
+        """The tables of an already read file; `path` names it in errors."""
+        raise NotImplementedError

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from activities.llm.contract_files import read_contract, tables
+from activities.llm.contract_files import ContractFile, tables
 from keel.payloads.llm import Provider
 
 DEFAULT_PRICES = Path(__file__).resolve().parents[2] / "contracts" / "prices.toml"
@@ -23,17 +23,15 @@ class PriceError(ValueError):
     """The table is invalid, or a remote model has no price."""
 
 
-class PriceTable:
+class PriceTable(ContractFile):
+    default_path = DEFAULT_PRICES
+    error = PriceError
+
     def __init__(self, prices: dict[str, dict[str, Price]]) -> None:
         self._prices = prices
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_PRICES) -> PriceTable:
-        return cls.parse(read_contract(path, PriceError), path)
-
-    @classmethod
     def parse(cls, raw: dict[str, Any], path: Path) -> PriceTable:
-        """The prices of an already read file; `path` names it in errors."""
         return cls(
             {
                 provider: tables(models, Price, path, PriceError, f"{provider}.")

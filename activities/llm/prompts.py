@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from activities.llm.contract_files import read_contract, tables
+from activities.llm.contract_files import ContractFile, tables
 
 DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "contracts" / "prompts.toml"
 
@@ -37,20 +37,16 @@ class PromptError(ValueError):
     """A prompt file is invalid, a prompt id is unknown, or a variable is missing."""
 
 
-class PromptBook:
+class PromptBook(ContractFile):
+    default_path = DEFAULT_PROMPTS
+    error = PromptError
+
     def __init__(self, templates: dict[str, PromptTemplate]) -> None:
         self._templates = templates
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_PROMPTS) -> PromptBook:
-        """Fail fast, naming the file and field, rather than on the first call."""
-        return cls.parse(read_contract(path, PromptError), path)
-
-    @classmethod
     def parse(cls, raw: dict[str, Any], path: Path) -> PromptBook:
-        """The templates of an already read file; `path` names it in errors."""
-        templates = tables(raw, PromptTemplate, path, PromptError)
-        return cls(templates)
+        return cls(tables(raw, PromptTemplate, path, PromptError))
 
     def ids(self) -> set[str]:
         return set(self._templates)

@@ -60,33 +60,28 @@ class RateLimits:
 
     async def admit(self, call: GatedCall) -> GatedCall:
         limit = self._limits().get(call.label)
-        if limit is None or not activity.in_activity():
-            return call
-        slot = await self._book(call, limit)
-        if not slot.granted:
-            raise ApplicationError(
-                f"rate limit of {call.label}: {slot.reason}",
-                type=PROVIDER_RATE_LIMITED,
-                next_retry_delay=timedelta(seconds=limit.window_seconds),
-            )
-        if slot.wait_seconds > 0:
-            activity.metric_meter().create_histogram_float(
-                "keel_rate_limit_wait", "seconds a call waited for its rate-limit slot", "s"
-            ).record(slot.wait_seconds, {"model": call.label})
-            try:
-                await asyncio.sleep(slot.wait_seconds)
-            except asyncio.CancelledError:
-                # Cancelled while waiting: the slot goes back for the calls behind it.
-                await self._update(
-                    call.label, SETTLE_UPDATE, Settlement(id=call.call_id, sent=False)
-                )
-                raise
+        if limit is not None:
+            await self._wait(call, await self._book(call, limit))
         return call
+
+    async def _wait(self, call: GatedCall, slot: Slot) -> None:
+        """Until the booked time; cancelled while waiting, the slot goes back for the calls
+        behind it."""
+        if slot.wait_seconds <= 0:
+            return
+        activity.metric_meter().create_histogram_float(
+            "keel_rate_limit_wait", "seconds a call waited for its rate-limit slot", "s"
+        ).record(slot.wait_seconds, {"model": call.label})
+        try:
+            await asyncio.sleep(slot.wait_seconds)
+        except asyncio.CancelledError:
+            await self._update(call.label, SETTLE_UPDATE, Settlement(id=call.call_id, sent=False))
+            raise
 
     async def settle(
         self, call: GatedCall, usage: Usage | None, error: ApplicationError | None
     ) -> None:
-        if call.label not in self._limits() or not activity.in_activity():
+        if call.label not in self._limits():
             return
         if error is not None and error.type == PROVIDER_RATE_LIMITED:
             delay = error.next_retry_delay
@@ -99,8 +94,9 @@ class RateLimits:
             )
 
     async def _book(self, call: GatedCall, limit: RateLimit) -> Slot:
-        """A time to send at. A ledger that cannot be reached holds the call back (it
-        waits, heartbeating) rather than letting it go out uncounted."""
+        """A time to send at, or the ledger's refusal (retried after the window). A ledger
+        that cannot be reached holds the call back (it waits, heartbeating) rather than
+        letting it go out uncounted."""
         booking = Booking(id=call.call_id, tokens=call.tokens, limit=limit)
         slot: Slot = await until_answered(
             lambda: activity.client().execute_update_with_start_workflow(
@@ -112,6 +108,12 @@ class RateLimits:
             ),
             f"rate limit of {call.label}",
         )
+        if not slot.granted:
+            raise ApplicationError(
+                f"rate limit of {call.label}: {slot.reason}",
+                type=PROVIDER_RATE_LIMITED,
+                next_retry_delay=timedelta(seconds=limit.window_seconds),
+            )
         return slot
 
     def _start(self, label: str, limit: RateLimit) -> WithStartWorkflowOperation[None, None]:

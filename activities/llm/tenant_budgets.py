@@ -66,21 +66,15 @@ class TenantBudgets:
 
     async def admit(self, call: GatedCall) -> GatedCall:
         budget = self._budget(call.tenant)
-        if budget is None or not activity.in_activity():
+        if budget is None:
             return call
         grant = await self._reserve(call, budget)
-        if not grant.granted:
-            raise ApplicationError(
-                f"{grant.reason} today; it resets at 00:00 UTC",
-                type=TENANT_BUDGET_EXHAUSTED,
-                non_retryable=True,
-            )
         return call.capped(grant.output_tokens)
 
     async def settle(
         self, call: GatedCall, usage: Usage | None, error: ApplicationError | None
     ) -> None:
-        if not activity.in_activity() or self._budget(call.tenant) is None:
+        if self._budget(call.tenant) is None:
             return
         charge = Charge(
             id=call.call_id,
@@ -101,6 +95,7 @@ class TenantBudgets:
             log.warning("tenant_budget.uncharged", tenant=call.tenant, error=str(failure))
 
     async def _reserve(self, call: GatedCall, budget: TenantBudget) -> Grant:
+        """The hold for the call's most cost, or the refusal when nothing fits."""
         day = _today()
         reservation = Reservation(
             id=call.call_id,
@@ -123,6 +118,12 @@ class TenantBudgets:
             ),
             f"budget of {call.tenant}",
         )
+        if not grant.granted:
+            raise ApplicationError(
+                f"{grant.reason} today; it resets at 00:00 UTC",
+                type=TENANT_BUDGET_EXHAUSTED,
+                non_retryable=True,
+            )
         return grant
 
     def _start(

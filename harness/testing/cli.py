@@ -17,6 +17,8 @@ from keel.infra.settings import WorkerSettings
 SCRIPTED = ["--provider", "scripted", "--model", "refine_and_revise"]
 # The request `ask` routes to the team, on the team's script.
 REQUEST = "Write a report on idempotency keys and circuit breakers"
+# What `client.py` needs to reach a test's workers: its leading arguments, its environment.
+CliTarget = tuple[list[str], dict[str, str]]
 
 
 def cli_env(settings: WorkerSettings) -> dict[str, str]:
@@ -50,7 +52,7 @@ async def cli_workers(
     store: DocumentStore,
     server_address: str,
     settings: WorkerSettings | None = None,
-) -> AsyncIterator[tuple[list[str], dict[str, str]]]:
+) -> AsyncIterator[CliTarget]:
     """Workers of their own, and the arguments and environment that point client.py at them."""
     async with running_workers(client, store, settings) as running:
         yield ["--address", server_address], cli_env(running)
