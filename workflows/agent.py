@@ -87,18 +87,14 @@ class AgentWorkflow:
         self._sending = 0
         # Tool turns, their saga and approvals (workflows/agent_tool_use.py).
         self._tools = ToolUse(request, carry, self._progress, self._flags, self._live)
-        self._recorded = self._tools.calls.recorded
-        self._effects = self._tools.calls.effects
-        self._compensations = self._tools.calls.compensations
-        self._approvals = self._tools.approvals
 
     @workflow.query(name="progress")
     def progress(self) -> AgentProgress:
         self._progress.turn = self._turns
         self._progress.tool_calls = dict(self._tools.tool_calls)
         self._progress.usage = self._usage()
-        self._progress.side_effects = list(self._effects.calls)
-        self._progress.needs_reconciliation = self._effects.waiting
+        self._progress.side_effects = list(self._tools.calls.effects.calls)
+        self._progress.needs_reconciliation = self._tools.calls.effects.waiting
         return self._progress
 
     @workflow.run
@@ -107,8 +103,10 @@ class AgentWorkflow:
             result = await self._run(request)
         except (Exception, asyncio.CancelledError) as error:
             self._progress.status = "cancelled" if is_cancelled_exception(error) else "failed"
-            if self._compensations:
-                self._live.step(f"compensating {len(self._compensations)} side effect(s)")
+            if self._tools.calls.compensations:
+                self._live.step(
+                    f"compensating {len(self._tools.calls.compensations)} side effect(s)"
+                )
                 await self._tools.calls.saga.compensate()
             self._live.release()
             raise
@@ -117,7 +115,7 @@ class AgentWorkflow:
         return result
 
     async def _run(self, request: AgentInput) -> AgentResult:
-        contracts = await load_contracts(self._recorded)
+        contracts = await load_contracts(self._tools.calls.recorded)
         spec = contracts.agents.get(request.agent)
         if spec is None:
             raise ApplicationError(
@@ -133,7 +131,7 @@ class AgentWorkflow:
             call_offset=request.round - 1,
             live=self._live,
             stream_tokens=request.stream_tokens,
-            recorded=self._recorded,
+            recorded=self._tools.calls.recorded,
         )
         max_turns = request.max_turns or spec.max_turns
         if spec.seed_tool and self._carry.runs == 1 and self._turns == 0:
@@ -199,9 +197,9 @@ class AgentWorkflow:
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
             prompts={**self._carry.prompts, **self._model.prompts},
             flags=self._flags,
-            approvals=self._approvals.decided,
+            approvals=self._tools.approvals.decided,
             messages=self._inbox.outcomes(),
-            side_effects=self._effects.calls,
+            side_effects=self._tools.calls.effects.calls,
         )
 
     # --- messages ----------------------------------------------------------------------
@@ -281,7 +279,7 @@ class AgentWorkflow:
         if new:
             self._live.step(step_line(outcome))
             # A call waiting for reconciliation is not abandoned: the message is answered next.
-            waiting = self._effects.waiting is not None
+            waiting = self._tools.calls.effects.waiting is not None
             if (
                 outcome.status == "interrupted"
                 and self._current
@@ -298,20 +296,20 @@ class AgentWorkflow:
     @workflow.update(name="approve_call")
     def approve_call(self, decision: CallDecision) -> PendingCall:
         """A person's decision on the call waiting now; the validator holds the rules."""
-        return self._approvals.answer(decision)
+        return self._tools.approvals.answer(decision)
 
     @approve_call.validator
     def _validate_call_decision(self, decision: CallDecision) -> None:
-        self._approvals.check(decision)
+        self._tools.approvals.check(decision)
 
     @workflow.update(name="reconcile_call")
     def reconcile_call(self, decision: Reconciliation) -> SideEffectCall:
         """An operator's word on a call whose outcome was lost (`client.py reconcile`)."""
-        return self._effects.resolve(decision)
+        return self._tools.calls.effects.resolve(decision)
 
     @reconcile_call.validator
     def _validate_reconciliation(self, decision: Reconciliation) -> None:
-        self._effects.check(decision)
+        self._tools.calls.effects.check(decision)
 
     async def _ask(
         self,
@@ -370,11 +368,11 @@ class AgentWorkflow:
             decisions=self._tools.decisions[-CARRIED_OBSERVATIONS:],
             usage=self._usage(),
             runs=self._carry.runs + 1,
-            compensations=self._compensations,
+            compensations=self._tools.calls.compensations,
             prompts={**self._carry.prompts, **self._model.prompts},
             fallbacks=[*self._carry.fallbacks, *self._model.fallbacks],
             live=self._live.state(),
-            approvals=self._approvals.decided,
+            approvals=self._tools.approvals.decided,
             messages=self._inbox.outcomes(),
             # The messages being answered (a queued one and any that interrupted it) go
             # back to the queue's head, each to be answered by the next run.
@@ -384,10 +382,12 @@ class AgentWorkflow:
             answer=self._answer_so_far,
             answered=bool(self._following),
             **self._carried(),
-            side_effects=self._effects.calls,
+            side_effects=self._tools.calls.effects.calls,
         )
         workflow.logger.info("continuing as new after %d turns", self._turns)
-        return request.model_copy(update={"carry": carry, "recorded": self._recorded.rest()})
+        return request.model_copy(
+            update={"carry": carry, "recorded": self._tools.calls.recorded.rest()}
+        )
 
     def _carried(self) -> dict[str, list[str]]:
         """Interrupting messages the request took in, and the flags: carried since a patch."""

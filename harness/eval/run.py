@@ -28,6 +28,7 @@ from activities.documents.store import DocumentStore
 from activities.llm.assembly import build_gateway
 from harness.eval.dataset import EvalItem, EvalSet
 from harness.eval.score import ItemScore, failed, score_research, score_team
+from harness.testing.stack import SCRIPTED_DIR
 from keel.cli.priority import WorkClass, run_priority
 from keel.cli.render import root_cause
 from keel.infra.binaries import DEV_SERVER_ARGS, temporal_cli
@@ -52,7 +53,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "corpus"
 CORPORA = ("demo", "demo-v1", "demo-ko", "postmortems")
 OnScore = Callable[[ItemScore], None]
-SCRIPTED_DIR = ROOT / "tests" / "fixtures" / "scripted"
 
 
 def _rubrics(contracts: ContractSnapshot) -> dict[str, Rubric]:
