@@ -39,13 +39,13 @@ def script_answer(script: str, node: str = "write", index: int = 0) -> str:
     return answer
 
 
-async def signals(client: Client, workflow_id: str) -> int:
+async def events_of(client: Client, workflow_id: str, kind: EventType.ValueType) -> int:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return sum(
-        1
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-    )
+    return sum(1 for e in history.events if e.event_type == kind)
+
+
+async def signals(client: Client, workflow_id: str) -> int:
+    return await events_of(client, workflow_id, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
 
 
 async def watched_research(
@@ -126,13 +126,16 @@ async def test_a_watcher_sees_each_step_and_the_answer_as_it_is_written(
     assert 0 < await signals(client, workflow_id) < words / 3
 
 
-async def test_a_run_that_does_not_ask_for_tokens_gets_no_signals(
+async def test_a_watched_run_that_does_not_ask_for_tokens_has_nothing_of_its_watcher(
     client: Client, store: DocumentStore
 ) -> None:
+    """The watcher reads by query: no signal, and no update, is in the run's history."""
     workflow_id, recorder, _ = await watched_research(client, store, "slow_pass")
     assert not [e for e in recorder.events if e.kind == "tokens"]
     assert [e.node for e in recorder.events if e.kind == "node"][-1] == "deliver"
     assert await signals(client, workflow_id) == 0
+    accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    assert await events_of(client, workflow_id, accepted) == 0
 
 
 async def test_a_reask_resets_the_rejected_text_before_the_new_one(

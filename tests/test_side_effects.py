@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -108,34 +107,16 @@ class Scenario:
         return listed
 
     async def kill_when_arrived(
-        self, client: Client, process: asyncio.subprocess.Process, tool: str, n: int
+        self, process: asyncio.subprocess.Process, tool: str, n: int
     ) -> None:
         """kill -9 of the worker once the n-th call of `tool` is in flight on it."""
         for _ in range(600):
             if len(self.board.arrivals(tool)) >= n:
-                await self.quiet(client)
                 process.kill()
                 await process.wait()
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"{tool} call {n} never arrived")
-
-    async def quiet(self, client: Client) -> None:
-        """Until the run has had no workflow task pending for a second: the watcher's next
-        poll (an update) has been accepted by the worker about to die. (A poll admitted while
-        that worker's sticky task waits unpolled is delivered to the next worker after the
-        call's timeout, and temporalio 1.35 replays it before the timeout: nondeterminism,
-        docs/live-runs.md.)"""
-        handle = client.get_workflow_handle(self.workflow_id)
-        quiet_since = time.monotonic()
-        for _ in range(300):
-            described = await handle.describe()
-            if described.raw_description.HasField("pending_workflow_task"):
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= 1:
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.workflow_id} never went quiet")
 
 
 async def waiting_call(client: Client, workflow_id: str, call: int) -> dict[str, object]:
@@ -177,7 +158,7 @@ async def test_kill_9_mid_call_waits_for_reconciliation_and_never_sends_again(
     s.hold.touch()
     agent = s.start_agent()
     async with s.worker("a") as first:
-        await s.kill_when_arrived(client, first, "post_notice", 1)
+        await s.kill_when_arrived(first, "post_notice", 1)
     async with s.worker("b") as second:
         waiting = await waiting_call(client, s.workflow_id, 1)
         # The replacement worker has had the run for a while: it did not send it again.
@@ -190,7 +171,7 @@ async def test_kill_9_mid_call_waits_for_reconciliation_and_never_sends_again(
         )
         done = await s.cli("reconcile", s.workflow_id, "--call", "1", "done", "--by", "ops")
         again = await s.cli("reconcile", s.workflow_id, "--call", "1", "retry")
-        await s.kill_when_arrived(client, second, "post_notice", 2)
+        await s.kill_when_arrived(second, "post_notice", 2)
     s.hold.unlink()
     async with s.worker("c"):
         await waiting_call(client, s.workflow_id, 2)
@@ -233,7 +214,7 @@ async def test_kill_9_mid_call_of_a_keyed_tool_sends_the_same_key_and_applies_on
     s.hold.touch()
     agent = s.start_agent()
     async with s.worker("a") as first:
-        await s.kill_when_arrived(client, first, "post_keyed_notice", 1)
+        await s.kill_when_arrived(first, "post_keyed_notice", 1)
     s.hold.unlink()
     async with s.worker("b"):
         ran = await agent

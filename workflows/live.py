@@ -4,8 +4,8 @@ Built on the SDK's WorkflowStream, so the channel is offset-addressed, survives 
 worker crash (its log is rebuilt on replay) and is carried over continue-as-new
 through `state()`. Steps published here are workflow state, not commands: they
 add no history events and change nothing for runs recorded before the channel
-existed. Only subscribers' polls (updates) and the model activity's token deltas
-(signals) add events.
+existed. keel's watchers read by query (keel/cli/channel.py), which records nothing,
+so only the model activity's token deltas (signals) add events.
 """
 
 from __future__ import annotations

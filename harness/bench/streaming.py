@@ -15,7 +15,7 @@ median of those paired ratios is the figure against the target, the ratio of the
 medians is reported beside it.
 
 Reported per way: wall time from start to result; the history's events, workflow
-tasks, signals (token batches) and accepted updates (a watcher's polls); and for
+tasks, signals (token batches) and accepted updates (none: a watcher reads by query); and for
 `tokens` how long the answer's first words took from the model to the watcher. The
 scripted model writes its answer word by word, the call's latency spread over the
 words, so the first word is written one word's share of the latency after the call
@@ -65,7 +65,7 @@ FIRST_TOKEN_TARGET_SECONDS = 1.0
 _COUNTED = {
     "wfts": EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
     "signals": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-    "polls": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    "updates": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
 }
 
 
@@ -244,7 +244,7 @@ def _rows(latency: int, figures: dict[str, Any]) -> list[list[str]]:
                 f"{f['events']:.0f}",
                 f"{f['wfts']:.0f}",
                 f"{f['signals']:.0f}",
-                f"{f['polls']:.0f}",
+                f"{f['updates']:.0f}",
                 first_words,
             ]
         )
@@ -291,7 +291,7 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
             "history events",
             "workflow tasks",
             "signals",
-            "polls",
+            "updates",
             "first words ms",
         ],
         rows=rows,
@@ -299,8 +299,8 @@ async def measure(ctx: Context, runs: int = 10, latencies: tuple[int, ...] = (0,
         notes=[
             f"Target: streaming (`tokens`) adds at most {TARGET_SHARE:.0%} to the flow's wall"
             " time at 500 ms (the paired figure: each round's wall against the same round's"
-            " `off`). Steps cost no events of their own; a watcher's polls are updates,"
-            " token batches are signals, and each wakes the workflow for a task. First"
+            " `off`). Steps cost no events of their own and a watcher reads by query, which"
+            " records none; token batches are signals, each waking the workflow for a task. First"
             f" words: from the model writing them to the watcher, target"
             f" {FIRST_TOKEN_TARGET_SECONDS:.0f} s."
         ],

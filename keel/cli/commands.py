@@ -13,7 +13,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     Priority,
@@ -163,7 +162,7 @@ async def cmd_watch(ctx: Context, args: argparse.Namespace) -> int:
             await follow_history(ctx.client, args.workflow_id, view)
         else:
             await follow(ctx.client, args.workflow_id, view)
-    except (RPCError, WorkflowUpdateFailedError, WorkflowQueryFailedError) as error:
+    except (RPCError, WorkflowQueryFailedError) as error:
         # A flow of the user's own may have no channel: its history is what there is.
         if view.events:  # the channel broke off: what was shown stands
             view.close()

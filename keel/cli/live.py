@@ -1,8 +1,8 @@
 """Follow a run's live channel on a terminal: each step as a line, the answer as written.
 
-Reads the SDK's workflow stream (WorkflowStreamClient.subscribe): a running run is
-long-polled, a finished one is read back from its retained log, so `watch` works
-on both and a watcher that attaches late sees the run from its start. A child
+Reads the SDK's workflow stream by its query (keel/cli/channel.py), a running run and a
+finished one alike, so `watch` works on both, a watcher that attaches late sees the run
+from its start, and watching records nothing in the run's history. A child
 named on the channel is followed too, its lines prefixed with its role.
 """
 
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TextIO
 
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from keel.cli.channel import read_channel
 from keel.payloads.live import LIVE_TOPIC, SHOWN_FIELDS, LiveEvent
 
 POLL_COOLDOWN = timedelta(milliseconds=100)
@@ -189,13 +189,9 @@ class LiveView:
 
 async def follow(client: Client, workflow_id: str, view: LiveView, prefix: str = "") -> None:
     """Show the run's channel until the run has closed and its log is read to the end."""
-    stream = WorkflowStreamClient.create(client, workflow_id)
     children: list[asyncio.Task[None]] = []
     try:
-        async for item in stream.subscribe(
-            [LIVE_TOPIC], result_type=LiveEvent, poll_cooldown=POLL_COOLDOWN
-        ):
-            event = item.data
+        async for event in read_channel(client, workflow_id, [LIVE_TOPIC], POLL_COOLDOWN):
             view.show(prefix, event)
             if event.kind == "child" and event.workflow_id:
                 # A flow's one child (the router's) reads as the run itself: no prefix.
@@ -224,7 +220,7 @@ async def _follow_child(client: Client, workflow_id: str, view: LiveView, prefix
             await asyncio.sleep(0.2)
     try:
         await follow(client, workflow_id, view, prefix)
-    except (RPCError, WorkflowUpdateFailedError) as error:
+    except (RPCError, WorkflowQueryFailedError) as error:
         view.show(prefix, LiveEvent(kind="step", text=f"not followed: {no_channel(error)}"))
 
 
