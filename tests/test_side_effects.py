@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from activities.contracts.loader import load_contracts
+from activities.contracts.loader import ContractError, load_contracts
 from activities.documents.store import DocumentStore
+from harness.testing.mcp_setup import TIME_SERVER, http_server
 from harness.testing.processes import Completed, run_script, worker_process
 from harness.testing.side_effects import turn, write_contracts, write_script
 from harness.testing.stack import (
@@ -35,6 +36,8 @@ from harness.testing.ticket_service import TicketService
 from keel.payloads.agents import AgentInput, AgentResult
 from keel.payloads.side_effects import Reconciliation, SideEffectCall, reconcile_refusal
 from workflows.agent import AgentWorkflow
+
+BOARD_TOKEN = "board-token-1234"  # what the board's MCP server asks of every request
 
 
 class Board:
@@ -57,14 +60,20 @@ class Board:
 
 
 class Scenario:
-    def __init__(self, tmp_path: Path, server_address: str, turns: list[dict[str, object]]):
+    def __init__(
+        self,
+        tmp_path: Path,
+        server_address: str,
+        turns: list[dict[str, object]],
+        board_url: str | None = None,
+    ):
         self.tmp_path = tmp_path
         self.address = server_address
         self.settings = worker_settings()
         self.board = Board(tmp_path / "board" / "board.db")
         self.board.path.parent.mkdir()
         self.hold = self.board.path.parent / "hold"
-        contracts = write_contracts(tmp_path)
+        contracts = write_contracts(tmp_path, board_url=board_url)
         scripts = write_script(tmp_path, turns)
         self.worker_args = ("--contracts-dir", str(contracts), "--scripted-dir", str(scripts))
         self.env = {
@@ -206,25 +215,35 @@ async def test_kill_9_mid_call_waits_for_reconciliation_and_never_sends_again(
     assert s.board.rows("SELECT key FROM retractions") == [(result.side_effects[1].key,)]
 
 
+@pytest.mark.parametrize("tool", ["post_keyed_notice", "post_header_notice"])
 async def test_kill_9_mid_call_of_a_keyed_tool_sends_the_same_key_and_applies_once(
-    client: Client, server_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: Client,
+    server_address: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tool: str,
 ) -> None:
-    s = Scenario(tmp_path, server_address, [turn("post_keyed_notice", "keyed"), turn(None)])
-    monkeypatch.setenv("KEEL_TEST_BOARD", str(s.board.path))
-    s.hold.touch()
-    agent = s.start_agent()
-    async with s.worker("a") as first:
-        await s.kill_when_arrived(first, "post_keyed_notice", 1)
-    s.hold.unlink()
-    async with s.worker("b"):
-        ran = await agent
+    """`post_keyed_notice` (a Python tool) takes the key as an argument;
+    `post_header_notice`, on the board's MCP server over streamable HTTP in a process of
+    its own, in its request's Idempotency-Key header. The model sees neither."""
+    monkeypatch.setenv("KEEL_TEST_BOARD", str(tmp_path / "board" / "board.db"))
+    monkeypatch.setenv("MCP_TEST_TOKEN", BOARD_TOKEN)
+    with http_server(BOARD_TOKEN) as url:
+        s = Scenario(tmp_path, server_address, [turn(tool, "keyed"), turn(None)], board_url=url)
+        s.hold.touch()
+        agent = s.start_agent()
+        async with s.worker("a") as first:
+            await s.kill_when_arrived(first, tool, 1)
+        s.hold.unlink()
+        async with s.worker("b"):
+            ran = await agent
     assert ran.code == 0, ran.stderr
-    arrivals = s.board.arrivals("post_keyed_notice")
+    arrivals = s.board.arrivals(tool)
     # The server saw the call twice, under one key derived from the run and the step,
     # and applied it once; the run needed no operator.
     assert len(arrivals) == 2
     assert arrivals[0][1] == arrivals[1][1]
-    assert str(arrivals[0][1]).startswith(f"{s.workflow_id}:turn-1:")
+    assert arrivals[0][1] == f"{s.workflow_id}:turn-1:{tool}"
     assert s.board.rows("SELECT text FROM notices") == [("keyed",)]
     result = await client.get_workflow_handle(s.workflow_id, result_type=AgentResult).result()
     assert result.side_effects == []
@@ -270,7 +289,8 @@ def test_the_key_argument_is_keels_to_fill_and_hidden_from_the_model(tmp_path: P
     ("table", "complaint"),
     [
         ('idempotency_key = "argument:nope"', "the tool takes no argument 'nope'"),
-        ('idempotency_key = "header:Idempotency-Key"', "is for built-in HTTP tools"),
+        ('idempotency_key = "header:Idempotency-Key"', "a Python tool takes its key as an"),
+        ('idempotency_key = "header:Bad Header"', "'Bad Header' is not an HTTP header name"),
         ('idempotency_key = "key"', "is not written argument:<name> or header:<name>"),
     ],
 )
@@ -286,6 +306,26 @@ compensation = "cancel_ticket"
 """
     with pytest.raises(Exception, match=re.escape(complaint)):
         load_contracts(keyed_contracts(tmp_path, tools))
+
+
+def test_a_key_header_on_a_stdio_server_is_refused_when_the_contracts_load(
+    tmp_path: Path,
+) -> None:
+    """mcp-server-time over stdio: a pipe has no headers to carry the key in."""
+    tools = f"""{TIME_SERVER}
+[tools.post_bad]
+server = "time"
+server_tool = "get_current_time"
+side_effect = true
+compensation = "retract_notice"
+idempotency_key = "header:Idempotency-Key"
+"""
+    with pytest.raises(ContractError) as refused:
+        load_contracts(keyed_contracts(tmp_path, tools))
+    assert str(refused.value).endswith(
+        "[tools.post_bad] idempotency_key: server 'time' is a command (stdio), whose calls"
+        " carry no headers; take the key as an argument (argument:<name>)"
+    )
 
 
 async def test_a_lost_outcome_is_sent_again_only_at_the_operators_word(

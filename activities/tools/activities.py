@@ -190,8 +190,10 @@ class ToolActivities:
         noticed within the heartbeat timeout, and a cancel reaches the call."""
         began = time.monotonic()
         try:
+            header = spec.key_header
+            keyed = (header, call.idempotency_key) if header else None
             result, secrets = await heartbeating(
-                self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds)
+                self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds, keyed)
             )
         except asyncio.CancelledError:
             # Seen through a heartbeat: the call is abandoned and the slot is free at once.

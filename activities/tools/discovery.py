@@ -46,6 +46,7 @@ def resolve_tools(
         update: dict[str, Any] = {} if spec.capability else {"capability": name}
         if spec.server is not None:
             update |= _from_server(name, spec, listings)
+            _check_key_header(name, spec, servers[spec.server])
         elif spec.python is not None:
             update |= _from_python(name, spec)
         resolved[name] = spec.model_copy(update=update) if update else spec
@@ -162,6 +163,23 @@ def _leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     return error
+
+
+def _check_key_header(name: str, spec: ToolSpec, server: McpServerSpec) -> None:
+    """A key in a header needs a request to carry it: an HTTP server's, not a process's pipe."""
+    header = spec.key_header
+    if header is None:
+        return
+    if server.transport != "http":
+        raise DiscoveryError(
+            f"[tools.{name}] idempotency_key: server {spec.server!r} is a command (stdio),"
+            " whose calls carry no headers; take the key as an argument (argument:<name>)"
+        )
+    if header.lower() in {declared.lower() for declared in server.headers}:
+        raise DiscoveryError(
+            f"[tools.{name}] idempotency_key: header {header!r} is one of server"
+            f" {spec.server!r}'s own headers; name another"
+        )
 
 
 def _without_key(name: str, spec: ToolSpec, schema: dict[str, Any]) -> dict[str, Any]:

@@ -14,11 +14,12 @@ has them replaced by `***`: a server that echoes its token puts none in history.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import structlog
@@ -30,6 +31,7 @@ from mcp.types import (
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     CallToolResult,
+    RequestParamsMeta,
     Tool,
 )
 from temporalio.exceptions import ApplicationError
@@ -50,6 +52,8 @@ log = structlog.get_logger()
 # error, a closed connection, a timeout) may pass on a retry.
 REJECTIONS = frozenset({PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS})
 ERROR_CHARS = 300
+KEY_META = "dev.keel/idempotency-key"  # a keyed call's key, in its request's `_meta`
+KEY_HEADER_META = "dev.keel/idempotency-header"  # the header it goes in over HTTP
 
 
 class ServerSetupError(ValueError):
@@ -96,6 +100,7 @@ def open_client(
         return Client(transport, cache=None), values, transport
     assert spec.url is not None
     http = create_mcp_http_client(headers={h: values[h] for h in spec.headers})
+    http.event_hooks = {"request": [_key_in_header]}
     return Client(_HttpTransport(spec.url, http), cache=None), values, None
 
 
@@ -118,6 +123,28 @@ class _HttpTransport:
                 await self._inner.__aexit__(*exc)
         finally:
             await self.http.__aexit__(*exc)
+
+
+def key_meta(header: str, key: str) -> RequestParamsMeta:
+    """The `_meta` of a call whose key goes in `header` (namespaced, as MCP asks)."""
+    meta: dict[str, Any] = {KEY_META: key, KEY_HEADER_META: header}
+    return cast(RequestParamsMeta, meta)  # an open map; mypy reads it as closed
+
+
+async def _key_in_header(request: httpx2.Request) -> None:
+    """A keyed call's key, carried in its `_meta`, set in the header its contract names.
+
+    Per request, so the session stays shared: a key in the client's headers would go
+    with every call, and a session of its own per keyed call costs an MCP handshake."""
+    if request.method != "POST" or KEY_META.encode() not in request.content:
+        return
+    try:
+        meta = json.loads(request.content)["params"]["_meta"]
+        key, header = meta[KEY_META], meta[KEY_HEADER_META]
+    except (ValueError, KeyError, TypeError):
+        return
+    if isinstance(key, str) and isinstance(header, str):
+        request.headers[header] = key
 
 
 class _Session:
@@ -170,12 +197,25 @@ class McpServers:
         self._lock = asyncio.Lock()
         self.starts: dict[str, int] = {}
 
-    async def _session(self, name: str) -> _Session:
+    def _spec(self, name: str) -> McpServerSpec:
         spec = self._servers_of().get(name)
         if spec is None:
             raise ApplicationError(
                 f"no MCP server {name!r} in tools.toml", type=TOOL_CALL_REJECTED, non_retryable=True
             )
+        return spec
+
+    def _new(self, name: str, spec: McpServerSpec) -> _Session:
+        try:
+            return _Session(name, spec, self._environ)
+        except ServerSetupError as error:
+            raise ApplicationError(
+                str(error), type=TOOL_SERVER_UNAVAILABLE, non_retryable=True
+            ) from None
+
+    async def _session(self, name: str) -> _Session:
+        """The server's kept-open session, started (again) when there is none alive."""
+        spec = self._spec(name)
         async with self._lock:
             session = self._sessions.get(name)
             if session is not None and (session.broken or session.spec != spec):
@@ -184,15 +224,13 @@ class McpServers:
                 await session.close()
                 session = None
             if session is None:
-                try:
-                    session = _Session(name, spec, self._environ)
-                except ServerSetupError as error:
-                    raise ApplicationError(
-                        str(error), type=TOOL_SERVER_UNAVAILABLE, non_retryable=True
-                    ) from None
+                session = self._new(name, spec)
                 self._sessions[name] = session
                 self.starts[name] = self.starts.get(name, 0) + 1
                 log.info("mcp.session_opening", server=name, start=self.starts[name])
+        return await self._opened(session)
+
+    async def _opened(self, session: _Session) -> _Session:
         try:
             await session.opened()
         except (Exception, asyncio.CancelledError) as error:
@@ -203,13 +241,32 @@ class McpServers:
         return session
 
     async def call(
-        self, server: str, tool: str, arguments: dict[str, Any], limit_seconds: float
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        limit_seconds: float,
+        key_header: tuple[str, str] | None = None,
     ) -> tuple[CallToolResult, dict[str, str]]:
-        """The tool's result and the secrets to redact from it; typed errors otherwise."""
-        session = await self._session(server)
+        """The tool's result and the secrets to redact from it; typed errors otherwise.
+
+        `key_header` (a header's name, keel's key) goes with the call in its `_meta`,
+        from where the HTTP transport copies it into that header of the call's request."""
+        meta = None if key_header is None else key_meta(*key_header)
+        return await self._call(await self._session(server), tool, arguments, limit_seconds, meta)
+
+    async def _call(
+        self,
+        session: _Session,
+        tool: str,
+        arguments: dict[str, Any],
+        limit_seconds: float,
+        meta: RequestParamsMeta | None,
+    ) -> tuple[CallToolResult, dict[str, str]]:
+        server = session.name
         try:
             result = await session.client.call_tool(
-                tool, arguments, read_timeout_seconds=limit_seconds
+                tool, arguments, read_timeout_seconds=limit_seconds, meta=meta
             )
         except MCPError as error:
             if error.code == LINE_TOO_LONG or (session.stdio and session.stdio.overflowed):

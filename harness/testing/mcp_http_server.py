@@ -8,7 +8,8 @@ it, it may stream (SSE), though mcp 2.3.0 answers a plain call with JSON either 
 Every request must carry `X-Keel-Token` equal to $MCP_TEST_TOKEN (else 401), so a
 test proves the worker sends the header it reads from its environment. `whoami`
 echoes that header back, as a careless server might, to prove keel redacts it;
-`lying_clock` breaks the output schema it lists.
+`lying_clock` breaks the output schema it lists. `post_header_notice` posts on the
+exactly-once tests' notice board once per `Idempotency-Key` header.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from harness.testing.notice_board import post_once_per_key
 
 server = MCPServer("keel-test-http")
 
@@ -44,6 +47,17 @@ def whoami(ctx: Context) -> str:
     """Says which token the request came with."""
     request: Any = ctx.request_context.request
     return f"you sent X-Keel-Token: {request.headers.get('x-keel-token')}"
+
+
+@server.tool()
+async def post_header_notice(text: str, ctx: Context) -> str:
+    """Posts a notice on the board, once per Idempotency-Key header of the request."""
+    request: Any = ctx.request_context.request
+    key = request.headers.get("idempotency-key")
+    if not key:
+        raise ToolError("the request carries no Idempotency-Key header")
+    await post_once_per_key("post_header_notice", text, key)
+    return f"posted: {text}"
 
 
 @server.tool()

@@ -12,6 +12,7 @@ from keel.payloads.clearance import SecurityLevel
 
 # `package.module:function`, as a Python tool names its implementation.
 PYTHON_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")  # what keel sends a key in
 
 # A variable of the worker's environment, named in a contract so that its value (a
 # token, a key) never is: upper case, as environment variables are written.
@@ -93,8 +94,9 @@ class ToolSpec(BaseModel):
         default=None,
         description="where a side effect takes keel's key (derived from the run and the step):"
         " `argument:<name>` (keel fills that argument in; the tool applies a key once) or"
-        " `header:<name>` (built-in HTTP tools). Without one a side effect runs at most once:"
-        " an ambiguous outcome waits for `client.py reconcile`",
+        " `header:<name>` (a built-in tool, or a tool of an MCP server with a url: keel sends"
+        " the key in that header of the call's request). Without one a side effect runs at"
+        " most once: an ambiguous outcome waits for `client.py reconcile`",
     )
     clearance: SecurityLevel = Field(
         default="public",
@@ -150,6 +152,12 @@ class ToolSpec(BaseModel):
         return place.removeprefix("argument:") if place.startswith("argument:") else None
 
     @property
+    def key_header(self) -> str | None:
+        """The HTTP header the call's request carries keel's key in, if the contract names one."""
+        place = self.idempotency_key or ""
+        return place.removeprefix("header:") if place.startswith("header:") else None
+
+    @property
     def at_most_once(self) -> bool:
         """A side effect that takes no key: sent once, never again without an operator.
 
@@ -179,8 +187,10 @@ def _check_key_place(spec: ToolSpec) -> None:
         raise ValueError(
             f"idempotency_key {place!r} is not written argument:<name> or header:<name>"
         )
-    if kind == "header" and spec.source != "builtin":
+    if kind == "header" and not HEADER_NAME.match(name):
+        raise ValueError(f"idempotency_key {place!r}: {name!r} is not an HTTP header name")
+    if kind == "header" and spec.python is not None:
         raise ValueError(
-            "idempotency_key header:<name> is for built-in HTTP tools; an MCP or Python tool"
-            " takes its key as an argument (argument:<name>)"
+            "idempotency_key header:<name> is for tools called over HTTP (built-in, or an MCP"
+            " server with a url); a Python tool takes its key as an argument (argument:<name>)"
         )
