@@ -11,10 +11,12 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from activities.documents.store import DocumentStore
 from harness.testing.stack import new_id, plaintext, running_workers, worker_settings
 from harness.testing.ticket_service import TicketService
+from keel.cli.channel import TRANSIENT
 from keel.infra.settings import WorkerSettings
 from keel.payloads.llm import ModelChoice
 from keel.payloads.tickets import ApprovalDecision, SagaProgress, TicketSagaInput, TicketSagaResult
@@ -53,10 +55,19 @@ async def start(client: Client, settings: WorkerSettings, request: TicketSagaInp
 
 
 async def progress_when(handle: Handle, status: str, seconds: float = 60) -> SagaProgress:
-    """The saga's progress once it reaches `status`."""
+    """The saga's progress once it reaches `status`.
+
+    A query that reaches the run while the worker it was on lies dead (kill -9) can be
+    cancelled by the server: it is asked again, as `client.py watch` does."""
     async with asyncio.timeout(seconds):
         while True:
-            progress = await handle.query(TicketSagaWorkflow.progress)
+            try:
+                progress = await handle.query(TicketSagaWorkflow.progress)
+            except RPCError as error:
+                if error.status not in TRANSIENT:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
             if progress.status == status:
                 return progress
             await asyncio.sleep(0.1)
