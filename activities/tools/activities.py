@@ -188,10 +188,10 @@ class ToolActivities:
     ) -> ToolOutcome:
         """On the server's kept-open session, heartbeating: a worker that dies mid-call is
         noticed within the heartbeat timeout, and a cancel reaches the call."""
+        header = spec.key_header
+        keyed = (header, call.idempotency_key) if header else None
         began = time.monotonic()
         try:
-            header = spec.key_header
-            keyed = (header, call.idempotency_key) if header else None
             result, secrets = await heartbeating(
                 self._mcp.call(server, remote, dict(call.arguments), spec.timeout_seconds, keyed)
             )

@@ -197,25 +197,12 @@ class McpServers:
         self._lock = asyncio.Lock()
         self.starts: dict[str, int] = {}
 
-    def _spec(self, name: str) -> McpServerSpec:
+    async def _session(self, name: str) -> _Session:
         spec = self._servers_of().get(name)
         if spec is None:
             raise ApplicationError(
                 f"no MCP server {name!r} in tools.toml", type=TOOL_CALL_REJECTED, non_retryable=True
             )
-        return spec
-
-    def _new(self, name: str, spec: McpServerSpec) -> _Session:
-        try:
-            return _Session(name, spec, self._environ)
-        except ServerSetupError as error:
-            raise ApplicationError(
-                str(error), type=TOOL_SERVER_UNAVAILABLE, non_retryable=True
-            ) from None
-
-    async def _session(self, name: str) -> _Session:
-        """The server's kept-open session, started (again) when there is none alive."""
-        spec = self._spec(name)
         async with self._lock:
             session = self._sessions.get(name)
             if session is not None and (session.broken or session.spec != spec):
@@ -224,13 +211,15 @@ class McpServers:
                 await session.close()
                 session = None
             if session is None:
-                session = self._new(name, spec)
+                try:
+                    session = _Session(name, spec, self._environ)
+                except ServerSetupError as error:
+                    raise ApplicationError(
+                        str(error), type=TOOL_SERVER_UNAVAILABLE, non_retryable=True
+                    ) from None
                 self._sessions[name] = session
                 self.starts[name] = self.starts.get(name, 0) + 1
                 log.info("mcp.session_opening", server=name, start=self.starts[name])
-        return await self._opened(session)
-
-    async def _opened(self, session: _Session) -> _Session:
         try:
             await session.opened()
         except (Exception, asyncio.CancelledError) as error:
@@ -253,17 +242,7 @@ class McpServers:
         `key_header` (a header's name, keel's key) goes with the call in its `_meta`,
         from where the HTTP transport copies it into that header of the call's request."""
         meta = None if key_header is None else key_meta(*key_header)
-        return await self._call(await self._session(server), tool, arguments, limit_seconds, meta)
-
-    async def _call(
-        self,
-        session: _Session,
-        tool: str,
-        arguments: dict[str, Any],
-        limit_seconds: float,
-        meta: RequestParamsMeta | None,
-    ) -> tuple[CallToolResult, dict[str, str]]:
-        server = session.name
+        session = await self._session(server)
         try:
             result = await session.client.call_tool(
                 tool, arguments, read_timeout_seconds=limit_seconds, meta=meta
